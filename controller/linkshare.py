@@ -1,0 +1,575 @@
+"""The link-share layer: one bottleneck capacity split into per-device, per-direction shares.
+
+This module is the only place edgecollab builds tc commands. The tree is built once and
+then changed in place with ``tc class change`` (never deleted and re-added during a run:
+that drops the backlog and opens an unshaped gap, which is what Mininet's ``intf.config``
+does).
+
+Layout on the edge's switch port (``port``) and our own IFB device (``ifb``)::
+
+    medium 'shared' (default, the paper's model: one budget C for both directions)
+        port ingress + egress --mirred--> ifb: htb 1: (1:1 rate C)
+            per device i and direction d: class 1:4k   rate share  ceil share|C
+                ACK child 1:4k+1  prio 0 (pure ACKs of the reverse flow)
+                data child 1:4k+2 prio 1 (everything else)
+            1:3 other (ARP, unmatched traffic), default class
+    medium 'duplex' (separate budgets C per direction)
+        port egress (towards the edge, 'up') : htb tree with the up classes
+        port ingress --mirred--> ifb ('down'): htb tree with the down classes
+
+with k = 2 i + (0 for up, 1 for down).  Directions: ``up`` is every packet from a device
+to the edge (data batches, and the ACKs of checkpoint downloads), ``down`` every packet
+from the edge to a device (checkpoints, and the ACKs of data uploads).
+
+The ACK child (``ack_priority``, on by default) is a realism knob.  Without it a pure ACK
+of the reverse flow waits behind a full queue of data in the same class, and two bulk
+flows in opposite directions both collapse to about 40% of their shares (measured on this
+machine).  With it the ACKs take a small, prioritised part of their class and both flows
+hold their shares.  The ACK child's guaranteed rate is ``ack_fraction`` of the reverse
+direction's share (delayed ACKs cost about 2.2% of the reverse data rate, quick ACKs
+4.4%).  ACKs use airtime: they come out of their class's share, so a direction's
+goodput is its share minus the reverse flow's ACK bytes, times 1448/1514 for headers;
+and a class is never smaller than those ACKs need, so a direction given no share does
+not stall the reverse flow (the budget may then exceed C by at most ``ack_fraction``).
+
+Share modes: ``strict`` (a class never exceeds its share: ceil = rate) and
+``work-conserving`` (a class may borrow unused capacity: ceil = C).
+
+Queues: each leaf holds a bfifo of ``queue_ms`` worth of its rate (at least 16 full-size
+packets), resized in place when the rate changes.  Where the kernel has netem, a leaf is a
+netem qdisc instead when a delay or loss is configured; where it does not, a delay or loss
+setting is refused (``UnsupportedError``).
+
+Classification uses u32 hash tables keyed on the device address's last octet (one table
+per /24, direction and ACK-ness), so a packet meets a handful of filters, not 4 N.
+"""
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+
+from edgecollab.errors import ConfigError, UnsupportedError
+from edgecollab.shell import runner as default_runner
+from edgecollab.units import tc_rate
+
+log = logging.getLogger(__name__)
+
+UP, DOWN = 'up', 'down'
+DIRECTIONS = (UP, DOWN)
+MEDIA = ('shared', 'duplex')
+MODES = ('strict', 'work-conserving')
+
+MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
+TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
+GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of its rate
+MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
+MIN_CAPACITY_MBIT = 0.1
+MAX_CAPACITY_MBIT = 10000.0
+MAX_DEVICES = 8000        # class minors are 16 bits: 4 (2 N + 1) + 2 <= 0xffff
+ROOT, OTHER = 1, 3        # minors of the root class and the default class
+ACK_MATCH = ['match', 'ip', 'protocol', '6', '0xff',     # TCP
+             'match', 'u8', '0x05', '0x0f', 'at', '0',    # 20-byte IP header
+             'match', 'u16', '0x0000', '0xff80', 'at', '2',  # total length < 128
+             'match', 'u8', '0x10', '0x10', 'at', '33']   # ACK flag set
+
+
+@dataclass(frozen=True)
+class ShapingConfig:
+    """How the bottleneck is shaped.
+
+    capacity_mbit: total capacity C (Mbit/s), 0.1 .. 10000.
+    medium: 'shared' (one budget for both directions) or 'duplex' (one per direction).
+    mode: 'strict' (ceil = share) or 'work-conserving' (ceil = C).
+    ack_priority: put pure ACKs in a prioritised child of each direction class.
+    ack_fraction: guaranteed ACK rate as a fraction of the reverse direction's share.
+    queue_ms: leaf queue length in milliseconds of the leaf's rate.
+    delay_ms: one-way delay added per direction (needs netem).
+    loss_pct: random loss per direction in percent (needs netem).
+    """
+    capacity_mbit: float
+    medium: str = 'shared'
+    mode: str = 'strict'
+    ack_priority: bool = True
+    ack_fraction: float = 0.05
+    queue_ms: float = 100.0
+    delay_ms: float = 0.0
+    loss_pct: float = 0.0
+
+    def __post_init__(self):
+        check_capacity(self.capacity_mbit)
+        if self.medium not in MEDIA:
+            raise ConfigError('medium %r is unknown (known: %s)' % (self.medium, ', '.join(MEDIA)))
+        if self.mode not in MODES:
+            raise ConfigError('share mode %r is unknown (known: %s)' % (self.mode, ', '.join(MODES)))
+        if not 0 < self.ack_fraction <= 0.5:
+            raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
+        if not 1 <= self.queue_ms <= 10000:
+            raise ConfigError('queue_ms must be in [1, 10000], got %r' % self.queue_ms)
+        if not 0 <= self.delay_ms <= 60000:
+            raise ConfigError('delay_ms must be in [0, 60000], got %r' % self.delay_ms)
+        if not 0 <= self.loss_pct <= 100:
+            raise ConfigError('loss_pct must be in [0, 100], got %r' % self.loss_pct)
+
+    @property
+    def needs_netem(self):
+        """True when a delay or a loss is asked for."""
+        return self.delay_ms > 0 or self.loss_pct > 0
+
+
+def check_capacity(capacity_mbit):
+    """Raise ConfigError unless capacity_mbit (Mbit/s) is a rate the layer can shape."""
+    if not isinstance(capacity_mbit, (int, float)) or isinstance(capacity_mbit, bool) or \
+            not MIN_CAPACITY_MBIT <= capacity_mbit <= MAX_CAPACITY_MBIT:
+        raise ConfigError('capacity must be between %g and %g Mbit/s, got %r'
+                          % (MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT, capacity_mbit))
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device seen by the link-share layer: its name and data-plane IPv4 address."""
+    name: str
+    ip: str
+
+
+@dataclass
+class ClassCounters:
+    """Counters of one device-direction class, summed over its leaves."""
+    bytes: int = 0
+    packets: int = 0
+    drops: int = 0
+    overlimits: int = 0
+    backlog_bytes: int = 0
+    backlog_packets: int = 0
+    ack_bytes: int = 0       # of bytes: those that went through the ACK child
+
+
+# ---------------------------------------------------------------- pure builders
+
+def class_minor(index, direction):
+    """The HTB minor of device number index (1-based) in direction."""
+    return 4 * (2 * index + (0 if direction == UP else 1))
+
+
+def _hex(number):
+    return '%x' % number
+
+
+def _burst_bytes(rate_mbit):
+    # 2 ms of the rate, at least two full frames: enough for line rate at 1 Gbit/s.
+    return max(2 * MTU_FRAME, int(rate_mbit * 1e6 / 8 * 0.002))
+
+
+def _quantum_bytes(rate_mbit):
+    # 10 ms of the rate as the DRR quantum between borrowing siblings, capped where HTB
+    # would warn; set explicitly so tc never prints "quantum is big/small".
+    return max(MTU_FRAME, min(200000, int(rate_mbit * 1e6 / 8 * 0.01)))
+
+
+def htb_class(verb, dev, parent, minor, rate_mbit, ceil_mbit, prio):
+    """tc arguments to add or change one HTB class (rates in Mbit/s)."""
+    ceil_mbit = max(ceil_mbit, rate_mbit)
+    return ['class', verb, 'dev', dev, 'parent', '1:%s' % _hex(parent),
+            'classid', '1:%s' % _hex(minor), 'htb', 'rate', tc_rate(rate_mbit),
+            'ceil', tc_rate(ceil_mbit), 'burst', str(_burst_bytes(rate_mbit)),
+            'cburst', str(_burst_bytes(ceil_mbit)), 'quantum', str(_quantum_bytes(rate_mbit)),
+            'prio', str(prio)]
+
+
+def leaf_qdisc(verb, dev, minor, rate_mbit, config):
+    """tc arguments to add or change the queue of leaf class minor (rate in Mbit/s)."""
+    limit = max(16 * MTU_FRAME, int(rate_mbit * 1e6 / 8 * config.queue_ms / 1000))
+    head = ['qdisc', verb, 'dev', dev, 'parent', '1:%s' % _hex(minor), 'handle',
+            '%s:' % _hex(minor)]
+    if not config.needs_netem:
+        return head + ['bfifo', 'limit', str(limit)]
+    netem = ['netem', 'limit', str(max(16, limit // MTU_FRAME))]
+    if config.delay_ms > 0:
+        netem += ['delay', '%gms' % config.delay_ms]
+    if config.loss_pct > 0:
+        netem += ['loss', '%g%%' % config.loss_pct]
+    return head + netem
+
+
+@dataclass
+class ShareTree:
+    """The numbers of one HTB tree: which directions it holds and the rates of its classes.
+
+    Pure: it turns capacities and share fractions into tc argument lists, nothing more.
+    """
+    dev: str
+    directions: tuple
+    config: ShapingConfig
+    edge_ip: str
+    devices: list
+    capacity_mbit: float = 0.0
+    fractions: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.capacity_mbit = self.config.capacity_mbit
+        if not self.fractions:
+            self.fractions = equal_fractions(self.devices)
+
+    # rates
+    def share_mbit(self, name, direction):
+        """The share of device name in direction, in Mbit/s."""
+        return max(MIN_RATE_MBIT, self.fractions[name][direction] * self.capacity_mbit)
+
+    def _rates(self, name, direction):
+        """(class rate, class ceil, ack rate, data rate) in Mbit/s."""
+        reverse = DOWN if direction == UP else UP
+        ack = max(MIN_RATE_MBIT, self.config.ack_fraction * self.share_mbit(name, reverse))
+        # Never smaller than the airtime the reverse flow's ACKs need, or a direction
+        # given nothing would also stall the other one.
+        rate = max(self.share_mbit(name, direction), ack + MIN_RATE_MBIT)
+        ceil = rate if self.config.mode == 'strict' else max(rate, self.capacity_mbit)
+        data = max(MIN_RATE_MBIT, rate - ack)
+        return rate, ceil, ack, data
+
+    def _other_mbit(self):
+        return max(MIN_RATE_MBIT, 0.01 * self.capacity_mbit)
+
+    # commands
+    def class_commands(self, verb):
+        """Commands adding (verb 'add') or changing ('change') every class and leaf queue."""
+        cmds = [htb_class(verb, self.dev, 0, ROOT, self.capacity_mbit, self.capacity_mbit, 0)]
+        cmds[0] = _root_class(cmds[0])
+        other = self._other_mbit()
+        cmds.append(htb_class(verb, self.dev, ROOT, OTHER, other, self.capacity_mbit, 7))
+        cmds.append(leaf_qdisc(verb, self.dev, OTHER, other, self.config))
+        for index, device in enumerate(self.devices, start=1):
+            for direction in self.directions:
+                cmds += self._device_commands(verb, index, device.name, direction)
+        return cmds
+
+    def _device_commands(self, verb, index, name, direction):
+        share, ceil, ack, data = self._rates(name, direction)
+        minor = class_minor(index, direction)
+        if not self.config.ack_priority:
+            return [htb_class(verb, self.dev, ROOT, minor, share, ceil, 1),
+                    leaf_qdisc(verb, self.dev, minor, share, self.config)]
+        return [htb_class(verb, self.dev, ROOT, minor, share, ceil, 1),
+                htb_class(verb, self.dev, minor, minor + 1, ack, ceil, 0),
+                leaf_qdisc(verb, self.dev, minor + 1, ack, self.config),
+                htb_class(verb, self.dev, minor, minor + 2, data, ceil, 1),
+                leaf_qdisc(verb, self.dev, minor + 2, data, self.config)]
+
+    def build_commands(self):
+        """Commands creating the tree from an empty root: qdisc, classes, filters."""
+        cmds = [['qdisc', 'add', 'dev', self.dev, 'root', 'handle', '1:', 'htb',
+                 'default', _hex(OTHER)]]
+        return cmds + self.class_commands('add') + self.filter_commands()
+
+    def filter_commands(self):
+        """u32 hash-table filters sending each device's packets to its classes."""
+        groups = {}
+        for index, device in enumerate(self.devices, start=1):
+            net = ipaddress.ip_network(device.ip + '/24', strict=False)
+            groups.setdefault(net, []).append((index, device))
+        kinds = [(True, 10), (False, 20)] if self.config.ack_priority else [(False, 20)]
+        cmds = []
+        for gnum, (net, members) in enumerate(sorted(groups.items())):
+            for direction in self.directions:
+                for is_ack, prio in kinds:
+                    table = 0x100 + 4 * gnum + 2 * DIRECTIONS.index(direction) + int(is_ack)
+                    if table > 0xfff:
+                        raise ConfigError('too many /24 device groups for u32 hash tables')
+                    cmds += self._group_filters(net, members, direction, is_ack, prio, table)
+        return cmds
+
+    def _group_filters(self, net, members, direction, is_ack, prio, table):
+        base = ['filter', 'add', 'dev', self.dev, 'parent', '1:', 'protocol', 'ip',
+                'prio', str(prio), 'u32']
+        # up: device is the source (offset 12); down: device is the destination (16).
+        dev_field, edge_field, offset = ('src', 'dst', 12) if direction == UP else \
+            ('dst', 'src', 16)
+        cmds = [['filter', 'add', 'dev', self.dev, 'parent', '1:', 'protocol', 'ip',
+                 'prio', str(prio), 'handle', '%x:' % table, 'u32', 'divisor', '256']]
+        link = base + ['match', 'ip', edge_field, self.edge_ip + '/32',
+                       'match', 'ip', dev_field, str(net)]
+        if is_ack:
+            link += ACK_MATCH
+        cmds.append(link + ['hashkey', 'mask', '0x000000ff', 'at', str(offset),
+                            'link', '%x:' % table])
+        for index, device in members:
+            bucket = int(device.ip.split('.')[-1])
+            minor = class_minor(index, direction)
+            if self.config.ack_priority:
+                minor += 1 if is_ack else 2
+            cmds.append(base + ['ht', '%x:%x:' % (table, bucket), 'match', 'ip', dev_field,
+                                device.ip + '/32', 'flowid', '1:%s' % _hex(minor)])
+        return cmds
+
+    def leaf_minors(self):
+        """{minor: (device name, direction, is_ack)} of every leaf class of a device."""
+        leaves = {}
+        for index, device in enumerate(self.devices, start=1):
+            for direction in self.directions:
+                minor = class_minor(index, direction)
+                if self.config.ack_priority:
+                    leaves[minor + 1] = (device.name, direction, True)
+                    leaves[minor + 2] = (device.name, direction, False)
+                else:
+                    leaves[minor] = (device.name, direction, False)
+        return leaves
+
+
+def _root_class(cmd):
+    # The root class hangs from the qdisc (parent 1:), not from a class.
+    cmd = list(cmd)
+    cmd[cmd.index('parent') + 1] = '1:'
+    return cmd
+
+
+def redirect_commands(port, ifb, hooks):
+    """Commands redirecting the port's ingress and/or egress (hooks) into the IFB."""
+    cmds = [['qdisc', 'add', 'dev', port, 'clsact']]
+    for hook in hooks:
+        cmds.append(['filter', 'add', 'dev', port, hook, 'protocol', 'all', 'prio', '1',
+                     'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress',
+                     'redirect', 'dev', ifb])
+    return cmds
+
+
+def equal_fractions(devices):
+    """Every device-direction class gets 1 / (2 N) of the capacity."""
+    each = 1.0 / (2 * max(1, len(devices)))
+    return {d.name: {UP: each, DOWN: each} for d in devices}
+
+
+def check_fractions(fractions, devices, medium):
+    """Raise ConfigError unless fractions cover exactly the devices and fit the budget."""
+    names = {d.name for d in devices}
+    unknown = set(fractions) - names
+    if unknown:
+        raise ConfigError('unknown device(s) %s (known: %s)'
+                          % (', '.join(sorted(unknown)), ', '.join(sorted(names))))
+    totals = {UP: 0.0, DOWN: 0.0}
+    for name, share in fractions.items():
+        if set(share) != set(DIRECTIONS):
+            raise ConfigError('share of %s must give exactly up and down' % name)
+        for direction, value in share.items():
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError('share %s/%s must be a fraction in [0, 1], got %r'
+                                  % (name, direction, value))
+            totals[direction] += value
+    budgets = [totals[UP] + totals[DOWN]] if medium == 'shared' else list(totals.values())
+    if any(total > 1 + 1e-9 for total in budgets):
+        raise ConfigError('shares add up to more than the capacity (%s medium: %s)'
+                          % (medium, ', '.join('%.4f' % t for t in budgets)))
+
+
+_CLASS_LINE = re.compile(r'^class htb 1:([0-9a-f]+) ')
+_SENT = re.compile(r'Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)')
+_BACKLOG = re.compile(r'backlog (\d+)b (\d+)p')
+
+
+def parse_class_stats(text):
+    """Parse ``tc -s class show`` output into {minor: ClassCounters}."""
+    stats, current = {}, None
+    for line in text.splitlines():
+        match = _CLASS_LINE.match(line)
+        if match:
+            current = ClassCounters()
+            stats[int(match.group(1), 16)] = current
+            continue
+        if current is None:
+            continue
+        sent = _SENT.search(line)
+        if sent:
+            current.bytes, current.packets, current.drops, current.overlimits = \
+                (int(x) for x in sent.groups())
+        backlog = _BACKLOG.search(line)
+        if backlog:
+            current.backlog_bytes, current.backlog_packets = (int(x) for x in backlog.groups())
+    return stats
+
+
+# ---------------------------------------------------------------- the live layer
+
+class LinkShare:
+    """A bottleneck port shaped by one or two HTB trees, changed live.
+
+    port: the edge's switch port (root namespace); ifb: the name of our own IFB device;
+    edge_ip: the edge's data-plane address; devices: list of Device.
+    """
+
+    def __init__(self, config, port, ifb, edge_ip, devices, run=default_runner):
+        if not devices:
+            raise ConfigError('a link share needs at least one device')
+        if len(devices) > MAX_DEVICES:
+            raise ConfigError('at most %d devices per link share, got %d'
+                              % (MAX_DEVICES, len(devices)))
+        if len({d.name for d in devices}) != len(devices):
+            raise ConfigError('device names must be unique')
+        self.config = config
+        self.port, self.ifb, self.edge_ip = port, ifb, edge_ip
+        self.devices = list(devices)
+        self.run = run
+        if config.medium == 'shared':
+            self.trees = [ShareTree(ifb, DIRECTIONS, config, edge_ip, self.devices)]
+            # On the edge's port, egress carries 'up' packets and ingress 'down' ones.
+            self.redirected = ('ingress', 'egress')
+        else:
+            self.trees = [ShareTree(port, (UP,), config, edge_ip, self.devices),
+                          ShareTree(ifb, (DOWN,), config, edge_ip, self.devices)]
+            self.redirected = ('ingress',)
+        self.started = False
+
+    @property
+    def capacity_mbit(self):
+        """The capacity C now in force, in Mbit/s."""
+        return self.trees[0].capacity_mbit
+
+    @property
+    def fractions(self):
+        """{device: {'up': f, 'down': f}}: the shares now in force, as fractions of C."""
+        return {name: dict(share) for name, share in self.trees[0].fractions.items()}
+
+    def share_mbit(self, name, direction):
+        """The share of a device in a direction now in force, in Mbit/s."""
+        return self.trees[0].share_mbit(name, direction)
+
+    def start(self):
+        """Create the IFB, the trees and the filters."""
+        if self.config.needs_netem:
+            self._require_netem()
+        create_ifb(self.ifb, self.run)
+        self.started = True
+        cmds = []
+        for tree in self.trees:
+            cmds += tree.build_commands()
+        cmds += redirect_commands(self.port, self.ifb, self.redirected)
+        self.run.tc_batch(cmds, 'build the %s share tree on %s' % (self.config.medium, self.port))
+        log.info('*** Link share: %s medium, %s mode, C = %g Mbit/s, %d devices, ACK priority %s',
+                 self.config.medium, self.config.mode, self.capacity_mbit, len(self.devices),
+                 'on' if self.config.ack_priority else 'off')
+
+    def _require_netem(self):
+        probe = self.ifb + 'n'
+        self.run.run(['ip', 'link', 'add', probe, 'type', 'ifb'], 'create netem probe device')
+        try:
+            out = self.run.run(['tc', 'qdisc', 'add', 'dev', probe, 'root', 'netem',
+                                'delay', '1ms'], 'probe for netem', check=False)
+            shown = self.run.run(['tc', 'qdisc', 'show', 'dev', probe], 'probe for netem')
+        finally:
+            self.run.run(['ip', 'link', 'del', probe], 'remove netem probe device')
+        if 'netem' not in shown:
+            raise UnsupportedError(
+                'delay/loss need the netem qdisc (sch_netem), which this kernel does not '
+                'have; remove the delay and loss settings or run on a kernel with netem%s'
+                % (' (%s)' % out.strip() if out.strip() else ''))
+
+    def set_capacity(self, capacity_mbit):
+        """Change C in place (Mbit/s), keeping every share's fraction."""
+        check_capacity(capacity_mbit)
+        for tree in self.trees:
+            tree.capacity_mbit = float(capacity_mbit)
+        self._apply('set capacity to %g Mbit/s' % capacity_mbit)
+
+    def set_shares(self, fractions):
+        """Change shares in place: {device: {'up': f, 'down': f}}, fractions of C.
+
+        Devices not named keep their shares.
+        """
+        merged = self.fractions
+        merged.update({name: dict(share) for name, share in fractions.items()})
+        check_fractions(merged, self.devices, self.config.medium)
+        for tree in self.trees:
+            tree.fractions = {name: dict(share) for name, share in merged.items()}
+        self._apply('set shares of %s' % ', '.join(sorted(fractions)) if len(fractions) <= 4
+                    else 'set shares of %d devices' % len(fractions))
+
+    def _apply(self, doing):
+        cmds = []
+        for tree in self.trees:
+            cmds += tree.class_commands('change')
+        self.run.tc_batch(cmds, doing)
+
+    def counters(self):
+        """{(device, direction): ClassCounters}, read from the kernel now."""
+        result = {(d.name, direction): ClassCounters() for d in self.devices
+                  for direction in DIRECTIONS}
+        for tree in self.trees:
+            text = self.run.run(['tc', '-s', 'class', 'show', 'dev', tree.dev],
+                                'read class counters of %s' % tree.dev)
+            stats = parse_class_stats(text)
+            for minor, (name, direction, is_ack) in tree.leaf_minors().items():
+                if minor in stats:
+                    total, leaf = result[(name, direction)], stats[minor]
+                    for attr in vars(total):
+                        setattr(total, attr, getattr(total, attr) + getattr(leaf, attr))
+                    if is_ack:
+                        total.ack_bytes += leaf.bytes
+        return result
+
+    def qdisc_handles(self):
+        """Sorted 'dev handle kind' strings of every qdisc on our devices (for checks)."""
+        handles = []
+        for dev in (self.port, self.ifb):
+            text = self.run.run(['tc', 'qdisc', 'show', 'dev', dev], 'list qdiscs of %s' % dev)
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and parts[0] == 'qdisc':
+                    handles.append('%s %s %s' % (dev, parts[2], parts[1]))
+        return sorted(handles)
+
+    def stop(self):
+        """Remove the IFB and our qdiscs from the port; safe to call twice."""
+        if not self.started:
+            return
+        self.started = False
+        self.run.run(['tc', 'qdisc', 'del', 'dev', self.port, 'clsact'],
+                     'remove redirect from %s' % self.port, check=False)
+        if self.config.medium == 'duplex':
+            self.run.run(['tc', 'qdisc', 'del', 'dev', self.port, 'root'],
+                         'remove share tree from %s' % self.port, check=False)
+        self.run.run(['ip', 'link', 'del', self.ifb], 'remove IFB device %s' % self.ifb,
+                     check=False)
+
+
+def create_ifb(name, run):
+    """Create and bring up our own IFB device called name."""
+    run.run(['ip', 'link', 'add', name, 'type', 'ifb'], 'create IFB device %s' % name)
+    run.run(['ip', 'link', 'set', name, 'up'], 'bring up %s' % name)
+
+
+class AccessLink:
+    """One device's own access link, shaped at capacity_mbit (Mbit/s) each way.
+
+    Down (towards the device) is shaped on the bridge port's egress; up on our IFB that
+    the port's ingress is redirected into, so the device's own stack never sees a local
+    qdisc drop.  Each has the same ACK child as the bottleneck, since the ACKs of one
+    direction queue behind the other's data.
+    """
+
+    def __init__(self, capacity_mbit, port, ifb, name, device_ip, edge_ip, shaping,
+                 run=default_runner):
+        config = ShapingConfig(capacity_mbit, medium='duplex', mode='strict',
+                               ack_priority=shaping.ack_priority,
+                               ack_fraction=shaping.ack_fraction, queue_ms=shaping.queue_ms)
+        device = [Device(name, device_ip)]
+        full = {name: {UP: 1.0, DOWN: 1.0}}
+        self.up = ShareTree(ifb, (UP,), config, edge_ip, device, fractions=full)
+        self.down = ShareTree(port, (DOWN,), config, edge_ip, device, fractions=full)
+        self.name, self.port, self.ifb, self.run = name, port, ifb, run
+
+    def start(self):
+        """Build both trees and the redirect."""
+        create_ifb(self.ifb, self.run)
+        self.run.tc_batch(self.down.build_commands() + self.up.build_commands() +
+                          redirect_commands(self.port, self.ifb, ('ingress',)),
+                          'shape access link of %s' % self.name)
+
+    def set_capacity(self, capacity_mbit):
+        """Change the access capacity in place (Mbit/s)."""
+        check_capacity(capacity_mbit)
+        for tree in (self.up, self.down):
+            tree.capacity_mbit = float(capacity_mbit)
+        self.run.tc_batch(self.down.class_commands('change') + self.up.class_commands('change'),
+                          'set access capacity of %s to %g Mbit/s' % (self.name, capacity_mbit))
+
+    def stop(self):
+        """Remove the IFB (the port goes with the link); safe to call twice."""
+        self.run.run(['ip', 'link', 'del', self.ifb], 'remove IFB device %s' % self.ifb,
+                     check=False)

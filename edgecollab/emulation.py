@@ -1,0 +1,152 @@
+"""One live Mininet emulation of a topology, owned from start to cleanup.
+
+Usage::
+
+    with Emulation(EdgeStar(n=2, capacity='20mbit', prefix='ec')) as emu:
+        emu.linkshare.set_shares({'d1': {'up': 0.5, 'down': 0.25}})
+        proc = emu.popen('d1', ['iperf3', '-c', emu.ip('edge'), '-t', '5'])
+
+Leaving the ``with`` block (normally, by an exception, Ctrl-C or SIGTERM) stops every
+process the emulation started, removes the shaping and every interface it created.
+"""
+
+import logging
+import os
+import subprocess
+import time
+
+from mininet.link import Link
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.nodelib import LinuxBridge
+
+from edgecollab import cleanup
+from edgecollab.errors import EdgecollabError
+from edgecollab.topologies import addressing
+
+log = logging.getLogger(__name__)
+
+
+class Emulation:
+    """A started Mininet network of topo whose root-namespace names start with prefix."""
+
+    def __init__(self, topo):
+        self.topo = topo
+        prefix = addressing.check_prefix(getattr(topo, 'prefix', 'ec'))
+        self.prefix = prefix
+        self.net = None
+        self.state = cleanup.RunState(prefix)
+        self.lock = cleanup.EmulationLock()
+        self.procs = []
+        self.start_s = None
+
+    # lifecycle
+    def start(self):
+        """Build and start the network; on any failure, leave nothing behind."""
+        cleanup.install_signal_handlers()
+        self.lock.acquire()
+        try:
+            if cleanup.owned_interfaces(self.prefix) or os.path.exists(self.state.path):
+                log.info('*** Removing leftovers of an earlier run with prefix %r', self.prefix)
+                cleanup.clean(self.prefix)
+            setLogLevel('error')
+            began = time.monotonic()
+            self.state.save()
+            self.net = Mininet(topo=self.topo, switch=LinuxBridge, controller=None, link=Link,
+                               build=False, autoSetMacs=False, waitConnected=False)
+            self.net.build()
+            for node in self.net.hosts + self.net.switches:
+                self.state.add_process(node.pid, 'shell of %s' % node.name)
+            self.net.start()
+            self.start_s = time.monotonic() - began
+            log.info('*** Emulation %r up: %d hosts in %.1f s', self.prefix,
+                     len(self.net.hosts), self.start_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop processes, the network and the shaping; remove leftovers (idempotent)."""
+        try:
+            for proc in reversed(self.procs):
+                cleanup.kill_group(proc.pid, proc.start, proc.what)
+                try:
+                    proc.popen.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.procs = []
+            if self.net is not None:
+                net, self.net = self.net, None
+                try:
+                    net.stop()
+                except Exception as exc:  # keep cleaning even if Mininet's stop fails
+                    log.warning('Mininet stop failed: %s: %s', type(exc).__name__, exc)
+            cleanup.clean(self.prefix)
+        finally:
+            self.lock.release()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # access
+    def host(self, name):
+        """The Mininet host called name."""
+        if self.net is None:
+            raise EdgecollabError('the emulation is not running')
+        try:
+            return self.net[name]
+        except KeyError:
+            raise EdgecollabError('no host %r (hosts: %s)' % (
+                name, ', '.join(h.name for h in self.net.hosts))) from None
+
+    def ip(self, name):
+        """The data-plane address of host name."""
+        return self.host(name).IP()
+
+    @property
+    def medium(self):
+        """The shaped data-plane bridge."""
+        return self.net[addressing.data_switch(self.prefix)]
+
+    @property
+    def linkshare(self):
+        """The link-share layer of the bottleneck."""
+        return self.medium.linkshare
+
+    @property
+    def devices(self):
+        """Names of the device hosts, in order."""
+        return [h.name for h in self.net.hosts if h.name != addressing.EDGE]
+
+    def popen(self, name, argv, stdout=None, stderr=None, env=None, what=None):
+        """Start argv in host name's namespace in a process group of its own; recorded.
+
+        stdout/stderr: file objects (default: discarded).
+        """
+        host = self.host(name)
+        popen = host.popen([str(a) for a in argv], stdout=stdout or subprocess.DEVNULL,
+                           stderr=stderr or subprocess.DEVNULL, env=env)
+        label = what or '%s on %s' % (os.path.basename(str(argv[0])), name)
+        proc = _Proc(popen, label)
+        self.procs.append(proc)
+        self.state.add_process(popen.pid, label)
+        return popen
+
+    def cmd(self, name, argv, doing, timeout=60):
+        """Run argv in host name's namespace to completion; return stdout (checked)."""
+        from edgecollab.shell import runner
+        host = self.host(name)
+        return runner.run(argv, doing, ns_pid=host.pid, ns_name=name, timeout=timeout)
+
+
+class _Proc:
+    """A process the emulation started: its Popen, start time and label."""
+
+    def __init__(self, popen, what):
+        self.popen, self.pid, self.what = popen, popen.pid, what
+        self.start = cleanup.process_start_time(popen.pid)

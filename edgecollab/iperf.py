@@ -1,0 +1,79 @@
+"""Measure receiver-side goodput with iperf3 between emulated hosts.
+
+Used by the emulation tests and the benchmarks: a real TCP client in each direction, the
+receiver's per-interval byte counts, and their times on this process's monotonic clock.
+"""
+
+import json
+import subprocess
+import time
+
+from edgecollab.errors import CommandError, EdgecollabError
+from edgecollab.nodes.ready import wait_for_port
+
+
+class Flow:
+    """One iperf3 test from a device to the edge (up) or from the edge to a device (down).
+
+    window: socket buffer size for iperf3 -w (e.g. '1M'), None for the system default.
+    """
+
+    def __init__(self, emu, device, direction, port, duration_s, interval_s=0.5,
+                 window=None):
+        self.emu, self.device, self.direction = emu, device, direction
+        self.window = window
+        self.port, self.duration_s, self.interval_s = port, duration_s, interval_s
+        self.client = None
+        self.started_s = None
+
+    def start_server(self):
+        """Start the iperf3 server on the edge and wait until it listens."""
+        self.emu.popen('edge', ['iperf3', '-s', '-1', '-J', '-i', self.interval_s, '-p', self.port],
+                       what='iperf3 server :%d' % self.port)
+        wait_for_port(self.emu, 'edge', self.port, timeout_s=5)
+
+    def start_client(self):
+        """Start the client on the device (reverse mode for a download)."""
+        argv = ['iperf3', '-c', self.emu.ip('edge'), '-p', self.port, '-t', self.duration_s,
+                '-i', self.interval_s, '-J', '--get-server-output']
+        if self.direction == 'down':
+            argv.append('-R')
+        if self.window:
+            argv += ['-w', self.window]
+        self.started_s = time.monotonic()
+        self.client = self.emu.popen(self.device, argv, stdout=subprocess.PIPE,
+                                     what='iperf3 client %s %s' % (self.device, self.direction))
+
+    def result(self, timeout_s=None):
+        """[(start_s, end_s, goodput_mbit)] of receiver-side intervals, monotonic times."""
+        timeout_s = timeout_s or self.duration_s + 15
+        try:
+            out, _ = self.client.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise EdgecollabError('iperf3 %s %s gave no result in %s s'
+                                  % (self.device, self.direction, timeout_s)) from None
+        try:
+            report = json.loads(out)
+        except ValueError:
+            raise CommandError('measure %s %s' % (self.device, self.direction), ['iperf3'],
+                               self.client.returncode, out[-300:]) from None
+        if 'error' in report:
+            raise CommandError('measure %s %s' % (self.device, self.direction), ['iperf3'],
+                               self.client.returncode, report['error'])
+        # Receiver side: the client for a download (-R), the server for an upload.
+        source = report if self.direction == 'down' else report['server_output_json']
+        series = []
+        for interval in source['intervals']:
+            summary = interval['sum']
+            series.append((self.started_s + summary['start'], self.started_s + summary['end'],
+                           summary['bits_per_second'] / 1e6))
+        return series
+
+
+def mean_between(series, start_s, end_s):
+    """Time-weighted mean goodput (Mbit/s) of intervals lying inside [start_s, end_s]."""
+    chosen = [(b - a, rate) for a, b, rate in series if a >= start_s - 1e-6 and b <= end_s + 1e-6]
+    total = sum(width for width, _ in chosen)
+    if total <= 0:
+        raise EdgecollabError('no measurement interval inside [%.2f, %.2f]' % (start_s, end_s))
+    return sum(width * rate for width, rate in chosen) / total

@@ -1,0 +1,26 @@
+"""Wait for readiness by polling with a deadline, never by sleeping a guessed time."""
+
+import time
+
+from edgecollab.errors import EdgecollabError
+
+
+def poll(check, timeout_s, what, interval_s=0.02):
+    """Call check() until it returns a true value or timeout_s passes; return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise EdgecollabError('%s: not ready after %.1f s' % (what, timeout_s))
+        time.sleep(interval_s)
+
+
+def wait_for_port(emu, host, port, timeout_s=10):
+    """Wait until a TCP socket listens on port inside host's namespace."""
+    def listening():
+        out = emu.cmd(host, ['ss', '-Hltn', 'sport = :%d' % int(port)],
+                      'check for a listener on %s:%s' % (host, port))
+        return bool(out.strip())
+    return poll(listening, timeout_s, 'listener on %s:%s' % (host, port))

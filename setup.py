@@ -1,0 +1,31 @@
+"""Install edgecollab: the repository's folders form the ``edgecollab`` package."""
+
+from setuptools import setup
+
+FOLDERS = ['topologies', 'controller', 'nodes', 'scenarios']
+
+setup(
+    name='edgecollab',
+    version='0.1.0',
+    description='Network emulation for end-edge AI model collaboration '
+                '(bandwidth split between data upload and model transmission)',
+    python_requires='>=3.9',
+    packages=['edgecollab'] + ['edgecollab.%s' % f for f in FOLDERS],
+    package_dir={'edgecollab': 'edgecollab',
+                 **{'edgecollab.%s' % f: f for f in FOLDERS}},
+    package_data={'edgecollab.scenarios': ['*.yaml', 'traces/*']},
+    install_requires=[
+        'mininet==2.3.0.dev6',
+        'numpy==2.4.6',
+        'scipy==1.17.1',
+        'flask==3.1.3',
+        'werkzeug==3.1.9',
+        'requests==2.34.2',
+        'pyyaml==6.0.3',
+        'jsonschema==4.26.0',
+        'matplotlib==3.11.2',
+        'tqdm==4.70.1',
+    ],
+    extras_require={'test': ['pytest==9.0.3']},
+    entry_points={'console_scripts': ['edgecollab = edgecollab.cli:main']},
+)

@@ -1,0 +1,59 @@
+"""Shared test set-up: the emulation marker, root checks and a clean machine."""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), 'shared')
+TEST_PREFIX = 'ect'   # every emulation test's names start with this
+
+
+def emulation_possible():
+    """(possible, reason) for running Mininet here."""
+    if os.geteuid() != 0:
+        return False, 'emulation tests need root'
+    for tool in ('mnexec', 'iperf3', 'tc', 'ethtool'):
+        if not shutil.which(tool):
+            return False, 'emulation tests need %s (run install.sh)' % tool
+    return True, ''
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'emulation: needs root and Mininet (a live network)')
+
+
+def pytest_collection_modifyitems(config, items):
+    possible, reason = emulation_possible()
+    if possible:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if 'emulation' in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def clean_machine():
+    """Remove leftovers of an earlier killed test run before, and check after, the suite."""
+    possible, _ = emulation_possible()
+    if possible:
+        from edgecollab import cleanup
+        cleanup.clean(TEST_PREFIX)
+    yield
+    if possible:
+        from edgecollab import cleanup
+        assert not cleanup.owned_interfaces(TEST_PREFIX), 'the suite left interfaces behind'
+
+
+def shared_path(*parts):
+    """A path under ../shared, or skip the test with a reason when shared/ is absent."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip('%s is absent (tests with real traces need ../shared)' % path)
+    return path
+
+
+PYTHON = sys.executable

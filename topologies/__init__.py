@@ -1,0 +1,1 @@
+"""Mininet topologies of IoT devices and an edge server (``mn --custom`` files)."""

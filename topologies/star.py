@@ -1,0 +1,79 @@
+"""A star of N IoT devices and one edge server behind one shared bottleneck.
+
+    d1 ... dN --- [ <prefix>s1 ]  ==== bottleneck (shaped, C) ==== edge
+      \\            management bridge <prefix>m1 (unshaped)         /
+       `----------------------------------------------------------'
+
+Every host has a data interface (eth0, 10.0.0.0/16) on the shaped bridge and a
+management interface (eth1, 10.254.0.0/16) on an unshaped bridge that the controller in
+the root namespace joins, so control traffic never competes with the data plane.
+
+Load it as Mininet users expect (no OpenFlow controller is needed)::
+
+    mn --custom topologies/star.py --topo edgestar,4,capacity=20mbit --controller none
+"""
+
+from mininet.topo import Topo
+
+from edgecollab.controller.linkshare import ShapingConfig
+from edgecollab.errors import ConfigError
+from edgecollab.topologies import addressing
+from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
+from edgecollab.units import duration_s, rate_mbit
+
+
+def flag(value, what):
+    """Read a yes/no topology argument (bool or 'true'/'false'/'on'/'off'/'1'/'0')."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ('true', 'on', 'yes', '1'):
+        return True
+    if text in ('false', 'off', 'no', '0'):
+        return False
+    raise ConfigError('%s must be true or false, got %r' % (what, value))
+
+
+def shaping_config(capacity='20mbit', medium='shared', mode='strict', ack=True,
+                   delay='0ms', loss=0.0, queue='100ms'):
+    """A ShapingConfig from topology-style arguments with units."""
+    return ShapingConfig(capacity_mbit=rate_mbit(capacity, 'capacity'), medium=medium,
+                         mode=mode, ack_priority=flag(ack, 'ack'),
+                         delay_ms=duration_s(delay, 'delay') * 1000,
+                         loss_pct=float(loss), queue_ms=duration_s(queue, 'queue') * 1000)
+
+
+class EdgeStar(Topo):
+    """N devices d1..dN and one edge server sharing one shaped bottleneck."""
+
+    def build(self, n=2, capacity='20mbit', medium='shared', mode='strict', ack=True,
+              delay='0ms', loss=0.0, queue='100ms', prefix='ec', access=None, offload=False):
+        """n: devices; capacity: C with unit; medium: shared|duplex; mode:
+        strict|work-conserving; ack: ACK priority child; delay/loss: per direction (netem);
+        queue: leaf queue length (time); prefix: 2-4 letters owning every root-namespace
+        name; access: {device: capacity} of per-device access links; offload: keep TSO/GSO."""
+        addressing.check_device_count(n)
+        self.prefix = addressing.check_prefix(prefix)
+        shaping = shaping_config(capacity, medium, mode, ack, delay, loss, queue)
+        medium_sw = self.addSwitch(addressing.data_switch(prefix), cls=MediumBridge,
+                                   shaping=shaping, edge=addressing.EDGE,
+                                   access=access or {}, offload=flag(offload, 'offload'))
+        mgmt_sw = self.addSwitch(addressing.mgmt_switch(prefix), cls=ManagementBridge)
+        edge = self.addHost(addressing.EDGE, ip='%s/%d' % (addressing.EDGE_DATA_IP,
+                                                            addressing.PREFIX_LEN))
+        self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
+        for index in range(1, n + 1):
+            device = self.addHost(addressing.device_name(index),
+                                  ip='%s/%d' % (addressing.device_data_ip(index),
+                                                addressing.PREFIX_LEN))
+            self._attach(device, medium_sw, mgmt_sw, addressing.device_mgmt_ip(index))
+
+    def _attach(self, host, medium_sw, mgmt_sw, mgmt_ip):
+        # Explicit ports keep eth0 on the data plane and eth1 on the management plane
+        # whatever order Mininet sorts the links in.
+        self.addLink(host, medium_sw, port1=0, intfName1='%s-eth0' % host)
+        self.addLink(host, mgmt_sw, port1=1, intfName1='%s-eth1' % host,
+                     params1={'ip': '%s/%d' % (mgmt_ip, addressing.PREFIX_LEN)})
+
+
+topos = {'edgestar': EdgeStar}
