@@ -1,0 +1,65 @@
+"""Every shipped topology runs as shipped: through ``mn --custom`` and in Python; a
+delay or loss setting is applied where the kernel has netem and refused where not."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from edgecollab import cleanup
+from edgecollab.emulation import Emulation
+from edgecollab.errors import UnsupportedError
+from edgecollab.topologies.star import EdgeStar
+from tests.conftest import REPO, TEST_PREFIX
+
+pytestmark = pytest.mark.emulation
+
+# The mn of the environment edgecollab is installed in (it can import edgecollab).
+MN = os.path.join(os.path.dirname(sys.executable), 'mn')
+
+
+@pytest.mark.parametrize('path,topo', [
+    ('topologies/star.py', 'edgestar,3,capacity=20mbit,prefix=%s' % TEST_PREFIX),
+    ('topologies/access.py', 'edgeaccess,3,rates=5mbit/10mbit,prefix=%s' % TEST_PREFIX),
+])
+def test_mn_custom_loads_and_pings(path, topo):
+    out = subprocess.run([MN, '--custom', os.path.join(REPO, path), '--topo', topo,
+                          '--controller', 'none', '--test', 'pingall'],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '0% dropped' in out.stdout + out.stderr
+    assert cleanup.owned_interfaces(TEST_PREFIX) == []
+
+
+def test_management_plane_is_separate():
+    with Emulation(EdgeStar(n=2, prefix=TEST_PREFIX)) as emu:
+        routes = emu.cmd('d1', ['ip', '-4', 'route'], 'read routes of d1')
+        assert '10.0.0.0/16 dev d1-eth0' in routes
+        assert '10.254.0.0/16 dev d1-eth1' in routes
+        # The controller in the root namespace reaches the edge's management address.
+        subprocess.run(['ping', '-c', '1', '-W', '2', '10.254.255.253'], check=True,
+                       capture_output=True, timeout=10)
+
+
+def netem_available():
+    probe = '%snprobe' % TEST_PREFIX
+    subprocess.run(['ip', 'link', 'add', probe, 'type', 'ifb'], check=True)
+    try:
+        return subprocess.run(['tc', 'qdisc', 'add', 'dev', probe, 'root', 'netem'],
+                              capture_output=True).returncode == 0
+    finally:
+        subprocess.run(['ip', 'link', 'del', probe], check=True)
+
+
+def test_delay_is_applied_or_refused_never_ignored():
+    topo = EdgeStar(n=1, delay='20ms', prefix=TEST_PREFIX)
+    if netem_available():
+        with Emulation(topo) as emu:
+            out = emu.cmd('d1', ['ping', '-c', '3', '-i', '0.2', emu.ip('edge')], 'ping')
+            rtt_avg = float(out.strip().splitlines()[-1].split('/')[4])
+            assert rtt_avg >= 38, 'two 20 ms delays should show in the RTT: %s' % out
+    else:
+        with pytest.raises(UnsupportedError, match='netem'):
+            Emulation(topo).start()
+    assert cleanup.owned_interfaces(TEST_PREFIX) == []
