@@ -56,8 +56,8 @@ _REGISTRARS = []
 
 
 def _load_registrars():
-    modules = []
-    for module in modules:
+    from edgecollab.controller import cli_solve
+    for module in (cli_solve,):
         if module.register not in _REGISTRARS:
             _REGISTRARS.append(module.register)
 

@@ -1,0 +1,131 @@
+"""The device's inference accuracy (mAP) as a function of data uploaded and model received.
+
+A reconstruction (the paper's own equations, arXiv 2504.14310, are not available): the
+standard family stated in the project's paper notes, every constant a parameter.
+
+    mAP(D, S) = A(S) * q(D)
+    A(S) = a_inf - b * S_MB ** (-gamma)       model-size term, S in MB: increasing and
+                                              concave in log S, saturating at a_inf
+    q(D) = 1 - c * (d0 + D) ** (-alpha)       learning curve, D in samples that reached
+                                              the edge this period: q < 1, diminishing
+
+Defaults: A(S) is fitted (``fit_size_curve``) to the public Ultralytics YOLOv8 figures
+(COCO val mAP50-95 at 640 px against parameter count, 4 bytes a parameter); q(D) is an
+assumption, chosen so that a period with no fresh data keeps 60% of the attainable
+accuracy (d0 = 200 samples already at the edge, alpha = 0.5).
+"""
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy.optimize import curve_fit
+
+from edgecollab.errors import ConfigError
+
+MB = 1e6
+
+# Public figures (Ultralytics documentation, detection, COCO val2017, 640 px):
+# (name, parameters in millions, mAP50-95).
+YOLOV8 = (('yolov8n', 3.2, 37.3), ('yolov8s', 11.2, 44.9), ('yolov8m', 25.9, 50.2),
+          ('yolov8l', 43.7, 52.9), ('yolov8x', 68.2, 53.9))
+BYTES_PER_PARAM = 4   # fp32 checkpoints
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A distilled model the edge can send: its name, checkpoint size and accuracy."""
+    name: str
+    size_bytes: float
+    map: float
+
+
+def yolov8_menu():
+    """The YOLOv8 family as a menu of fp32 checkpoints."""
+    return [ModelVariant(n, p * 1e6 * BYTES_PER_PARAM, m) for n, p, m in YOLOV8]
+
+
+def _size_curve(size_mb, a_inf, b, gamma):
+    return a_inf - b * np.power(size_mb, -gamma)
+
+
+def fit_size_curve(sizes_bytes, maps):
+    """Fit (a_inf, b, gamma) of A(S) to measured (checkpoint bytes, mAP) pairs."""
+    sizes_mb = np.asarray(sizes_bytes, dtype=float) / MB
+    maps = np.asarray(maps, dtype=float)
+    if sizes_mb.size < 3 or np.any(sizes_mb <= 0) or sizes_mb.size != maps.size:
+        raise ConfigError('fitting A(S) needs at least 3 (positive size, mAP) pairs')
+    popt, _ = curve_fit(_size_curve, sizes_mb, maps, p0=(maps.max() * 1.2, maps.max(), 0.5),
+                        bounds=([0, 0, 1e-3], [1e3, 1e4, 5]), maxfev=20000)
+    return tuple(float(x) for x in popt)
+
+
+def fit(samples, sizes_bytes, maps):
+    """Fit every parameter to a user's table of (data samples D, model bytes S, mAP)."""
+    samples = np.asarray(samples, dtype=float)
+    sizes_mb = np.asarray(sizes_bytes, dtype=float) / MB
+    maps = np.asarray(maps, dtype=float)
+    if samples.size < 6 or not samples.size == sizes_mb.size == maps.size:
+        raise ConfigError('fitting the accuracy model needs at least 6 (D, S, mAP) rows')
+
+    def model(x, a_inf, b, gamma, c, d0, alpha):
+        d, s = x
+        return _size_curve(s, a_inf, b, gamma) * (1 - c * np.power(d0 + d, -alpha))
+
+    popt, _ = curve_fit(model, (samples, sizes_mb), maps,
+                        p0=(maps.max() * 1.3, maps.max(), 0.3, 2.0, 100.0, 0.5),
+                        bounds=([0, 0, 1e-3, 0, 1e-3, 1e-3], [1e3, 1e4, 5, 1e4, 1e7, 5]),
+                        maxfev=50000)
+    names = ('a_inf', 'b', 'gamma', 'c', 'd0', 'alpha')
+    return AccuracyModel(**dict(zip(names, (float(x) for x in popt))))
+
+
+@dataclass(frozen=True)
+class AccuracyModel:
+    """mAP(D, S) = A(S) q(D); see the module docstring for the terms and units."""
+    a_inf: float = 77.867
+    b: float = 64.209
+    gamma: float = 0.17907
+    c: float = 5.6569       # 0.4 * sqrt(d0): q(0) = 0.6
+    d0: float = 200.0
+    alpha: float = 0.5
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                raise ConfigError('accuracy parameter %s must be a positive number, got %r'
+                                  % (f.name, value))
+        if self.q(0.0) <= 0:
+            raise ConfigError('accuracy parameters give q(0) <= 0: need c < d0 ** alpha')
+
+    @classmethod
+    def from_dict(cls, values, where='accuracy'):
+        """An AccuracyModel from a scenario mapping; unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError('%s: unknown key(s) %s (known: %s)' % (
+                where, ', '.join(sorted(unknown)), ', '.join(sorted(known))))
+        return cls(**values)
+
+    def size_term(self, size_bytes):
+        """A(S): accuracy of a model of size_bytes trained on unlimited data."""
+        return self.a_inf - self.b * np.power(np.maximum(size_bytes, 1.0) / MB, -self.gamma)
+
+    def size_slope(self, size_bytes):
+        """dA/dS per byte."""
+        s = np.maximum(size_bytes, 1.0) / MB
+        return self.b * self.gamma * np.power(s, -self.gamma - 1) / MB
+
+    def q(self, samples):
+        """q(D): the share of attainable accuracy reached with D fresh samples."""
+        return 1 - self.c * np.power(self.d0 + np.maximum(samples, 0.0), -self.alpha)
+
+    def q_slope(self, samples):
+        """dq/dD per sample."""
+        return self.c * self.alpha * np.power(self.d0 + np.maximum(samples, 0.0),
+                                              -self.alpha - 1)
+
+    def accuracy(self, samples, size_bytes):
+        """mAP with D samples uploaded and a model of size_bytes received."""
+        return self.size_term(size_bytes) * self.q(samples)

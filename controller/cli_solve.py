@@ -1,0 +1,113 @@
+"""``edgecollab solve``: each policy's allocation and predicted accuracy, as a table or JSON."""
+
+import dataclasses
+import json
+
+from edgecollab.controller import policies
+from edgecollab.controller.policies import PolicyState
+from edgecollab.errors import ConfigError
+from edgecollab.scenarios import scenario as scenario_mod
+from edgecollab.units import rate_mbit
+
+DEFAULT_POLICIES = ['optimal', 'equal', 'upload-first', 'model-first', 'proportional',
+                    'tcp-fair']
+
+
+def solve_all(problem, names, devices=1, ratio=0.5):
+    """{'policies': {name: allocation dict}} for devices identical devices sharing the
+    capacity equally (the optimum for identical devices whose accuracy is concave in
+    their budget); per device under 'devices' when there are several."""
+    per_device = dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit / devices) \
+        if problem.medium == 'shared' else problem
+    result = {}
+    for name in names:
+        answer = policies.get(name)(PolicyState(per_device, ratio=ratio)).as_dict()
+        if devices > 1:
+            answer = dict(answer, upload_share=answer['upload_share'] / devices,
+                          download_share=answer['download_share'] / devices,
+                          devices={'d%d' % i: dict(answer) for i in range(1, devices + 1)})
+        result[name] = answer
+    return {'policies': result}
+
+
+def _table(result):
+    rows = ['%-13s %7s %7s %10s %10s %-8s %7s' % ('policy', 'upload', 'model', 'data MB',
+                                                   'model MB', 'variant', 'mAP')]
+    for name, a in result['policies'].items():
+        rows.append('%-13s %7.3f %7.3f %10.1f %10.1f %-8s %7.2f%s' % (
+            name, a['upload_share'], a['download_share'], a['upload_bytes'] / 1e6,
+            a['model_bytes'] / 1e6, a['model'] or '-', a['accuracy'],
+            '' if a['feasible'] else '  (nothing fits: %s)' % a['reason']))
+    return '\n'.join(rows)
+
+
+def _sweep(problem, names, values, field, parse):
+    header = '%-12s %8s %8s' % (field, 'x*', 'mAP*') + ''.join(
+        ' %12s' % ('vs ' + n) for n in names if n != 'optimal')
+    rows = [header]
+    for raw in values:
+        changed = dataclasses.replace(problem, **{parse[0]: parse[1](raw)})
+        res = solve_all(changed, names)['policies']
+        best = res['optimal']
+        gains = ''.join(' %+11.1f%%' % (100 * (best['accuracy'] / res[n]['accuracy'] - 1))
+                        for n in names if n != 'optimal')
+        rows.append('%-12s %8.3f %8.2f' % (raw, best['upload_share'], best['accuracy']) + gains)
+    return '\n'.join(rows)
+
+
+def run_solve(args):
+    """The core of ``edgecollab solve``."""
+    scenario = scenario_mod.load(args.scenario) if args.scenario else {}
+    where = args.scenario or 'arguments'
+    for key in ('capacity', 'period', 'update', 'timing', 'medium'):
+        if getattr(args, key) is not None:
+            scenario[key] = getattr(args, key)
+    if args.generated is not None or args.sample_size is not None:
+        data = dict(scenario.get('data', {}))
+        if args.generated is not None:
+            data['generated'] = args.generated
+        if args.sample_size is not None:
+            data['sample_size'] = args.sample_size
+        scenario['data'] = data
+    if args.menu:
+        scenario['model'] = dict(scenario.get('model', {}), menu=args.menu)
+    problem = scenario_mod.problem_from(scenario, where)
+    names = args.policies.split(',') if args.policies else \
+        scenario.get('policies', DEFAULT_POLICIES)
+    if 'optimal' not in names:
+        names = ['optimal'] + list(names)
+    for name in names:
+        policies.get(name)
+    if args.capacities:
+        return _sweep(problem, names, args.capacities.split(','), 'capacity',
+                      ('capacity_mbit', lambda v: rate_mbit(v, 'capacity')))
+    if args.generated_list:
+        return _sweep(problem, names, args.generated_list.split(','), 'generated',
+                      ('generated', float))
+    result = solve_all(problem, names, devices=scenario.get('devices', 1),
+                       ratio=scenario.get('ratio', 0.5))
+    return json.dumps(result, indent=2) if args.json else _table(result)
+
+
+def _cmd(args):
+    print(run_solve(args))
+    return 0
+
+
+def register(sub):
+    """Add the ``solve`` subcommand."""
+    p = sub.add_parser('solve', help="each policy's bandwidth split and predicted mAP")
+    p.add_argument('--scenario', help='a scenario YAML file (arguments override it)')
+    p.add_argument('--capacity', help='link capacity, e.g. 20mbit')
+    p.add_argument('--period', help='period length, e.g. 60s')
+    p.add_argument('--update', help='edge update time (sequential timing), e.g. 10s')
+    p.add_argument('--timing', choices=['overlap', 'sequential'])
+    p.add_argument('--medium', choices=['shared', 'duplex'])
+    p.add_argument('--generated', type=float, help='samples generated per period')
+    p.add_argument('--sample-size', help='size of one data sample, e.g. 100KB')
+    p.add_argument('--menu', choices=['yolov8', 'continuous'], help='model sizes')
+    p.add_argument('--policies', help='comma-separated policy names')
+    p.add_argument('--capacities', help='sweep: comma-separated capacities')
+    p.add_argument('--generated-list', help='sweep: comma-separated data volumes')
+    p.add_argument('--json', action='store_true', help='print JSON')
+    p.set_defaults(func=_cmd)
