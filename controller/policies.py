@@ -108,30 +108,30 @@ def fixed(state):
     return _split(state.problem, state.ratio)
 
 
+def _fraction(problem, bits):
+    """bits as a fraction of the period's budget (0 when there is no budget)."""
+    budget = problem.budget_bits
+    return bits / budget if budget > 0 else 0.0
+
+
 @register('upload-first')
 def upload_first(state):
     """Everything to upload but the smallest model."""
     problem = state.problem
-    budget = problem.budget_bits
-    if budget <= 0:
-        return nothing_fits(problem, 'no capacity in the window')
-    return _split(problem, max(0.0, 1 - 8 * problem.smallest_bytes() / budget))
+    return _split(problem, max(0.0, 1 - _fraction(problem, 8 * problem.smallest_bytes())))
 
 
 @register('model-first')
 def model_first(state):
     """The largest model that fits first, the rest to upload."""
     problem = state.problem
-    budget = problem.budget_bits
-    if budget <= 0:
-        return nothing_fits(problem, 'no capacity in the window')
-    largest = max(v.size_bytes for v in problem.menu) if problem.menu \
-        else problem.max_model_bytes
-    sizes = sorted((v.size_bytes for v in problem.menu), reverse=True) if problem.menu \
-        else [min(largest, budget / 8)]
+    if problem.menu:
+        sizes = sorted((v.size_bytes for v in problem.menu), reverse=True)
+    else:
+        sizes = [min(problem.max_model_bytes, problem.budget_bits / 8)]
     for size in sizes:
-        if 8 * size <= budget:
-            return _split(problem, 1 - 8 * size / budget)
+        if _fraction(problem, 8 * size) <= 1 and problem.budget_bits > 0:
+            return _split(problem, 1 - _fraction(problem, 8 * size))
     return nothing_fits(problem, 'no model fits in the window')
 
 
@@ -140,10 +140,7 @@ def proportional(state):
     """Split in proportion to demand: the data generated and the largest model."""
     problem = state.problem
     data_bits = problem.generated * problem.sample_bits
-    largest = max(v.size_bytes for v in problem.menu) if problem.menu \
-        else problem.max_model_bytes
-    model_bits = 8 * largest
-    return _split(problem, data_bits / (data_bits + model_bits))
+    return _split(problem, data_bits / (data_bits + 8 * problem.largest_bytes()))
 
 
 @register('tcp-fair')
@@ -151,13 +148,8 @@ def tcp_fair(state):
     """No controller split: the two directions share as TCP flows would (max-min fair:
     half each, and what one direction does not need goes to the other)."""
     problem = state.problem
-    budget = problem.budget_bits
-    if budget <= 0:
-        return nothing_fits(problem, 'no capacity in the window')
-    data_need = problem.generated * problem.sample_bits / budget
-    largest = max(v.size_bytes for v in problem.menu) if problem.menu \
-        else problem.max_model_bytes
-    model_need = 8 * largest / budget
+    data_need = _fraction(problem, problem.generated * problem.sample_bits)
+    model_need = _fraction(problem, 8 * problem.largest_bytes())
     if data_need < 0.5:
         upload = data_need
     elif model_need < 0.5:

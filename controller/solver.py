@@ -108,6 +108,10 @@ class Problem:
         """The smallest model the edge can send."""
         return min(v.size_bytes for v in self.menu) if self.menu else self.min_model_bytes
 
+    def largest_bytes(self):
+        """The largest model the edge can send."""
+        return max(v.size_bytes for v in self.menu) if self.menu else self.max_model_bytes
+
     def kept_map(self):
         """Accuracy of the model the device keeps when no new one arrives."""
         if self.fallback_map is not None:

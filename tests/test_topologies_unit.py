@@ -1,0 +1,42 @@
+"""Topology naming and arguments, without root."""
+
+import pytest
+
+from edgecollab.errors import ConfigError
+from edgecollab.topologies import addressing
+from edgecollab.topologies.access import access_rates
+from edgecollab.topologies.star import EdgeStar, flag
+
+
+@pytest.mark.parametrize('prefix', ['ec', 'ect', 'abcd'])
+def test_interface_names_fit_15_characters_at_500_devices(prefix):
+    topo = EdgeStar(n=500, prefix=prefix)
+    switch = addressing.data_switch(prefix)
+    names = ['%s-eth%d' % (switch, 501), addressing.ifb_name(switch) + 'n',
+             addressing.access_ifb_name(switch, '%s-eth501' % switch)]
+    assert all(len(n) <= 15 for n in names), names
+    pattern = addressing.owned_name_pattern(prefix)
+    assert all(pattern.match(n) for n in names + [switch, addressing.mgmt_switch(prefix)])
+    assert not pattern.match('eth0') and not pattern.match('ifb0')
+    assert len(topo.hosts()) == 501
+
+
+def test_device_addresses_are_unique_and_apart_from_management():
+    data = {addressing.device_data_ip(i) for i in range(1, 1001)}
+    mgmt = {addressing.device_mgmt_ip(i) for i in range(1, 1001)}
+    assert len(data) == len(mgmt) == 1000
+    assert addressing.EDGE_DATA_IP not in data and not data & mgmt
+
+
+def test_bad_topology_arguments():
+    for kwargs in ({'n': 0}, {'n': 'many'}, {'prefix': 'EC'}, {'prefix': 'toolong'},
+                   {'capacity': 'fast'}, {'medium': 'radio'}, {'ack': 'maybe'}):
+        with pytest.raises(ConfigError):
+            EdgeStar(**kwargs)
+
+
+def test_flags_and_access_rates():
+    assert flag('False', 'ack') is False and flag('on', 'ack') is True
+    assert access_rates(3, '5mbit/10mbit') == {'d1': 5.0, 'd2': 10.0, 'd3': 5.0}
+    with pytest.raises(ConfigError):
+        access_rates(2, '')
