@@ -167,9 +167,10 @@ def _quantum_bytes(rate_mbit):
 
 
 def htb_class(verb, dev, parent, minor, rate_mbit, ceil_mbit, prio):
-    """tc arguments to add or change one HTB class (rates in Mbit/s)."""
+    """tc arguments to add or change one HTB class (rates in Mbit/s); parent 0 is the
+    qdisc itself (the root class)."""
     ceil_mbit = max(ceil_mbit, rate_mbit)
-    return ['class', verb, 'dev', dev, 'parent', '1:%s' % _hex(parent),
+    return ['class', verb, 'dev', dev, 'parent', '1:%s' % (_hex(parent) if parent else ''),
             'classid', '1:%s' % _hex(minor), 'htb', 'rate', tc_rate(rate_mbit),
             'ceil', tc_rate(ceil_mbit), 'burst', str(_burst_bytes(rate_mbit)),
             'cburst', str(_burst_bytes(ceil_mbit)), 'quantum', str(_quantum_bytes(rate_mbit)),
@@ -233,7 +234,6 @@ class ShareTree:
     def class_commands(self, verb):
         """Commands adding (verb 'add') or changing ('change') every class and leaf queue."""
         cmds = [htb_class(verb, self.dev, 0, ROOT, self.capacity_mbit, self.capacity_mbit, 0)]
-        cmds[0] = _root_class(cmds[0])
         other = self._other_mbit()
         cmds.append(htb_class(verb, self.dev, ROOT, OTHER, other, self.capacity_mbit, 7))
         cmds.append(leaf_qdisc(verb, self.dev, OTHER, other, self.config))
@@ -312,13 +312,6 @@ class ShareTree:
                 else:
                     leaves[minor] = (device.name, direction, False)
         return leaves
-
-
-def _root_class(cmd):
-    # The root class hangs from the qdisc (parent 1:), not from a class.
-    cmd = list(cmd)
-    cmd[cmd.index('parent') + 1] = '1:'
-    return cmd
 
 
 def redirect_commands(port, ifb, hooks):

@@ -22,6 +22,7 @@ from mininet.nodelib import LinuxBridge
 
 from edgecollab import cleanup
 from edgecollab.errors import EdgecollabError
+from edgecollab.shell import runner
 from edgecollab.topologies import addressing
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,6 @@ class Emulation:
 
     def cmd(self, name, argv, doing, timeout=60):
         """Run argv in host name's namespace to completion; return stdout (checked)."""
-        from edgecollab.shell import runner
         host = self.host(name)
         return runner.run(argv, doing, ns_pid=host.pid, ns_name=name, timeout=timeout)
 

@@ -16,13 +16,13 @@ from tests.helpers import assert_within, sleep_until
 pytestmark = pytest.mark.emulation
 
 
-def expected_goodput(emu, before, after, device, direction, seconds):
+def expected_goodput(share_mbit, before, after, device, direction, seconds):
     """Goodput a full share should give, in Mbit/s: the share minus the airtime of the
     reverse flow's ACKs that travel in it (read from the ACK child's counters), times the
     TCP payload per wire byte (1448 / 1514)."""
     key = (device, direction)
     ack_mbit = (after[key].ack_bytes - before[key].ack_bytes) * 8 / seconds / 1e6
-    return (emu.linkshare.share_mbit(device, direction) - ack_mbit) * GOODPUT_PER_WIRE
+    return (share_mbit - ack_mbit) * GOODPUT_PER_WIRE
 
 
 def start_flows(emu, device, duration_s, directions=('up', 'down')):
@@ -62,9 +62,7 @@ def test_shared_strict_shares_hold_and_resplit_live():
             ((switch_s + 1, switch_s + 5), second, {'up': 5, 'down': 15})):
         for direction in ('up', 'down'):
             share_mbit = shares[direction]
-            want = (share_mbit - (after[('d1', direction)].ack_bytes -
-                                  before[('d1', direction)].ack_bytes) * 8 / 4 / 1e6) \
-                * GOODPUT_PER_WIRE
+            want = expected_goodput(share_mbit, before, after, 'd1', direction, end - start)
             got = mean_between(series[direction], start, end)
             assert_within(got, want, 0.07, '%s goodput with a %g Mbit/s share' %
                           (direction, share_mbit))
@@ -108,7 +106,8 @@ def test_duplex_budgets_are_separate():
         t0 = flows[0].started_s
         before, after = measure_window(emu, t0 + 1, t0 + 5)
         for flow in flows:
-            want = expected_goodput(emu, before, after, 'd1', flow.direction, 4)
+            want = expected_goodput(emu.linkshare.share_mbit('d1', flow.direction), before,
+                                    after, 'd1', flow.direction, 4)
             assert_within(mean_between(flow.result(), t0 + 1, t0 + 5), want, 0.07,
                           'duplex %s goodput at 15 Mbit/s each way' % flow.direction)
 
