@@ -39,9 +39,9 @@ class ModelVariant:
     map: float
 
 
-def yolov8_menu():
-    """The YOLOv8 family as a menu of fp32 checkpoints."""
-    return [ModelVariant(n, p * 1e6 * BYTES_PER_PARAM, m) for n, p, m in YOLOV8]
+def yolov8_menu(bytes_per_param=BYTES_PER_PARAM):
+    """The YOLOv8 family as a menu of checkpoints (fp32: 4 bytes a parameter)."""
+    return [ModelVariant(n, p * 1e6 * bytes_per_param, m) for n, p, m in YOLOV8]
 
 
 def _size_curve(size_mb, a_inf, b, gamma):

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from edgecollab.controller import policies
+from edgecollab.controller import planner
 from edgecollab.controller.policies import PolicyState
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import scenario as scenario_mod
@@ -13,21 +14,16 @@ DEFAULT_POLICIES = ['optimal', 'equal', 'upload-first', 'model-first', 'proporti
                     'tcp-fair']
 
 
-def solve_all(problem, names, devices=1, ratio=0.5):
-    """{'policies': {name: allocation dict}} for devices identical devices sharing the
-    capacity equally (the optimum for identical devices whose accuracy is concave in
-    their budget); per device under 'devices' when there are several."""
-    per_device = dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit / devices) \
-        if problem.medium == 'shared' else problem
-    result = {}
-    for name in names:
-        answer = policies.get(name)(PolicyState(per_device, ratio=ratio)).as_dict()
-        if devices > 1:
-            answer = dict(answer, upload_share=answer['upload_share'] / devices,
-                          download_share=answer['download_share'] / devices,
-                          devices={'d%d' % i: dict(answer) for i in range(1, devices + 1)})
-        result[name] = answer
-    return {'policies': result}
+def solve_all(problem, names, devices=1, ratio=0.5, generated=None, floor=None):
+    """{'policies': {name: allocation dict}}: one device's answer, or with several the
+    totals and each device's under 'devices' (``planner.plan``)."""
+    if devices == 1 and generated is None:
+        return {'policies': {name: policies.get(name)(PolicyState(problem, ratio=ratio))
+                             .as_dict() for name in names}}
+    generated = list(generated) if generated is not None else [problem.generated] * devices
+    return {'policies': {name: planner.plan(problem, name, generated, problem.capacity_mbit,
+                                            ratio=ratio, floor=floor).allocation.as_dict()
+                         for name in names}}
 
 
 def _table(result):
@@ -36,7 +32,7 @@ def _table(result):
     for name, a in result['policies'].items():
         rows.append('%-13s %7.3f %7.3f %10.1f %10.1f %-8s %7.2f%s' % (
             name, a['upload_share'], a['download_share'], a['upload_bytes'] / 1e6,
-            a['model_bytes'] / 1e6, a['model'] or '-', a['accuracy'],
+            a['model_bytes'] / 1e6, a.get('model') or '-', a['accuracy'],
             '' if a['feasible'] else '  (nothing fits: %s)' % a['reason']))
     return '\n'.join(rows)
 

@@ -16,6 +16,7 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 
+from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
 from edgecollab.controller.solver import Allocation, evaluate, nothing_fits, solve
 from edgecollab.errors import ConfigError
 
@@ -172,10 +173,10 @@ def oracle(state):
 def adaptive(state):
     """Closed loop: re-solve with the effective capacity TCP really achieves, the
     measured efficiency (achieved / allocated) of each direction weighting the budget."""
-    if not state.efficiency:
-        return solve(state.problem)
-    eff = min(max(state.efficiency.get('up', 1.0), 0.05), 1.0) * 0.5 + \
-        min(max(state.efficiency.get('down', 1.0), 0.05), 1.0) * 0.5
+    # Before any measurement: the known header overhead of full-size segments.
+    measured = [min(max(v, 0.05), 1.0) for v in (state.efficiency or {}).values()
+                if v is not None]
+    eff = min(measured) if measured else GOODPUT_PER_WIRE
     effective = dataclasses.replace(state.problem,
                                     capacity_mbit=state.problem.capacity_mbit * eff)
     answer = solve(effective)

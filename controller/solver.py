@@ -134,7 +134,8 @@ class Problem:
 
 @dataclass
 class Allocation:
-    """A policy's answer: shares as fractions of the capacity and what they deliver."""
+    """A policy's answer: shares as fractions of the capacity (the split the link gets;
+    upload_share + download_share = 1 unless nothing fits) and what they deliver."""
     upload_share: float
     download_share: float
     upload_bytes: float
@@ -166,8 +167,8 @@ def evaluate(problem, upload_fraction, model_bytes=None, model=''):
     if budget <= 0 or model_bytes > room_bytes * (1 + 1e-9) or \
             model_bytes < problem.smallest_bytes() * (1 - 1e-9):
         return nothing_fits(problem, 'the model does not fit in the window', x)
-    return Allocation(upload_share=upload_bytes * 8 / budget,
-                      download_share=model_bytes * 8 / budget, upload_bytes=upload_bytes,
+    # Shares are the split (the model's share holds whatever the upload leaves).
+    return Allocation(upload_share=x, download_share=1 - x, upload_bytes=upload_bytes,
                       model_bytes=model_bytes,
                       accuracy=float(problem.size_map(model_bytes) * problem.accuracy.q(samples)),
                       model=model)

@@ -57,7 +57,8 @@ _REGISTRARS = []
 
 def _load_registrars():
     from edgecollab.controller import cli_solve
-    for module in (cli_solve,):
+    from edgecollab.scenarios import cli_run
+    for module in (cli_solve, cli_run):
         if module.register not in _REGISTRARS:
             _REGISTRARS.append(module.register)
 
@@ -69,6 +70,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(message)s')
+    # The console stays at its level when a run adds a debug log file to the root.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args) or 0
     except ConfigError as exc:

@@ -1,46 +1,116 @@
 """Scenario files: load, validate against a schema, resolve units once.
 
-A scenario is YAML.  Validation gives one line naming the file, the key and the rule
-broken (``ConfigError``); nothing is started on bad input.  This module currently reads
-what ``edgecollab solve`` needs: the link, the period's timing, the data, the model and
-the accuracy parameters, and the policies to compare.
+A scenario is YAML (see ``scenarios/default.yaml`` for every key with a comment).
+Validation gives one line naming the file, the key and the rule broken
+(``ConfigError``, exit code 2); nothing is started on bad input.  ``resolve`` turns the
+mapping into a ``Scenario`` of plain numbers with units in their names; relative trace
+and policy-file paths are relative to the scenario file.
 """
+
+import os
+from dataclasses import dataclass, field
 
 import yaml
 from jsonschema import Draft7Validator
 
+from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
 from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError
+from edgecollab.scenarios import traces
+from edgecollab.controller.linkshare import MAX_DEVICES
 from edgecollab.units import duration_s, rate_mbit, size_bytes
 
 QUANTITY = {'type': ['string', 'number']}
+TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
+         'properties': {'trace': {'type': 'string'},
+                        'format': {'enum': ['auto'] + list(traces.FORMATS)},
+                        'column': {'type': 'string'},
+                        'scale': {'type': 'number', 'minimum': 0},
+                        'offset': QUANTITY, 'loop': {'type': 'boolean'}}}
+CAPACITY = {'oneOf': [QUANTITY, TRACE]}
 SCHEMA = {
     'type': 'object',
     'additionalProperties': False,
     'properties': {
         'name': {'type': 'string'},
         'description': {'type': 'string'},
-        'devices': {'type': 'integer', 'minimum': 1},
-        'capacity': QUANTITY,
+        'seed': {'type': 'integer', 'minimum': 0},
+        'devices': {'type': 'integer', 'minimum': 1, 'maximum': MAX_DEVICES},
+        'capacity': CAPACITY,
+        'capacity_down': CAPACITY,
+        'step': QUANTITY,
         'medium': {'enum': ['shared', 'duplex']},
+        'mode': {'enum': ['strict', 'work-conserving']},
+        'ack': {'type': 'boolean'},
+        'queue': QUANTITY,
+        'delay': QUANTITY,
+        'loss': {'type': 'number', 'minimum': 0, 'maximum': 100},
         'period': QUANTITY,
+        'periods': {'type': 'integer', 'minimum': 1},
         'update': QUANTITY,
         'timing': {'enum': ['overlap', 'sequential']},
         'data': {'type': 'object', 'additionalProperties': False,
                  'properties': {'sample_size': QUANTITY,
-                                'generated': {'type': 'number', 'minimum': 0}}},
+                                'generated': {'oneOf': [
+                                    {'type': 'number', 'minimum': 0},
+                                    {'type': 'array', 'minItems': 1,
+                                     'items': {'type': 'number', 'minimum': 0}}]}}},
         'model': {'type': 'object', 'additionalProperties': False,
                   'properties': {'menu': {'enum': ['yolov8', 'continuous']},
+                                 'precision': {'enum': ['fp32', 'fp16']},
                                  'min_size': QUANTITY, 'max_size': QUANTITY}},
+        'edge': {'type': 'object', 'additionalProperties': False,
+                 'properties': {'compute_per_sample': QUANTITY}},
         'accuracy': {'type': 'object'},
         'policies': {'type': 'array', 'items': {'type': 'string'}, 'minItems': 1},
+        'policy_file': {'type': 'string'},
         'ratio': {'type': 'number', 'minimum': 0, 'maximum': 1},
+        'floor': {'type': 'number', 'minimum': 0},
+        'drift': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 1},
     },
 }
 
+DEFAULT_POLICIES = ['optimal', 'equal', 'upload-first', 'model-first', 'proportional',
+                    'tcp-fair']
+BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2}
 
-def load(path):
+
+@dataclass
+class Scenario:
+    """A resolved scenario: numbers with their units in their names."""
+    path: str
+    raw: dict
+    name: str
+    devices: int
+    capacity: object                 # a traces.Trace (constant capacity: one step)
+    capacity_down: object            # duplex: the download direction's Trace, else None
+    step_s: float
+    medium: str
+    mode: str
+    ack: bool
+    queue_ms: float
+    delay_ms: float
+    loss_pct: float
+    period_s: float
+    periods: int
+    problem: Problem                 # per device, at the capacity of the start
+    generated: list                  # samples per period, one per device
+    policies: list
+    ratio: float
+    floor: float
+    drift: float
+    seed: int
+    compute_per_sample_s: float
+    trace_files: dict = field(default_factory=dict)
+
+    @property
+    def duration_s(self):
+        """The emulated time of one policy's run."""
+        return self.period_s * self.periods
+
+
+def read(path):
     """The validated scenario mapping in path."""
     try:
         with open(path, encoding='utf-8') as src:
@@ -53,35 +123,141 @@ def load(path):
         raise ConfigError('%s: a scenario must be a mapping of keys' % path)
     errors = sorted(Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
     if errors:
-        err = errors[0]
+        err = min(errors, key=lambda e: (len(list(e.path)), list(map(str, e.path))))
         where = '.'.join(str(p) for p in err.path) or '(top level)'
-        raise ConfigError('%s: %s: %s' % (path, where, err.message))
+        message = err.message
+        if err.validator == 'oneOf':
+            message = '%r is neither a quantity with a unit nor a trace mapping' % (
+                err.instance,) if 'capacity' in where else '%r has the wrong type' % (
+                err.instance,)
+        raise ConfigError('%s: %s: %s' % (path, where, message))
     return data
 
 
-def problem_from(scenario, where='scenario', capacity_mbit=None):
-    """The per-device Problem a scenario describes (units resolved)."""
-    data, model = scenario.get('data', {}), scenario.get('model', {})
-    menu = tuple(yolov8_menu()) if model.get('menu', 'yolov8') == 'yolov8' else ()
-    smallest = min(v.size_bytes for v in menu) if menu else 12.8e6
-    largest = max(v.size_bytes for v in menu) if menu else 272.8e6
+load = read
+
+
+def _positive(value, what, allow_zero=False):
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError('%s must be %s, got %r' % (what, '>= 0' if allow_zero else '> 0',
+                                                     value))
+    return value
+
+
+def _capacity(spec, where, base_dir):
+    """(Trace, file path or None) of a capacity value or trace mapping."""
+    if not isinstance(spec, dict):
+        return traces.constant(_positive(rate_mbit(spec, where), where, True)), None
+    path = spec['trace']
+    path = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    if not os.path.isfile(path):
+        raise ConfigError('%s.trace: no such trace file %r' % (where, spec['trace']))
+    trace = traces.load(path, spec.get('format', 'auto'), spec.get('column'))
+    offset = str(spec.get('offset', 0)).strip()
+    sign = -1.0 if offset.startswith('-') else 1.0
+    offset_mbit = sign * rate_mbit(offset.lstrip('-'), '%s.offset' % where)
+    return trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True)), path
+
+
+def problem_from(raw, where='scenario', capacity_mbit=None):
+    """The per-device Problem a scenario mapping describes (units resolved)."""
+    data, model = raw.get('data', {}), raw.get('model', {})
+    per_param = BYTES_PER_PARAM[model.get('precision', 'fp32')]
+    menu = tuple(yolov8_menu(per_param)) if model.get('menu', 'yolov8') == 'yolov8' else ()
+    smallest = min(v.size_bytes for v in menu) if menu else 3.2e6 * per_param
+    largest = max(v.size_bytes for v in menu) if menu else 68.2e6 * per_param
+    generated = data.get('generated', 3000)
+    if capacity_mbit is None:
+        capacity = raw.get('capacity', '20mbit')
+        capacity_mbit = 0.0 if isinstance(capacity, dict) else \
+            rate_mbit(capacity, '%s: capacity' % where)
     try:
         return Problem(
-            capacity_mbit=capacity_mbit if capacity_mbit is not None else
-            rate_mbit(scenario.get('capacity', '20mbit'), '%s: capacity' % where),
-            period_s=duration_s(scenario.get('period', '60s'), '%s: period' % where),
-            update_s=duration_s(scenario.get('update', '0s'), '%s: update' % where),
-            timing=scenario.get('timing', 'overlap'),
+            capacity_mbit=capacity_mbit,
+            period_s=duration_s(raw.get('period', '60s'), '%s: period' % where),
+            update_s=duration_s(raw.get('update', '0s'), '%s: update' % where),
+            timing=raw.get('timing', 'overlap'),
             sample_bits=8 * size_bytes(data.get('sample_size', '100KB'),
                                        '%s: data.sample_size' % where),
-            generated=float(data.get('generated', 3000)),
+            generated=float(generated[0] if isinstance(generated, list) else generated),
             min_model_bytes=size_bytes(model.get('min_size', smallest),
                                        '%s: model.min_size' % where),
             max_model_bytes=size_bytes(model.get('max_size', largest),
                                        '%s: model.max_size' % where),
-            menu=menu, medium=scenario.get('medium', 'shared'),
-            accuracy=AccuracyModel.from_dict(scenario.get('accuracy', {}),
+            menu=menu, medium=raw.get('medium', 'shared'),
+            accuracy=AccuracyModel.from_dict(raw.get('accuracy', {}),
                                              '%s: accuracy' % where))
     except ConfigError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(where) else '%s: %s' % (where, msg)) from None
+
+
+def resolve(raw, path):
+    """The Scenario of a validated mapping read from path."""
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        return _resolve(raw, path, base)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(path) else '%s: %s' % (path, msg)) from None
+
+
+def _resolve(raw, path, base):
+    devices = raw.get('devices', 1)
+    capacity, cap_file = _capacity(raw.get('capacity', '20mbit'), 'capacity', base)
+    capacity_down, down_file = None, None
+    if 'capacity_down' in raw:
+        if raw.get('medium', 'shared') != 'duplex':
+            raise ConfigError('capacity_down: only a duplex medium has a download capacity')
+        capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
+    generated = raw.get('data', {}).get('generated', 3000)
+    if isinstance(generated, list):
+        if len(generated) != devices:
+            raise ConfigError('data.generated: %d values for %d devices'
+                              % (len(generated), devices))
+    else:
+        generated = [generated] * devices
+    if 'policy_file' in raw:
+        policy_path = raw['policy_file'] if os.path.isabs(raw['policy_file']) else \
+            os.path.join(base, raw['policy_file'])
+        if not os.path.isfile(policy_path):
+            raise ConfigError('policy_file: no such file %r' % raw['policy_file'])
+        policies_mod.load_file(policy_path)
+    names = raw.get('policies', DEFAULT_POLICIES)
+    for name in names:
+        try:
+            policies_mod.get(name)
+        except ConfigError as exc:
+            raise ConfigError('policies: %s' % exc) from None
+    problem = problem_from(raw, 'scenario', capacity_mbit=float(capacity.rate_at(0.0)))
+    period_s = _positive(problem.period_s, 'period')
+    step_s = _positive(duration_s(raw.get('step', '100ms'), 'step'), 'step')
+    if step_s < 0.01:
+        raise ConfigError('step: %g s is below the 10 ms the replayer can hold' % step_s)
+    queue_ms = _positive(duration_s(raw.get('queue', '100ms'), 'queue') * 1000, 'queue')
+    delay_ms = duration_s(raw.get('delay', 0), 'delay') * 1000
+    floor = raw.get('floor')
+    if floor is not None and floor >= problem.accuracy.a_inf:
+        raise ConfigError('floor: %g mAP is above what any model reaches (%.1f)'
+                          % (floor, problem.accuracy.a_inf))
+    if problem.timing == 'sequential' and problem.update_s >= period_s:
+        raise ConfigError('update: %g s leaves no transfer time in a %g s period'
+                          % (problem.update_s, period_s))
+    return Scenario(
+        path=path, raw=raw, name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
+        devices=devices, capacity=capacity, capacity_down=capacity_down, step_s=step_s,
+        medium=problem.medium, mode=raw.get('mode', 'strict'), ack=raw.get('ack', True),
+        queue_ms=queue_ms, delay_ms=delay_ms, loss_pct=float(raw.get('loss', 0.0)),
+        period_s=period_s, periods=raw.get('periods', 3), problem=problem,
+        generated=[float(g) for g in generated], policies=list(names),
+        ratio=raw.get('ratio', 0.5), floor=floor, drift=raw.get('drift', 0.2),
+        seed=raw.get('seed', 1),
+        compute_per_sample_s=duration_s(raw.get('edge', {}).get('compute_per_sample', 0),
+                                        'edge.compute_per_sample'),
+        trace_files={k: v for k, v in (('capacity', cap_file), ('capacity_down', down_file))
+                     if v})
+
+
+def load_scenario(path):
+    """Read, validate and resolve the scenario in path."""
+    return resolve(read(path), path)

@@ -1,0 +1,367 @@
+"""N devices sharing one budget: maximise the mean accuracy, optionally with a floor.
+
+The devices share the period, the accuracy model and the model menu of a ``Problem``;
+each has its own data volume (``generated``, samples in the period).  A shared medium
+gives one budget B W of bits for every device and direction; a duplex one a budget per
+direction.
+
+Method (Lagrangian decomposition, vectorised over the devices).  For a price lambda
+(accuracy per bit) each device answers on its own
+
+    max  A(S) q(D) - lambda (8 S + s D)       over S (menu variant or [S_min, S_max]),
+                                              D in [0, D_gen], or "keep the old model"
+
+For a fixed S the best D is closed form, q'(D) = lambda s / A(S):
+
+    D(S) = (A(S) c alpha / (lambda s)) ** (1 / (1 + alpha)) - d0,  clipped to [0, D_gen];
+
+a menu is enumerated and a continuous size found by bisection on the envelope
+derivative A'(S) q(D(S)) - 8 lambda (decreasing along the expansion path of this
+family; checked against brute force in the tests).  The bits the devices ask for fall
+as lambda rises, so lambda is found by bisection until the budget is met; then the
+budget the discrete choices left over is water-filled into data (closed form in the
+price of a sample, given each device's A(S)) and, for continuous sizes, into models
+(closed form: A'(S) q(D) = 8 mu).  Each step keeps every constraint, and the answer is
+checked against the equal split of the budget (each device's exact single-device
+optimum at B/N): the better of the two is returned, so the fleet optimum is never below
+any baseline that splits the budget equally.
+
+A fairness floor F (every device at least F mAP) gives device i its own price
+min(lambda, lambda_i), lambda_i the highest price at which its answer still reaches F
+(the floor's multiplier, found once by bisection); a device that cannot reach F even
+with the whole budget, or floors that together need more than the budget, make the
+answer infeasible with the reason, never a crash.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecollab.controller.solver import Allocation, solve
+from edgecollab.errors import ConfigError
+
+_LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
+_ITERATIONS = 64
+_SEARCH_DEVICES = 20          # local search over menu variants up to this many devices
+
+
+@dataclass
+class FleetAllocation:
+    """Per-device allocations (shares as fractions of the whole capacity)."""
+    devices: list
+    feasible: bool = True
+    reason: str = ''
+
+    @property
+    def mean_accuracy(self):
+        """The mean mAP over the devices."""
+        return float(np.mean([d.accuracy for d in self.devices]))
+
+    def as_dict(self):
+        """JSON form: totals and one entry per device (d1..dN)."""
+        return {'upload_share': round(sum(d.upload_share for d in self.devices), 6),
+                'download_share': round(sum(d.download_share for d in self.devices), 6),
+                'upload_bytes': round(sum(d.upload_bytes for d in self.devices)),
+                'model_bytes': round(sum(d.model_bytes for d in self.devices)),
+                'accuracy': round(self.mean_accuracy, 6), 'feasible': self.feasible,
+                'reason': self.reason,
+                'devices': {'d%d' % (i + 1): d.as_dict() for i, d in enumerate(self.devices)}}
+
+
+class Fleet:
+    """N devices of one Problem (capacity = the shared total) with their data volumes."""
+
+    def __init__(self, problem, generated, floor=None):
+        self.problem = problem
+        self.generated = np.asarray(generated, dtype=float)
+        if self.generated.ndim != 1 or self.generated.size < 1 or \
+                np.any(~np.isfinite(self.generated)) or np.any(self.generated < 0):
+            raise ConfigError('generated must be one finite number >= 0 per device')
+        if floor is not None and not 0 <= floor < problem.accuracy.a_inf:
+            raise ConfigError('fairness floor must be in [0, %.1f) mAP, got %r'
+                              % (problem.accuracy.a_inf, floor))
+        self.floor = floor
+        self.n = self.generated.size
+        acc = problem.accuracy
+        self.s = problem.sample_bits
+        self.kept = problem.kept_map()
+        if problem.menu:
+            variants = sorted(problem.menu, key=lambda v: v.size_bytes)
+            self.sizes = np.array([v.size_bytes for v in variants])
+            self.size_maps = np.array([v.map for v in variants])
+            self.names = [v.name for v in variants]
+        else:
+            self.sizes = None
+        self.acc = acc
+
+    # the per-device answer to a price
+    def _data(self, weight, price):
+        """Best D for a model term weight A and a price of a sample (vectorised)."""
+        acc = self.acc
+        with np.errstate(divide='ignore', over='ignore'):
+            d = np.power(weight * acc.c * acc.alpha / (price * self.s),
+                         1 / (1 + acc.alpha)) - acc.d0
+        return np.clip(np.nan_to_num(d, nan=0.0, posinf=np.inf), 0.0, self.generated)
+
+    def _continuous_size(self, price_up, price_down):
+        """Best continuous S for each device at the given prices (bisection, log space)."""
+        p = self.problem
+        lo = np.full(self.n, np.log(p.min_model_bytes))
+        hi = np.full(self.n, np.log(p.max_model_bytes))
+        while np.max(hi - lo, initial=0.0) > 1e-10:
+            mid = 0.5 * (lo + hi)
+            size = np.exp(mid)
+            d = self._data(self.acc.size_term(size), price_up)
+            rising = self.acc.size_slope(size) * self.acc.q(d) > 8 * price_down
+            lo = np.where(rising, mid, lo)
+            hi = np.where(rising, hi, mid)
+        return np.exp(lo)
+
+    def respond(self, price_up, price_down=None):
+        """Each device's (size, samples, value) at the prices; size 0 = keep the old model."""
+        price_down = price_up if price_down is None else price_down
+        price_up = np.broadcast_to(price_up, (self.n,)).astype(float)
+        price_down = np.broadcast_to(price_down, (self.n,)).astype(float)
+        if self.sizes is not None:
+            weights = self.size_maps[None, :]
+            d = np.stack([self._data(np.full(self.n, w), price_up) for w in self.size_maps],
+                         axis=1)
+            value = weights * self.acc.q(d)
+            net = value - price_up[:, None] * self.s * d - price_down[:, None] * 8 * \
+                self.sizes[None, :]
+            best = np.argmax(net, axis=1)
+            rows = np.arange(self.n)
+            size, samples, val, gain = (self.sizes[best], d[rows, best], value[rows, best],
+                                        net[rows, best])
+        else:
+            size = self._continuous_size(price_up, price_down)
+            samples = self._data(self.acc.size_term(size), price_up)
+            val = self.acc.accuracy(samples, size)
+            gain = val - price_up * self.s * samples - price_down * 8 * size
+        keep = gain < self.kept
+        size = np.where(keep, 0.0, size)
+        samples = np.where(keep, 0.0, samples)
+        val = np.where(keep, self.kept, val)
+        return size, samples, val
+
+    # prices meeting the budgets
+    def _floor_prices(self):
+        """Per device, the highest log price at which its answer reaches the floor."""
+        if self.floor is None or self.kept >= self.floor:
+            return np.full(self.n, np.inf)
+        lo = np.full(self.n, _LOG_PRICE[0])
+        hi = np.full(self.n, _LOG_PRICE[1])
+        reachable = self.respond(10.0 ** lo)[2] >= self.floor - 1e-9
+        for _ in range(_ITERATIONS):
+            mid = 0.5 * (lo + hi)
+            ok = self.respond(10.0 ** mid)[2] >= self.floor - 1e-9
+            lo = np.where(ok, mid, lo)
+            hi = np.where(ok, hi, mid)
+        return np.where(reachable, lo, -np.inf)
+
+    def _price_for(self, budget_bits, spend, caps):
+        """The lowest log price whose spend fits budget_bits (bisection; spend falls as
+        the price rises), each device's log price capped by caps."""
+        def at(log_price):
+            return spend(10.0 ** np.minimum(log_price, caps))
+        lo, hi = _LOG_PRICE
+        if at(lo) <= budget_bits:
+            return lo
+        while hi - lo > 1e-10:
+            mid = 0.5 * (lo + hi)
+            if at(mid) <= budget_bits:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def solve(self):
+        """The FleetAllocation maximising the mean accuracy (see the module docstring)."""
+        p = self.problem
+        budget = p.budget_bits
+        if budget <= 0:
+            return self._nothing('no capacity in the window')
+        caps = self._floor_prices()
+        if np.any(caps == -np.inf):
+            return self._floor_unreachable('a device cannot reach the floor %.2f mAP even '
+                                           'with the whole budget' % self.floor)
+        if p.medium == 'duplex':
+            size, samples = self._solve_duplex(budget, caps)
+        else:
+            def spend(prices):
+                size, samples, _ = self.respond(prices)
+                return float(np.sum(8 * size + self.s * samples))
+            log_price = self._price_for(budget, spend, caps)
+            size, samples, _ = self.respond(10.0 ** np.minimum(log_price, caps))
+            size, samples = self._fill(size, samples, budget, budget)
+        if self.sizes is not None and self.n <= _SEARCH_DEVICES:
+            size, samples = self._switch_variants(size, samples, budget)
+        if self.floor is not None and np.any(
+                self._values(size, samples) < self.floor - 1e-6):
+            return self._floor_unreachable('the floors of %.2f mAP together need more '
+                                           'than the budget' % self.floor)
+        answer = self._allocation(size, samples)
+        equal = self._equal_split()
+        if equal.mean_accuracy > answer.mean_accuracy + 1e-12 and (
+                self.floor is None or min(d.accuracy for d in equal.devices) >= self.floor):
+            return equal
+        return answer
+
+    def _solve_duplex(self, budget, caps):
+        # Two prices, found by alternating bisections (each budget is met in turn).
+        log_up = log_down = _LOG_PRICE[0]
+        for _ in range(8):
+            log_up = self._price_for(budget, lambda pr: float(np.sum(
+                self.s * self.respond(pr, 10.0 ** np.minimum(log_down, caps))[1])), caps)
+            log_down = self._price_for(budget, lambda pr: float(np.sum(
+                8 * self.respond(10.0 ** np.minimum(log_up, caps), pr)[0])), caps)
+        size, samples, _ = self.respond(10.0 ** np.minimum(log_up, caps),
+                                        10.0 ** np.minimum(log_down, caps))
+        return self._fill(size, samples, budget, budget, duplex=True)
+
+    # water-filling what the discrete choices left over
+    def _fill(self, size, samples, up_budget, down_budget, duplex=False):
+        served = size > 0
+        model_bits = float(np.sum(8 * size))
+        data_room = up_budget - (0.0 if duplex else model_bits)
+        samples = self._fill_data(size, samples, served, data_room)
+        if self.sizes is None:
+            room = down_budget - model_bits - (0.0 if duplex else float(np.sum(
+                self.s * samples)))
+            if room > 0:
+                size = self._fill_models(size, samples, served, model_bits + room)
+        return size, samples
+
+    def _fill_data(self, size, samples, served, room_bits):
+        weights = np.where(served, self._size_maps(size), 0.0)
+        if room_bits <= 0 or not np.any(served):
+            return samples
+
+        def spend(prices):
+            return float(np.sum(self.s * np.where(served, self._data(weights, prices), 0)))
+        if spend(10.0 ** _LOG_PRICE[0]) <= room_bits:
+            return np.where(served, self.generated, 0.0)
+        log_price = self._price_for(room_bits, spend, np.full(self.n, np.inf))
+        filled = np.where(served, self._data(weights, 10.0 ** log_price), 0.0)
+        return np.maximum(filled, samples) if spend(10.0 ** log_price) <= room_bits \
+            else samples
+
+    def _fill_models(self, size, samples, served, model_bits):
+        p, acc = self.problem, self.acc
+        q = acc.q(samples)
+
+        def sizes_at(price):
+            s_mb = np.power(acc.b * acc.gamma * q / (8 * price * 1e6), 1 / (acc.gamma + 1))
+            return np.where(served, np.clip(s_mb * 1e6, p.min_model_bytes,
+                                            p.max_model_bytes), 0.0)
+        log_price = self._price_for(model_bits, lambda pr: float(np.sum(8 * sizes_at(pr))),
+                                    np.full(self.n, np.inf))
+        filled = sizes_at(10.0 ** log_price)
+        return np.maximum(filled, size) if np.sum(8 * filled) <= model_bits + 1 else size
+
+    def _switch_variants(self, size, samples, budget):
+        # The menu makes each device's value a step function of its budget, so the
+        # price may leave a gap; switch one device's variant at a time (data
+        # re-filled) while the mean improves.
+        duplex = self.problem.medium == 'duplex'
+        best = float(np.mean(self._values(size, samples)))
+        for _ in range(3):
+            improved = False
+            for i in range(self.n):
+                for option in np.concatenate(([0.0], self.sizes)):
+                    if option == size[i]:
+                        continue
+                    trial = size.copy()
+                    trial[i] = option
+                    model_bits = float(np.sum(8 * trial))
+                    if model_bits > budget * (1 + 1e-12):
+                        continue
+                    room = budget if duplex else budget - model_bits
+                    filled = self._fill_data(trial, np.zeros(self.n), trial > 0, room)
+                    value = float(np.mean(self._values(trial, filled)))
+                    if self.floor is not None and np.any(
+                            self._values(trial, filled) < self.floor - 1e-9):
+                        continue
+                    if value > best + 1e-12:
+                        best, size, samples, improved = value, trial, filled, True
+            if not improved:
+                break
+        return size, samples
+
+    # answers
+    def _size_maps(self, size):
+        if self.sizes is None:
+            return self.acc.size_term(size)
+        index = np.clip(np.searchsorted(self.sizes, size - 0.5), 0, len(self.sizes) - 1)
+        return self.size_maps[index]
+
+    def _values(self, size, samples):
+        return np.where(size > 0, self._size_maps(size) * self.acc.q(samples), self.kept)
+
+    def _allocation(self, size, samples):
+        budget = self.problem.budget_bits
+        values = self._values(size, samples)
+        devices = []
+        for i in range(self.n):
+            name = ''
+            if self.sizes is not None and size[i] > 0:
+                name = self.names[int(np.argmin(np.abs(self.sizes - size[i])))]
+            up_bytes = samples[i] * self.s / 8
+            devices.append(Allocation(
+                upload_share=up_bytes * 8 / budget, download_share=8 * size[i] / budget,
+                upload_bytes=float(up_bytes), model_bytes=float(size[i]),
+                accuracy=float(values[i]), feasible=bool(size[i] > 0), model=name,
+                reason='' if size[i] > 0 else 'keeps its previous model'))
+        _give_leftover(devices, self.problem.medium)
+        return FleetAllocation(devices)
+
+    def _equal_split(self):
+        """Each device's exact single-device optimum at an equal part of the budget."""
+        part = self.problem.capacity_mbit / self.n
+        answers, cache = [], {}
+        for generated in self.generated:
+            key = float(generated)
+            if key not in cache:
+                cache[key] = solve(dataclasses.replace(self.problem, capacity_mbit=part,
+                                                       generated=key))
+            a = cache[key]
+            answers.append(dataclasses.replace(a, upload_share=a.upload_share / self.n,
+                                               download_share=a.download_share / self.n))
+        return FleetAllocation(answers)
+
+    def _nothing(self, reason):
+        return FleetAllocation([Allocation(0.0, 0.0, 0.0, 0.0, self.kept, False, '', reason)
+                                for _ in range(self.n)], feasible=False, reason=reason)
+
+    def _floor_unreachable(self, reason):
+        answer = Fleet(self.problem, self.generated).solve()
+        answer.feasible, answer.reason = False, reason
+        return answer
+
+
+def _give_leftover(devices, medium):
+    """Hand the budget the plan does not use to the model shares (in proportion to them;
+    to the uploads when no model is sent), as the single-device split does."""
+    pairs = [('download_share', 'upload_share')] if medium == 'shared' else \
+        [('upload_share', None), ('download_share', None)]
+    for first, second in pairs:
+        used = sum(d.upload_share + d.download_share for d in devices) if second else \
+            sum(getattr(d, first) for d in devices)
+        left = 1.0 - used
+        if left <= 1e-12:
+            continue
+        for key in (first, second):
+            if key is None:
+                continue
+            total = sum(getattr(d, key) for d in devices)
+            if total > 0:
+                for d in devices:
+                    setattr(d, key, getattr(d, key) + left * getattr(d, key) / total)
+                break
+
+
+def solve_fleet(problem, generated, floor=None):
+    """The mean-accuracy optimum of devices with the given data volumes sharing problem's
+    capacity (a FleetAllocation)."""
+    return Fleet(problem, generated, floor).solve()

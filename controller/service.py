@@ -1,0 +1,157 @@
+"""The controller service: the run's state and its REST API (Flask, management network).
+
+The runner drives the periods (``begin_period``, ``end_period``); agents and people use
+the API.  Every mutating call needs ``Authorization: Bearer <token>`` (the per-run
+token in the run folder's ``token`` file, mode 0600).  Errors are JSON
+``{"error": ..., "status": ...}``.  The API is documented in ``controller/openapi.yaml``.
+
+    GET  /v1/health
+    GET  /v1/plan/<device>    this period's upload volume, model, windows, deadlines
+    POST /v1/reports          a device's report of a period (token)
+    GET  /v1/status           capacity, shares, per-class goodput and efficiency, progress
+    GET  /v1/policy           the policy and the one the next period will use
+    PUT  /v1/policy           {"policy": name}: used from the next period on (token)
+"""
+
+import threading
+import time
+
+from flask import Flask, abort, jsonify
+
+from edgecollab.controller import policies
+from edgecollab.nodes.api import bad_request, check_token, json_body, json_errors
+
+REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'upload_started', 'upload_finished')
+
+
+class ControllerState:
+    """What the controller knows: plans, reports, measured rates, the policy."""
+
+    def __init__(self, devices, policy, timing):
+        self.devices = list(devices)
+        self.policy = policy
+        self.next_policy = policy
+        self.timing = timing
+        self.lock = threading.Lock()
+        self.period = 0
+        self.state = 'starting'
+        self.plans = {}            # device -> plan dict of the current period
+        self.reports = {}          # (device, period) -> report
+        self.capacity_mbit = 0.0
+        self.shares = {}           # device -> {'up': fraction, 'down': fraction}
+        self.goodput = {}          # (device, direction) -> Mbit/s over the last step
+        self.efficiency = {}       # direction -> achieved / allocated (period so far)
+        self.events = []
+
+    def begin_period(self, period, plans, shares, capacity_mbit):
+        """Publish period's plans (device -> dict) and shares."""
+        with self.lock:
+            self.period, self.state = period, 'running'
+            self.plans, self.shares = plans, shares
+            self.capacity_mbit = capacity_mbit
+            self.policy = self.next_policy
+
+    def finish(self):
+        """Tell the agents the run is over."""
+        with self.lock:
+            self.state = 'done'
+
+    def report(self, device, period, body):
+        """Store a device's report."""
+        with self.lock:
+            self.reports[(device, period)] = dict(body, received=time.time())
+
+    def reports_of(self, period):
+        """{device: report} of period."""
+        with self.lock:
+            return {d: r for (d, p), r in self.reports.items() if p == period}
+
+    def measured(self, capacity_mbit, goodput, efficiency):
+        """Record the latest capacity, per-class goodput and efficiency."""
+        with self.lock:
+            self.capacity_mbit, self.goodput, self.efficiency = (capacity_mbit, goodput,
+                                                                  efficiency)
+
+    def note(self, text):
+        """Keep an event for /v1/status (drift, failures)."""
+        with self.lock:
+            self.events = (self.events + [{'time': time.time(), 'event': text}])[-50:]
+
+    def status(self):
+        """The /v1/status document."""
+        with self.lock:
+            return {
+                'state': self.state, 'period': self.period, 'policy': self.policy,
+                'capacity_mbit': self.capacity_mbit,
+                'shares': self.shares,
+                'goodput_mbit': {'%s/%s' % k: v for k, v in self.goodput.items()},
+                'efficiency': self.efficiency,
+                'progress': {d: {'reported_periods': sorted(
+                    p for (dd, p) in self.reports if dd == d)} for d in self.devices},
+                'events': self.events[-10:]}
+
+
+def create_app(state, token):
+    """The controller's Flask app over state."""
+    app = Flask('edgecollab.controller')
+    json_errors(app)
+
+    def known(device):
+        if device not in state.devices:
+            abort(404, description='unknown device %r (devices: %s)'
+                  % (device, ', '.join(state.devices)))
+
+    @app.get('/v1/health')
+    def health():
+        return jsonify(ok=True)
+
+    @app.get('/v1/plan/<device>')
+    def plan(device):
+        known(device)
+        with state.lock:
+            body = dict(state.plans.get(device, {}), period=state.period, state=state.state,
+                        timing=state.timing)
+        return jsonify(body)
+
+    @app.post('/v1/reports')
+    def reports():
+        check_token(token)
+        body = json_body()
+        device, period = body.get('device'), body.get('period')
+        if not isinstance(device, str) or isinstance(period, bool) or \
+                not isinstance(period, int):
+            bad_request('a report needs "device" (string) and "period" (integer)')
+        known(device)
+        for key in REPORT_NUMBERS:
+            if key in body and (isinstance(body[key], bool) or
+                                not isinstance(body[key], (int, float))):
+                bad_request('report field %r must be a number' % key)
+        if 'model_ok' in body and not isinstance(body['model_ok'], bool):
+            bad_request('report field \'model_ok\' must be true or false')
+        if period < 1 or period > state.period:
+            bad_request('period %d is not a period of this run (current: %d)'
+                        % (period, state.period))
+        state.report(device, period, body)
+        return jsonify(ok=True)
+
+    @app.get('/v1/status')
+    def status():
+        return jsonify(state.status())
+
+    @app.get('/v1/policy')
+    def get_policy():
+        return jsonify(policy=state.policy, next=state.next_policy,
+                       known=sorted(policies.POLICIES))
+
+    @app.put('/v1/policy')
+    def put_policy():
+        check_token(token)
+        name = json_body().get('policy')
+        if name not in policies.POLICIES:
+            bad_request('unknown policy %r (known: %s)'
+                        % (name, ', '.join(sorted(policies.POLICIES))))
+        with state.lock:
+            state.next_policy = name
+        return jsonify(policy=state.policy, next=name)
+
+    return app

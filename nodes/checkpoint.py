@@ -1,0 +1,60 @@
+"""Distilled-model checkpoints: real ``.npz`` files of a chosen size, with their digest.
+
+A checkpoint holds float32 weight arrays whose parameter count makes the file the size
+the controller chose (within the npz container's few hundred bytes of headers) and a
+``meta`` array of JSON: period, device, model variant, size, the data volume it was
+trained on.  The weights are seeded noise: what matters to the emulation is the bytes
+on the wire and that the device can verify and load what it received.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from edgecollab.errors import EdgecollabError
+
+LAYERS = 8
+HEADER_ALLOWANCE = 4096    # bytes of npz/zip headers the weights leave room for
+
+
+def write(path, size_bytes, meta, seed=0):
+    """Write a checkpoint of about size_bytes to path; return its sha256 hex digest."""
+    params = max(LAYERS, int((size_bytes - HEADER_ALLOWANCE) // 4))
+    rng = np.random.default_rng(seed)
+    per_layer = params // LAYERS
+    arrays = {'layer%d' % i: rng.standard_normal(
+        per_layer + (params - per_layer * LAYERS if i == LAYERS - 1 else 0),
+        dtype=np.float32) for i in range(LAYERS)}
+    arrays['meta'] = np.frombuffer(json.dumps(dict(meta, params=params)).encode(),
+                                   dtype=np.uint8)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as out:
+        np.savez(out, **arrays)
+    os.replace(tmp, path)
+    return digest(path)
+
+
+def digest(path):
+    """sha256 hex digest of the file at path."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as src:
+        for block in iter(lambda: src.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(path):
+    """The metadata of the checkpoint at path after loading every array (a check that
+    it is a complete, readable model)."""
+    try:
+        with np.load(path) as archive:
+            meta = json.loads(archive['meta'].tobytes().decode())
+            params = sum(archive[k].size for k in archive.files if k != 'meta')
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise EdgecollabError('checkpoint %s does not load: %s' % (path, exc)) from None
+    if params != meta.get('params'):
+        raise EdgecollabError('checkpoint %s holds %d parameters, its metadata says %s'
+                              % (path, params, meta.get('params')))
+    return meta

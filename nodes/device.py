@@ -1,0 +1,261 @@
+"""The device agent: runs inside each device host (requests).
+
+Each period it fetches its plan from the controller (management network), uploads data
+batches to the edge in the upload window (data plane), downloads its checkpoint in the
+download window (resuming with HTTP Range after a broken connection), verifies the
+sha256 digest and loads it (a corrupt or truncated checkpoint is rejected, counted and
+never deployed: the device keeps its previous model) and reports what it sent and
+received, with timestamps, to the controller.
+
+Sensor data: samples of ``--sample-bytes`` are produced at ``--generated`` samples a
+period into a bounded local buffer (the device starts with one period of data); an
+upload takes whole samples from it.
+
+    python -m edgecollab.nodes.device --name d1 --controller URL --edge URL --token T ...
+"""
+
+import argparse
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+import requests
+
+from edgecollab.errors import EdgecollabError
+from edgecollab.nodes import checkpoint
+
+log = logging.getLogger('edgecollab.device')
+POLL_S = 0.1
+CONTROL_TIMEOUT_S = 5
+BATCH_SAMPLES_BYTES = 1 << 20     # a batch is the samples of about 1 MB
+
+
+class SampleBuffer:
+    """Samples produced at a fixed rate, at most two periods' worth kept."""
+
+    def __init__(self, per_period, period_s, sample_bytes):
+        self.rate = per_period / period_s
+        self.capacity = 2 * per_period
+        self.sample_bytes = int(sample_bytes)
+        self.count = float(per_period)
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, samples):
+        """Take up to samples from the buffer; return how many were taken."""
+        with self.lock:
+            now = time.monotonic()
+            self.count = min(self.capacity, self.count + (now - self.last) * self.rate)
+            self.last = now
+            taken = min(int(self.count), int(samples))
+            self.count -= taken
+            return taken
+
+
+class DeviceAgent:
+    """One device: its plan loop, uploads, downloads and reports."""
+
+    def __init__(self, name, controller, edge, token, workdir, buffer, seed=0):
+        self.name, self.controller, self.edge = name, controller.rstrip('/'), edge.rstrip('/')
+        self.auth = {'Authorization': 'Bearer %s' % token}
+        self.workdir = workdir
+        self.buffer = buffer
+        self.pool = np.random.default_rng(seed).bytes(BATCH_SAMPLES_BYTES)
+        self.model_meta = None
+        self.rejected = 0
+        os.makedirs(workdir, exist_ok=True)
+
+    def run(self):
+        """Follow the controller's periods until it says the run is done."""
+        done = 0
+        while True:
+            plan = self._get_plan()
+            if plan is None or plan.get('period', 0) <= done:
+                if plan is not None and plan.get('state') == 'done':
+                    return
+                time.sleep(POLL_S)
+                continue
+            done = plan['period']
+            self.run_period(plan)
+
+    def _get_plan(self):
+        try:
+            r = requests.get('%s/v1/plan/%s' % (self.controller, self.name),
+                             timeout=CONTROL_TIMEOUT_S)
+            return r.json() if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def run_period(self, plan):
+        """Upload and download as the plan says; report."""
+        report = {'device': self.name, 'period': plan['period']}
+        up = threading.Thread(target=lambda: report.update(self.upload(plan)))
+        down = threading.Thread(target=lambda: report.update(self.download(plan)))
+        up.start()
+        if plan['timing'] == 'sequential':
+            up.join()
+        down.start()
+        up.join()
+        down.join()
+        report['rejected_total'] = self.rejected
+        log.info('period %d: sent %d bytes%s, model %s%s', plan['period'],
+                 report.get('upload_bytes', 0), ' (%s)' % report['upload_error']
+                 if report.get('upload_error') else '',
+                 'deployed' if report.get('model_ok') else 'not deployed',
+                 ' (%s)' % report['model_error'] if report.get('model_error') else '')
+        for _ in range(3):
+            try:
+                r = requests.post('%s/v1/reports' % self.controller, json=report,
+                                  headers=self.auth, timeout=CONTROL_TIMEOUT_S)
+                if r.status_code != 200:
+                    log.warning('report refused: %d %s', r.status_code, r.text[:200])
+                break
+            except requests.RequestException as exc:
+                log.warning('report failed: %s', exc)
+                time.sleep(POLL_S)
+
+    # upload
+    def upload(self, plan):
+        """Send the planned volume in batches before the upload deadline."""
+        start, deadline = plan['upload_window']
+        _wait_until(start)
+        sent, error, began = 0, '', time.time()
+        sample = self.buffer.sample_bytes
+        url = '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period'])
+        session = requests.Session()
+        try:
+            while sent + sample <= plan['upload_bytes'] and time.time() < deadline:
+                want = min(max(1, BATCH_SAMPLES_BYTES // sample),
+                           int((plan['upload_bytes'] - sent) // sample))
+                taken = self.buffer.take(want)
+                if not taken:
+                    time.sleep(POLL_S)
+                    continue
+                body = _repeat(self.pool, taken * sample)
+                remaining = max(0.05, deadline - time.time())
+                r = session.post(url, data=body, headers=self.auth,
+                                 timeout=(min(3.0, remaining), remaining))
+                if r.status_code != 200:
+                    error = 'edge answered %d' % r.status_code
+                    break
+                sent += r.json().get('bytes', 0)
+        except requests.RequestException as exc:
+            error = 'upload failed: %s' % type(exc).__name__
+        finally:
+            session.close()
+        return {'upload_bytes': sent, 'upload_started': began, 'upload_finished': time.time(),
+                'upload_error': error}
+
+    # download
+    def download(self, plan):
+        """Fetch, verify and deploy this period's checkpoint before its deadline."""
+        result = {'model_bytes': 0, 'model_ok': False, 'model_error': '',
+                  'download_started': time.time(), 'download_finished': None}
+        if not plan.get('model_bytes'):
+            result['model_error'] = 'no model planned'
+            return result
+        start, deadline = plan['download_window']
+        _wait_until(start)
+        path = os.path.join(self.workdir, 'period-%d.npz.part' % plan['period'])
+        url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, plan['period'])
+        digest, got, total, error = None, 0, None, ''
+        _remove(path)
+        while time.time() < deadline and (total is None or got < total):
+            try:
+                digest, got, total = self._fetch(url, path, got, deadline)
+            except requests.RequestException as exc:
+                error = 'download interrupted: %s' % type(exc).__name__
+                time.sleep(POLL_S)
+        result.update(model_bytes=got, download_finished=time.time())
+        if total is None or got < total:
+            result['model_error'] = error or 'missed the deadline'
+            _remove(path)
+            return result
+        return dict(result, **self._deploy(path, digest, plan))
+
+    def _fetch(self, url, path, offset, deadline):
+        """Fetch from offset (Range) until done or the deadline; return (digest, bytes
+        on disk, total size or None when the checkpoint is not ready yet)."""
+        headers = {'Range': 'bytes=%d-' % offset} if offset else {}
+        remaining = max(0.05, deadline - time.time())
+        with requests.get(url, headers=headers, stream=True,
+                          timeout=(min(3.0, remaining), min(5.0, remaining))) as r:
+            if r.status_code == 404:
+                time.sleep(POLL_S)
+                return None, offset, None
+            if r.status_code not in (200, 206):
+                raise requests.RequestException('edge answered %d' % r.status_code)
+            digest = r.headers.get('X-Checkpoint-Sha256')
+            if r.status_code == 206:
+                total = int(r.headers['Content-Range'].split('/')[-1])
+            else:
+                total, offset = int(r.headers['Content-Length']), 0
+            got = offset
+            with open(path, 'ab' if offset else 'wb') as out:
+                for block in r.iter_content(64 * 1024):
+                    out.write(block)
+                    got += len(block)
+                    if time.time() > deadline:
+                        break
+            return digest, got, total
+
+    def _deploy(self, path, digest, plan):
+        if checkpoint.digest(path) != digest:
+            self.rejected += 1
+            _remove(path)
+            log.warning('period %d: checkpoint digest mismatch: rejected, old model kept',
+                        plan['period'])
+            return {'model_ok': False, 'model_error': 'digest mismatch: rejected',
+                    'rejected': True}
+        try:
+            meta = checkpoint.load(path)
+        except EdgecollabError as exc:
+            self.rejected += 1
+            _remove(path)
+            return {'model_ok': False, 'model_error': str(exc), 'rejected': True}
+        os.replace(path, os.path.join(self.workdir, 'model.npz'))
+        self.model_meta = meta
+        return {'model_ok': True, 'model_error': '', 'model': meta.get('model', ''),
+                'rejected': False}
+
+
+def _repeat(pool, size):
+    """size bytes of sample data from the random pool."""
+    whole, rest = divmod(size, len(pool))
+    return pool * whole + pool[:rest]
+
+
+def _wait_until(epoch_s):
+    delay = epoch_s - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def main(argv=None):
+    """Run one device agent until the controller ends the run."""
+    parser = argparse.ArgumentParser(prog='edgecollab-device')
+    parser.add_argument('--name', required=True)
+    parser.add_argument('--controller', required=True, help='controller URL (management)')
+    parser.add_argument('--edge', required=True, help='edge agent URL (data plane)')
+    parser.add_argument('--token', required=True)
+    parser.add_argument('--dir', required=True)
+    parser.add_argument('--generated', type=float, required=True, help='samples a period')
+    parser.add_argument('--period', type=float, required=True, help='seconds')
+    parser.add_argument('--sample-bytes', type=float, required=True)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s ' + args.name + ' %(message)s')
+    agent = DeviceAgent(args.name, args.controller, args.edge, args.token, args.dir,
+                        SampleBuffer(args.generated, args.period, args.sample_bytes), args.seed)
+    agent.run()
+
+
+if __name__ == '__main__':
+    main()

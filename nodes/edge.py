@@ -1,0 +1,187 @@
+"""The edge agent: runs inside the edge host (Flask).
+
+Receives data batches from the devices (counted per device and period; bytes arriving
+after the period's upload deadline are counted as late and do not train the model),
+and on the controller's order distils each device's checkpoint of the chosen size from
+what arrived (after an optional compute delay per sample), serving it with its sha256
+digest and HTTP Range for resumed downloads.
+
+    python -m edgecollab.nodes.edge --port 8080 --dir DIR --token T --devices d1,d2
+
+API (mutating calls need ``Authorization: Bearer <token>``):
+    GET  /health
+    POST /v1/periods             {"period", "upload_deadline", "checkpoints":
+                                  {device: {"size_bytes", "model", "trained_on"}}}
+    POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
+    GET  /v1/data/<dev>/<period> {"bytes", "late_bytes"}
+    GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256
+"""
+
+import argparse
+import logging
+import os
+import threading
+import time
+
+from flask import Flask, abort, jsonify, request, send_file
+
+from edgecollab.nodes import checkpoint
+from edgecollab.nodes.api import bad_request, check_token, json_body, json_errors
+
+log = logging.getLogger('edgecollab.edge')
+CHUNK = 64 * 1024
+KEEP_PERIODS = 2      # data files of older periods are removed to bound disk use
+
+
+class EdgeStore:
+    """Per device and period: bytes received (in time and late), checkpoints made."""
+
+    def __init__(self, root, devices, compute_per_sample_s=0.0, sample_bytes=100e3):
+        self.root, self.devices = root, set(devices)
+        self.compute_per_sample_s = compute_per_sample_s
+        self.sample_bytes = sample_bytes
+        self.lock = threading.Lock()
+        self.received = {}       # (dev, period) -> [bytes in time, late bytes]
+        self.deadlines = {}      # period -> upload deadline (epoch s)
+        self.ready = {}          # (dev, period) -> (path, digest)
+        for sub in ('data', 'checkpoints'):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+
+    def check_device(self, device):
+        """404 unless device is one of the run's."""
+        if device not in self.devices:
+            abort(404, description='unknown device %r' % device)
+
+    def receive(self, device, period, stream):
+        """Store a batch from stream; return (bytes in time, late bytes) of this batch."""
+        deadline = self.deadlines.get(period, float('inf'))
+        path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
+        in_time = late = 0
+        with open(path, 'ab') as out:
+            for block in iter(lambda: stream.read(CHUNK), b''):
+                on_time = time.time() <= deadline
+                if on_time:
+                    out.write(block)
+                    in_time += len(block)
+                else:
+                    late += len(block)
+                with self.lock:
+                    counts = self.received.setdefault((device, period), [0, 0])
+                    counts[0 if on_time else 1] += len(block)
+        self._forget(device, period - KEEP_PERIODS)
+        return in_time, late
+
+    def _forget(self, device, period):
+        path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
+        if os.path.exists(path):
+            os.unlink(path)
+
+    def counts(self, device, period):
+        """(bytes in time, late bytes) received from device in period."""
+        with self.lock:
+            return tuple(self.received.get((device, period), (0, 0)))
+
+    def order(self, period, upload_deadline, orders, seed):
+        """Distil the checkpoints of period in the background."""
+        self.deadlines[period] = upload_deadline
+        for device, spec in orders.items():
+            self.check_device(device)
+            threading.Thread(target=self._distil, args=(device, period, spec, seed),
+                             daemon=True).start()
+
+    def _distil(self, device, period, spec, seed):
+        trained_on = float(spec.get('trained_on', 0))
+        time.sleep(self.compute_per_sample_s * trained_on)
+        path = os.path.join(self.root, 'checkpoints', '%s-%d.npz' % (device, period))
+        meta = {'period': period, 'device': device, 'model': spec.get('model', ''),
+                'size_bytes': spec['size_bytes'], 'trained_on_samples': trained_on}
+        digest = checkpoint.write(path, spec['size_bytes'], meta,
+                                  seed=seed + period * 1000 + sorted(self.devices).index(device))
+        with self.lock:
+            self.ready[(device, period)] = (path, digest)
+        log.info('checkpoint %s period %d: %d bytes', device, period, os.path.getsize(path))
+
+    def checkpoint(self, device, period):
+        """(path, digest) of a finished checkpoint or None."""
+        with self.lock:
+            return self.ready.get((device, period))
+
+
+def create_app(store, token, seed=0):
+    """The edge agent's Flask app over store."""
+    app = Flask('edgecollab.edge')
+    app.config['MAX_CONTENT_LENGTH'] = None
+    json_errors(app)
+
+    @app.get('/health')
+    def health():
+        return jsonify(ok=True)
+
+    @app.post('/v1/periods')
+    def periods():
+        check_token(token)
+        body = json_body(max_bytes=1 << 20)
+        try:
+            period = int(body['period'])
+            deadline = float(body['upload_deadline'])
+            orders = {str(d): {'size_bytes': float(s['size_bytes']),
+                               'model': str(s.get('model', '')),
+                               'trained_on': float(s.get('trained_on', 0))}
+                      for d, s in body['checkpoints'].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            bad_request('a period order needs period, upload_deadline and checkpoints '
+                        '{device: {size_bytes}}: %s' % exc)
+        store.order(period, deadline, orders, seed)
+        return jsonify(ok=True, period=period)
+
+    @app.post('/v1/data/<device>/<int:period>')
+    def data(device, period):
+        check_token(token)
+        store.check_device(device)
+        in_time, late = store.receive(device, period, request.stream)
+        return jsonify(bytes=in_time, late_bytes=late)
+
+    @app.get('/v1/data/<device>/<int:period>')
+    def data_counts(device, period):
+        store.check_device(device)
+        in_time, late = store.counts(device, period)
+        return jsonify(bytes=in_time, late_bytes=late)
+
+    @app.get('/v1/checkpoints/<device>/<int:period>')
+    def get_checkpoint(device, period):
+        store.check_device(device)
+        found = store.checkpoint(device, period)
+        if found is None:
+            abort(404, description='no checkpoint for %s period %d yet' % (device, period))
+        path, digest = found
+        response = send_file(path, mimetype='application/octet-stream', conditional=True,
+                             etag=digest)
+        response.headers['X-Checkpoint-Sha256'] = digest
+        return response
+
+    return app
+
+
+def main(argv=None):
+    """Run the edge agent until killed."""
+    parser = argparse.ArgumentParser(prog='edgecollab-edge')
+    parser.add_argument('--listen', default='0.0.0.0')
+    parser.add_argument('--port', type=int, default=8080)
+    parser.add_argument('--dir', required=True)
+    parser.add_argument('--token', required=True)
+    parser.add_argument('--devices', required=True, help='comma-separated device names')
+    parser.add_argument('--compute-per-sample', type=float, default=0.0, help='seconds')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s edge %(message)s')
+    logging.getLogger('werkzeug').setLevel(logging.WARNING)
+    store = EdgeStore(args.dir, args.devices.split(','), args.compute_per_sample)
+    from werkzeug.serving import make_server
+    server = make_server(args.listen, args.port, create_app(store, args.token, args.seed),
+                         threaded=True)
+    log.info('edge agent on %s:%d', args.listen, args.port)
+    server.serve_forever()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,211 @@
+"""``edgecollab run``, ``edgecollab report`` and ``edgecollab trace``: parse, call, print."""
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+
+from tqdm import tqdm
+
+from edgecollab import __version__
+from edgecollab.controller import fluid
+from edgecollab.errors import ConfigError, EdgecollabError
+from edgecollab.scenarios import results, traces
+from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.shell import runner as command_runner
+from edgecollab.units import duration_s, rate_mbit
+
+log = logging.getLogger('edgecollab')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec'):
+    """Run each policy of names on scenario into folder out; return {policy: status}."""
+    from edgecollab.scenarios.runner import PolicyRun
+    statuses = {}
+    for name in names:
+        bar = tqdm(total=scenario.periods, desc='%-13s' % name, unit='period',
+                   disable=None, leave=True)
+        try:
+            if backend == 'fluid':
+                rows = fluid.run_policy(scenario, name)
+                csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), fluid.RECORD_FIELDS)
+                csv_log.write(rows)
+                csv_log.close()
+                bar.update(scenario.periods)
+                statuses[name] = 'completed'
+            else:
+                statuses[name] = PolicyRun(scenario, name, out, prefix=prefix,
+                                           progress=lambda k: bar.update(1),
+                                           interactive=interactive).run()
+        except (KeyboardInterrupt, SystemExit):
+            statuses[name] = 'interrupted'
+            raise
+        except EdgecollabError as exc:
+            statuses[name] = 'failed: %s' % exc
+            log.error('policy %s failed: %s', name, exc)
+            log.debug('policy %s failed', name, exc_info=True)
+        finally:
+            bar.close()
+    return statuses
+
+
+def _metadata(scenario, args, out):
+    def version(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=5,
+                                  check=False).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return None
+    commit = version(['git', '-C', REPO, 'rev-parse', 'HEAD'])
+    meta = {'edgecollab': __version__, 'git_commit': commit, 'started': time.time(),
+            'arguments': {k: v for k, v in vars(args).items() if k != 'func'},
+            'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
+            'kernel': platform.release(), 'python': platform.python_version(),
+            'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
+            'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
+                       for key, path in scenario.trace_files.items()}}
+    with open(os.path.join(out, 'metadata.json'), 'w', encoding='utf-8') as dst:
+        json.dump(meta, dst, indent=2, default=str)
+
+
+def _mininet_version():
+    try:
+        from mininet.net import VERSION
+        return VERSION
+    except ImportError:
+        return None
+
+
+def _cmd_run(args):
+    scenario = load_scenario(args.scenario)
+    if args.periods is not None:
+        if args.periods < 1:
+            raise ConfigError('--periods must be at least 1, got %d' % args.periods)
+        scenario.periods = args.periods
+    names = args.policies.split(',') if args.policies else scenario.policies
+    from edgecollab.controller import policies
+    for name in names:
+        policies.get(name)
+    if args.cli and len(names) != 1:
+        raise ConfigError('--cli runs one policy: name it with --policies')
+    out = args.out or os.path.join('results', '%s-%s' % (scenario.name,
+                                                          time.strftime('%Y%m%d-%H%M%S')))
+    if os.path.exists(os.path.join(out, 'periods.csv')):
+        raise ConfigError('%s already holds a run; choose another --out' % out)
+    os.makedirs(out, exist_ok=True)
+    handler = logging.FileHandler(os.path.join(out, 'run.log'))
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter('%(asctime)s %(name)s %(levelname)s %(message)s'))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.DEBUG)
+    for noisy in ('urllib3', 'matplotlib', 'werkzeug', 'PIL'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _metadata(scenario, args, out)
+    with open(os.path.join(out, 'README.txt'), 'w', encoding='utf-8') as dst:
+        dst.write('edgecollab run of %s (%s backend)\n\n%s' % (
+            scenario.path, args.backend, results.FILES_README))
+    log.info('*** %s: %d devices, %d periods of %g s, policies %s, backend %s -> %s',
+             scenario.name, scenario.devices, scenario.periods, scenario.period_s,
+             ', '.join(names), args.backend, out)
+    statuses = {}
+    try:
+        command_runner.record_to(os.path.join(out, 'commands.sh'))
+        statuses = run_scenario(scenario, names, out, args.backend, args.cli)
+    finally:
+        command_runner.record_to(None)
+        if os.path.exists(os.path.join(out, 'periods.csv')):
+            summary = results.write_summary(out, statuses)
+            results.plot(out)
+            print(results.table(summary))
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    print('results in %s' % out)
+    return 0 if statuses and all(v == 'completed' for v in statuses.values()) else 1
+
+
+def _cmd_report(args):
+    summary = results.write_summary(args.folder)
+    results.plot(args.folder)
+    print(results.table(summary))
+    return 0
+
+
+def _cmd_trace(args):
+    if args.action == 'inspect':
+        trace = traces.load(args.file, args.format, args.column,
+                            duration_s(args.step, 'step'))
+        stats = trace.stats(duration_s(args.step, 'step'))
+        print(json.dumps(stats, indent=2) if args.json else '\n'.join(
+            '%-11s %s' % (k, ('%.3f' % v) if isinstance(v, float) else v)
+            for k, v in stats.items()))
+    elif args.action == 'convert':
+        trace = traces.load(args.file, args.format, args.column)
+        traces.write(trace, args.output, args.to)
+        print('wrote %s (%s)' % (args.output, args.to))
+    else:
+        trace = _synthetic(args)
+        traces.write(trace, args.output, args.to)
+        print('wrote %s (%s, %s)' % (args.output, args.to, trace.source))
+    return 0
+
+
+def _synthetic(args):
+    duration = duration_s(args.duration, 'duration')
+    if args.kind == 'steps':
+        levels = [rate_mbit(v, 'levels') for v in (args.levels or '').split(',') if v]
+        return traces.steps(levels, duration_s(args.dwell, 'dwell'))
+    if args.kind == 'random-walk':
+        return traces.random_walk(rate_mbit(args.mean, 'mean'), rate_mbit(args.sigma, 'sigma'),
+                                  duration_s(args.step, 'step'), duration, args.seed)
+    return traces.on_off(rate_mbit(args.on, 'on'), rate_mbit(args.off, 'off'),
+                         duration_s(args.dwell, 'dwell'), duration_s(args.dwell, 'dwell'),
+                         duration)
+
+
+def register(sub):
+    """Add the ``run``, ``report`` and ``trace`` subcommands."""
+    p = sub.add_parser('run', help='run a scenario: every policy under real TCP')
+    p.add_argument('scenario', help='scenario YAML file')
+    p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
+    p.add_argument('--out', help='results folder (default results/<name>-<time>)')
+    p.add_argument('--periods', type=int, help='number of periods (overrides the scenario)')
+    p.add_argument('--backend', choices=['mininet', 'fluid'], default='mininet',
+                   help='mininet: real TCP (root); fluid: ideal transfers, no root')
+    p.add_argument('--cli', action='store_true',
+                   help='leave me at the Mininet CLI while the scenario runs')
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser('report', help="re-make a results folder's summary, table and plots")
+    p.add_argument('folder')
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser('trace', help='inspect, convert or generate bandwidth traces')
+    actions = p.add_subparsers(dest='action', required=True)
+    inspect = actions.add_parser('inspect', help='print a trace\'s stats')
+    convert = actions.add_parser('convert', help='write a trace in another format')
+    for q in (inspect, convert):
+        q.add_argument('file')
+        q.add_argument('--format', default='auto', choices=['auto'] + list(traces.FORMATS))
+        q.add_argument('--column', help='CSV rate column (default rate_mbit)')
+    inspect.add_argument('--step', default='100ms', help='resampling step for p5/p95')
+    inspect.add_argument('--json', action='store_true')
+    convert.add_argument('--to', required=True, choices=traces.FORMATS)
+    convert.add_argument('--output', '-o', required=True)
+    gen = actions.add_parser('generate', help='write a synthetic trace')
+    gen.add_argument('kind', choices=['steps', 'random-walk', 'on-off'])
+    gen.add_argument('--output', '-o', required=True)
+    gen.add_argument('--to', default='twocol', choices=traces.FORMATS)
+    gen.add_argument('--levels', help='steps: comma-separated rates, e.g. 20mbit,5mbit')
+    gen.add_argument('--dwell', default='10s', help='steps/on-off: time per level')
+    gen.add_argument('--mean', default='10mbit')
+    gen.add_argument('--sigma', default='2mbit')
+    gen.add_argument('--on', default='20mbit')
+    gen.add_argument('--off', default='1mbit')
+    gen.add_argument('--step', default='1s')
+    gen.add_argument('--duration', default='60s')
+    gen.add_argument('--seed', type=int, default=0)
+    for q in (inspect, convert, gen):
+        q.set_defaults(func=_cmd_trace)

@@ -1,0 +1,55 @@
+"""Trace replay: set the live capacity at each step of a trace, on a monotonic clock.
+
+Step k is due at start + k * step_s (``time.monotonic``), never after an accumulated
+sleep, so lateness does not add up; each step's planned and applied times are logged.
+Capacities below what the link-share layer can shape (a trace's zeros) are applied as
+its minimum and marked ``clipped``.
+"""
+
+import logging
+import threading
+import time
+
+from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
+
+log = logging.getLogger(__name__)
+
+
+class Replayer(threading.Thread):
+    """Calls apply(capacity_mbit) at every step of trace from start_s (monotonic)."""
+
+    def __init__(self, trace, step_s, duration_s, apply, start_s):
+        super().__init__(name='replayer', daemon=True)
+        self.trace, self.step_s, self.duration_s = trace, step_s, duration_s
+        self.apply, self.start_s = apply, start_s
+        self.steps = []          # (step, planned_s, applied_s, capacity_mbit, clipped)
+        self.stop_event = threading.Event()
+        self.error = None
+
+    def run(self):
+        count = int(round(self.duration_s / self.step_s))
+        last = None
+        try:
+            for k in range(count):
+                planned = self.start_s + k * self.step_s
+                if self.stop_event.wait(max(0.0, planned - time.monotonic())):
+                    return
+                want = self.trace.mean_between(k * self.step_s, (k + 1) * self.step_s)
+                rate = min(max(want, MIN_CAPACITY_MBIT), MAX_CAPACITY_MBIT)
+                if rate != last:
+                    self.apply(rate)
+                    last = rate
+                applied = time.monotonic()
+                self.steps.append((k, planned - self.start_s, applied - self.start_s, rate,
+                                   rate != want))
+        except Exception as exc:   # reported by the runner, which stops the run
+            self.error = exc
+            log.error('trace replay stopped: %s: %s', type(exc).__name__, exc)
+
+    def stop(self):
+        """Stop at the next step."""
+        self.stop_event.set()
+
+    def lateness_ms(self):
+        """|applied - planned| of every step, in ms."""
+        return [abs(applied - planned) * 1000 for _, planned, applied, _, _ in self.steps]

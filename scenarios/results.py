@@ -1,0 +1,189 @@
+"""A run's results folder: raw data written as the run goes, then summary, table, plots.
+
+Files (described again in the folder's README.txt):
+    metadata.json   resolved scenario, arguments, git commit, kernel/tool versions,
+                    trace checksums (written before the run)
+    periods.csv     one row per policy, period and device (appended as periods finish)
+    timeseries.csv  every replay step: capacity, per-class shares and achieved goodput
+    replay.csv      every trace step: planned and applied time
+    summary.json    per policy: mean and per-period accuracy per device, bytes, misses,
+                    efficiency, solver time, status
+    accuracy.png, timeseries-<policy>.png   plots of the above
+    commands.sh     every tc/ip command the run ran; run.log the debug log
+Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
+"""
+
+import csv
+import json
+import os
+import statistics
+
+from edgecollab.controller.fluid import RECORD_FIELDS
+from edgecollab.errors import ConfigError
+
+TIMESERIES_FIELDS = ('policy', 'time_s', 'capacity_mbit', 'device', 'direction',
+                     'share_mbit', 'goodput_mbit')
+FILES_README = __doc__.split('\n', 2)[2].split('Analysis')[0]
+
+
+class CsvLog:
+    """A CSV file appended row by row, flushed after each write."""
+
+    def __init__(self, path, fields):
+        self.fields = fields
+        new = not os.path.exists(path)
+        self.file = open(path, 'a', newline='', encoding='utf-8')
+        self.writer = csv.DictWriter(self.file, fieldnames=fields, extrasaction='ignore')
+        if new:
+            self.writer.writeheader()
+
+    def write(self, rows):
+        """Append rows (dicts) and flush."""
+        for row in rows:
+            self.writer.writerow({k: _cell(row.get(k, '')) for k in self.fields})
+        self.file.flush()
+
+    def close(self):
+        """Close the file."""
+        self.file.close()
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return '%.6g' % value
+    return value
+
+
+def read_periods(folder):
+    """The rows of periods.csv with numbers parsed."""
+    path = os.path.join(folder, 'periods.csv')
+    if not os.path.exists(path):
+        raise ConfigError('%s: no periods.csv (not a results folder?)' % folder)
+    rows = []
+    with open(path, newline='', encoding='utf-8') as src:
+        for row in csv.DictReader(src):
+            for key, value in row.items():
+                if value in ('True', 'False'):
+                    row[key] = value == 'True'
+                else:
+                    try:
+                        row[key] = float(value)
+                    except (TypeError, ValueError):
+                        pass
+            row['period'] = int(row['period'])
+            rows.append(row)
+    return rows
+
+
+def summarise(rows, statuses=None):
+    """summary.json's content from period rows."""
+    statuses = statuses or {}
+    summary = {}
+    for policy in dict.fromkeys(r['policy'] for r in rows):
+        mine = [r for r in rows if r['policy'] == policy]
+        devices = list(dict.fromkeys(r['device'] for r in mine))
+        per_device = {}
+        for device in devices:
+            own = sorted((r for r in mine if r['device'] == device), key=lambda r: r['period'])
+            per_device[device] = {
+                'mean_accuracy': statistics.fmean(r['accuracy'] for r in own),
+                'accuracy_per_period': [r['accuracy'] for r in own],
+                'data_bytes': sum(r['upload_bytes'] for r in own),
+                'model_bytes': sum(r['model_bytes'] for r in own),
+                'deadline_misses': sum(1 for r in own if r['deadline_miss']),
+            }
+        effs = [r[k] for r in mine for k in ('efficiency_up', 'efficiency_down')
+                if isinstance(r.get(k), float)]
+        summary[policy] = {
+            'status': statuses.get(policy, 'completed'),
+            'periods': max(r['period'] for r in mine),
+            'mean_accuracy': statistics.fmean(r['accuracy'] for r in mine),
+            'predicted_accuracy': statistics.fmean(r['predicted_accuracy'] for r in mine),
+            'data_bytes': sum(d['data_bytes'] for d in per_device.values()),
+            'model_bytes': sum(d['model_bytes'] for d in per_device.values()),
+            'deadline_misses': sum(d['deadline_misses'] for d in per_device.values()),
+            'mean_efficiency': statistics.fmean(effs) if effs else None,
+            'solver_ms': statistics.fmean(r['solver_ms'] for r in mine),
+            'devices': per_device}
+    for policy, status in statuses.items():
+        summary.setdefault(policy, {'status': status, 'periods': 0})
+    return summary
+
+
+def table(summary):
+    """The comparison table printed at the end of a run."""
+    lines = ['%-13s %-10s %9s %9s %9s %9s %7s %6s' % (
+        'policy', 'status', 'mAP', 'planned', 'data MB', 'model MB', 'misses', 'eff')]
+    ranked = sorted(summary.items(), key=lambda kv: -kv[1].get('mean_accuracy', -1))
+    for name, s in ranked:
+        if 'mean_accuracy' not in s:
+            lines.append('%-13s %-10s' % (name, s['status']))
+            continue
+        lines.append('%-13s %-10s %9.2f %9.2f %9.1f %9.1f %7d %6s' % (
+            name, s['status'], s['mean_accuracy'], s['predicted_accuracy'],
+            s['data_bytes'] / 1e6, s['model_bytes'] / 1e6, s['deadline_misses'],
+            '%.3f' % s['mean_efficiency'] if s['mean_efficiency'] is not None else '-'))
+    return '\n'.join(lines)
+
+
+def write_summary(folder, statuses=None):
+    """Write summary.json from periods.csv; return the summary."""
+    rows = read_periods(folder)
+    summary = summarise(rows, statuses)
+    with open(os.path.join(folder, 'summary.json'), 'w', encoding='utf-8') as out:
+        json.dump({'policies': summary}, out, indent=2)
+    return summary
+
+
+def plot(folder):
+    """accuracy.png and timeseries-<policy>.png from the folder's CSV files."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    rows = read_periods(folder)
+    policies = list(dict.fromkeys(r['policy'] for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for policy in policies:
+        periods = sorted({r['period'] for r in rows if r['policy'] == policy})
+        means = [statistics.fmean(r['accuracy'] for r in rows if r['policy'] == policy and
+                                  r['period'] == p) for p in periods]
+        ax.plot(periods, means, marker='o', label=policy)
+    ax.set_xlabel('period')
+    ax.set_ylabel('mean device mAP')
+    ax.set_title('Device accuracy per policy')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
+    plt.close(fig)
+    series = os.path.join(folder, 'timeseries.csv')
+    if os.path.exists(series):
+        _plot_timeseries(folder, series, plt)
+
+
+def _plot_timeseries(folder, path, plt):
+    with open(path, newline='', encoding='utf-8') as src:
+        rows = list(csv.DictReader(src))
+    for policy in dict.fromkeys(r['policy'] for r in rows):
+        mine = [r for r in rows if r['policy'] == policy]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        times = sorted({float(r['time_s']) for r in mine})
+        cap = {float(r['time_s']): float(r['capacity_mbit']) for r in mine}
+        ax.plot(times, [cap[t] for t in times], color='black', label='capacity')
+        for device in dict.fromkeys(r['device'] for r in mine):
+            for direction, style in (('up', '-'), ('down', '--')):
+                own = [r for r in mine if r['device'] == device and r['direction'] == direction]
+                t = [float(r['time_s']) for r in own]
+                line, = ax.plot(t, [float(r['goodput_mbit']) for r in own], style,
+                                label='%s %s goodput' % (device, direction))
+                ax.plot(t, [float(r['share_mbit']) for r in own], style, alpha=0.35,
+                        color=line.get_color())
+        ax.set_xlabel('time (s)')
+        ax.set_ylabel('Mbit/s')
+        ax.set_title('%s: capacity, shares (faint) and achieved goodput' % policy)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(os.path.join(folder, 'timeseries-%s.png' % policy), dpi=110)
+        plt.close(fig)

@@ -1,0 +1,388 @@
+"""The runner: the order of events of a scenario, for each policy, on Mininet or fluid.
+
+For each policy, on a fresh emulation (cleaned up between): start the controller
+service (root namespace, management address only), the edge agent and one agent per
+device; replay the capacity trace from the same start; then, period by period on a
+monotonic clock:
+
+1. plan with the policy at the capacity seen now (``planner.plan``), apply the shares
+   through the link-share layer, order the checkpoints at the edge and publish the plans;
+2. sample the class counters every replay step (achieved goodput per class);
+3. at the period end read what arrived in time (edge counts), collect the devices'
+   reports (what they sent, whether the checkpoint arrived and verified), score the
+   period and append its rows to periods.csv at once.
+
+Timing (``timing`` in the scenario): ``overlap`` runs upload and model download side by
+side for the whole period on split shares; the checkpoint sent in period k is distilled
+from what arrived up to its start.  ``sequential`` gives the upload phase the upload
+share's part of the window at full capacity, then the edge's update time, then the
+model phase; the checkpoint is distilled from this period's data.  Deadlines are the
+phase ends: late data does not count, a late checkpoint leaves the old model.
+"""
+
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+
+import requests
+
+from edgecollab import cleanup
+from edgecollab.controller import fluid, planner
+from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.controller.service import ControllerState, create_app
+from edgecollab.emulation import Emulation
+from edgecollab.errors import EdgecollabError
+from edgecollab.nodes.ready import poll
+from edgecollab.scenarios.replay import Replayer
+from edgecollab.scenarios.results import TIMESERIES_FIELDS, CsvLog
+from edgecollab.topologies import addressing
+from edgecollab.topologies.star import EdgeStar
+
+log = logging.getLogger(__name__)
+CONTROLLER_PORT = 8000
+EDGE_PORT = 8080
+REPORT_GRACE_S = 4.0
+START_DELAY_S = 1.0
+
+
+class PolicyRun:
+    """One policy's emulated run of a scenario."""
+
+    def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
+                 interactive=False):
+        self.scenario, self.policy, self.folder = scenario, policy, folder
+        self.prefix, self.progress, self.on_ready = prefix, progress, on_ready
+        self.interactive = interactive
+        self.token = secrets.token_hex(16)
+        self.work = os.path.join(folder, 'work', policy)
+        self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), fluid.RECORD_FIELDS)
+        self.series_log = CsvLog(os.path.join(folder, 'timeseries.csv'), TIMESERIES_FIELDS)
+        self.replay_log = CsvLog(os.path.join(folder, 'replay.csv'),
+                                 ('policy', 'step', 'planned_s', 'applied_s', 'late_ms',
+                                  'capacity_mbit', 'clipped'))
+        self.emu = None
+        self.server = None
+        self.replayer = None
+        self.sampler_stop = threading.Event()
+        self.plans = {}
+
+    # set-up
+    def topology(self):
+        """The EdgeStar of the scenario."""
+        s = self.scenario
+        return EdgeStar(n=s.devices, capacity='%fmbit' % max(s.capacity.rate_at(0.0), 0.1),
+                        medium=s.medium, mode=self._mode(), ack=s.ack,
+                        delay='%fms' % s.delay_ms, loss=s.loss_pct,
+                        queue='%fms' % s.queue_ms, prefix=self.prefix)
+
+    def _mode(self):
+        # tcp-fair: no controller split; both directions compete, borrowing freely.
+        return 'work-conserving' if self.policy == 'tcp-fair' else self.scenario.mode
+
+    def run(self):
+        """Run every period; return 'completed' (raises on failure, cleaning up)."""
+        os.makedirs(self.work, exist_ok=True)
+        self.emu = Emulation(self.topology())
+        try:
+            self.emu.start()
+            self._start_services()
+            if self.on_ready:
+                self.on_ready(self)
+            if self.interactive:
+                return self._with_cli()
+            self._periods()
+            return 'completed'
+        finally:
+            self._stop()
+
+    def _with_cli(self):
+        # The periods run behind the Mininet CLI; leaving the CLI ends the run.
+        from mininet.cli import CLI
+        worker = threading.Thread(target=self._periods, name='periods', daemon=True)
+        worker.start()
+        print('*** %s running %d periods of %g s; hosts: edge %s; controller API '
+              'http://%s:%d/v1/status; exit the CLI to stop' % (
+                  self.policy, self.scenario.periods, self.scenario.period_s,
+                  ' '.join(self.emu.devices), addressing.CONTROLLER_IP, CONTROLLER_PORT))
+        CLI(self.emu.net)
+        return 'completed' if not worker.is_alive() else 'stopped from the CLI'
+
+    def _start_services(self):
+        s = self.scenario
+        self.state = ControllerState(self.emu.devices, self.policy, s.problem.timing)
+        from werkzeug.serving import make_server
+        self.server = make_server(addressing.CONTROLLER_IP, CONTROLLER_PORT,
+                                  create_app(self.state, self.token), threaded=True)
+        threading.Thread(target=self.server.serve_forever, name='controller-api',
+                         daemon=True).start()
+        controller_url = 'http://%s:%d' % (addressing.CONTROLLER_IP, CONTROLLER_PORT)
+        self.edge_url = 'http://%s:%d' % (addressing.EDGE_MGMT_IP, EDGE_PORT)
+        self.edge_log = open(os.path.join(self.work, 'edge.log'), 'ab')
+        self._start_edge()
+        for index, name in enumerate(self.emu.devices):
+            out = open(os.path.join(self.work, '%s.log' % name), 'ab')
+            self.emu.popen(name, [
+                sys.executable, '-m', 'edgecollab.nodes.device', '--name', name,
+                '--controller', controller_url,
+                '--edge', 'http://%s:%d' % (addressing.EDGE_DATA_IP, EDGE_PORT),
+                '--token', self.token, '--dir', os.path.join(self.work, name),
+                '--generated', s.generated[index], '--period', s.period_s,
+                '--sample-bytes', s.problem.sample_bits / 8, '--seed', s.seed + index],
+                stdout=out, stderr=out, what='device agent %s' % name)
+
+    def _start_edge(self):
+        s = self.scenario
+        self.edge_proc = self.emu.popen(addressing.EDGE, [
+            sys.executable, '-m', 'edgecollab.nodes.edge', '--port', EDGE_PORT,
+            '--dir', os.path.join(self.work, 'edge'), '--token', self.token,
+            '--devices', ','.join(self.emu.devices),
+            '--compute-per-sample', s.compute_per_sample_s, '--seed', s.seed],
+            stdout=self.edge_log, stderr=self.edge_log, what='edge agent')
+        poll(lambda: _healthy(self.edge_url + '/health'), 20, 'edge agent')
+
+    def restart_edge(self):
+        """Start the edge agent again (after a fault)."""
+        self._start_edge()
+
+    def kill_edge(self):
+        """Kill the edge agent (fault injection)."""
+        cleanup.kill_group(self.edge_proc.pid, None, 'edge agent')
+        self.edge_proc.wait(timeout=5)
+
+    # the periods
+    def _periods(self):
+        s = self.scenario
+        link = self.emu.linkshare
+        self.t0 = time.monotonic() + START_DELAY_S
+        self.epoch0 = time.time() + START_DELAY_S
+        self.replayer = Replayer(s.capacity, s.step_s, s.duration_s, link.set_capacity,
+                                 self.t0)
+        self.replayer.start()
+        sampler = threading.Thread(target=self._sample, name='sampler', daemon=True)
+        sampler.start()
+        self.previous = [s.problem.kept_map()] * s.devices
+        efficiency, finisher = None, None
+        for k in range(1, s.periods + 1):
+            start = (k - 1) * s.period_s
+            self._sleep_until(start)
+            if self.replayer.error:
+                raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
+            counters_before = link.counters()
+            plan_ = self._begin(k, start, efficiency)
+            self._sleep_until(start + s.period_s)
+            counters_after = link.counters()
+            efficiency = self._efficiency(plan_, counters_before, counters_after, start)
+            # Reports arrive just after the deadline: score in the background while
+            # the next period starts on time.
+            finisher = threading.Thread(target=self._finish, name='score-%d' % k, args=(
+                k, plan_, counters_before, counters_after, finisher))
+            finisher.start()
+        finisher.join()
+        self.state.finish()
+        self.replayer.stop()
+        self.replay_log.write({'policy': self.policy, 'step': k, 'planned_s': p,
+                               'applied_s': a, 'late_ms': abs(a - p) * 1000,
+                               'capacity_mbit': c, 'clipped': clipped}
+                              for k, p, a, c, clipped in self.replayer.steps)
+
+    def _sleep_until(self, offset_s):
+        delay = self.t0 + offset_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _begin(self, k, start, efficiency):
+        s = self.scenario
+        now = max(float(s.capacity.rate_at(start)), 0.1)
+        future = s.capacity.mean_between(start, start + s.period_s)
+        plan_ = planner.plan(s.problem, self.policy, s.generated, now, future_mbit=future,
+                             efficiency=efficiency, ratio=s.ratio, floor=s.floor)
+        (u0, u1), (m0, m1) = fluid.phases(s.problem, plan_)
+        link = self.emu.linkshare
+        sequential = s.problem.timing == 'sequential'
+        if sequential:
+            link.set_shares(_normalised(plan_, 'up'))
+            threading.Timer(max(0.0, self.t0 + start + m0 - time.monotonic()), lambda:
+                            link.set_shares(_normalised(plan_, 'down'))).start()
+        else:
+            link.set_shares({name: {'up': a.upload_share, 'down': a.download_share}
+                             for name, a in zip(self.emu.devices, plan_.devices)})
+        period_epoch = self.epoch0 + start
+        orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
+                         'trained_on': self._received(name, k - 1) if not sequential else
+                         a.upload_bytes * 8 / s.problem.sample_bits}
+                  for name, a in zip(self.emu.devices, plan_.devices) if a.model_bytes > 0}
+        self._order(k, period_epoch + u1, orders, delay=m0 if sequential else 0.0)
+        plans = {name: {'upload_bytes': a.upload_bytes, 'model_bytes': a.model_bytes,
+                        'model': a.model, 'upload_window': [period_epoch + u0, period_epoch + u1],
+                        'download_window': [period_epoch + m0, period_epoch + m1],
+                        'deadline': period_epoch + s.period_s}
+                 for name, a in zip(self.emu.devices, plan_.devices)}
+        self.state.begin_period(k, plans, link.fractions, now)
+        self.plans[k] = plan_
+        log.debug('period %d: %s', k, plans)
+        return plan_
+
+    def _order(self, k, upload_deadline, orders, delay):
+        def send():
+            try:
+                r = requests.post(self.edge_url + '/v1/periods', json={
+                    'period': k, 'upload_deadline': upload_deadline, 'checkpoints': orders},
+                    headers={'Authorization': 'Bearer ' + self.token}, timeout=5)
+                r.raise_for_status()
+            except requests.RequestException as exc:
+                self.state.note('period %d: checkpoint order failed: %s' % (
+                    k, type(exc).__name__))
+                log.warning('period %d: the edge agent did not take the order: %s', k, exc)
+        threading.Timer(delay, send).start() if delay > 0 else send()
+
+    def _received(self, device, period):
+        """Samples of device that reached the edge in time in period (0 if unknown)."""
+        if period < 1:
+            return 0.0
+        try:
+            r = requests.get('%s/v1/data/%s/%d' % (self.edge_url, device, period), timeout=3)
+            return r.json()['bytes'] * 8 / self.scenario.problem.sample_bits
+        except (requests.RequestException, ValueError, KeyError):
+            return 0.0
+
+    def _class_goodput(self, name, before, after):
+        """Bytes of TCP payload each class of device name carried (ACK child excluded)."""
+        wire = {d: (after[(name, d)].bytes - after[(name, d)].ack_bytes) -
+                (before[(name, d)].bytes - before[(name, d)].ack_bytes) for d in ('up', 'down')}
+        return wire, {d: w * GOODPUT_PER_WIRE for d, w in wire.items()}
+
+    def _expected(self, a, start):
+        """Bytes each class of allocation a could carry in the window (or its plan)."""
+        s = self.scenario
+        mean_cap = s.capacity.mean_between(start, start + s.period_s)
+        return {d: min(planned, share * mean_cap * 1e6 * s.problem.window_s / 8)
+                for d, planned, share in (('up', a.upload_bytes, a.upload_share),
+                                          ('down', a.model_bytes, a.download_share))}
+
+    def _efficiency(self, plan_, before, after, start):
+        """{direction: achieved / expected} of the period over every device."""
+        achieved, expected = {'up': 0.0, 'down': 0.0}, {'up': 0.0, 'down': 0.0}
+        for name, a in zip(self.emu.devices, plan_.devices):
+            got = self._class_goodput(name, before, after)[1]
+            for d, can in self._expected(a, start).items():
+                if can > 0:
+                    achieved[d] += got[d]
+                    expected[d] += can
+        efficiency = {d: achieved[d] / expected[d] for d in achieved if expected[d] > 0}
+        self.state.measured(self.state.capacity_mbit, self.state.goodput, efficiency)
+        drift = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.drift}
+        if drift:
+            self.state.note('goodput drifts from plan: %s' % ', '.join(
+                '%s %.3f' % kv for kv in sorted(drift.items())))
+        return efficiency
+
+    def _finish(self, k, plan_, before, after, previous_finisher):
+        if previous_finisher is not None:
+            previous_finisher.join()
+        s = self.scenario
+        _wait_for(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
+        reports = self.state.reports_of(k)
+        start = (k - 1) * s.period_s
+        mean_cap = s.capacity.mean_between(start, start + s.period_s)
+        rows = []
+        for i, (name, a) in enumerate(zip(self.emu.devices, plan_.devices)):
+            report = reports.get(name) or {}
+            arrived = self._received(name, k) * s.problem.sample_bits / 8
+            model_ok = bool(report.get('model_ok'))
+            wire, got = self._class_goodput(name, before, after)
+            expected = self._expected(a, start)
+            samples = arrived * 8 / s.problem.sample_bits
+            accuracy = fluid.score(s.problem, samples, a.model_bytes, model_ok,
+                                   self.previous[i])
+            self.previous[i] = accuracy
+            status = 'ok' if report else 'no report'
+            problems = [report.get('upload_error')] + (
+                [report.get('model_error')] if a.model_bytes > 0 else [])
+            if any(problems):
+                status = '; '.join(p for p in problems if p)
+            rows.append({
+                'policy': self.policy, 'period': k, 'device': name, 'capacity_mbit': mean_cap,
+                'upload_share': a.upload_share, 'download_share': a.download_share,
+                'planned_upload_bytes': a.upload_bytes, 'upload_bytes': arrived,
+                'planned_model_bytes': a.model_bytes,
+                'model_bytes': float(report.get('model_bytes', 0)),
+                'model': a.model, 'model_ok': model_ok,
+                'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
+                'predicted_accuracy': a.accuracy, 'accuracy': accuracy,
+                'efficiency_up': got['up'] / expected['up'] if expected['up'] > 0 else None,
+                'efficiency_down': got['down'] / expected['down'] if expected['down'] > 0
+                else None,
+                'solver_ms': plan_.solver_ms, 'status': status,
+                'reported_upload_bytes': report.get('upload_bytes'),
+                'class_up_bytes': wire['up'], 'class_down_bytes': wire['down']})
+            if not model_ok and a.model_bytes > 0:
+                self.state.note('period %d: %s failed: %s' % (k, name, status))
+        self.periods_log.write(rows)
+        if self.progress:
+            self.progress(k)
+
+    def _sample(self):
+        s = self.scenario
+        link = self.emu.linkshare
+        last, last_t = None, None
+        while not self.sampler_stop.wait(s.step_s):
+            try:
+                now = time.monotonic()
+                counters = link.counters()
+            except EdgecollabError:
+                return
+            if last is not None:
+                dt = now - last_t
+                goodput = {key: (c.bytes - c.ack_bytes - last[key].bytes + last[key].ack_bytes)
+                           * 8 / dt / 1e6 * GOODPUT_PER_WIRE for key, c in counters.items()}
+                cap = link.capacity_mbit
+                self.state.measured(cap, goodput, self.state.efficiency)
+                self.series_log.write({
+                    'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
+                    'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
+                    'goodput_mbit': goodput[(name, d)]} for (name, d) in counters)
+            last, last_t = counters, now
+
+    def _stop(self):
+        self.sampler_stop.set()
+        if self.replayer:
+            self.replayer.stop()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.emu is not None:
+            self.emu.stop()
+        for log_file in (self.periods_log, self.series_log, self.replay_log):
+            log_file.close()
+
+
+def _normalised(plan_, direction):
+    """Sequential phases: the direction's shares scaled to the whole capacity."""
+    key = 'upload_share' if direction == 'up' else 'download_share'
+    total = sum(getattr(a, key) for a in plan_.devices)
+    shares = {}
+    for i, a in enumerate(plan_.devices):
+        value = getattr(a, key) / total if total > 0 else 0.0
+        shares['d%d' % (i + 1)] = {'up': value if direction == 'up' else 0.0,
+                                   'down': value if direction == 'down' else 0.0}
+    return shares
+
+
+def _healthy(url):
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _wait_for(check, timeout_s):
+    """Poll check() until true or timeout_s; return whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())

@@ -1,0 +1,136 @@
+"""Trace loading, validation, stats, conversion, synthesis and the trace CLI."""
+
+import glob
+import os
+import subprocess
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from edgecollab.errors import ConfigError
+from edgecollab.scenarios import traces
+from tests.conftest import PYTHON, SHARED, shared_path
+from tests.helpers import assert_within
+
+SHARED_TRACES = sorted(p for p in glob.glob(os.path.join(SHARED, 'traces', '*', '*'))
+                       if not os.path.basename(p).startswith(('README', 'LICENSE')))
+
+
+def test_every_shared_trace_loads_with_stats():
+    shared_path('traces')
+    assert SHARED_TRACES
+    for path in SHARED_TRACES:
+        stats = traces.load(path).stats()
+        assert stats['duration_s'] > 0 and stats['mean_mbit'] > 0, path
+        assert stats['p5_mbit'] <= stats['mean_mbit'] * 1.5 and \
+            stats['p5_mbit'] <= stats['p95_mbit'], path
+
+
+@pytest.mark.parametrize('name', ['Verizon-LTE-short.up', 'TMobile-LTE-short.down',
+                                  'ATT-LTE-driving-2016.up'])
+def test_mahimahi_mean_is_lines_times_packet_over_duration(name):
+    path = shared_path('traces', 'mahimahi', name)
+    with open(path) as src:
+        stamps = [int(line) for line in src if line.strip()]
+    expected = len(stamps) * 12000 / (stamps[-1] / 1000) / 1e6
+    assert_within(traces.load(path).stats()['mean_mbit'], expected, 0.01, name)
+
+
+def test_twocol_irregular_and_shifted_start():
+    path = shared_path('traces', 'fcc', 'trace_797466_http---www.amazon_part1.log')
+    trace = traces.load(path)
+    assert trace.times_s[0] == 0 and trace.duration_s == pytest.approx(180)
+    assert trace.rate_at(0.0) == pytest.approx(0.462624)
+
+
+def write(tmp_path, text, name='t.txt', mode='w'):
+    path = tmp_path / name
+    with open(path, mode) as out:
+        out.write(text)
+    return str(path)
+
+
+@pytest.mark.parametrize('text,message', [
+    ('', 'empty'),
+    ('\n\n  \n', 'empty'),
+    ('0 5\n2 3\n1 4\n', 'not after the previous'),
+    ('0 5\n1 -3\n', 'must be a finite number >= 0'),
+    ('0 5\n1 fast\n', 'is not a number'),
+    ('10\n5\n', 'before the previous'),
+    ('1\n2\nx\n', 'one integer millisecond'),
+    ('0 1 2\n', 'cannot tell the trace format'),
+    ('time_s,speed\n0,1\n', "needs a 'rate_mbit' column"),
+])
+def test_bad_traces_are_one_line_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        traces.load(write(tmp_path, text))
+    assert message in str(err.value) and '\n' not in str(err.value)
+
+
+def test_binary_garbage_is_refused(tmp_path):
+    path = write(tmp_path, bytes(range(256)) * 10, 'g.bin', 'wb')
+    with pytest.raises(ConfigError, match='binary'):
+        traces.load(path)
+
+
+def test_large_mahimahi_file_is_streamed(tmp_path):
+    # 1 million lines (about 6 MB): read with bounded memory, never held whole.
+    path = tmp_path / 'big.up'
+    with open(path, 'w') as out:
+        for block in range(100):
+            base = block * 1000
+            out.write(''.join('%d\n' % (base + ms) for ms in range(1, 1001) for _ in range(10)))
+    tracemalloc.start()
+    trace = traces.load(str(path))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert os.path.getsize(path) > 5e6
+    assert peak < 2e6, 'peak %d bytes while reading a %d-byte file' % (peak,
+                                                                      os.path.getsize(path))
+    assert_within(trace.stats()['mean_mbit'], 10 * 12000 * 1000 / 1e6, 0.001, 'mean')
+
+
+def test_csv_with_named_column(tmp_path):
+    path = write(tmp_path, 'time_s,up,down\n0,1,2\n1,3,4\n', 'c.csv')
+    trace = traces.load(path, column='down')
+    assert list(trace.rate_mbit) == [2, 4]
+
+
+@pytest.mark.parametrize('fmt', traces.FORMATS)
+def test_convert_round_trip_keeps_the_mean(tmp_path, fmt):
+    original = traces.random_walk(10, 3, 0.5, 30, seed=3)
+    path = str(tmp_path / ('out.' + fmt))
+    traces.write(original, path, fmt)
+    again = traces.load(path, fmt)
+    assert_within(again.stats()['mean_mbit'], original.stats()['mean_mbit'], 0.01, fmt)
+
+
+def test_resample_is_the_exact_step_mean():
+    trace = traces.steps([10, 20], 1.0)
+    starts, rates = trace.resample(0.5)
+    assert list(rates) == [10, 10, 20, 20]
+    assert trace.mean_between(0.5, 1.5) == pytest.approx(15)
+    assert trace.rate_at(2.5) == 10      # loops
+
+
+def test_synthetic_generators():
+    onoff = traces.on_off(20, 1, 2, 3, 20)
+    assert onoff.mean_between(0, 20) == pytest.approx((20 * 2 + 1 * 3) / 5 * 1, rel=1e-9)
+    walk = traces.random_walk(10, 2, 0.1, 60, seed=1)
+    assert np.all(walk.rate_mbit >= 0.1) and abs(walk.stats()['mean_mbit'] - 10) < 2
+
+
+def test_trace_cli(tmp_path):
+    out = str(tmp_path / 'gen.txt')
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'generate', 'steps',
+                           '--levels', '20mbit,5mbit', '--dwell', '5s', '-o', out],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', out, '--json'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and '"mean_mbit": 12.5' in done.stdout, done.stdout
+    bad = write(tmp_path, '0 1\n0 2\n', 'bad.txt')
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', bad],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
