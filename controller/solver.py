@@ -82,8 +82,9 @@ class Problem:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not math.isfinite(value) or value < 0:
                 raise ConfigError('%s must be a finite number >= 0, got %r' % (name, value))
-        if self.period_s <= 0 or self.sample_bits <= 0:
-            raise ConfigError('period_s and sample_bits must be > 0')
+        for name in ('period_s', 'sample_bits'):
+            if getattr(self, name) <= 0:
+                raise ConfigError('%s must be > 0, got %r' % (name, getattr(self, name)))
         if self.min_model_bytes <= 0 or self.max_model_bytes < self.min_model_bytes:
             raise ConfigError('need 0 < min_model_bytes <= max_model_bytes')
         if self.timing not in TIMINGS:

@@ -10,6 +10,7 @@ on the wire and that the device can verify and load what it received.
 import hashlib
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def load(path):
         with np.load(path) as archive:
             meta = json.loads(archive['meta'].tobytes().decode())
             params = sum(archive[k].size for k in archive.files if k != 'meta')
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise EdgecollabError('checkpoint %s does not load: %s' % (path, exc)) from None
     if params != meta.get('params'):
         raise EdgecollabError('checkpoint %s holds %d parameters, its metadata says %s'

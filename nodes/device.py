@@ -29,7 +29,7 @@ from edgecollab.nodes import checkpoint
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
 CONTROL_TIMEOUT_S = 5
-BATCH_SAMPLES_BYTES = 1 << 20     # a batch is the samples of about 1 MB
+BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 
 
 class SampleBuffer:
@@ -62,7 +62,7 @@ class DeviceAgent:
         self.auth = {'Authorization': 'Bearer %s' % token}
         self.workdir = workdir
         self.buffer = buffer
-        self.pool = np.random.default_rng(seed).bytes(BATCH_SAMPLES_BYTES)
+        self.pool = np.random.default_rng(seed).bytes(BLOCK_BYTES)
         self.model_meta = None
         self.rejected = 0
         os.makedirs(workdir, exist_ok=True)
@@ -118,33 +118,34 @@ class DeviceAgent:
 
     # upload
     def upload(self, plan):
-        """Send the planned volume in batches before the upload deadline."""
+        """Stream the planned volume in one request until it is sent or the deadline."""
         start, deadline = plan['upload_window']
         _wait_until(start)
-        sent, error, began = 0, '', time.time()
+        began, error = time.time(), ''
         sample = self.buffer.sample_bytes
+        want = int(plan['upload_bytes'] // sample)
         url = '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period'])
-        session = requests.Session()
-        try:
-            while sent + sample <= plan['upload_bytes'] and time.time() < deadline:
-                want = min(max(1, BATCH_SAMPLES_BYTES // sample),
-                           int((plan['upload_bytes'] - sent) // sample))
-                taken = self.buffer.take(want)
+
+        def body():
+            # Whole samples from the buffer, in blocks, until the plan or the deadline.
+            left = want
+            while left > 0 and time.time() < deadline:
+                taken = self.buffer.take(min(left, max(1, BLOCK_BYTES // sample)))
                 if not taken:
                     time.sleep(POLL_S)
                     continue
-                body = _repeat(self.pool, taken * sample)
-                remaining = max(0.05, deadline - time.time())
-                r = session.post(url, data=body, headers=self.auth,
-                                 timeout=(min(3.0, remaining), remaining))
-                if r.status_code != 200:
-                    error = 'edge answered %d' % r.status_code
-                    break
-                sent += r.json().get('bytes', 0)
-        except requests.RequestException as exc:
+                left -= taken
+                yield _repeat(self.pool, taken * sample)
+        sent = 0
+        try:
+            r = requests.post(url, data=body(), headers=self.auth,
+                              timeout=(3.0, max(1.0, deadline - time.time()) + 10.0))
+            if r.status_code == 200:
+                sent = r.json().get('bytes', 0)
+            else:
+                error = 'edge answered %d' % r.status_code
+        except (requests.RequestException, ValueError) as exc:
             error = 'upload failed: %s' % type(exc).__name__
-        finally:
-            session.close()
         return {'upload_bytes': sent, 'upload_started': began, 'upload_finished': time.time(),
                 'upload_error': error}
 

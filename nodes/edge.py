@@ -44,6 +44,7 @@ class EdgeStore:
         self.received = {}       # (dev, period) -> [bytes in time, late bytes]
         self.deadlines = {}      # period -> upload deadline (epoch s)
         self.ready = {}          # (dev, period) -> (path, digest)
+        self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
         for sub in ('data', 'checkpoints'):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
 
@@ -97,6 +98,12 @@ class EdgeStore:
                 'size_bytes': spec['size_bytes'], 'trained_on_samples': trained_on}
         digest = checkpoint.write(path, spec['size_bytes'], meta,
                                   seed=seed + period * 1000 + sorted(self.devices).index(device))
+        if (device, period) in self.corrupt:
+            # Fault injection (tests): flip bytes after the digest was taken.
+            with open(path, 'r+b') as out:
+                out.seek(os.path.getsize(path) // 2)
+                out.write(b'\xde\xad\xbe\xef' * 4)
+            log.warning('checkpoint %s period %d corrupted on purpose', device, period)
         with self.lock:
             self.ready[(device, period)] = (path, digest)
         log.info('checkpoint %s period %d: %d bytes', device, period, os.path.getsize(path))
@@ -172,10 +179,15 @@ def main(argv=None):
     parser.add_argument('--devices', required=True, help='comma-separated device names')
     parser.add_argument('--compute-per-sample', type=float, default=0.0, help='seconds')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--corrupt', action='append', default=[], metavar='DEVICE:PERIOD',
+                        help='fault injection: damage this checkpoint after its digest')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s edge %(message)s')
     logging.getLogger('werkzeug').setLevel(logging.WARNING)
     store = EdgeStore(args.dir, args.devices.split(','), args.compute_per_sample)
+    for item in args.corrupt:
+        device, _, period = item.partition(':')
+        store.corrupt.add((device, int(period)))
     from werkzeug.serving import make_server
     server = make_server(args.listen, args.port, create_app(store, args.token, args.seed),
                          threaded=True)

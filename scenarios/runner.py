@@ -52,12 +52,14 @@ class PolicyRun:
     """One policy's emulated run of a scenario."""
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
-                 interactive=False):
+                 interactive=False, edge_args=()):
         self.scenario, self.policy, self.folder = scenario, policy, folder
         self.prefix, self.progress, self.on_ready = prefix, progress, on_ready
         self.interactive = interactive
+        self.edge_args = list(edge_args)   # extra edge-agent arguments (fault injection)
         self.token = secrets.token_hex(16)
         self.work = os.path.join(folder, 'work', policy)
+        os.makedirs(self.work, exist_ok=True)
         self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), fluid.RECORD_FIELDS)
         self.series_log = CsvLog(os.path.join(folder, 'timeseries.csv'), TIMESERIES_FIELDS)
         self.replay_log = CsvLog(os.path.join(folder, 'replay.csv'),
@@ -68,6 +70,7 @@ class PolicyRun:
         self.replayer = None
         self.sampler_stop = threading.Event()
         self.plans = {}
+        self.efficiency = {}     # direction -> the latest informative measurement
 
     # set-up
     def topology(self):
@@ -139,7 +142,7 @@ class PolicyRun:
             sys.executable, '-m', 'edgecollab.nodes.edge', '--port', EDGE_PORT,
             '--dir', os.path.join(self.work, 'edge'), '--token', self.token,
             '--devices', ','.join(self.emu.devices),
-            '--compute-per-sample', s.compute_per_sample_s, '--seed', s.seed],
+            '--compute-per-sample', s.compute_per_sample_s, '--seed', s.seed] + self.edge_args,
             stdout=self.edge_log, stderr=self.edge_log, what='edge agent')
         poll(lambda: _healthy(self.edge_url + '/health'), 20, 'edge agent')
 
@@ -149,8 +152,9 @@ class PolicyRun:
 
     def kill_edge(self):
         """Kill the edge agent (fault injection)."""
-        cleanup.kill_group(self.edge_proc.pid, None, 'edge agent')
-        self.edge_proc.wait(timeout=5)
+        proc = self.edge_proc
+        cleanup.kill_group(proc.pid, cleanup.process_start_time(proc.pid), 'edge agent')
+        proc.wait(timeout=5)
 
     # the periods
     def _periods(self):
@@ -255,29 +259,40 @@ class PolicyRun:
         return wire, {d: w * GOODPUT_PER_WIRE for d, w in wire.items()}
 
     def _expected(self, a, start):
-        """Bytes each class of allocation a could carry in the window (or its plan)."""
+        """Bytes each class of allocation a could carry in the window at its share
+        (the 'allocated' of achieved / allocated)."""
         s = self.scenario
         mean_cap = s.capacity.mean_between(start, start + s.period_s)
-        return {d: min(planned, share * mean_cap * 1e6 * s.problem.window_s / 8)
-                for d, planned, share in (('up', a.upload_bytes, a.upload_share),
-                                          ('down', a.model_bytes, a.download_share))}
+        window = s.problem.window_s
+        return {'up': a.upload_share * mean_cap * 1e6 * window / 8 if a.upload_bytes else 0.0,
+                'down': a.download_share * mean_cap * 1e6 * window / 8 if a.model_bytes
+                else 0.0}
+
+    def _limited(self, a, got):
+        """Directions whose transfer did not finish (the share limited it throughout)."""
+        return {'up': got['up'] < 0.99 * a.upload_bytes,
+                'down': got['down'] < 0.99 * a.model_bytes}
 
     def _efficiency(self, plan_, before, after, start):
-        """{direction: achieved / expected} of the period over every device."""
+        """{direction: achieved / allocated} over the devices whose transfer the share
+        limited the whole window (a transfer that finished early says only that its
+        share sufficed); directions without such a transfer keep the last estimate."""
         achieved, expected = {'up': 0.0, 'down': 0.0}, {'up': 0.0, 'down': 0.0}
         for name, a in zip(self.emu.devices, plan_.devices):
             got = self._class_goodput(name, before, after)[1]
+            limited = self._limited(a, got)
             for d, can in self._expected(a, start).items():
-                if can > 0:
+                if can > 0 and limited[d]:
                     achieved[d] += got[d]
                     expected[d] += can
-        efficiency = {d: achieved[d] / expected[d] for d in achieved if expected[d] > 0}
-        self.state.measured(self.state.capacity_mbit, self.state.goodput, efficiency)
-        drift = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.drift}
+        measured = {d: achieved[d] / expected[d] for d in achieved if expected[d] > 0}
+        self.efficiency.update(measured)
+        self.state.measured(self.state.capacity_mbit, self.state.goodput, dict(self.efficiency))
+        drift = {d: e for d, e in measured.items() if abs(e - 1) > self.scenario.drift}
         if drift:
             self.state.note('goodput drifts from plan: %s' % ', '.join(
                 '%s %.3f' % kv for kv in sorted(drift.items())))
-        return efficiency
+        return dict(self.efficiency)
 
     def _finish(self, k, plan_, before, after, previous_finisher):
         if previous_finisher is not None:
@@ -294,6 +309,7 @@ class PolicyRun:
             model_ok = bool(report.get('model_ok'))
             wire, got = self._class_goodput(name, before, after)
             expected = self._expected(a, start)
+            limited = self._limited(a, got)
             samples = arrived * 8 / s.problem.sample_bits
             accuracy = fluid.score(s.problem, samples, a.model_bytes, model_ok,
                                    self.previous[i])
@@ -312,9 +328,10 @@ class PolicyRun:
                 'model': a.model, 'model_ok': model_ok,
                 'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
                 'predicted_accuracy': a.accuracy, 'accuracy': accuracy,
-                'efficiency_up': got['up'] / expected['up'] if expected['up'] > 0 else None,
-                'efficiency_down': got['down'] / expected['down'] if expected['down'] > 0
-                else None,
+                'efficiency_up': got['up'] / expected['up'] if expected['up'] > 0 and
+                limited['up'] else None,
+                'efficiency_down': got['down'] / expected['down'] if expected['down'] > 0 and
+                limited['down'] else None,
                 'solver_ms': plan_.solver_ms, 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down']})

@@ -1,0 +1,147 @@
+"""The controller and edge APIs through Flask's test client, and the device's checks."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from edgecollab.controller.service import ControllerState, create_app
+from edgecollab.errors import EdgecollabError
+from edgecollab.nodes import checkpoint
+from edgecollab.nodes.device import DeviceAgent, SampleBuffer
+from edgecollab.nodes.edge import EdgeStore
+from edgecollab.nodes.edge import create_app as edge_app
+
+TOKEN = 'secret-token'
+AUTH = {'Authorization': 'Bearer ' + TOKEN}
+
+
+@pytest.fixture
+def controller():
+    state = ControllerState(['d1', 'd2'], 'optimal', 'overlap')
+    state.begin_period(1, {'d1': {'upload_bytes': 10}}, {}, 20.0)
+    return state, create_app(state, TOKEN).test_client()
+
+
+@pytest.fixture
+def edge(tmp_path):
+    store = EdgeStore(str(tmp_path), ['d1', 'd2'])
+    return store, edge_app(store, TOKEN).test_client()
+
+
+def test_plan_and_status(controller):
+    state, client = controller
+    assert client.get('/v1/plan/d1').json['upload_bytes'] == 10
+    status = client.get('/v1/status').json
+    assert status['period'] == 1 and status['capacity_mbit'] == 20.0
+
+
+@pytest.mark.parametrize('kwargs,code,words', [
+    ({'data': '{not json', 'headers': AUTH}, 400, 'not valid JSON'),
+    ({'data': '[1, 2]', 'headers': AUTH}, 400, 'JSON object'),
+    ({'json': {'device': 'd1', 'period': 1}}, 401, 'missing token'),
+    ({'json': {'device': 'd1', 'period': 1}, 'headers': {'Authorization': 'Bearer x'}}, 403,
+     'wrong token'),
+    ({'json': {'device': 'd9', 'period': 1}, 'headers': AUTH}, 404, 'unknown device'),
+    ({'json': {'device': 'd1', 'period': 'one'}, 'headers': AUTH}, 400, 'period'),
+    ({'json': {'device': 'd1', 'period': 5}, 'headers': AUTH}, 400, 'not a period'),
+    ({'json': {'device': 'd1', 'period': 1, 'upload_bytes': 'lots'}, 'headers': AUTH}, 400,
+     'must be a number'),
+    ({'data': json.dumps({'device': 'd1', 'period': 1, 'pad': 'x' * 100000}),
+      'headers': AUTH}, 413, 'allowed'),
+])
+def test_bad_reports_get_a_4xx_json_error(controller, kwargs, code, words):
+    _, client = controller
+    r = client.post('/v1/reports', content_type='application/json', **kwargs)
+    assert r.status_code == code and words in r.json['error'], r.json
+
+
+def test_good_report_is_kept(controller):
+    state, client = controller
+    r = client.post('/v1/reports', json={'device': 'd2', 'period': 1, 'upload_bytes': 5,
+                                         'model_ok': True}, headers=AUTH)
+    assert r.status_code == 200 and state.reports_of(1)['d2']['upload_bytes'] == 5
+
+
+def test_unknown_device_plan_is_404(controller):
+    _, client = controller
+    r = client.get('/v1/plan/..%2Fetc')
+    assert r.status_code == 404 and 'error' in r.json
+
+
+def test_policy_change_needs_token_and_a_known_name(controller):
+    state, client = controller
+    assert client.put('/v1/policy', json={'policy': 'equal'}).status_code == 401
+    r = client.put('/v1/policy', json={'policy': 'magic'}, headers=AUTH)
+    assert r.status_code == 400 and 'known' in r.json['error']
+    assert client.put('/v1/policy', json={'policy': 'equal'}, headers=AUTH).status_code == 200
+    state.begin_period(2, {}, {}, 20.0)
+    assert client.get('/v1/policy').json['policy'] == 'equal'
+
+
+def test_edge_counts_data_in_time_and_late(edge):
+    store, client = edge
+    store.deadlines[1] = float('inf')
+    assert client.post('/v1/data/d1/1', data=b'x' * 5000, headers=AUTH).json['bytes'] == 5000
+    store.deadlines[2] = 0.0
+    r = client.post('/v1/data/d1/2', data=b'x' * 300, headers=AUTH).json
+    assert r == {'bytes': 0, 'late_bytes': 300}
+    assert client.get('/v1/data/d1/1').json['bytes'] == 5000
+    assert client.post('/v1/data/d1/1', data=b'x').status_code == 401
+    assert client.post('/v1/data/../1', data=b'x', headers=AUTH).status_code == 404
+    assert client.post('/v1/data/d7/1', data=b'x', headers=AUTH).status_code == 404
+
+
+def test_edge_serves_checkpoints_with_digest_and_range(edge, tmp_path):
+    store, client = edge
+    assert client.post('/v1/periods', json={'period': 1}, headers=AUTH).status_code == 400
+    store._distil('d1', 1, {'size_bytes': 200000, 'model': 'tiny'}, seed=1)
+    whole = client.get('/v1/checkpoints/d1/1')
+    assert whole.status_code == 200
+    digest = whole.headers['X-Checkpoint-Sha256']
+    part = client.get('/v1/checkpoints/d1/1', headers={'Range': 'bytes=1000-'})
+    assert part.status_code == 206 and part.data == whole.data[1000:]
+    assert abs(len(whole.data) - 200000) < checkpoint.HEADER_ALLOWANCE + 2048
+    path = tmp_path / 'c.npz'
+    path.write_bytes(whole.data)
+    assert checkpoint.digest(str(path)) == digest
+    assert checkpoint.load(str(path))['model'] == 'tiny'
+    assert client.get('/v1/checkpoints/d1/2').status_code == 404
+
+
+def make_agent(tmp_path):
+    return DeviceAgent('d1', 'http://127.0.0.1:1', 'http://127.0.0.1:1', TOKEN,
+                       str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000))
+
+
+def test_device_rejects_a_corrupt_checkpoint_and_keeps_its_model(tmp_path):
+    agent = make_agent(tmp_path)
+    good = str(tmp_path / 'dev' / 'good.part')
+    digest = checkpoint.write(good, 100000, {'model': 'a'}, seed=2)
+    assert agent._deploy(good, digest, {'period': 1})['model_ok']
+    bad = str(tmp_path / 'dev' / 'bad.part')
+    digest = checkpoint.write(bad, 100000, {'model': 'b'}, seed=3)
+    with open(bad, 'r+b') as f:
+        f.seek(5000)
+        f.write(b'\xff' * 16)
+    result = agent._deploy(bad, digest, {'period': 2})
+    assert not result['model_ok'] and 'digest' in result['model_error']
+    assert agent.rejected == 1 and agent.model_meta['model'] == 'a'
+    assert not os.path.exists(bad)
+
+
+def test_truncated_checkpoint_does_not_load(tmp_path):
+    path = str(tmp_path / 'c.npz')
+    checkpoint.write(path, 100000, {'model': 'a'})
+    with open(path, 'r+b') as f:
+        f.truncate(50000)
+    with pytest.raises(EdgecollabError, match='does not load'):
+        checkpoint.load(path)
+
+
+def test_sample_buffer_produces_at_its_rate():
+    buf = SampleBuffer(100, 10.0, 1000)
+    assert buf.take(1000) == 100        # starts with one period of data
+    assert buf.take(1000) == 0
+    assert np.isclose(buf.rate, 10.0)

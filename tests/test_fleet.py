@@ -1,0 +1,124 @@
+"""N devices sharing one budget, the planner, and the fluid backend against the solver."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edgecollab.controller import fluid, planner
+from edgecollab.controller.accuracy import yolov8_menu
+from edgecollab.controller.fleet import solve_fleet
+from edgecollab.controller.solver import Problem, solve
+from edgecollab.scenarios.scenario import load_scenario
+from tests.conftest import REPO
+
+BASELINES = ['equal', 'upload-first', 'model-first', 'proportional', 'tcp-fair', 'fixed']
+
+
+def instances(count, seed=11):
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        menu = tuple(yolov8_menu()) if k % 2 else ()
+        n = int(rng.integers(2, 6))
+        problem = Problem(capacity_mbit=float(rng.uniform(2, 100)) * n,
+                          period_s=float(rng.uniform(10, 120)),
+                          sample_bits=float(rng.uniform(1e5, 2e6)), menu=menu)
+        yield problem, rng.uniform(10, 5000, size=n)
+
+
+def two_device_grid(problem, generated, points=801):
+    best = -1.0
+    for share in np.linspace(0, 1, points):
+        values = []
+        for part, g in ((share, generated[0]), (1 - share, generated[1])):
+            values.append(solve(dataclasses.replace(
+                problem, capacity_mbit=problem.capacity_mbit * part, generated=g)).accuracy
+                if part > 0 else problem.kept_map())
+        best = max(best, float(np.mean(values)))
+    return best
+
+
+@pytest.mark.parametrize('k', range(12))
+def test_two_devices_match_a_grid_over_the_budget_split(k):
+    rng = np.random.default_rng(100 + k)
+    problem = Problem(capacity_mbit=float(rng.uniform(2, 100)), period_s=60,
+                      sample_bits=float(rng.uniform(1e5, 2e6)),
+                      menu=tuple(yolov8_menu()) if k % 2 else ())
+    generated = rng.uniform(10, 5000, size=2)
+    assert solve_fleet(problem, generated).mean_accuracy >= \
+        two_device_grid(problem, generated) - 1e-4
+
+
+def test_fleet_beats_or_equals_every_baseline():
+    for problem, generated in instances(30):
+        best = planner.plan(problem, 'optimal', list(generated), problem.capacity_mbit)
+        for name in BASELINES:
+            other = planner.plan(problem, name, list(generated), problem.capacity_mbit)
+            assert best.allocation.mean_accuracy >= other.allocation.mean_accuracy - 1e-9, name
+
+
+def test_fleet_keeps_the_budget():
+    for problem, generated in instances(20, seed=5):
+        answer = solve_fleet(problem, generated)
+        bits = sum(8 * (d.upload_bytes + d.model_bytes) for d in answer.devices)
+        assert bits <= problem.budget_bits * (1 + 1e-9)
+        assert sum(d.upload_share + d.download_share for d in answer.devices) <= 1 + 1e-9
+
+
+def test_identical_devices_get_the_single_device_optimum():
+    problem = Problem(capacity_mbit=40.0)
+    one = solve(dataclasses.replace(problem, capacity_mbit=10.0))
+    fleet = solve_fleet(problem, [problem.generated] * 4)
+    assert fleet.mean_accuracy == pytest.approx(one.accuracy, abs=1e-6)
+
+
+def test_fairness_floor_lifts_the_worst_device():
+    problem = Problem(capacity_mbit=30.0, menu=tuple(yolov8_menu()))
+    generated = [50, 5000, 5000]
+    free = solve_fleet(problem, generated)
+    floor = min(d.accuracy for d in free.devices) + 1.0
+    fair = solve_fleet(problem, generated, floor=floor)
+    assert fair.feasible
+    assert min(d.accuracy for d in fair.devices) >= floor - 1e-6
+    assert fair.mean_accuracy <= free.mean_accuracy + 1e-9
+
+
+def test_unreachable_floor_is_a_documented_answer():
+    answer = solve_fleet(Problem(capacity_mbit=5.0), [3000, 3000], floor=70.0)
+    assert not answer.feasible and 'floor' in answer.reason
+    assert all(np.isfinite(d.accuracy) for d in answer.devices)
+
+
+def test_zero_capacity_keeps_the_old_models():
+    answer = solve_fleet(Problem(capacity_mbit=0.0), [100, 100])
+    assert not answer.feasible and answer.mean_accuracy == Problem(0.0).kept_map()
+
+
+def test_duplex_fleet_meets_both_budgets():
+    problem = Problem(capacity_mbit=20.0, medium='duplex')
+    answer = solve_fleet(problem, [1000, 3000])
+    assert sum(8 * d.model_bytes for d in answer.devices) <= problem.budget_bits * (1 + 1e-9)
+    assert sum(8 * d.upload_bytes for d in answer.devices) <= problem.budget_bits * (1 + 1e-9)
+
+
+def test_fluid_backend_equals_the_solver_on_constant_capacity():
+    scenario = load_scenario('%s/scenarios/default.yaml' % REPO)
+    for name in scenario.policies:
+        expected = planner.plan(scenario.problem, name, scenario.generated,
+                                scenario.problem.capacity_mbit)
+        for row in fluid.run_policy(scenario, name):
+            device = expected.devices[int(row['device'][1:]) - 1]
+            assert row['accuracy'] == device.accuracy, (name, row)
+            assert row['upload_bytes'] == pytest.approx(device.upload_bytes, rel=1e-12)
+            assert row['model_ok'] == (device.model_bytes > 0)
+
+
+def test_oracle_knows_the_period_and_adaptive_uses_efficiency():
+    scenario = load_scenario('%s/scenarios/default.yaml' % REPO)
+    low = planner.plan(scenario.problem, 'oracle', scenario.generated, 50.0, future_mbit=20.0)
+    now = planner.plan(scenario.problem, 'optimal', scenario.generated, 20.0)
+    assert low.allocation.mean_accuracy == pytest.approx(now.allocation.mean_accuracy)
+    tight = planner.plan(scenario.problem, 'adaptive', scenario.generated, 50.0,
+                         efficiency={'up': 0.8, 'down': 0.9})
+    at_80 = planner.plan(scenario.problem, 'optimal', scenario.generated, 40.0)
+    assert tight.allocation.mean_accuracy == pytest.approx(at_80.allocation.mean_accuracy)

@@ -1,0 +1,126 @@
+"""Emulated runs: the default scenario end to end, agents against tc counters, faults,
+and trace replay timing."""
+
+import csv
+import os
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgecollab import cleanup
+from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.emulation import Emulation
+from edgecollab.scenarios import traces
+from edgecollab.scenarios.replay import Replayer
+from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.topologies.star import EdgeStar
+from tests.conftest import PYTHON, REPO, TEST_PREFIX
+from tests.helpers import assert_within
+from tests.test_scenarios import check_summary_matches_rows
+
+pytestmark = pytest.mark.emulation
+DEFAULT = os.path.join(REPO, 'scenarios', 'default.yaml')
+
+
+def rows_of(folder, policy=None):
+    with open(os.path.join(folder, 'periods.csv')) as src:
+        return [r for r in csv.DictReader(src) if policy is None or r['policy'] == policy]
+
+
+def our_processes():
+    """PIDs of processes running edgecollab's agents (none may outlive a run)."""
+    out = subprocess.run(['pgrep', '-f', 'edgecollab.nodes.'], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_default_scenario_run_with_three_policies(tmp_path):
+    out = tmp_path / 'out'
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'run', DEFAULT, '--policies',
+                           'optimal,adaptive,equal', '--out', str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ('summary.json', 'periods.csv', 'timeseries.csv', 'replay.csv',
+                 'metadata.json', 'accuracy.png', 'timeseries-optimal.png',
+                 'timeseries-adaptive.png', 'timeseries-equal.png', 'commands.sh', 'run.log',
+                 'README.txt'):
+        assert (out / name).exists(), name
+    check_summary_matches_rows(out)
+    assert 'tc class change' in (out / 'commands.sh').read_text()
+    # Issue 4: what the agents report matches the tc class counters within 3%.
+    for row in rows_of(out, 'optimal'):
+        assert_within(float(row['reported_upload_bytes']),
+                      float(row['class_up_bytes']) * GOODPUT_PER_WIRE, 0.03,
+                      'upload of %s period %s vs its class' % (row['device'], row['period']))
+        assert_within(float(row['model_bytes']),
+                      float(row['class_down_bytes']) * GOODPUT_PER_WIRE, 0.03,
+                      'checkpoint of %s period %s vs its class' % (row['device'],
+                                                                   row['period']))
+        # ... and the plan, within the efficiency the controller measured.
+        eff = float(row['efficiency_up'] or 1.0)
+        assert_within(float(row['upload_bytes']), float(row['planned_upload_bytes']) * eff,
+                      0.03, 'upload vs plan x efficiency')
+    assert not our_processes()
+    assert not cleanup.owned_interfaces('ec')
+
+
+def small_scenario(tmp_path, periods=3, period='6s'):
+    path = tmp_path / 'small.yaml'
+    path.write_text(open(DEFAULT).read().replace('periods: 3', 'periods: %d' % periods)
+                    .replace('period: 10s', 'period: %s' % period))
+    return load_scenario(str(path))
+
+
+def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
+    scenario = small_scenario(tmp_path, periods=2)
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    edge_args=['--corrupt', 'd1:2'])
+    assert run.run() == 'completed'
+    rows = {(r['device'], r['period']): r for r in rows_of(tmp_path / 'out')}
+    assert rows[('d1', '1')]['model_ok'] == 'True'
+    assert rows[('d1', '2')]['model_ok'] == 'False'
+    assert 'digest mismatch' in rows[('d1', '2')]['status']
+    assert float(rows[('d1', '2')]['accuracy']) == float(rows[('d1', '1')]['accuracy'])
+    assert rows[('d2', '2')]['model_ok'] == 'True'
+    assert 'digest mismatch' in open(tmp_path / 'out' / 'work' / 'equal' / 'd1.log').read()
+
+
+def test_killed_edge_agent_fails_the_period_and_the_next_one_works(tmp_path):
+    scenario = small_scenario(tmp_path, periods=3)
+
+    def faults(run):
+        def inject():
+            time.sleep(run.t0 + scenario.period_s * 1.3 - time.monotonic())
+            run.kill_edge()
+            time.sleep(run.t0 + scenario.period_s * 1.9 - time.monotonic())
+            run.restart_edge()
+        threading.Thread(target=lambda: (time.sleep(2), inject()), daemon=True).start()
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=faults)
+    began = time.monotonic()
+    assert run.run() == 'completed'
+    assert time.monotonic() - began < scenario.duration_s + 30, 'something hung'
+    rows = {(r['device'], r['period']): r for r in rows_of(tmp_path / 'out')}
+    for device in ('d1', 'd2'):
+        assert rows[(device, '1')]['model_ok'] == 'True'
+        assert rows[(device, '2')]['status'] != 'ok', rows[(device, '2')]
+        assert rows[(device, '3')]['model_ok'] == 'True', rows[(device, '3')]
+    assert not our_processes()
+
+
+def test_trace_replay_holds_its_step_times():
+    trace = traces.random_walk(20, 4, 0.1, 60, seed=4)
+    with Emulation(EdgeStar(n=2, capacity='20mbit', prefix=TEST_PREFIX)) as emu:
+        replayer = Replayer(trace, 0.1, 60.0, emu.linkshare.set_capacity,
+                            time.monotonic() + 0.5)
+        replayer.start()
+        replayer.join(timeout=90)
+    late = np.array(replayer.lateness_ms())
+    median, p99 = float(np.median(late)), float(np.percentile(late, 99))
+    print('replay lateness over %d steps: median %.2f ms, p99 %.2f ms'
+          % (len(late), median, p99))
+    assert len(late) == 600 and replayer.error is None
+    assert median < 10 and p99 < 50, (median, p99)

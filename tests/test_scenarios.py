@@ -1,0 +1,103 @@
+"""Scenario files: the bundled ones load, bad ones give one line and exit 2 with nothing
+started, and a fluid run writes a results folder whose summary agrees with its rows."""
+
+import csv
+import glob
+import json
+import os
+import subprocess
+
+import pytest
+
+from edgecollab.scenarios.scenario import load_scenario
+from tests.conftest import PYTHON, REPO
+
+BUNDLED = sorted(glob.glob(os.path.join(REPO, 'scenarios', '*.yaml')))
+
+GOOD = """
+devices: 2
+capacity: 20mbit
+period: 10s
+periods: 2
+policies: [optimal, equal]
+"""
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([PYTHON, '-m', 'edgecollab.cli'] + list(args), capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize('path', BUNDLED, ids=os.path.basename)
+def test_bundled_scenarios_load_and_run_on_the_fluid_backend(path, tmp_path):
+    scenario = load_scenario(path)
+    assert scenario.devices >= 1 and scenario.policies
+    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+
+
+BAD = [
+    ('unknown key', GOOD + 'colour: blue\n', "Additional properties are not allowed"),
+    ('wrong type', GOOD.replace('devices: 2', 'devices: two'), "devices"),
+    ('negative rate', GOOD.replace('20mbit', '-5'), 'capacity'),
+    ('bad unit', GOOD.replace('20mbit', '20 furlongs'), "unknown unit"),
+    ('zero period', GOOD.replace('10s', '0s'), 'period_s must be > 0'),
+    ('missing trace', GOOD.replace('capacity: 20mbit', 'capacity: {trace: nope.txt}'),
+     "no such trace file 'nope.txt'"),
+    ('unknown policy', GOOD.replace('[optimal, equal]', '[optimal, magic]'),
+     "unknown policy 'magic'"),
+    ('generated count', GOOD + 'data: {generated: [1, 2, 3]}\n', '3 values for 2 devices'),
+    ('bad medium', GOOD + 'medium: wireless\n', "medium"),
+    ('floor too high', GOOD + 'floor: 99\n', 'above what any model reaches'),
+    ('not yaml', 'devices: [1, 2\n', 'not valid YAML'),
+    ('not a mapping', '- 1\n- 2\n', 'must be a mapping'),
+    ('zero devices', GOOD.replace('devices: 2', 'devices: 0'), 'devices'),
+    ('update too long', GOOD + 'timing: sequential\nupdate: 20s\n', 'no transfer time'),
+    ('down without duplex', GOOD + 'capacity_down: 5mbit\n', 'only a duplex medium'),
+    ('bad accuracy key', GOOD + 'accuracy: {zeta: 1}\n', 'unknown key'),
+    ('bad trace content', GOOD.replace('capacity: 20mbit', 'capacity: {trace: bad.txt}'),
+     'bad.txt:2'),
+]
+
+
+@pytest.mark.parametrize('kind,text,message', BAD, ids=[b[0] for b in BAD])
+def test_bad_scenarios_give_one_line_and_exit_2(tmp_path, kind, text, message):
+    (tmp_path / 'bad.txt').write_text('0 5\nx 3\n')
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(text)
+    done = run_cli('run', str(path), '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], lines
+    assert not os.path.exists(tmp_path / 'out'), 'a results folder was started'
+
+
+def test_fluid_run_writes_a_consistent_results_folder(tmp_path):
+    out = tmp_path / 'out'
+    done = run_cli('run', os.path.join(REPO, 'scenarios', 'default.yaml'), '--backend',
+                   'fluid', '--policies', 'optimal,equal,upload-first', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    for name in ('summary.json', 'periods.csv', 'metadata.json', 'accuracy.png',
+                 'README.txt', 'run.log', 'commands.sh'):
+        assert (out / name).exists(), name
+    check_summary_matches_rows(out)
+
+
+def check_summary_matches_rows(out):
+    """summary.json's figures recomputed from periods.csv."""
+    summary = json.loads((out / 'summary.json').read_text())['policies']
+    with open(out / 'periods.csv') as src:
+        rows = list(csv.DictReader(src))
+    assert set(summary) == {r['policy'] for r in rows}
+    for policy, s in summary.items():
+        mine = [r for r in rows if r['policy'] == policy]
+        mean = sum(float(r['accuracy']) for r in mine) / len(mine)
+        assert s['mean_accuracy'] == pytest.approx(mean, rel=1e-5)
+        assert s['data_bytes'] == pytest.approx(sum(float(r['upload_bytes']) for r in mine),
+                                                rel=1e-5)
+        assert s['deadline_misses'] == sum(r['deadline_miss'] == 'True' for r in mine)
+        for device, d in s['devices'].items():
+            own = sorted((r for r in mine if r['device'] == device),
+                         key=lambda r: int(r['period']))
+            assert d['accuracy_per_period'] == pytest.approx(
+                [float(r['accuracy']) for r in own], rel=1e-5)
