@@ -242,13 +242,16 @@ class PolicyRun:
                 log.warning('period %d: the edge agent did not take the order: %s', k, exc)
         threading.Timer(delay, send).start() if delay > 0 else send()
 
-    def _received(self, device, period):
-        """Samples of device that reached the edge in time in period (0 if unknown)."""
+    def _received(self, device, period, late=False):
+        """Samples of device that reached the edge in time in period (0 if unknown);
+        with late=True the bytes that arrived after the deadline instead."""
         if period < 1:
             return 0.0
         try:
             r = requests.get('%s/v1/data/%s/%d' % (self.edge_url, device, period), timeout=3)
-            return r.json()['bytes'] * 8 / self.scenario.problem.sample_bits
+            body = r.json()
+            return body['late_bytes'] if late else \
+                body['bytes'] * 8 / self.scenario.problem.sample_bits
         except (requests.RequestException, ValueError, KeyError):
             return 0.0
 
@@ -334,7 +337,8 @@ class PolicyRun:
                 limited['down'] else None,
                 'solver_ms': plan_.solver_ms, 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
-                'class_up_bytes': wire['up'], 'class_down_bytes': wire['down']})
+                'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
+                'late_upload_bytes': self._received(name, k, late=True)})
             if not model_ok and a.model_bytes > 0:
                 self.state.note('period %d: %s failed: %s' % (k, name, status))
         self.periods_log.write(rows)
