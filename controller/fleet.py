@@ -37,6 +37,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from edgecollab.controller.solver import Allocation, solve
 from edgecollab.errors import ConfigError
@@ -105,18 +106,39 @@ class Fleet:
         return np.clip(np.nan_to_num(d, nan=0.0, posinf=np.inf), 0.0, self.generated)
 
     def _continuous_size(self, price_up, price_down):
-        """Best continuous S for each device at the given prices (bisection, log space)."""
+        """Best continuous S for each device at the given prices: the root in log S of
+        the decreasing envelope derivative A'(S) q(D(S)) - 8 price, by the Illinois
+        variant of regula falsi (vectorised, bracketed), or a bound."""
         p = self.problem
-        lo = np.full(self.n, np.log(p.min_model_bytes))
-        hi = np.full(self.n, np.log(p.max_model_bytes))
-        while np.max(hi - lo, initial=0.0) > 1e-10:
-            mid = 0.5 * (lo + hi)
-            size = np.exp(mid)
+
+        def slope(log_size):
+            size = np.exp(log_size)
             d = self._data(self.acc.size_term(size), price_up)
-            rising = self.acc.size_slope(size) * self.acc.q(d) > 8 * price_down
-            lo = np.where(rising, mid, lo)
-            hi = np.where(rising, hi, mid)
-        return np.exp(lo)
+            # Relative to the price, so one tolerance fits every scale.
+            return self.acc.size_slope(size) * self.acc.q(d) / (8 * price_down) - 1
+        a = np.full(self.n, np.log(p.min_model_bytes))
+        b = np.full(self.n, np.log(p.max_model_bytes))
+        fa, fb = slope(a), slope(b)
+        answer = np.where(fa <= 0, a, np.where(fb >= 0, b, np.nan))
+        active = np.isnan(answer)
+        side = np.zeros(self.n)
+        c = answer.copy()
+        for _ in range(100):
+            if not np.any(active):
+                break
+            c_new = np.where(active, (a * fb - b * fa) / np.where(active, fb - fa, 1.0), c)
+            fc = slope(c_new)
+            done = active & ((np.abs(c_new - c) < 1e-11) | (fc == 0))
+            c = c_new
+            right = active & (fc < 0)          # the root is left of c: c replaces b
+            left = active & (fc > 0)
+            fa = np.where(right & (side == -1), fa / 2, fa)
+            fb = np.where(left & (side == 1), fb / 2, fb)
+            b, fb = np.where(right, c, b), np.where(right, fc, fb)
+            a, fa = np.where(left, c, a), np.where(left, fc, fa)
+            side = np.where(right, -1, np.where(left, 1, side))
+            active &= ~done
+        return np.exp(np.where(np.isnan(answer), c, answer))
 
     def respond(self, price_up, price_down=None):
         """Each device's (size, samples, value) at the prices; size 0 = keep the old model."""
@@ -161,20 +183,22 @@ class Fleet:
         return np.where(reachable, lo, -np.inf)
 
     def _price_for(self, budget_bits, spend, caps):
-        """The lowest log price whose spend fits budget_bits (bisection; spend falls as
-        the price rises), each device's log price capped by caps."""
-        def at(log_price):
-            return spend(10.0 ** np.minimum(log_price, caps))
+        """The lowest log price whose spend fits budget_bits, each device's log price
+        capped by caps.  Spend falls as the price rises (with jumps where a device
+        switches variant or stops being served): Brent's method on the log price, then
+        the feasible side of the root."""
+        def excess(log_price):
+            return spend(10.0 ** np.minimum(log_price, caps)) - budget_bits
         lo, hi = _LOG_PRICE
-        if at(lo) <= budget_bits:
+        if excess(lo) <= 0:
             return lo
-        while hi - lo > 1e-10:
-            mid = 0.5 * (lo + hi)
-            if at(mid) <= budget_bits:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        if excess(hi) > 0:
+            return hi
+        root = brentq(excess, lo, hi, xtol=1e-12, rtol=4 * np.finfo(float).eps)
+        step = 1e-12
+        while excess(root) > 0 and root < hi:
+            root, step = root + step, step * 2
+        return min(root, hi)
 
     def solve(self):
         """The FleetAllocation maximising the mean accuracy (see the module docstring)."""

@@ -38,15 +38,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session', autouse=True)
 def clean_machine():
     """Remove leftovers of an earlier killed test run before, and check after, the suite."""
-    possible, _ = emulation_possible()
-    if possible:
-        from edgecollab import cleanup
-        # Never clean under a running emulation (another suite's): its names are live.
-        if not cleanup.lock_is_held():
-            cleanup.clean(TEST_PREFIX)
+    from edgecollab import cleanup
+    # Never clean under a running emulation (another suite's): its names are live.
+    owner = emulation_possible()[0] and not cleanup.lock_is_held()
+    if owner:
+        cleanup.clean(TEST_PREFIX)
     yield
-    if possible:
-        from edgecollab import cleanup
+    if owner and not cleanup.lock_is_held():
         assert not cleanup.owned_interfaces(TEST_PREFIX), 'the suite left interfaces behind'
 
 
