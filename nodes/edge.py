@@ -59,7 +59,7 @@ class EdgeStore:
         path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
         in_time = late = 0
         with open(path, 'ab') as out:
-            for block in iter(lambda: stream.read(CHUNK), b''):
+            for block in _blocks(stream):
                 on_time = time.time() <= deadline
                 if on_time:
                     out.write(block)
@@ -112,6 +112,20 @@ class EdgeStore:
         """(path, digest) of a finished checkpoint or None."""
         with self.lock:
             return self.ready.get((device, period))
+
+
+def _blocks(stream):
+    """Blocks of a request body until its end or until the client breaks the stream
+    (what arrived is kept; the device resumes with a new request)."""
+    while True:
+        try:
+            block = stream.read(CHUNK)
+        except (OSError, ValueError) as exc:
+            log.info('a data stream broke: %s', exc)
+            return
+        if not block:
+            return
+        yield block
 
 
 def create_app(store, token, seed=0):

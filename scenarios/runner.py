@@ -30,7 +30,7 @@ import time
 import requests
 
 from edgecollab import cleanup
-from edgecollab.controller import fluid, planner
+from edgecollab.controller import correction, fluid, planner
 from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
 from edgecollab.controller.service import ControllerState, create_app
 from edgecollab.emulation import Emulation
@@ -46,6 +46,8 @@ CONTROLLER_PORT = 8000
 EDGE_PORT = 8080
 REPORT_GRACE_S = 4.0
 START_DELAY_S = 1.0
+CHECK_S = 1.0                 # how often the closed loop checks the period's progress
+CORRECTING = ('adaptive',)    # policies the controller corrects within a period
 
 
 class PolicyRun:
@@ -71,6 +73,9 @@ class PolicyRun:
         self.sampler_stop = threading.Event()
         self.plans = {}
         self.efficiency = {}     # direction -> the latest informative measurement
+        self.current = None      # (period, plan, counters at its start, start offset)
+        self.busy = {}           # direction -> [sum of goodput, sum of share] while busy
+        self.last_check = 0.0
 
     # set-up
     def topology(self):
@@ -176,13 +181,15 @@ class PolicyRun:
                 raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
             counters_before = link.counters()
             plan_ = self._begin(k, start, efficiency)
+            self.current = (k, plan_, counters_before, start)
             self._sleep_until(start + s.period_s)
+            self.current = None
             counters_after = link.counters()
-            efficiency = self._efficiency(plan_, counters_before, counters_after, start)
+            efficiency, per_class = self._efficiency()
             # Reports arrive just after the deadline: score in the background while
             # the next period starts on time.
             finisher = threading.Thread(target=self._finish, name='score-%d' % k, args=(
-                k, plan_, counters_before, counters_after, finisher))
+                k, plan_, counters_before, counters_after, per_class, finisher))
             finisher.start()
         finisher.join()
         self.state.finish()
@@ -261,43 +268,26 @@ class PolicyRun:
                 (before[(name, d)].bytes - before[(name, d)].ack_bytes) for d in ('up', 'down')}
         return wire, {d: w * GOODPUT_PER_WIRE for d, w in wire.items()}
 
-    def _expected(self, a, start):
-        """Bytes each class of allocation a could carry in the window at its share
-        (the 'allocated' of achieved / allocated)."""
-        s = self.scenario
-        mean_cap = s.capacity.mean_between(start, start + s.period_s)
-        window = s.problem.window_s
-        return {'up': a.upload_share * mean_cap * 1e6 * window / 8 if a.upload_bytes else 0.0,
-                'down': a.download_share * mean_cap * 1e6 * window / 8 if a.model_bytes
-                else 0.0}
-
-    def _limited(self, a, got):
-        """Directions whose transfer did not finish (the share limited it throughout)."""
-        return {'up': got['up'] < 0.99 * a.upload_bytes,
-                'down': got['down'] < 0.99 * a.model_bytes}
-
-    def _efficiency(self, plan_, before, after, start):
-        """{direction: achieved / allocated} over the devices whose transfer the share
-        limited the whole window (a transfer that finished early says only that its
-        share sufficed); directions without such a transfer keep the last estimate."""
-        achieved, expected = {'up': 0.0, 'down': 0.0}, {'up': 0.0, 'down': 0.0}
-        for name, a in zip(self.emu.devices, plan_.devices):
-            got = self._class_goodput(name, before, after)[1]
-            limited = self._limited(a, got)
-            for d, can in self._expected(a, start).items():
-                if can > 0 and limited[d]:
-                    achieved[d] += got[d]
-                    expected[d] += can
-        measured = {d: achieved[d] / expected[d] for d in achieved if expected[d] > 0}
-        self.efficiency.update(measured)
+    def _efficiency(self):
+        """({direction: goodput / share}, {(device, direction): goodput / share}) of the
+        period, over the sampling steps where a class still had bytes to deliver;
+        directions without such steps keep the last estimate (a transfer that finished
+        early says only that its share sufficed)."""
+        busy, self.busy = self.busy, {}
+        per_class = {key: got / share for key, (got, share) in busy.items() if share > 0}
+        for direction in ('up', 'down'):
+            sums = [v for (_, d), v in busy.items() if d == direction]
+            share = sum(v[1] for v in sums)
+            if share > 0:
+                self.efficiency[direction] = sum(v[0] for v in sums) / share
         self.state.measured(self.state.capacity_mbit, self.state.goodput, dict(self.efficiency))
-        drift = {d: e for d, e in measured.items() if abs(e - 1) > self.scenario.drift}
+        drift = {d: e for d, e in self.efficiency.items() if abs(e - 1) > self.scenario.drift}
         if drift:
             self.state.note('goodput drifts from plan: %s' % ', '.join(
                 '%s %.3f' % kv for kv in sorted(drift.items())))
-        return dict(self.efficiency)
+        return dict(self.efficiency), per_class
 
-    def _finish(self, k, plan_, before, after, previous_finisher):
+    def _finish(self, k, plan_, before, after, per_class, previous_finisher):
         if previous_finisher is not None:
             previous_finisher.join()
         s = self.scenario
@@ -311,8 +301,6 @@ class PolicyRun:
             arrived = self._received(name, k) * s.problem.sample_bits / 8
             model_ok = bool(report.get('model_ok'))
             wire, got = self._class_goodput(name, before, after)
-            expected = self._expected(a, start)
-            limited = self._limited(a, got)
             samples = arrived * 8 / s.problem.sample_bits
             accuracy = fluid.score(s.problem, samples, a.model_bytes, model_ok,
                                    self.previous[i])
@@ -331,10 +319,8 @@ class PolicyRun:
                 'model': a.model, 'model_ok': model_ok,
                 'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
                 'predicted_accuracy': a.accuracy, 'accuracy': accuracy,
-                'efficiency_up': got['up'] / expected['up'] if expected['up'] > 0 and
-                limited['up'] else None,
-                'efficiency_down': got['down'] / expected['down'] if expected['down'] > 0 and
-                limited['down'] else None,
+                'efficiency_up': per_class.get((name, 'up')),
+                'efficiency_down': per_class.get((name, 'down')),
                 'solver_ms': plan_.solver_ms, 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
@@ -365,7 +351,57 @@ class PolicyRun:
                     'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
                     'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
                     'goodput_mbit': goodput[(name, d)]} for (name, d) in counters)
+                self._account(counters, goodput)
+                if self.policy in CORRECTING and now - self.last_check >= CHECK_S:
+                    self.last_check = now
+                    self._correct(counters, now)
             last, last_t = counters, now
+
+    def _remaining(self, counters):
+        """{(device, direction): bytes still to deliver} of the current period."""
+        k, plan_, before, start = self.current
+        remaining = {}
+        for name, a in zip(self.emu.devices, plan_.devices):
+            got = self._class_goodput(name, before, counters)[1]
+            # Within 2% counts as delivered (HTTP framing, the goodput estimate).
+            for d, planned in (('up', a.upload_bytes), ('down', a.model_bytes)):
+                left = planned - got[d]
+                remaining[(name, d)] = left if left > 0.02 * planned else 0.0
+        return remaining
+
+    def _account(self, counters, goodput):
+        # Efficiency = goodput / share over the steps where a class still had bytes to
+        # deliver (the share limited it), whatever re-splits happened.
+        if self.current is None:
+            return
+        link = self.emu.linkshare
+        for (name, d), left in self._remaining(counters).items():
+            share = link.share_mbit(name, d)
+            if left > 0 and share > 0:
+                sums = self.busy.setdefault((name, d), [0.0, 0.0])
+                sums[0] += goodput[(name, d)]
+                sums[1] += share
+
+    def _correct(self, counters, now):
+        """Re-split the rest of the period when a transfer would miss its deadline."""
+        current = self.current
+        if current is None or self.scenario.problem.timing != 'overlap':
+            return
+        k, plan_, before, start = current
+        remaining_s = self.t0 + start + self.scenario.period_s - now
+        if remaining_s < 1.0:
+            return
+        remaining = self._remaining(counters)
+        link = self.emu.linkshare
+        shares = {(n, d): f for n, share in link.fractions.items() for d, f in share.items()}
+        efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
+        capacity = link.capacity_mbit
+        if correction.needs_resplit(remaining, shares, capacity, efficiency, remaining_s,
+                                    self.scenario.drift):
+            link.set_shares(correction.resplit(remaining, capacity, efficiency, remaining_s))
+            self.state.note('period %d: re-split with %.1f s left (a transfer would miss '
+                            'its deadline)' % (k, remaining_s))
+            log.info('period %d: re-split with %.1f s left', k, remaining_s)
 
     def _stop(self):
         self.sampler_stop.set()
