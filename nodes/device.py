@@ -29,6 +29,7 @@ from edgecollab.nodes import checkpoint
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
 CONTROL_TIMEOUT_S = 5
+REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arrived
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 
 
@@ -125,7 +126,7 @@ class DeviceAgent:
         is resumed with what is left (the edge counts what arrived in time)."""
         start, deadline = plan['upload_window']
         _wait_until(start)
-        began, error, retries = time.time(), '', 0
+        began = time.time()
         sample = self.buffer.sample_bytes
         left = [int(plan['upload_bytes'] // sample)]
         url = '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period'])
@@ -139,17 +140,27 @@ class DeviceAgent:
                     continue
                 left[0] -= taken
                 yield _repeat(self.pool, taken * sample)
-        while left[0] > 0 and time.time() < deadline:
-            try:
-                r = requests.post(url, data=body(), headers=self.auth,
-                                  timeout=(3.0, max(1.0, deadline - time.time()) + 10.0))
-                if r.status_code != 200:
-                    error = 'edge answered %d' % r.status_code
-                    break
-            except (requests.RequestException, ValueError) as exc:
-                if time.time() < deadline - 0.2:
-                    error, retries = 'upload interrupted: %s' % type(exc).__name__, retries + 1
-                    time.sleep(POLL_S)
+        outcome = {'error': '', 'retries': 0}
+
+        def stream():
+            while left[0] > 0 and time.time() < deadline:
+                try:
+                    r = requests.post(url, data=body(), headers=self.auth,
+                                      timeout=(3.0, max(1.0, deadline - time.time()) + 10.0))
+                    if r.status_code != 200:
+                        outcome['error'] = 'edge answered %d' % r.status_code
+                        return
+                except (requests.RequestException, ValueError) as exc:
+                    if time.time() < deadline - 0.2:
+                        outcome['error'] = 'upload interrupted: %s' % type(exc).__name__
+                        outcome['retries'] += 1
+                        time.sleep(POLL_S)
+        # The stream may still drain late bytes after the deadline: report without
+        # waiting for it (the edge counts what arrived in time).
+        sender = threading.Thread(target=stream, daemon=True)
+        sender.start()
+        sender.join(timeout=max(0.0, deadline - time.time()) + REPORT_WAIT_S)
+        error, retries = outcome['error'], outcome['retries']
         sent = self._edge_count(plan['period']) if plan['upload_bytes'] >= sample else 0
         if error and sent >= plan['upload_bytes'] * 0.99:
             error = ''

@@ -44,7 +44,7 @@ from edgecollab.topologies.star import EdgeStar
 log = logging.getLogger(__name__)
 CONTROLLER_PORT = 8000
 EDGE_PORT = 8080
-REPORT_GRACE_S = 4.0
+REPORT_GRACE_S = 6.0
 START_DELAY_S = 1.0
 CHECK_S = 1.0                 # how often the closed loop checks the period's progress
 CORRECTING = ('adaptive',)    # policies the controller corrects within a period
@@ -122,6 +122,7 @@ class PolicyRun:
         s = self.scenario
         self.state = ControllerState(self.emu.devices, self.policy, s.problem.timing)
         from werkzeug.serving import make_server
+        logging.getLogger('werkzeug').setLevel(logging.WARNING)   # no line a request
         self.server = make_server(addressing.CONTROLLER_IP, CONTROLLER_PORT,
                                   create_app(self.state, self.token), threaded=True)
         threading.Thread(target=self.server.serve_forever, name='controller-api',
@@ -154,6 +155,15 @@ class PolicyRun:
     def restart_edge(self):
         """Start the edge agent again (after a fault)."""
         self._start_edge()
+
+    def kill_device(self, name):
+        """Kill device name's agent (fault injection)."""
+        for proc in self.emu.procs:
+            if proc.what == 'device agent %s' % name:
+                cleanup.kill_group(proc.pid, proc.start, proc.what)
+                proc.popen.wait(timeout=5)
+                return
+        raise EdgecollabError('no device agent %r' % name)
 
     def kill_edge(self):
         """Kill the edge agent (fault injection)."""

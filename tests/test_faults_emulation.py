@@ -1,0 +1,156 @@
+"""Faults during a run and repeated runs: the run goes on or stops cleanly, finished
+periods stay on disk, nothing is left on the machine; the API listens on the management
+network only."""
+
+import csv
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from edgecollab import cleanup
+from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.shell import runner as command_runner
+from edgecollab.topologies import addressing
+from tests.conftest import PYTHON, REPO, TEST_PREFIX
+
+pytestmark = pytest.mark.emulation
+DEFAULT = os.path.join(REPO, 'scenarios', 'default.yaml')
+
+
+def scenario_file(tmp_path, periods=3, period='5s', extra=''):
+    path = tmp_path / 'small.yaml'
+    path.write_text(open(DEFAULT).read().replace('periods: 3', 'periods: %d' % periods)
+                    .replace('period: 10s', 'period: %s' % period) + extra)
+    return str(path)
+
+
+def rows_of(folder):
+    with open(os.path.join(folder, 'periods.csv')) as src:
+        return {(r['device'], int(r['period'])): r for r in csv.DictReader(src)}
+
+
+def agent_processes():
+    out = subprocess.run(['pgrep', '-f', 'edgecollab.nodes.'], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def at(run, offset_s, action):
+    """Run action at offset_s of the run's clock (in a thread)."""
+    def later():
+        while not hasattr(run, 't0'):
+            time.sleep(0.05)
+        time.sleep(max(0.0, run.t0 + offset_s - time.monotonic()))
+        action()
+    threading.Thread(target=later, daemon=True).start()
+
+
+def test_killed_device_agent_fails_only_that_device(tmp_path):
+    scenario = load_scenario(scenario_file(tmp_path))
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=lambda r: at(r, 7.5, lambda: r.kill_device('d2')))
+    assert run.run() == 'completed'
+    rows = rows_of(tmp_path / 'out')
+    assert rows[('d2', 1)]['model_ok'] == 'True'
+    assert rows[('d2', 3)]['status'] == 'no report' and rows[('d2', 3)]['model_ok'] == 'False'
+    assert all(rows[('d1', k)]['model_ok'] == 'True' for k in (1, 2, 3))
+    assert not agent_processes()
+
+
+def test_bottleneck_down_for_five_seconds(tmp_path):
+    scenario = load_scenario(scenario_file(tmp_path, periods=3, period='6s'))
+
+    def flap(r):
+        port = r.emu.linkshare.port
+        at(r, 6.5, lambda: command_runner.run(['ip', 'link', 'set', port, 'down'], 'cut'))
+        at(r, 11.5, lambda: command_runner.run(['ip', 'link', 'set', port, 'up'], 'restore'))
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=flap)
+    began = time.monotonic()
+    assert run.run() == 'completed'
+    assert time.monotonic() - began < scenario.duration_s + 30
+    rows = rows_of(tmp_path / 'out')
+    for device in ('d1', 'd2'):
+        assert rows[(device, 1)]['model_ok'] == 'True'
+        assert rows[(device, 2)]['model_ok'] == 'False'
+        assert float(rows[(device, 2)]['accuracy']) == float(rows[(device, 1)]['accuracy'])
+        assert rows[(device, 3)]['model_ok'] == 'True', rows[(device, 3)]
+    assert not cleanup.owned_interfaces(TEST_PREFIX)
+
+
+def test_zero_capacity_step_is_clipped_and_the_run_goes_on(tmp_path):
+    trace = tmp_path / 'dip.txt'
+    trace.write_text('0 50\n3 0\n4 50\n')
+    path = scenario_file(tmp_path, periods=2).replace('small', 'small')
+    text = open(path).read().replace('capacity: 50mbit', 'capacity: {trace: dip.txt, '
+                                     'loop: false}')
+    open(path, 'w').write(text)
+    scenario = load_scenario(path)
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    with open(tmp_path / 'out' / 'replay.csv') as src:
+        steps = list(csv.DictReader(src))
+    clipped = [s for s in steps if s['clipped'] == 'True']
+    assert clipped and all(float(s['capacity_mbit']) == 0.1 for s in clipped)
+    assert len(rows_of(tmp_path / 'out')) == 4
+
+
+def test_sigint_keeps_finished_periods_and_leaves_nothing(tmp_path):
+    path = scenario_file(tmp_path, periods=4, period='4s')
+    out = tmp_path / 'out'
+    proc = subprocess.Popen([PYTHON, '-m', 'edgecollab.cli', 'run', path, '--policies',
+                             'equal', '--out', str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (out / 'periods.csv').exists() and len(open(out / 'periods.csv').read()
+                                                  .splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-1000:]
+    rows = rows_of(out)
+    assert ('d1', 1) in rows and ('d2', 1) in rows
+    assert (out / 'summary.json').exists()
+    assert not agent_processes()
+    assert not cleanup.owned_interfaces('ec') and not cleanup.lock_is_held()
+
+
+def test_controller_api_listens_on_the_management_network_only(tmp_path):
+    scenario = load_scenario(scenario_file(tmp_path, periods=1, period='3s'))
+    seen = {}
+
+    def look(r):
+        seen['root'] = command_runner.run(['ss', '-Hltn', 'sport = :8000'], 'list listeners')
+        seen['edge'] = r.emu.cmd('edge', ['ss', '-Hltn', 'sport = :8000'], 'list listeners')
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=look)
+    run.run()
+    listeners = [line.split()[3] for line in seen['root'].splitlines()]
+    assert listeners == ['%s:8000' % addressing.CONTROLLER_IP], listeners
+    assert not seen['edge'].strip()
+
+
+def test_soak_thirty_short_runs_leave_nothing(tmp_path):
+    scenario = load_scenario(scenario_file(tmp_path, periods=1, period='1s'))
+    before_fds = len(os.listdir('/proc/self/fd'))
+    rss = []
+    for i in range(30):
+        run = PolicyRun(scenario, 'equal', str(tmp_path / ('out%d' % i)), prefix=TEST_PREFIX)
+        assert run.run() == 'completed'
+        with open('/proc/self/status') as status:
+            rss.append(int(next(l for l in status if l.startswith('VmRSS')).split()[1]))
+    assert not cleanup.owned_interfaces(TEST_PREFIX)
+    assert not agent_processes()
+    links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
+    assert '%ss1-ifb' % TEST_PREFIX not in links
+    netns = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
+    assert TEST_PREFIX not in netns
+    assert len(os.listdir('/proc/self/fd')) <= before_fds + 2
+    # Memory: the last ten runs grow the runner by less than 5 MB over the first ten.
+    assert max(rss[20:]) - max(rss[:10]) < 5 * 1024, rss
