@@ -1,0 +1,96 @@
+"""Benchmark: shaping fidelity, both directions at once on a shared medium.
+
+For each capacity and split, one device uploads and downloads at once (iperf3) through
+edgecollab's shared link share; fidelity = receiver-side goodput / allocated share
+(raw), and / (share x 1448/1514) (what TCP can carry in a share: headers are airtime).
+Baseline in the same run: Mininet's TCLink shaping each direction with bw= at the same
+rates.  Needs root.
+
+    .venv/bin/python benchmarks/fidelity.py [--capacities 1,10,100,500,1000]
+"""
+
+import argparse
+import time
+
+from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.emulation import Emulation
+from edgecollab.errors import EdgecollabError
+from edgecollab.iperf import Flow, mean_between
+from edgecollab.topologies.star import EdgeStar
+from benchmarks.baseline import TCLinkStar, offload_off
+from benchmarks.report import emit
+from tests.helpers import sleep_until
+
+DURATION_S, SKIP_S = 6, 2
+
+
+def measure(emu, counters=False):
+    """((up goodput, down goodput) in Mbit/s over the steady part of a both-ways test,
+    {direction: reverse-ACK Mbit/s in that class} when counters is set)."""
+    flows = [Flow(emu, 'd1', 'up', 5301, DURATION_S, window='4M'),
+             Flow(emu, 'd1', 'down', 5302, DURATION_S, window='4M')]
+    for flow in flows:
+        flow.start_server()
+    for flow in flows:
+        flow.start_client()
+    t0 = max(f.started_s for f in flows)
+    start, end = t0 + SKIP_S, t0 + DURATION_S - 0.5
+    acks = {}
+    if counters:
+        sleep_until(start)
+        before = emu.linkshare.counters()
+        sleep_until(end)
+        after = emu.linkshare.counters()
+        acks = {d: (after[('d1', d)].ack_bytes - before[('d1', d)].ack_bytes) * 8 / 1e6 /
+                (end - start) for d in ('up', 'down')}
+    return [mean_between(f.result(), start, end) for f in flows], acks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--capacities', default='1,10,100,500,1000')
+    parser.add_argument('--splits', default='0.1,0.5,0.9')
+    parser.add_argument('--out', default='benchmarks/results/fidelity.json')
+    args = parser.parse_args()
+    rows = []
+    for capacity in [float(v) for v in args.capacities.split(',')]:
+        for split in [float(v) for v in args.splits.split(',')]:
+            up, down = capacity * split, capacity * (1 - split)
+            with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb')) as emu:
+                emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
+                ours, acks = measure(emu, counters=True)
+            with Emulation(TCLinkStar(n=1, up_mbit=up, down_mbit=down)) as emu:
+                offload_off(emu)
+                try:
+                    base, _ = measure(emu)
+                except EdgecollabError as exc:
+                    # Mininet's default 1000-packet queue at a low rate holds minutes of
+                    # data: iperf3 may not even finish its test.
+                    print('TCLink %g/%g Mbit/s: %s' % (up, down, exc))
+                    base = (0.0, 0.0)
+            row = {'capacity_mbit': capacity, 'split': '%d/%d' % (100 * split,
+                                                                  100 - 100 * split)}
+            for name, (g_up, g_down) in (('ours', ours), ('tclink', base)):
+                row['%s_up' % name] = g_up / up
+                row['%s_down' % name] = g_down / down
+                row['%s_min_tcp' % name] = min(g_up / up, g_down / down) / GOODPUT_PER_WIRE
+            # What TCP can carry in a share that also carries the reverse flow's ACKs.
+            row['ours_fidelity'] = min(ours[0] / ((up - acks['up']) * GOODPUT_PER_WIRE),
+                                       ours[1] / ((down - acks['down']) * GOODPUT_PER_WIRE))
+            row['ratio'] = row['ours_min_tcp'] / row['tclink_min_tcp'] \
+                if row['tclink_min_tcp'] > 0 else None
+            rows.append(row)
+            print(row, flush=True)
+            time.sleep(0.5)
+    emit(rows, [('capacity_mbit', 'C Mbit/s', '%g'), ('split', 'up/down %', '%s'),
+                ('ours_up', 'ours up', '%.3f'), ('ours_down', 'ours down', '%.3f'),
+                ('ours_min_tcp', 'ours vs TCP', '%.3f'), ('ours_fidelity', 'ours fidelity',
+                                                            '%.3f'),
+                ('tclink_up', 'TCLink up', '%.3f'), ('tclink_down', 'TCLink down', '%.3f'),
+                ('tclink_min_tcp', 'TCLink vs TCP', '%.3f'), ('ratio', 'ours/TCLink', '%.3f')],
+         args.out, 'Shaping fidelity: goodput / share (raw); worse direction / (share x '
+         '1448/1514); ours: worse direction / ((share - reverse ACKs) x 1448/1514)')
+
+
+if __name__ == '__main__':
+    main()
