@@ -25,6 +25,7 @@ class Flow:
         self.port, self.duration_s, self.interval_s = port, duration_s, interval_s
         self.client = None
         self.started_s = None
+        self.report = None       # iperf3's JSON report, once result() has read it
 
     def start_server(self):
         """Start the iperf3 server on the edge and wait until it listens."""
@@ -57,6 +58,7 @@ class Flow:
         except ValueError:
             raise CommandError('measure %s %s' % (self.device, self.direction), ['iperf3'],
                                self.client.returncode, out[-300:]) from None
+        self.report = report
         if 'error' in report:
             raise CommandError('measure %s %s' % (self.device, self.direction), ['iperf3'],
                                self.client.returncode, report['error'])
@@ -68,6 +70,15 @@ class Flow:
             series.append((self.started_s + summary['start'], self.started_s + summary['end'],
                            summary['bits_per_second'] / 1e6))
         return series
+
+
+def retransmits_between(flow, start_s, end_s):
+    """TCP retransmissions the sender of flow counted in intervals inside [start_s, end_s]
+    (after result())."""
+    sender = flow.report['server_output_json'] if flow.direction == 'down' else flow.report
+    return sum(i['sum'].get('retransmits', 0) for i in sender['intervals']
+               if flow.started_s + i['sum']['start'] >= start_s - 1e-6 and
+               flow.started_s + i['sum']['end'] <= end_s + 1e-6)
 
 
 def mean_between(series, start_s, end_s):
