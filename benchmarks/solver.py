@@ -2,7 +2,7 @@
 scipy.optimize.minimize (SLSQP) on the same problem (continuous model sizes, devices
 with different data volumes), in the same run; prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/solver.py [--out benchmarks/solver.json]
+    .venv/bin/python -m benchmarks.solver [--sizes 1,10,100,1000]
 """
 
 import argparse
@@ -54,7 +54,7 @@ def timed(func, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='benchmarks/solver.json')
+    parser.add_argument('--out', default='benchmarks/results/solver.json')
     parser.add_argument('--sizes', default='1,10,100,1000')
     args = parser.parse_args()
     rows = []

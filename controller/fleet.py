@@ -23,8 +23,11 @@ budget the discrete choices left over is water-filled into data (closed form in 
 price of a sample, given each device's A(S)) and, for continuous sizes, into models
 (closed form: A'(S) q(D) = 8 mu).  Each step keeps every constraint, and the answer is
 checked against the equal split of the budget (each device's exact single-device
-optimum at B/N): the better of the two is returned, so the fleet optimum is never below
-any baseline that splits the budget equally.
+optimum at B/N) for up to 100 devices: the better of the two is returned, so the fleet
+optimum is never below any baseline that splits the budget equally.  (Beyond 100
+devices the check, one exact solve a device, would cost more than the rest; the
+Lagrangian answer is then returned as it is: exact for continuous sizes, within the
+duality gap of the variant choices for a menu.)
 
 A fairness floor F (every device at least F mAP) gives device i its own price
 min(lambda, lambda_i), lambda_i the highest price at which its answer still reaches F
@@ -45,6 +48,7 @@ from edgecollab.errors import ConfigError
 _LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
 _ITERATIONS = 64
 _SEARCH_DEVICES = 20          # local search over menu variants up to this many devices
+_GUARD_DEVICES = 100          # compare with the equal split up to this many devices
 
 
 @dataclass
@@ -226,6 +230,8 @@ class Fleet:
             return self._floor_unreachable('the floors of %.2f mAP together need more '
                                            'than the budget' % self.floor)
         answer = self._allocation(size, samples)
+        if self.n > _GUARD_DEVICES:
+            return answer
         equal = self._equal_split()
         if equal.mean_accuracy > answer.mean_accuracy + 1e-12 and (
                 self.floor is None or min(d.accuracy for d in equal.devices) >= self.floor):
