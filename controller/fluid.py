@@ -21,7 +21,7 @@ RECORD_FIELDS = ('policy', 'period', 'device', 'capacity_mbit', 'upload_share',
                  'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
                  'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
                  'solver_ms', 'status', 'reported_upload_bytes', 'class_up_bytes',
-                 'class_down_bytes', 'late_upload_bytes')
+                 'class_down_bytes', 'late_upload_bytes', 'carried_upload_bytes')
 
 
 @dataclass

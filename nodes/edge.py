@@ -13,7 +13,8 @@ API (mutating calls need ``Authorization: Bearer <token>``):
     POST /v1/periods             {"period", "upload_deadline", "checkpoints":
                                   {device: {"size_bytes", "model", "trained_on"}}}
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
-    GET  /v1/data/<dev>/<period> {"bytes", "late_bytes"}
+    GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "late_next_bytes"}: in time,
+                                 late, and late but before the next period's deadline
     GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256
 """
 
@@ -41,7 +42,7 @@ class EdgeStore:
         self.compute_per_sample_s = compute_per_sample_s
         self.sample_bytes = sample_bytes
         self.lock = threading.Lock()
-        self.received = {}       # (dev, period) -> [bytes in time, late bytes]
+        self.received = {}       # (dev, period) -> [in time, late, late within next period]
         self.deadlines = {}      # period -> upload deadline (epoch s)
         self.ready = {}          # (dev, period) -> (path, digest)
         self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
@@ -67,8 +68,11 @@ class EdgeStore:
                 else:
                     late += len(block)
                 with self.lock:
-                    counts = self.received.setdefault((device, period), [0, 0])
+                    counts = self.received.setdefault((device, period), [0, 0, 0])
                     counts[0 if on_time else 1] += len(block)
+                    if not on_time and time.time() <= self.deadlines.get(period + 1,
+                                                                         float('inf')):
+                        counts[2] += len(block)
         self._forget(device, period - KEEP_PERIODS)
         return in_time, late
 
@@ -78,9 +82,9 @@ class EdgeStore:
             os.unlink(path)
 
     def counts(self, device, period):
-        """(bytes in time, late bytes) received from device in period."""
+        """(in time, late, late within the next period) bytes from device in period."""
         with self.lock:
-            return tuple(self.received.get((device, period), (0, 0)))
+            return tuple(self.received.get((device, period), (0, 0, 0)))
 
     def order(self, period, upload_deadline, orders, seed):
         """Distil the checkpoints of period in the background."""
@@ -165,8 +169,8 @@ def create_app(store, token, seed=0):
     @app.get('/v1/data/<device>/<int:period>')
     def data_counts(device, period):
         store.check_device(device)
-        in_time, late = store.counts(device, period)
-        return jsonify(bytes=in_time, late_bytes=late)
+        in_time, late, late_next = store.counts(device, period)
+        return jsonify(bytes=in_time, late_bytes=late, late_next_bytes=late_next)
 
     @app.get('/v1/checkpoints/<device>/<int:period>')
     def get_checkpoint(device, period):

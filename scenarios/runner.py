@@ -259,15 +259,16 @@ class PolicyRun:
                 log.warning('period %d: the edge agent did not take the order: %s', k, exc)
         threading.Timer(delay, send).start() if delay > 0 else send()
 
-    def _received(self, device, period, late=False):
-        """Samples of device that reached the edge in time in period (0 if unknown);
-        with late=True the bytes that arrived after the deadline instead."""
+    def _received(self, device, period, field='samples'):
+        """What of device's data for period reached the edge (0 if unknown): samples in
+        time ('samples'), or an edge count in bytes ('late_bytes': after the deadline;
+        'late_next_bytes': after it but before the next period's deadline)."""
         if period < 1:
             return 0.0
         try:
             r = requests.get('%s/v1/data/%s/%d' % (self.edge_url, device, period), timeout=3)
             body = r.json()
-            return body['late_bytes'] if late else \
+            return body[field] if field != 'samples' else \
                 body['bytes'] * 8 / self.scenario.problem.sample_bits
         except (requests.RequestException, ValueError, KeyError):
             return 0.0
@@ -334,7 +335,9 @@ class PolicyRun:
                 'solver_ms': plan_.solver_ms, 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
-                'late_upload_bytes': self._received(name, k, late=True)})
+                'late_upload_bytes': self._received(name, k, 'late_bytes'),
+                # The previous period's late bytes that this period's class carried.
+                'carried_upload_bytes': self._received(name, k - 1, 'late_next_bytes')})
             if not model_ok and a.model_bytes > 0:
                 self.state.note('period %d: %s failed: %s' % (k, name, status))
         self.periods_log.write(rows)
