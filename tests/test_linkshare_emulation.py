@@ -51,15 +51,16 @@ def test_shared_strict_shares_hold_and_resplit_live():
         handles = share.qdisc_handles()
         flows = start_flows(emu, 'd1', duration_s=10)
         t0 = flows[0].started_s
-        first = measure_window(emu, t0 + 1, t0 + 5)
+        # Windows leave TCP 2 s (1.5 s after a re-split) to reach its share.
+        first = measure_window(emu, t0 + 2, t0 + 5)
         switch_s = time.monotonic()
         share.set_shares({'d1': {'up': 0.25, 'down': 0.75}})
-        second = measure_window(emu, switch_s + 1, switch_s + 5)
+        second = measure_window(emu, switch_s + 1.5, switch_s + 5)
         series = {flow.direction: flow.result() for flow in flows}
         assert share.qdisc_handles() == handles, 'a qdisc was replaced during the run'
     for (start, end), (before, after), shares in (
-            ((t0 + 1, t0 + 5), first, {'up': 15, 'down': 5}),
-            ((switch_s + 1, switch_s + 5), second, {'up': 5, 'down': 15})):
+            ((t0 + 2, t0 + 5), first, {'up': 15, 'down': 5}),
+            ((switch_s + 1.5, switch_s + 5), second, {'up': 5, 'down': 15})):
         for direction in ('up', 'down'):
             share_mbit = shares[direction]
             want = expected_goodput(share_mbit, before, after, 'd1', direction, end - start)
