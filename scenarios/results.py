@@ -153,7 +153,8 @@ def plot(folder):
     ax.set_ylabel('mean device mAP')
     ax.set_title('Device accuracy per policy')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if policies:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
     plt.close(fig)

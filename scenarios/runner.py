@@ -71,6 +71,7 @@ class PolicyRun:
         self.server = None
         self.replayer = None
         self.sampler_stop = threading.Event()
+        self.stopping = threading.Event()   # set to end the periods early (the CLI)
         self.plans = {}
         self.efficiency = {}     # direction -> the latest informative measurement
         self.current = None      # (period, plan, counters at its start, start offset)
@@ -109,14 +110,25 @@ class PolicyRun:
     def _with_cli(self):
         # The periods run behind the Mininet CLI; leaving the CLI ends the run.
         from mininet.cli import CLI
-        worker = threading.Thread(target=self._periods, name='periods', daemon=True)
+        from mininet.log import setLogLevel
+        setLogLevel('output')      # the CLI prints what the hosts answer at this level
+        def periods():
+            try:
+                self._periods()
+            except _Stopped:
+                pass
+        worker = threading.Thread(target=periods, name='periods', daemon=True)
         worker.start()
         print('*** %s running %d periods of %g s; hosts: edge %s; controller API '
               'http://%s:%d/v1/status; exit the CLI to stop' % (
                   self.policy, self.scenario.periods, self.scenario.period_s,
                   ' '.join(self.emu.devices), addressing.CONTROLLER_IP, CONTROLLER_PORT))
         CLI(self.emu.net)
-        return 'completed' if not worker.is_alive() else 'stopped from the CLI'
+        if not worker.is_alive():
+            return 'completed'
+        self.stopping.set()
+        worker.join(timeout=REPORT_GRACE_S + 5)
+        return 'stopped from the CLI'
 
     def _start_services(self):
         s = self.scenario
@@ -211,8 +223,8 @@ class PolicyRun:
 
     def _sleep_until(self, offset_s):
         delay = self.t0 + offset_s - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        if self.stopping.wait(max(0.0, delay)):
+            raise _Stopped()
 
     def _begin(self, k, start, efficiency):
         s = self.scenario
@@ -427,6 +439,10 @@ class PolicyRun:
             self.emu.stop()
         for log_file in (self.periods_log, self.series_log, self.replay_log):
             log_file.close()
+
+
+class _Stopped(Exception):
+    """The periods were ended early (the user left the CLI)."""
 
 
 def _normalised(plan_, direction):

@@ -155,3 +155,15 @@ def test_soak_thirty_short_runs_leave_nothing(tmp_path):
     assert max(fds[20:]) <= max(fds[:10]), fds
     # Memory: the last ten runs grow the runner by less than 5 MB over the first ten.
     assert max(rss[20:]) - max(rss[:10]) < 5 * 1024, rss
+
+
+def test_cli_option_leaves_the_user_at_the_mininet_cli(tmp_path):
+    done = subprocess.run(
+        [PYTHON, '-m', 'edgecollab.cli', 'run', scenario_file(tmp_path, periods=2),
+         '--policies', 'equal', '--cli', '--out', str(tmp_path / 'out')],
+        input='d1 ping -c1 -W2 %s\nexit\n' % addressing.EDGE_DATA_IP, capture_output=True,
+        text=True, timeout=120)
+    shown = done.stdout + done.stderr      # Mininet's CLI writes host output to stderr
+    assert 'mininet>' in shown and '1 received' in shown, shown[-2000:]
+    assert 'stopped from the CLI' in done.stdout
+    assert not agent_processes() and not cleanup.owned_interfaces('ec')
