@@ -89,12 +89,13 @@ def upload_goodput(ack, queue):
 def test_without_ack_priority_opposite_flows_collapse():
     # A 2.5 s queue is what Linux's default 1000-packet txqueue holds at 5 Mbit/s: without
     # the ACK child the upload's ACKs wait behind the download's data (measured here:
-    # 88-90% of the share; with the child 99%).
+    # 12.7-13.5 Mbit/s, 89-94% of what the share gives; with the child 14.24-14.25,
+    # steady to 0.1%, so 0.96 of it separates the two).
     full = 15 * GOODPUT_PER_WIRE
     with_ack = upload_goodput(True, '2500ms')
     without_ack = upload_goodput(False, '2500ms')
     assert_within(with_ack, full, 0.07, 'upload with the ACK child')
-    assert without_ack < 0.94 * with_ack, (
+    assert without_ack < 0.96 * with_ack, (
         'upload with its ACKs queued behind download data should collapse: measured '
         '%.2f Mbit/s, the share gives %.2f, the ACK child %.2f' % (without_ack, full, with_ack))
 
