@@ -151,8 +151,9 @@ def test_soak_thirty_short_runs_leave_nothing(tmp_path):
     assert '%ss1-ifb' % TEST_PREFIX not in links
     netns = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
     assert TEST_PREFIX not in netns
-    # Open files fluctuate by a few (sockets of threads finishing); they must not grow.
-    assert max(fds[20:]) <= max(fds[:10]), fds
+    # Open files fluctuate by a few (sockets of threads still finishing); a leak of one
+    # file a run would add 29 over the runs.
+    assert max(fds) <= min(fds) + 5, fds
     # Memory: the last ten runs grow the runner by less than 5 MB over the first ten.
     assert max(rss[20:]) - max(rss[:10]) < 5 * 1024, rss
 
