@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from edgecollab.controller import policies
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
 from edgecollab.controller.policies import PolicyState
 
 FLEET_POLICIES = ('optimal', 'oracle', 'adaptive')
@@ -40,9 +39,7 @@ def effective_capacity(name, capacity_mbit, future_mbit=None, efficiency=None):
     if name == 'oracle' and future_mbit is not None:
         return future_mbit
     if name == 'adaptive':
-        # Before any measurement: the known header overhead of full-size segments.
-        eff = [min(max(v, 0.05), 1.0) for v in (efficiency or {}).values() if v is not None]
-        return capacity_mbit * (min(eff) if eff else GOODPUT_PER_WIRE)
+        return capacity_mbit * policies.planning_efficiency(efficiency)
     return capacity_mbit
 
 

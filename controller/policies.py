@@ -17,7 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
-from edgecollab.controller.solver import Allocation, evaluate, nothing_fits, solve
+from edgecollab.controller.solver import evaluate, nothing_fits, solve
 from edgecollab.errors import ConfigError
 
 POLICIES = {}
@@ -173,16 +173,14 @@ def oracle(state):
 def adaptive(state):
     """Closed loop: re-solve with the effective capacity TCP really achieves, the
     measured efficiency (achieved / allocated) of each direction weighting the budget."""
-    # Before any measurement: the known header overhead of full-size segments.
-    measured = [min(max(v, 0.05), 1.0) for v in (state.efficiency or {}).values()
-                if v is not None]
-    eff = min(measured) if measured else GOODPUT_PER_WIRE
-    effective = dataclasses.replace(state.problem,
-                                    capacity_mbit=state.problem.capacity_mbit * eff)
-    answer = solve(effective)
-    if not answer.feasible:
-        return answer
-    # Shares stay fractions of the real capacity; what is delivered is what the
-    # effective capacity carries.
-    return Allocation(answer.upload_share, answer.download_share, answer.upload_bytes,
-                      answer.model_bytes, answer.accuracy, True, answer.model, answer.reason)
+    # Shares of the solve at the effective capacity, applied as fractions of the real
+    # one, deliver what the solve planned.
+    return solve(dataclasses.replace(state.problem, capacity_mbit=state.problem.capacity_mbit *
+                                     planning_efficiency(state.efficiency)))
+
+
+def planning_efficiency(efficiency):
+    """The efficiency a closed-loop plan assumes: the lowest measured direction (clipped
+    to [0.05, 1]); before any measurement the header overhead of full-size segments."""
+    measured = [min(max(v, 0.05), 1.0) for v in (efficiency or {}).values() if v is not None]
+    return min(measured) if measured else GOODPUT_PER_WIRE

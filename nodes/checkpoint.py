@@ -7,13 +7,13 @@ trained on.  The weights are seeded noise: what matters to the emulation is the 
 on the wire and that the device can verify and load what it received.
 """
 
-import hashlib
 import json
 import os
 import zipfile
 
 import numpy as np
 
+from edgecollab import files
 from edgecollab.errors import EdgecollabError
 
 LAYERS = 8
@@ -39,11 +39,7 @@ def write(path, size_bytes, meta, seed=0):
 
 def digest(path):
     """sha256 hex digest of the file at path."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as src:
-        for block in iter(lambda: src.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+    return files.sha256(path)
 
 
 def load(path):

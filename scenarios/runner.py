@@ -244,7 +244,8 @@ class PolicyRun:
                              for name, a in zip(self.emu.devices, plan_.devices)})
         period_epoch = self.epoch0 + start
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
-                         'trained_on': self._received(name, k - 1) if not sequential else
+                         'trained_on': self._edge_counts(name, k - 1)['bytes'] * 8 /
+                         s.problem.sample_bits if not sequential else
                          a.upload_bytes * 8 / s.problem.sample_bits}
                   for name, a in zip(self.emu.devices, plan_.devices) if a.model_bytes > 0}
         self._order(k, period_epoch + u1, orders, delay=m0 if sequential else 0.0)
@@ -271,19 +272,18 @@ class PolicyRun:
                 log.warning('period %d: the edge agent did not take the order: %s', k, exc)
         threading.Timer(delay, send).start() if delay > 0 else send()
 
-    def _received(self, device, period, field='samples'):
-        """What of device's data for period reached the edge (0 if unknown): samples in
-        time ('samples'), or an edge count in bytes ('late_bytes': after the deadline;
-        'late_next_bytes': after it but before the next period's deadline)."""
+    def _edge_counts(self, device, period):
+        """The edge's counts of device's data for period: {'bytes': in time,
+        'late_bytes': after the deadline, 'late_next_bytes': after it but before the next
+        period's deadline}; zeros if the edge does not answer."""
+        zero = {'bytes': 0, 'late_bytes': 0, 'late_next_bytes': 0}
         if period < 1:
-            return 0.0
+            return zero
         try:
             r = requests.get('%s/v1/data/%s/%d' % (self.edge_url, device, period), timeout=3)
-            body = r.json()
-            return body[field] if field != 'samples' else \
-                body['bytes'] * 8 / self.scenario.problem.sample_bits
-        except (requests.RequestException, ValueError, KeyError):
-            return 0.0
+            return dict(zero, **r.json())
+        except (requests.RequestException, ValueError, TypeError):
+            return zero
 
     def _class_goodput(self, name, before, after):
         """Bytes of TCP payload each class of device name carried (ACK child excluded)."""
@@ -321,7 +321,8 @@ class PolicyRun:
         rows = []
         for i, (name, a) in enumerate(zip(self.emu.devices, plan_.devices)):
             report = reports.get(name) or {}
-            arrived = self._received(name, k) * s.problem.sample_bits / 8
+            counts, previous = self._edge_counts(name, k), self._edge_counts(name, k - 1)
+            arrived = counts['bytes']
             model_ok = bool(report.get('model_ok'))
             wire, got = self._class_goodput(name, before, after)
             samples = arrived * 8 / s.problem.sample_bits
@@ -347,9 +348,9 @@ class PolicyRun:
                 'solver_ms': plan_.solver_ms, 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
-                'late_upload_bytes': self._received(name, k, 'late_bytes'),
+                'late_upload_bytes': counts['late_bytes'],
                 # The previous period's late bytes that this period's class carried.
-                'carried_upload_bytes': self._received(name, k - 1, 'late_next_bytes')})
+                'carried_upload_bytes': previous['late_next_bytes']})
             if not model_ok and a.model_bytes > 0:
                 self.state.note('period %d: %s failed: %s' % (k, name, status))
         self.periods_log.write(rows)

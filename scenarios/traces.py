@@ -15,12 +15,12 @@ Every problem is one ``ConfigError`` naming the file and line.
 """
 
 import csv
-import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgecollab import files
 from edgecollab.errors import ConfigError
 
 FORMATS = ('mahimahi', 'twocol', 'csv')
@@ -249,11 +249,7 @@ def _load_csv(path, column):
 
 def checksum(path):
     """sha256 of a trace file (recorded in a run's metadata)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as src:
-        for block in iter(lambda: src.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    return files.sha256(path)
 
 
 # writing
