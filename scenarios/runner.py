@@ -72,6 +72,7 @@ class PolicyRun:
         self.replayer = None
         self.sampler_stop = threading.Event()
         self.stopping = threading.Event()   # set to end the periods early (the CLI)
+        self.log_files = []
         self.plans = {}
         self.efficiency = {}     # direction -> the latest informative measurement
         self.current = None      # (period, plan, counters at its start, start offset)
@@ -141,10 +142,10 @@ class PolicyRun:
                          daemon=True).start()
         controller_url = 'http://%s:%d' % (addressing.CONTROLLER_IP, CONTROLLER_PORT)
         self.edge_url = 'http://%s:%d' % (addressing.EDGE_MGMT_IP, EDGE_PORT)
-        self.edge_log = open(os.path.join(self.work, 'edge.log'), 'ab')
+        self.edge_log = self._log_file('edge.log')
         self._start_edge()
         for index, name in enumerate(self.emu.devices):
-            out = open(os.path.join(self.work, '%s.log' % name), 'ab')
+            out = self._log_file('%s.log' % name)
             self.emu.popen(name, [
                 sys.executable, '-m', 'edgecollab.nodes.device', '--name', name,
                 '--controller', controller_url,
@@ -153,6 +154,12 @@ class PolicyRun:
                 '--generated', s.generated[index], '--period', s.period_s,
                 '--sample-bytes', s.problem.sample_bits / 8, '--seed', s.seed + index],
                 stdout=out, stderr=out, what='device agent %s' % name)
+
+    def _log_file(self, name):
+        """An agent's log file in the work folder, closed when the run stops."""
+        handle = open(os.path.join(self.work, name), 'ab')
+        self.log_files.append(handle)
+        return handle
 
     def _start_edge(self):
         s = self.scenario
@@ -440,6 +447,8 @@ class PolicyRun:
             self.emu.stop()
         for log_file in (self.periods_log, self.series_log, self.replay_log):
             log_file.close()
+        for handle in self.log_files:
+            handle.close()
 
 
 class _Stopped(Exception):

@@ -145,6 +145,7 @@ def test_soak_thirty_short_runs_leave_nothing(tmp_path):
         with open('/proc/self/status') as status:
             rss.append(int(next(l for l in status if l.startswith('VmRSS')).split()[1]))
         fds.append(len(os.listdir('/proc/self/fd')))
+    print('open files after each run:', fds)
     assert not cleanup.owned_interfaces(TEST_PREFIX)
     assert not agent_processes()
     links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
