@@ -21,20 +21,31 @@ from benchmarks.baseline import TCLinkStar, offload_off
 from benchmarks.report import emit
 from tests.helpers import sleep_until
 
-DURATION_S, SKIP_S = 6, 2
+FRAME_BITS = 1514 * 8
 
 
-def measure(emu, counters=False):
+def window(smaller_share_mbit, segments):
+    """(skip_s, duration_s) of a test whose measured part carries about `segments` full
+    frames in the smaller share, after skipping TCP's start-up.  At 0.1 Mbit/s a frame
+    takes 121 ms and the 16-frame leaf queue is 2-3 s of RTT: slow start overshoots it and
+    the flow recovers in bursts for 20-25 s (measured) before it holds its share, so the
+    skip too is counted in frames (1.25 x segments)."""
+    frame_s = FRAME_BITS / (smaller_share_mbit * 1e6)
+    skip_s = max(2.0, 1.25 * segments * frame_s)
+    return skip_s, skip_s + max(4.0, segments * frame_s) + 0.5
+
+
+def measure(emu, skip_s, duration_s, counters=False):
     """((up goodput, down goodput) in Mbit/s over the steady part of a both-ways test,
     {direction: reverse-ACK Mbit/s in that class} when counters is set)."""
-    flows = [Flow(emu, 'd1', 'up', 5301, DURATION_S, window='4M'),
-             Flow(emu, 'd1', 'down', 5302, DURATION_S, window='4M')]
+    flows = [Flow(emu, 'd1', 'up', 5301, duration_s, window='4M'),
+             Flow(emu, 'd1', 'down', 5302, duration_s, window='4M')]
     for flow in flows:
         flow.start_server()
     for flow in flows:
         flow.start_client()
     t0 = max(f.started_s for f in flows)
-    start, end = t0 + SKIP_S, t0 + DURATION_S - 0.5
+    start, end = t0 + skip_s, t0 + duration_s - 0.5
     acks = {}
     if counters:
         sleep_until(start)
@@ -50,19 +61,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--capacities', default='1,10,100,500,1000')
     parser.add_argument('--splits', default='0.1,0.5,0.9')
+    parser.add_argument('--segments', type=int, default=200,
+                        help='full frames the smaller share carries in the measured part')
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
     rows = []
     for capacity in [float(v) for v in args.capacities.split(',')]:
         for split in [float(v) for v in args.splits.split(',')]:
             up, down = capacity * split, capacity * (1 - split)
+            skip_s, duration_s = window(min(up, down), args.segments)
             with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb')) as emu:
                 emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
-                ours, acks = measure(emu, counters=True)
+                ours, acks = measure(emu, skip_s, duration_s, counters=True)
             with Emulation(TCLinkStar(n=1, up_mbit=up, down_mbit=down)) as emu:
                 offload_off(emu)
                 try:
-                    base, _ = measure(emu)
+                    base, _ = measure(emu, skip_s, duration_s)
                 except EdgecollabError as exc:
                     # Mininet's default 1000-packet queue at a low rate holds minutes of
                     # data: iperf3 may not even finish its test.

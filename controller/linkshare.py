@@ -63,6 +63,7 @@ MODES = ('strict', 'work-conserving')
 MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
 TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
 GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of its rate
+MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
 MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
 MIN_CAPACITY_MBIT = 0.1
 MAX_CAPACITY_MBIT = 10000.0
@@ -179,7 +180,7 @@ def htb_class(verb, dev, parent, minor, rate_mbit, ceil_mbit, prio):
 
 def leaf_qdisc(verb, dev, minor, rate_mbit, config):
     """tc arguments to add or change the queue of leaf class minor (rate in Mbit/s)."""
-    limit = max(16 * MTU_FRAME, int(rate_mbit * 1e6 / 8 * config.queue_ms / 1000))
+    limit = max(MIN_QUEUE_FRAMES * MTU_FRAME, int(rate_mbit * 1e6 / 8 * config.queue_ms / 1000))
     head = ['qdisc', verb, 'dev', dev, 'parent', '1:%s' % _hex(minor), 'handle',
             '%s:' % _hex(minor)]
     if not config.needs_netem:
