@@ -102,7 +102,8 @@ class ShapingConfig:
         if self.medium not in MEDIA:
             raise ConfigError('medium %r is unknown (known: %s)' % (self.medium, ', '.join(MEDIA)))
         if self.mode not in MODES:
-            raise ConfigError('share mode %r is unknown (known: %s)' % (self.mode, ', '.join(MODES)))
+            raise ConfigError('share mode %r is unknown (known: %s)'
+                              % (self.mode, ', '.join(MODES)))
         if not 0 < self.ack_fraction <= 0.5:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not 1 <= self.queue_ms <= 10000:

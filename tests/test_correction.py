@@ -37,4 +37,5 @@ def test_impossible_checkpoints_share_the_whole_link():
 def test_no_time_or_capacity_gives_no_shares():
     assert not needs_resplit({('d1', 'up'): 1.0}, {('d1', 'up'): 0.1}, 10.0, {'up': 1.0},
                              0.0, 0.1)
-    assert resplit({('d1', 'up'): 1.0}, 0.0, {'up': 1.0, 'down': 1.0}, 5.0) == {'d1': {'up': 0.0, 'down': 0.0}}
+    assert resplit({('d1', 'up'): 1.0}, 0.0, {'up': 1.0, 'down': 1.0}, 5.0) == \
+        {'d1': {'up': 0.0, 'down': 0.0}}

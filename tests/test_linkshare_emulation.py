@@ -35,6 +35,11 @@ def start_flows(emu, device, duration_s, directions=('up', 'down')):
     return flows
 
 
+def samples(series, t0):
+    """A goodput series as 't:rate' text relative to t0, for failure messages."""
+    return ' '.join('%.1f:%.2f' % (end - t0, rate) for _, end, rate in series)
+
+
 def measure_window(emu, start_s, end_s):
     """Counters at the edges of [start_s, end_s] (monotonic)."""
     sleep_until(start_s)
@@ -49,24 +54,27 @@ def test_shared_strict_shares_hold_and_resplit_live():
         share = emu.linkshare
         share.set_shares({'d1': {'up': 0.75, 'down': 0.25}, 'd2': {'up': 0.0, 'down': 0.0}})
         handles = share.qdisc_handles()
-        flows = start_flows(emu, 'd1', duration_s=10)
-        t0 = flows[0].started_s
-        # Windows leave TCP 2 s (1.5 s after a re-split) to reach its share.
-        first = measure_window(emu, t0 + 2, t0 + 5)
+        flows = start_flows(emu, 'd1', duration_s=11)
+        t0 = max(flow.started_s for flow in flows)
+        # Windows leave TCP 3 s from the later client's start (1.5 s after a re-split) to
+        # reach its share: in the full suite the download (iperf3 -R: a control exchange,
+        # then the edge starts sending) fell 8% short at 2 s in 2 runs of 5.
+        first = measure_window(emu, t0 + 3, t0 + 6)
         switch_s = time.monotonic()
         share.set_shares({'d1': {'up': 0.25, 'down': 0.75}})
         second = measure_window(emu, switch_s + 1.5, switch_s + 5)
         series = {flow.direction: flow.result() for flow in flows}
         assert share.qdisc_handles() == handles, 'a qdisc was replaced during the run'
     for (start, end), (before, after), shares in (
-            ((t0 + 2, t0 + 5), first, {'up': 15, 'down': 5}),
+            ((t0 + 3, t0 + 6), first, {'up': 15, 'down': 5}),
             ((switch_s + 1.5, switch_s + 5), second, {'up': 5, 'down': 15})):
         for direction in ('up', 'down'):
             share_mbit = shares[direction]
             want = expected_goodput(share_mbit, before, after, 'd1', direction, end - start)
             got = mean_between(series[direction], start, end)
-            assert_within(got, want, 0.07, '%s goodput with a %g Mbit/s share' %
-                          (direction, share_mbit))
+            assert_within(got, want, 0.07,
+                          '%s goodput with a %g Mbit/s share (0.5 s samples from the start: %s)'
+                          % (direction, share_mbit, samples(series[direction], t0)))
 
 
 def upload_goodput(ack, queue):
