@@ -15,9 +15,11 @@ For a fixed S the best D is closed form, q'(D) = lambda s / A(S):
 
     D(S) = (A(S) c alpha / (lambda s)) ** (1 / (1 + alpha)) - d0,  clipped to [0, D_gen];
 
-a menu is enumerated and a continuous size found by bisection on the envelope
-derivative A'(S) q(D(S)) - 8 lambda (decreasing along the expansion path of this
-family; checked against brute force in the tests).  The bits the devices ask for fall
+a menu is enumerated.  A continuous size is the root of the envelope derivative
+A'(S) q(D(S)) - 8 lambda (decreasing along the expansion path of this family; checked
+against brute force in the tests); as D(S) = min(D_free(S), D_gen), that root is the
+smaller of the root without the cap, which is the same for every device at one price
+(one scalar Brent search), and the closed-form root of A'(S) q(D_gen) = 8 lambda.  The bits the devices ask for fall
 as lambda rises, so lambda is found by bisection until the budget is met; then the
 budget the discrete choices left over is water-filled into data (closed form in the
 price of a sample, given each device's A(S)) and, for continuous sizes, into models
@@ -37,11 +39,14 @@ answer infeasible with the reason, never a crash.
 """
 
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
 
+from edgecollab.controller.accuracy import MB
 from edgecollab.controller.solver import Allocation, solve
 from edgecollab.errors import ConfigError
 
@@ -101,31 +106,86 @@ class Fleet:
         self.acc = acc
 
     # the per-device answer to a price
-    def _data(self, weight, price):
-        """Best D for a model term weight A and a price of a sample (vectorised)."""
+    def _free_data(self, weight, price):
+        """Best D >= 0 for a model term weight A and a price of a sample, without the
+        device's own cap D_gen (vectorised)."""
         acc = self.acc
-        with np.errstate(divide='ignore', over='ignore'):
+        with np.errstate(divide='ignore', over='ignore', invalid='ignore'):
             d = np.power(weight * acc.c * acc.alpha / (price * self.s),
                          1 / (1 + acc.alpha)) - acc.d0
-        return np.clip(np.nan_to_num(d, nan=0.0, posinf=np.inf), 0.0, self.generated)
+        return np.fmax(d, 0.0)        # a NaN (a negative weight) gives 0
+
+    def _data(self, weight, price):
+        """Best D in [0, D_gen] for a model term weight A and a price of a sample."""
+        return np.minimum(self._free_data(weight, price), self.generated)
 
     def _continuous_size(self, price_up, price_down):
-        """Best continuous S for each device at the given prices: the root in log S of
-        the decreasing envelope derivative A'(S) q(D(S)) - 8 price, by the Illinois
-        variant of regula falsi (vectorised, bracketed), or a bound."""
+        """Best continuous S for each device at the given prices.
+
+        The envelope derivative is A'(S) q(min(D_free(S), D_gen)) - 8 price, and
+        q(min(x, D_gen)) = min(q(x), q(D_gen)): the minimum of two decreasing functions
+        of S, so its root is the smaller of their roots.  The first, A'(S) q(D_free(S)),
+        does not depend on the device: one root for each distinct pair of prices (one,
+        without a floor).  The second, A'(S) q(D_gen) = 8 price, is closed form.  Both
+        are clipped to [S_min, S_max]."""
+        p, acc = self.problem, self.acc
+        if np.all(price_up == price_up[0]) and np.all(price_down == price_down[0]):
+            free = self._free_root_one(float(price_up[0]), float(price_down[0]))
+        else:
+            pairs, index = np.unique(np.stack([price_up, price_down]), axis=1,
+                                     return_inverse=True)
+            free = self._free_root(pairs[0], pairs[1])[np.ravel(index)]
+        with np.errstate(divide='ignore', over='ignore'):
+            capped = np.power(acc.b * acc.gamma * acc.q(self.generated) /
+                              (8 * price_down * MB), 1 / (acc.gamma + 1)) * MB
+        return np.clip(np.minimum(free, capped), p.min_model_bytes, p.max_model_bytes)
+
+    def _free_slope(self, log_size, price_up, price_down):
+        """A'(S) q(D_free(S)) / (8 price_down) - 1 at S = exp(log_size): decreasing in S,
+        relative to the price so one tolerance fits every scale (vectorised)."""
+        size = np.exp(log_size)
+        d = self._free_data(self.acc.size_term(size), price_up)
+        return self.acc.size_slope(size) * self.acc.q(d) / (8 * price_down) - 1
+
+    def _free_slope_one(self, log_size, price_up, price_down):
+        """_free_slope for one size and one pair of prices, in floats: the root search
+        calls it a dozen times a price, where numpy's per-call cost would dominate."""
+        acc = self.acc
+        size_mb = max(math.exp(log_size) / MB, 1.0 / MB)
+        weight = acc.a_inf - acc.b * size_mb ** -acc.gamma                  # A(S)
+        base = weight * acc.c * acc.alpha / (price_up * self.s)
+        d = max(base ** (1 / (1 + acc.alpha)) - acc.d0, 0.0) if base > 0 else 0.0
+        q = 1 - acc.c * (acc.d0 + d) ** -acc.alpha
+        return acc.b * acc.gamma * size_mb ** (-acc.gamma - 1) / MB * q / \
+            (8 * price_down) - 1
+
+    def _free_root_one(self, price_up, price_down):
+        """The root of _free_slope for one pair of prices (Brent's method on floats), or
+        a bound of [S_min, S_max]."""
+        p = self.problem
+        lo, hi = np.log(p.min_model_bytes), np.log(p.max_model_bytes)
+        if self._free_slope_one(lo, price_up, price_down) <= 0:
+            return p.min_model_bytes
+        if self._free_slope_one(hi, price_up, price_down) >= 0:
+            return p.max_model_bytes
+        return math.exp(brentq(self._free_slope_one, lo, hi, args=(price_up, price_down),
+                               xtol=1e-11))
+
+    def _free_root(self, price_up, price_down):
+        """Root in log S of A'(S) q(D_free(S)) / (8 price_down) - 1 (decreasing) for each
+        pair of prices, by the Illinois variant of regula falsi (vectorised, bracketed),
+        or a bound of [S_min, S_max]."""
         p = self.problem
 
         def slope(log_size):
-            size = np.exp(log_size)
-            d = self._data(self.acc.size_term(size), price_up)
-            # Relative to the price, so one tolerance fits every scale.
-            return self.acc.size_slope(size) * self.acc.q(d) / (8 * price_down) - 1
-        a = np.full(self.n, np.log(p.min_model_bytes))
-        b = np.full(self.n, np.log(p.max_model_bytes))
+            return self._free_slope(log_size, price_up, price_down)
+        count = price_up.size
+        a = np.full(count, np.log(p.min_model_bytes))
+        b = np.full(count, np.log(p.max_model_bytes))
         fa, fb = slope(a), slope(b)
         answer = np.where(fa <= 0, a, np.where(fb >= 0, b, np.nan))
         active = np.isnan(answer)
-        side = np.zeros(self.n)
+        side = np.zeros(count)
         c = answer.copy()
         for _ in range(100):
             if not np.any(active):
@@ -190,7 +250,9 @@ class Fleet:
         """The lowest log price whose spend fits budget_bits, each device's log price
         capped by caps.  Spend falls as the price rises (with jumps where a device
         switches variant or stops being served): Brent's method on the log price, then
-        the feasible side of the root."""
+        the feasible side of the root.  Each price is evaluated once (brentq asks for the
+        bracket's ends again and the root is checked after)."""
+        @functools.lru_cache(maxsize=None)
         def excess(log_price):
             return spend(10.0 ** np.minimum(log_price, caps)) - budget_bits
         lo, hi = _LOG_PRICE
@@ -331,19 +393,20 @@ class Fleet:
 
     def _allocation(self, size, samples):
         budget = self.problem.budget_bits
-        values = self._values(size, samples)
-        devices = []
-        for i in range(self.n):
-            name = ''
-            if self.sizes is not None and size[i] > 0:
-                name = self.names[int(np.argmin(np.abs(self.sizes - size[i])))]
-            up_bytes = samples[i] * self.s / 8
-            devices.append(Allocation(
-                upload_share=up_bytes * 8 / budget, download_share=8 * size[i] / budget,
-                upload_bytes=float(up_bytes), model_bytes=float(size[i]),
-                accuracy=float(values[i]), feasible=bool(size[i] > 0), model=name,
-                reason='' if size[i] > 0 else 'keeps its previous model'))
-        _give_leftover(devices, self.problem.medium)
+        values = self._values(size, samples).tolist()
+        up_bytes = samples * self.s / 8
+        up_share, down_share = _give_leftover(up_bytes * 8 / budget, 8 * size / budget,
+                                              self.problem.medium)
+        names = [''] * self.n
+        if self.sizes is not None:
+            index = np.argmin(np.abs(self.sizes[None, :] - size[:, None]), axis=1)
+            names = [self.names[k] if served else '' for k, served in zip(index, size > 0)]
+        devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
+                              model_bytes=m, accuracy=v, feasible=m > 0, model=name,
+                              reason='' if m > 0 else 'keeps its previous model')
+                   for u, d, b, m, v, name in zip(up_share.tolist(), down_share.tolist(),
+                                                  up_bytes.tolist(), size.tolist(), values,
+                                                  names)]
         return FleetAllocation(devices)
 
     def _equal_split(self):
@@ -370,25 +433,21 @@ class Fleet:
         return answer
 
 
-def _give_leftover(devices, medium):
-    """Hand the budget the plan does not use to the model shares (in proportion to them;
-    to the uploads when no model is sent), as the single-device split does."""
-    pairs = [('download_share', 'upload_share')] if medium == 'shared' else \
-        [('upload_share', None), ('download_share', None)]
-    for first, second in pairs:
-        used = sum(d.upload_share + d.download_share for d in devices) if second else \
-            sum(getattr(d, first) for d in devices)
-        left = 1.0 - used
-        if left <= 1e-12:
-            continue
-        for key in (first, second):
-            if key is None:
-                continue
-            total = sum(getattr(d, key) for d in devices)
-            if total > 0:
-                for d in devices:
-                    setattr(d, key, getattr(d, key) + left * getattr(d, key) / total)
-                break
+def _give_leftover(up, down, medium):
+    """(up, down) shares with the budget the plan does not use handed to the model shares
+    (in proportion to them; to the uploads when no model is sent), as the single-device
+    split does; duplex: each direction's rest to that direction's shares."""
+    if medium == 'shared':
+        left = 1.0 - float(np.sum(up) + np.sum(down))
+        if left > 1e-12:
+            if np.sum(down) > 0:
+                down = down + left * down / np.sum(down)
+            elif np.sum(up) > 0:
+                up = up + left * up / np.sum(up)
+        return up, down
+    return tuple(shares + (1.0 - np.sum(shares)) * shares / np.sum(shares)
+                 if 1.0 - np.sum(shares) > 1e-12 and np.sum(shares) > 0 else shares
+                 for shares in (up, down))
 
 
 def solve_fleet(problem, generated, floor=None):

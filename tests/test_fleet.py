@@ -7,7 +7,7 @@ import pytest
 
 from edgecollab.controller import fluid, planner
 from edgecollab.controller.accuracy import yolov8_menu
-from edgecollab.controller.fleet import solve_fleet
+from edgecollab.controller.fleet import Fleet, solve_fleet
 from edgecollab.controller.solver import Problem, solve
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import REPO
@@ -47,6 +47,41 @@ def test_two_devices_match_a_grid_over_the_budget_split(k):
     generated = rng.uniform(10, 5000, size=2)
     assert solve_fleet(problem, generated).mean_accuracy >= \
         two_device_grid(problem, generated) - 1e-4
+
+
+def test_float_slope_is_the_vectorised_slope():
+    fleet = Fleet(Problem(capacity_mbit=20.0), [100.0, 3000.0])
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        log_size = float(rng.uniform(np.log(1e4), np.log(1e9)))
+        up, down = 10.0 ** rng.uniform(-12, -4, size=2)
+        assert fleet._free_slope_one(log_size, up, down) == pytest.approx(
+            float(fleet._free_slope(np.array([log_size]), up, down)[0]), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize('log_price', [-10.0, -9.0, -8.5, -8.0, -7.0])
+def test_each_device_answer_to_a_price_is_its_best(log_price):
+    # The shared root of the free slope and the closed-form capped root against a
+    # brute-force search over sizes, D at its best for each size (clipped to D_gen).
+    problem = Problem(capacity_mbit=20.0)
+    generated = np.array([0.0, 50.0, 400.0, 2000.0, 6000.0, 1e6])
+    fleet = Fleet(problem, generated)
+    price = 10.0 ** log_price
+    size, samples, _ = fleet.respond(price)
+    acc = problem.accuracy
+    grid = np.geomspace(problem.min_model_bytes, problem.max_model_bytes, 20001)
+    for i, cap in enumerate(generated):
+        d = np.clip(np.power(acc.size_term(grid) * acc.c * acc.alpha /
+                             (price * problem.sample_bits), 1 / (1 + acc.alpha)) - acc.d0,
+                    0, cap)
+        net = acc.accuracy(d, grid) - price * (8 * grid + problem.sample_bits * d)
+        best = max(float(np.max(net)), problem.kept_map())
+        if size[i] > 0:
+            got = float(acc.accuracy(samples[i], size[i]) -
+                        price * (8 * size[i] + problem.sample_bits * samples[i]))
+        else:
+            got = problem.kept_map()
+        assert got >= best - 1e-9 * max(1.0, abs(best)), (i, got, best)
 
 
 def test_fleet_beats_or_equals_every_baseline():
