@@ -19,8 +19,9 @@ a menu is enumerated.  A continuous size is the root of the envelope derivative
 A'(S) q(D(S)) - 8 lambda (decreasing along the expansion path of this family; checked
 against brute force in the tests); as D(S) = min(D_free(S), D_gen), that root is the
 smaller of the root without the cap, which is the same for every device at one price
-(one scalar Brent search), and the closed-form root of A'(S) q(D_gen) = 8 lambda.  The bits the devices ask for fall
-as lambda rises, so lambda is found by bisection until the budget is met; then the
+(one scalar Brent search), and the closed-form root of A'(S) q(D_gen) = 8 lambda.
+The bits the devices ask for fall as lambda rises, so lambda is found by Brent's method
+on log lambda until the budget is met; then the
 budget the discrete choices left over is water-filled into data (closed form in the
 price of a sample, given each device's A(S)) and, for continuous sizes, into models
 (closed form: A'(S) q(D) = 8 mu).  Each step keeps every constraint, and the answer is

@@ -5,13 +5,15 @@ to the next time (the last until ``duration_s``), starting at 0 s.  Formats read
 
 - ``mahimahi``: one integer millisecond timestamp a line, each a chance to deliver one
   1500-byte packet (12000 bit); repeated timestamps are several packets in that ms;
-  non-decreasing; the last timestamp is the trace's length (it loops).  Counted into
-  bins of ``bin_s`` (default 100 ms) while reading, so a huge file is never held whole.
+  non-decreasing; the last timestamp is the trace's length (it loops).  Read in blocks
+  (parsed by numpy where a block is plain ``digits\\n`` lines, line by line otherwise)
+  and counted into bins of ``bin_s`` (default 100 ms), so a huge file is never held.
 - ``twocol``: ``time_s rate_mbit`` a line, whitespace separated (Pensieve, Norway, FCC):
   irregular steps, a non-zero start time is shifted to 0.
 - ``csv``: a header naming ``time_s`` and a rate column (``rate_mbit`` or the one given).
 
-Every problem is one ``ConfigError`` naming the file and line.
+Every problem is one ``ConfigError`` naming the file and line; lines are read bounded
+(``MAX_LINE_BYTES``), so a file without newlines is refused, never read whole.
 """
 
 import csv
@@ -101,21 +103,52 @@ def constant(rate_mbit, duration_s=3600.0):
 
 
 # reading
-def _lines(path):
+MAX_LINE_BYTES = 4096    # longer lines are not a trace: refused before they are held
+
+
+def _open(path):
     try:
-        src = open(path, 'rb')
+        return open(path, 'rb')
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None
-    with src:
-        for number, raw in enumerate(src, 1):
-            try:
-                yield number, raw.decode('ascii').strip()
-            except UnicodeDecodeError:
-                raise ConfigError('%s:%d: not a text trace (binary data)' % (path, number)) \
-                    from None
+
+
+def _line_text(raw, path, number):
+    """The text of one raw line (at most MAX_LINE_BYTES + 1 bytes), or a ConfigError."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise ConfigError('%s:%d: a line longer than %d bytes: not a text trace'
+                          % (path, number, MAX_LINE_BYTES))
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError:
+        text = '\0'
+    if '\0' in text:
+        raise ConfigError('%s:%d: not a text trace (binary data)' % (path, number))
+    return text
+
+
+def _text_lines(path):
+    """(line number, text line) of path, read one bounded line at a time, so a huge
+    file without newlines (binary data, a sparse file) is refused, never held whole."""
+    with _open(path) as src:
+        number = 0
+        while True:
+            raw = src.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            yield number, _line_text(raw, path, number)
+
+
+def _lines(path):
+    """(line number, stripped line) of path (see _text_lines)."""
+    for number, text in _text_lines(path):
+        yield number, text.strip()
 
 
 def _number(text, path, number, what):
+    if text is None:
+        raise ConfigError('%s:%d: %s is missing' % (path, number, what))
     try:
         value = float(text)
     except ValueError:
@@ -157,24 +190,94 @@ def load(path, fmt='auto', column=None, bin_s=DEFAULT_STEP_S):
     return _load_twocol(path)
 
 
-def _load_mahimahi(path, bin_s):
-    counts = {}
-    last_ms, lines = None, 0
-    bin_ms = max(1, int(round(bin_s * 1000)))
-    for number, line in _lines(path):
+CHUNK_BYTES = 1 << 18
+_CANONICAL = np.zeros(256, dtype=bool)       # bytes of a line in the fast path's form
+_CANONICAL[ord('0'):ord('9') + 1] = True
+_CANONICAL[ord('\n')] = True
+
+
+def _blocks(path):
+    """Blocks of whole lines of path, about CHUNK_BYTES each (the last may lack its
+    newline); a run of more than MAX_LINE_BYTES without a newline ends the blocks with
+    that too-long line, which the line check then refuses."""
+    with _open(path) as src:
+        rest = b''
+        while True:
+            data = src.read(CHUNK_BYTES)
+            if not data:
+                if rest:
+                    yield rest
+                return
+            data = rest + data
+            cut = data.rfind(b'\n') + 1
+            if cut == 0 and len(data) > MAX_LINE_BYTES:
+                yield data[:MAX_LINE_BYTES + 1]
+                return
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+
+
+def _canonical_values(block, last_ms):
+    """The timestamps of a block of lines 'digits\\n' (no blanks, spaces or other
+    bytes, at most 18 digits, non-decreasing from last_ms), parsed in C; None when the
+    block needs the line-by-line check."""
+    if not block.endswith(b'\n') or block.startswith(b'\n') or b'\n\n' in block:
+        return None
+    raw = np.frombuffer(block, dtype=np.uint8)
+    if not _CANONICAL[raw].all():
+        return None
+    ends = np.flatnonzero(raw == ord('\n'))
+    if np.max(np.diff(ends, prepend=-1)) > 19:
+        return None
+    values = np.fromstring(block, dtype=np.int64, sep=' ')
+    if values.size != ends.size or np.any(np.diff(values) < 0) or \
+            (last_ms is not None and values[0] < last_ms):
+        return None
+    return values
+
+
+def _checked_values(block, path, first_number, last_ms):
+    """The timestamps of a block of lines, line by line, with the error naming the line."""
+    values = []
+    pieces = block.split(b'\n')
+    if not pieces[-1]:
+        pieces.pop()
+    for offset, raw in enumerate(pieces):
+        number = first_number + offset
+        line = _line_text(raw, path, number).strip()
         if not line:
             continue
-        if not line.isdigit():
+        if not (line.isascii() and line.isdigit()):
             raise ConfigError('%s:%d: a Mahimahi line is one integer millisecond, got %r'
                               % (path, number, line[:40]))
         ms = int(line)
         if last_ms is not None and ms < last_ms:
             raise ConfigError('%s:%d: timestamp %d ms is before the previous %d ms'
                               % (path, number, ms, last_ms))
-        last_ms, lines = ms, lines + 1
-        # Opportunities at ms t deliver within (t-1, t]: bin by the millisecond's start.
-        slot = max(ms - 1, 0) // bin_ms
-        counts[slot] = counts.get(slot, 0) + 1
+        values.append(ms)
+        last_ms = ms
+    return np.array(values, dtype=np.int64)
+
+
+def _load_mahimahi(path, bin_s):
+    # Streamed in blocks and counted into bins: memory holds one block and the bins.
+    counts = np.zeros(0, dtype=np.int64)
+    number, lines, last_ms = 1, 0, None
+    bin_ms = max(1, int(round(bin_s * 1000)))
+    for block in _blocks(path):
+        values = _canonical_values(block, last_ms)
+        if values is None:
+            values = _checked_values(block, path, number, last_ms)
+        number += block.count(b'\n')
+        if values.size:
+            # Opportunities at ms t deliver within (t-1, t]: bin by the millisecond's start.
+            found = np.bincount(np.maximum(values - 1, 0) // bin_ms)
+            if found.size > counts.size:
+                counts = np.concatenate((counts, np.zeros(found.size - counts.size,
+                                                          dtype=np.int64)))
+            counts[:found.size] += found
+            lines, last_ms = lines + values.size, int(values[-1])
     if not lines:
         raise ConfigError('%s: the trace is empty' % path)
     if last_ms <= 0:
@@ -183,8 +286,8 @@ def _load_mahimahi(path, bin_s):
     bins = int(math.ceil(last_ms / bin_ms))
     times = np.arange(bins) * bin_ms / 1000.0
     widths = np.minimum(times + bin_ms / 1000.0, duration) - times
-    rates = np.array([counts.get(i, 0) for i in range(bins)]) * MAHIMAHI_PACKET_BITS / \
-        widths / 1e6
+    counts = np.concatenate((counts, np.zeros(max(0, bins - counts.size), dtype=np.int64)))
+    rates = counts[:bins] * MAHIMAHI_PACKET_BITS / widths / 1e6
     return Trace(times, rates, duration, str(path))
 
 
@@ -221,29 +324,22 @@ def _load_twocol(path):
 
 
 def _load_csv(path, column):
-    try:
-        src = open(path, newline='', encoding='utf-8')
-    except OSError as exc:
-        raise ConfigError('%s: %s' % (path, exc.strerror)) from None
     times, rates, numbers = [], [], []
-    with src:
-        try:
-            reader = csv.DictReader(src)
-            header = reader.fieldnames or []
-            column = column or 'rate_mbit'
-            for need in ('time_s', column):
-                if need not in header:
-                    raise ConfigError('%s:1: CSV needs a %r column (has: %s)'
-                                      % (path, need, ', '.join(header) or 'none'))
-            for row in reader:
-                number = reader.line_num
-                times.append(_number(row['time_s'], path, number, 'time_s'))
-                rates.append(_number(row[column], path, number, column))
-                numbers.append(number)
-        except UnicodeDecodeError:
-            raise ConfigError('%s: not a text trace (binary data)' % path) from None
-        except csv.Error as exc:
-            raise ConfigError('%s: bad CSV: %s' % (path, exc)) from None
+    try:
+        reader = csv.DictReader(text for _, text in _text_lines(path))
+        header = reader.fieldnames or []
+        column = column or 'rate_mbit'
+        for need in ('time_s', column):
+            if need not in header:
+                raise ConfigError('%s:1: CSV needs a %r column (has: %s)'
+                                  % (path, need, ', '.join(header) or 'none'))
+        for row in reader:
+            number = reader.line_num
+            times.append(_number(row['time_s'], path, number, 'time_s'))
+            rates.append(_number(row[column], path, number, column))
+            numbers.append(number)
+    except csv.Error as exc:
+        raise ConfigError('%s: bad CSV: %s' % (path, exc)) from None
     return _finish(times, rates, path, numbers)
 
 
