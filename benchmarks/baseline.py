@@ -39,8 +39,24 @@ def offload_off(emu):
 
 
 def device_link(emu, name):
-    """(device-side interface, switch-side interface) of device name's TCLink."""
+    """(host-side interface, switch-side interface) of host name's data link (eth0)."""
     intf = emu.host(name).intf('%s-eth0' % name)
     link = intf.link
     other = link.intf2 if link.intf1 is intf else link.intf1
     return intf, other
+
+
+def wire_bytes(emu, device):
+    """A callable giving (up, down) bytes sent so far on the wire towards the edge and
+    towards device: the transmit counters of their switch ports (root namespace; the
+    same for edgecollab's topologies and TCLinkStar)."""
+    paths = ['/sys/class/net/%s/statistics/tx_bytes' % device_link(emu, host)[1].name
+             for host in ('edge', device)]
+
+    def read():
+        values = []
+        for path in paths:
+            with open(path) as src:
+                values.append(int(src.read()))
+        return tuple(values)
+    return read
