@@ -28,18 +28,18 @@ def window(smaller_share_mbit, segments):
     """(skip_s, duration_s) of a test whose measured part carries about `segments` full
     frames in the smaller share, after skipping TCP's start-up.  At 0.1 Mbit/s a frame
     takes 121 ms and the 16-frame leaf queue is 2-3 s of RTT: slow start overshoots it and
-    the flow recovers in bursts for 20-25 s (measured) before it holds its share, so the
+    the flow may recover in bursts for tens of seconds before it holds its share, so the
     skip too is counted in frames (1.25 x segments)."""
     frame_s = FRAME_BITS / (smaller_share_mbit * 1e6)
     skip_s = max(2.0, 1.25 * segments * frame_s)
     return skip_s, skip_s + max(4.0, segments * frame_s) + 0.5
 
 
-def measure(emu, skip_s, duration_s, counters=False):
+def measure(emu, skip_s, duration_s, counters=False, congestion=None):
     """((up goodput, down goodput) in Mbit/s over the steady part of a both-ways test,
     {direction: reverse-ACK Mbit/s in that class} when counters is set)."""
-    flows = [Flow(emu, 'd1', 'up', 5301, duration_s, window='4M'),
-             Flow(emu, 'd1', 'down', 5302, duration_s, window='4M')]
+    flows = [Flow(emu, 'd1', 'up', 5301, duration_s, window='4M', congestion=congestion),
+             Flow(emu, 'd1', 'down', 5302, duration_s, window='4M', congestion=congestion)]
     for flow in flows:
         flow.start_server()
     for flow in flows:
@@ -63,6 +63,9 @@ def main():
     parser.add_argument('--splits', default='0.1,0.5,0.9')
     parser.add_argument('--segments', type=int, default=200,
                         help='full frames the smaller share carries in the measured part')
+    parser.add_argument('--congestion', default=None,
+                        help="TCP congestion control of the test flows (default: the "
+                        "system's, cubic here)")
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
     rows = []
@@ -72,11 +75,12 @@ def main():
             skip_s, duration_s = window(min(up, down), args.segments)
             with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb')) as emu:
                 emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
-                ours, acks = measure(emu, skip_s, duration_s, counters=True)
+                ours, acks = measure(emu, skip_s, duration_s, counters=True,
+                                     congestion=args.congestion)
             with Emulation(TCLinkStar(n=1, up_mbit=up, down_mbit=down)) as emu:
                 offload_off(emu)
                 try:
-                    base, _ = measure(emu, skip_s, duration_s)
+                    base, _ = measure(emu, skip_s, duration_s, congestion=args.congestion)
                 except EdgecollabError as exc:
                     # Mininet's default 1000-packet queue at a low rate holds minutes of
                     # data: iperf3 may not even finish its test.

@@ -16,12 +16,13 @@ class Flow:
     """One iperf3 test from a device to the edge (up) or from the edge to a device (down).
 
     window: socket buffer size for iperf3 -w (e.g. '1M'), None for the system default.
+    congestion: TCP congestion control of the sender (iperf3 -C), None for the system's.
     """
 
     def __init__(self, emu, device, direction, port, duration_s, interval_s=0.5,
-                 window=None):
+                 window=None, congestion=None):
         self.emu, self.device, self.direction = emu, device, direction
-        self.window = window
+        self.window, self.congestion = window, congestion
         self.port, self.duration_s, self.interval_s = port, duration_s, interval_s
         self.client = None
         self.started_s = None
@@ -41,6 +42,8 @@ class Flow:
             argv.append('-R')
         if self.window:
             argv += ['-w', self.window]
+        if self.congestion:
+            argv += ['-C', self.congestion]
         self.started_s = time.monotonic()
         self.client = self.emu.popen(self.device, argv, stdout=subprocess.PIPE,
                                      what='iperf3 client %s %s' % (self.device, self.direction))
