@@ -72,6 +72,7 @@ class PolicyRun:
         self.replayer = None
         self.sampler_stop = threading.Event()
         self.stopping = threading.Event()   # set to end the periods early (the CLI)
+        self.timers = []         # pending share switches and checkpoint orders
         self.log_files = []
         self.plans = {}
         self.efficiency = {}     # direction -> the latest informative measurement
@@ -244,8 +245,8 @@ class PolicyRun:
         sequential = s.problem.timing == 'sequential'
         if sequential:
             link.set_shares(_normalised(plan_, 'up'))
-            threading.Timer(max(0.0, self.t0 + start + m0 - time.monotonic()), lambda:
-                            link.set_shares(_normalised(plan_, 'down'))).start()
+            self._later(self.t0 + start + m0 - time.monotonic(),
+                        lambda: link.set_shares(_normalised(plan_, 'down')))
         else:
             link.set_shares({name: {'up': a.upload_share, 'down': a.download_share}
                              for name, a in zip(self.emu.devices, plan_.devices)})
@@ -277,7 +278,18 @@ class PolicyRun:
                 self.state.note('period %d: checkpoint order failed: %s' % (
                     k, type(exc).__name__))
                 log.warning('period %d: the edge agent did not take the order: %s', k, exc)
-        threading.Timer(delay, send).start() if delay > 0 else send()
+        self._later(delay, send)
+
+    def _later(self, delay_s, action):
+        """Run action after delay_s on a timer that stopping the run cancels (now when
+        delay_s <= 0)."""
+        if delay_s <= 0:
+            action()
+            return
+        timer = threading.Timer(delay_s, lambda: None if self.stopping.is_set() else action())
+        timer.daemon = True
+        self.timers = [t for t in self.timers if t.is_alive()] + [timer]
+        timer.start()
 
     def _edge_counts(self, device, period):
         """The edge's counts of device's data for period: {'bytes': in time,
@@ -437,6 +449,9 @@ class PolicyRun:
             log.info('period %d: re-split with %.1f s left', k, remaining_s)
 
     def _stop(self):
+        self.stopping.set()
+        for timer in self.timers:
+            timer.cancel()
         self.sampler_stop.set()
         if self.replayer:
             self.replayer.stop()

@@ -1,8 +1,9 @@
 """Emulated runs: the default scenario end to end, agents against tc counters, faults,
-and trace replay timing."""
+sequential timing (and its cancellation on a stop), and trace replay timing."""
 
 import csv
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgecollab import cleanup
+from edgecollab.controller import fluid
 from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
 from edgecollab.scenarios import traces
@@ -130,3 +132,70 @@ def test_trace_replay_holds_its_step_times():
           % (len(late), median, p99))
     assert len(late) == 600 and replayer.error is None
     assert median < 10 and p99 < 50, (median, p99)
+
+
+def sequential_scenario(tmp_path, periods):
+    path = tmp_path / 'sequential.yaml'
+    path.write_text(open(os.path.join(REPO, 'scenarios', 'sequential.yaml')).read()
+                    .replace('periods: 3', 'periods: %d' % periods))
+    return load_scenario(str(path))
+
+
+def record_share_changes(run, calls):
+    """Wrap run's link-share set_shares to record (monotonic time, fractions)."""
+    link = run.emu.linkshare
+    original = link.set_shares
+
+    def recording(fractions):
+        calls.append((time.monotonic(), fractions))
+        return original(fractions)
+    link.set_shares = recording
+
+
+def test_sequential_period_uploads_then_sends_the_model(tmp_path):
+    scenario = sequential_scenario(tmp_path, periods=1)
+    calls = []
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=lambda r: record_share_changes(r, calls))
+    assert run.run() == 'completed'
+    # The period starts with every share on the upload, then (at the model phase's start,
+    # after the upload and the edge's update) every share on the model.
+    (t_up, up), (t_down, down) = calls[:2]
+    assert all(f['down'] == 0 and f['up'] > 0 for f in up.values()), up
+    assert all(f['up'] == 0 and f['down'] > 0 for f in down.values()), down
+    (u0, u1), (m0, m1) = fluid_phases(run)
+    assert abs((t_down - run.t0) - m0) < 0.05, (t_down - run.t0, m0)
+    assert m0 >= u1 + scenario.problem.update_s - 1e-9
+    rows = rows_of(tmp_path / 'out')
+    assert len(rows) == 2 and all(r['model_ok'] == 'True' for r in rows), rows
+
+
+def fluid_phases(run):
+    """The (upload, model) phase windows of run's first period, offsets in seconds."""
+    return fluid.phases(run.scenario.problem, run.plans[1])
+
+
+def test_stopping_a_sequential_run_cancels_its_pending_model_phase(tmp_path):
+    # Ctrl-C (a real SIGINT to this process) in the upload phase: the share switch
+    # planned for the model phase must not fire on a stopped (or the next) emulation.
+    scenario = sequential_scenario(tmp_path, periods=1)
+    calls = []
+
+    def ready(run):
+        record_share_changes(run, calls)
+        threading.Thread(target=lambda: (time.sleep(2.0),
+                                         os.kill(os.getpid(), signal.SIGINT)),
+                         daemon=True).start()
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=ready)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    stopped = time.monotonic()
+    (_, _), (m0, _) = fluid_phases(run)
+    time.sleep(max(0.0, run.t0 + m0 + 0.5 - time.monotonic()))
+    assert len(calls) == 1 and all(f['down'] == 0 for f in calls[0][1].values()), calls
+    assert run.t0 + m0 > stopped, 'the model phase began before the stop: test too slow'
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)
+                and t.is_alive()]
+    assert not our_processes()
+    assert not cleanup.owned_interfaces(TEST_PREFIX)
