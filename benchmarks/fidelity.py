@@ -12,7 +12,7 @@ rates.  Needs root.
 import argparse
 import time
 
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.controller.linkshare import GOODPUT_PER_WIRE, MTU_FRAME
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
 from edgecollab.iperf import Flow, mean_between
@@ -21,8 +21,6 @@ from benchmarks.baseline import TCLinkStar, offload_off
 from benchmarks.report import emit
 from tests.helpers import sleep_until
 
-FRAME_BITS = 1514 * 8
-
 
 def window(smaller_share_mbit, segments):
     """(skip_s, duration_s) of a test whose measured part carries about `segments` full
@@ -30,7 +28,7 @@ def window(smaller_share_mbit, segments):
     takes 121 ms and the 16-frame leaf queue is 2-3 s of RTT: slow start overshoots it and
     the flow may recover in bursts for tens of seconds before it holds its share, so the
     skip too is counted in frames (1.25 x segments)."""
-    frame_s = FRAME_BITS / (smaller_share_mbit * 1e6)
+    frame_s = MTU_FRAME * 8 / (smaller_share_mbit * 1e6)
     skip_s = max(2.0, 1.25 * segments * frame_s)
     return skip_s, skip_s + max(4.0, segments * frame_s) + 0.5
 

@@ -1,6 +1,11 @@
-"""Helpers for tests: tolerance asserts that say what they compared."""
+"""Helpers for tests: tolerance asserts that say what they compared, waiting for a
+measurement window, and edited copies of the bundled scenarios."""
 
+import os
+import re
 import time
+
+from tests.conftest import REPO
 
 
 def assert_within(measured, expected, rel_tol, what):
@@ -16,3 +21,17 @@ def sleep_until(deadline_s):
     remaining = deadline_s - time.monotonic()
     if remaining > 0:
         time.sleep(remaining)
+
+
+def scenario_copy(tmp_path, name='default.yaml', periods=None, period=None, extra=''):
+    """Path of a copy of scenarios/name in tmp_path with its number of periods and its
+    period length (e.g. '5s') replaced where given, and extra lines appended."""
+    with open(os.path.join(REPO, 'scenarios', name)) as src:
+        text = src.read()
+    if periods is not None:
+        text = re.sub(r'(?m)^periods: .*$', 'periods: %d' % periods, text)
+    if period is not None:
+        text = re.sub(r'(?m)^period: .*$', 'period: %s' % period, text)
+    path = tmp_path / name
+    path.write_text(text + extra)
+    return str(path)

@@ -16,17 +16,14 @@ from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.topologies import addressing
-from tests.conftest import PYTHON, REPO, TEST_PREFIX
+from tests.conftest import PYTHON, TEST_PREFIX
+from tests.helpers import scenario_copy
 
 pytestmark = pytest.mark.emulation
-DEFAULT = os.path.join(REPO, 'scenarios', 'default.yaml')
 
 
 def scenario_file(tmp_path, periods=3, period='5s', extra=''):
-    path = tmp_path / 'small.yaml'
-    path.write_text(open(DEFAULT).read().replace('periods: 3', 'periods: %d' % periods)
-                    .replace('period: 10s', 'period: %s' % period) + extra)
-    return str(path)
+    return scenario_copy(tmp_path, periods=periods, period=period, extra=extra)
 
 
 def rows_of(folder):
@@ -85,7 +82,7 @@ def test_bottleneck_down_for_five_seconds(tmp_path):
 def test_zero_capacity_step_is_clipped_and_the_run_goes_on(tmp_path):
     trace = tmp_path / 'dip.txt'
     trace.write_text('0 50\n3 0\n4 50\n')
-    path = scenario_file(tmp_path, periods=2).replace('small', 'small')
+    path = scenario_file(tmp_path, periods=2)
     text = open(path).read().replace('capacity: 50mbit', 'capacity: {trace: dip.txt, '
                                      'loop: false}')
     open(path, 'w').write(text)

@@ -21,7 +21,7 @@ from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import PYTHON, REPO, TEST_PREFIX
-from tests.helpers import assert_within
+from tests.helpers import assert_within, scenario_copy
 from tests.test_scenarios import check_summary_matches_rows
 
 pytestmark = pytest.mark.emulation
@@ -76,10 +76,7 @@ def test_default_scenario_run_with_three_policies(tmp_path):
 
 
 def small_scenario(tmp_path, periods=3, period='6s'):
-    path = tmp_path / 'small.yaml'
-    path.write_text(open(DEFAULT).read().replace('periods: 3', 'periods: %d' % periods)
-                    .replace('period: 10s', 'period: %s' % period))
-    return load_scenario(str(path))
+    return load_scenario(scenario_copy(tmp_path, periods=periods, period=period))
 
 
 def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
@@ -135,10 +132,7 @@ def test_trace_replay_holds_its_step_times():
 
 
 def sequential_scenario(tmp_path, periods):
-    path = tmp_path / 'sequential.yaml'
-    path.write_text(open(os.path.join(REPO, 'scenarios', 'sequential.yaml')).read()
-                    .replace('periods: 3', 'periods: %d' % periods))
-    return load_scenario(str(path))
+    return load_scenario(scenario_copy(tmp_path, 'sequential.yaml', periods=periods))
 
 
 def record_share_changes(run, calls):
