@@ -57,24 +57,38 @@ def test_shared_strict_shares_hold_and_resplit_live():
         flows = start_flows(emu, 'd1', duration_s=11)
         t0 = max(flow.started_s for flow in flows)
         # Windows leave TCP 3 s from the later client's start (1.5 s after a re-split) to
-        # reach its share: in the full suite the download (iperf3 -R: a control exchange,
-        # then the edge starts sending) fell 8% short at 2 s in 2 runs of 5.
+        # reach its share.
         first = measure_window(emu, t0 + 3, t0 + 6)
         switch_s = time.monotonic()
         share.set_shares({'d1': {'up': 0.25, 'down': 0.75}})
         second = measure_window(emu, switch_s + 1.5, switch_s + 5)
         series = {flow.direction: flow.result() for flow in flows}
         assert share.qdisc_handles() == handles, 'a qdisc was replaced during the run'
+    # What the class carried of the flow (its data child's bytes, as TCP payload) against
+    # what the share gives.  Not receiver goodput over the window: a loss just before the
+    # window opens leaves a hole whose catch-up burst lands inside it (measured in the
+    # full suite: 8.8 Mbit/s for 0.5 s on a 5 Mbit/s share, the window mean 5.33 against
+    # 4.47), or the other way round.
     for (start, end), (before, after), shares in (
             ((t0 + 3, t0 + 6), first, {'up': 15, 'down': 5}),
             ((switch_s + 1.5, switch_s + 5), second, {'up': 5, 'down': 15})):
         for direction in ('up', 'down'):
             share_mbit = shares[direction]
             want = expected_goodput(share_mbit, before, after, 'd1', direction, end - start)
-            got = mean_between(series[direction], start, end)
+            got = carried_mbit(before, after, 'd1', direction, end - start)
             assert_within(got, want, 0.07,
-                          '%s goodput with a %g Mbit/s share (0.5 s samples from the start: %s)'
+                          '%s payload carried with a %g Mbit/s share (receiver goodput, '
+                          '0.5 s samples from the start: %s)'
                           % (direction, share_mbit, samples(series[direction], t0)))
+
+
+def carried_mbit(before, after, device, direction, seconds):
+    """TCP payload (Mbit/s) the class of device in direction carried between two counter
+    readings: its bytes outside the ACK child, times 1448/1514."""
+    key = (device, direction)
+    data = (after[key].bytes - after[key].ack_bytes) - (before[key].bytes -
+                                                        before[key].ack_bytes)
+    return data * 8 / seconds / 1e6 * GOODPUT_PER_WIRE
 
 
 def upload_goodput(ack, queue):
