@@ -37,6 +37,22 @@ def score(problem, samples, model_bytes, model_ok, previous):
     return float(problem.size_map(model_bytes) * problem.accuracy.q(samples))
 
 
+def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
+           model_ok, accuracy, **measured):
+    """One device's period record: the plan's fields from its Allocation a, the outcome
+    from the arguments, and what the backend measured (efficiencies, status and, in the
+    emulated run, the counters) from measured."""
+    row = {'policy': policy, 'period': period, 'device': device,
+           'capacity_mbit': capacity_mbit, 'upload_share': a.upload_share,
+           'download_share': a.download_share, 'planned_upload_bytes': a.upload_bytes,
+           'upload_bytes': upload_bytes, 'planned_model_bytes': a.model_bytes,
+           'model_bytes': model_bytes, 'model': a.model, 'model_ok': model_ok,
+           'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
+           'predicted_accuracy': a.accuracy, 'accuracy': accuracy, 'solver_ms': solver_ms}
+    row.update(measured)
+    return row
+
+
 def phases(problem, plan_):
     """((upload start, end), (model start, end)) in seconds from the period start."""
     window = problem.window_s
@@ -77,15 +93,8 @@ def run_policy(scenario, name):
             samples = sent * 8 / problem.sample_bits
             accuracy = score(problem, samples, a.model_bytes, model_ok, states[i].accuracy)
             states[i].accuracy = accuracy
-            records.append({
-                'policy': name, 'period': k + 1, 'device': 'd%d' % (i + 1),
-                'capacity_mbit': future, 'upload_share': a.upload_share,
-                'download_share': a.download_share, 'planned_upload_bytes': a.upload_bytes,
-                'upload_bytes': sent, 'planned_model_bytes': a.model_bytes,
-                'model_bytes': a.model_bytes if model_ok else min(room, a.model_bytes),
-                'model': a.model, 'model_ok': model_ok,
-                'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
-                'predicted_accuracy': a.accuracy, 'accuracy': accuracy,
-                'efficiency_up': 1.0, 'efficiency_down': 1.0,
-                'solver_ms': plan_.solver_ms, 'status': 'ok'})
+            records.append(record(
+                name, k + 1, 'd%d' % (i + 1), future, a, plan_.solver_ms, sent,
+                a.model_bytes if model_ok else min(room, a.model_bytes), model_ok, accuracy,
+                efficiency_up=1.0, efficiency_down=1.0, status='ok'))
     return records

@@ -353,23 +353,16 @@ class PolicyRun:
                 [report.get('model_error')] if a.model_bytes > 0 else [])
             if any(problems):
                 status = '; '.join(p for p in problems if p)
-            rows.append({
-                'policy': self.policy, 'period': k, 'device': name, 'capacity_mbit': mean_cap,
-                'upload_share': a.upload_share, 'download_share': a.download_share,
-                'planned_upload_bytes': a.upload_bytes, 'upload_bytes': arrived,
-                'planned_model_bytes': a.model_bytes,
-                'model_bytes': float(report.get('model_bytes', 0)),
-                'model': a.model, 'model_ok': model_ok,
-                'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
-                'predicted_accuracy': a.accuracy, 'accuracy': accuracy,
-                'efficiency_up': per_class.get((name, 'up')),
-                'efficiency_down': per_class.get((name, 'down')),
-                'solver_ms': plan_.solver_ms, 'status': status,
-                'reported_upload_bytes': report.get('upload_bytes'),
-                'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
-                'late_upload_bytes': counts['late_bytes'],
+            rows.append(fluid.record(
+                self.policy, k, name, mean_cap, a, plan_.solver_ms, arrived,
+                float(report.get('model_bytes', 0)), model_ok, accuracy,
+                efficiency_up=per_class.get((name, 'up')),
+                efficiency_down=per_class.get((name, 'down')), status=status,
+                reported_upload_bytes=report.get('upload_bytes'),
+                class_up_bytes=wire['up'], class_down_bytes=wire['down'],
+                late_upload_bytes=counts['late_bytes'],
                 # The previous period's late bytes that this period's class carried.
-                'carried_upload_bytes': previous['late_next_bytes']})
+                carried_upload_bytes=previous['late_next_bytes']))
             if not model_ok and a.model_bytes > 0:
                 self.state.note('period %d: %s failed: %s' % (k, name, status))
         self.periods_log.write(rows)
