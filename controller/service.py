@@ -3,10 +3,11 @@
 The runner drives the periods (``begin_period``, ``end_period``); agents and people use
 the API.  Every mutating call needs ``Authorization: Bearer <token>`` (the per-run
 token in the run folder's ``token`` file, mode 0600).  Errors are JSON
-``{"error": ..., "status": ...}``.  The API is documented in ``controller/openapi.yaml``.
+``{"error": ..., "status": ...}``.  The README's API table documents each call.
 
     GET  /v1/health
-    GET  /v1/plan/<device>    this period's upload volume, model, windows, deadlines
+    GET  /v1/plan/<device>    this period's upload volume, model, windows, deadlines;
+                              ?after=K waits (up to PLAN_WAIT_S) for a period after K
     POST /v1/reports          a device's report of a period (token)
     GET  /v1/status           capacity, shares, per-class goodput and efficiency, progress
     GET  /v1/policy           the policy and the one the next period will use
@@ -16,12 +17,16 @@ token in the run folder's ``token`` file, mode 0600).  Errors are JSON
 import threading
 import time
 
-from flask import Flask, abort, jsonify
+from flask import Flask, abort, jsonify, request
 
 from edgecollab.controller import policies
 from edgecollab.nodes.api import bad_request, check_token, json_body, json_errors
 
 REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'upload_started', 'upload_finished')
+# A device asking for the plan after period K is answered when the next period begins
+# (long polling: it starts its transfers without a polling interval's delay), or after
+# this long with the current state.
+PLAN_WAIT_S = 2.0
 
 
 class ControllerState:
@@ -33,6 +38,7 @@ class ControllerState:
         self.next_policy = policy
         self.timing = timing
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)   # a period began or the run ended
         self.period = 0
         self.state = 'starting'
         self.plans = {}            # device -> plan dict of the current period
@@ -50,11 +56,13 @@ class ControllerState:
             self.plans, self.shares = plans, shares
             self.capacity_mbit = capacity_mbit
             self.policy = self.next_policy
+            self.changed.notify_all()
 
     def finish(self):
         """Tell the agents the run is over."""
         with self.lock:
             self.state = 'done'
+            self.changed.notify_all()
 
     def report(self, device, period, body):
         """Store a device's report."""
@@ -108,7 +116,13 @@ def create_app(state, token):
     @app.get('/v1/plan/<device>')
     def plan(device):
         known(device)
-        with state.lock:
+        after = request.args.get('after')
+        if after is not None and not after.isdigit():
+            bad_request('after must be a period number, got %r' % after[:40])
+        with state.changed:
+            if after is not None:
+                state.changed.wait_for(lambda: state.period > int(after) or
+                                       state.state == 'done', timeout=PLAN_WAIT_S)
             body = dict(state.plans.get(device, {}), period=state.period, state=state.state,
                         timing=state.timing)
         return jsonify(body)

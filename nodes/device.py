@@ -72,11 +72,12 @@ class DeviceAgent:
         """Follow the controller's periods until it says the run is done."""
         done = 0
         while True:
-            plan = self._get_plan()
+            plan = self._get_plan(done)
             if plan is None or plan.get('period', 0) <= done:
                 if plan is not None and plan.get('state') == 'done':
                     return
-                time.sleep(POLL_S)
+                if plan is None:
+                    time.sleep(POLL_S)
                 continue
             done = plan['period']
             # A period's wrap-up (late bytes draining, the report) must not delay the
@@ -84,10 +85,12 @@ class DeviceAgent:
             threading.Thread(target=self.run_period, args=(plan,), daemon=True,
                              name='period-%d' % done).start()
 
-    def _get_plan(self):
+    def _get_plan(self, after):
+        """The plan of the first period after period after (the controller answers when
+        it begins, or after a bounded wait with the current state); None on failure."""
         try:
             r = requests.get('%s/v1/plan/%s' % (self.controller, self.name),
-                             timeout=CONTROL_TIMEOUT_S)
+                             params={'after': after}, timeout=CONTROL_TIMEOUT_S)
             return r.json() if r.status_code == 200 else None
         except (requests.RequestException, ValueError):
             return None

@@ -15,7 +15,10 @@ API (mutating calls need ``Authorization: Bearer <token>``):
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
     GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "late_next_bytes"}: in time,
                                  late, and late but before the next period's deadline
-    GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256
+    GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256;
+                                 one ordered but still being distilled is sent when ready
+                                 (the request waits up to CHECKPOINT_WAIT_S), one not
+                                 ordered is a 404 at once
 """
 
 import argparse
@@ -32,6 +35,10 @@ from edgecollab.nodes.api import bad_request, check_token, json_body, json_error
 log = logging.getLogger('edgecollab.edge')
 CHUNK = 64 * 1024
 KEEP_PERIODS = 2      # data files of older periods are removed to bound disk use
+# How long a request for an ordered checkpoint waits for its distillation (less than
+# the devices' read timeout), so that the download starts when the file is ready
+# rather than at the device's next poll.
+CHECKPOINT_WAIT_S = 2.0
 
 
 class EdgeStore:
@@ -42,9 +49,11 @@ class EdgeStore:
         self.compute_per_sample_s = compute_per_sample_s
         self.sample_bytes = sample_bytes
         self.lock = threading.Lock()
+        self.made = threading.Condition(self.lock)     # a checkpoint became ready
         self.received = {}       # (dev, period) -> [in time, late, late within next period]
         self.deadlines = {}      # period -> upload deadline (epoch s)
         self.ready = {}          # (dev, period) -> (path, digest)
+        self.ordered = set()     # (dev, period) ordered (ready or being distilled)
         self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
         for sub in ('data', 'checkpoints'):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -89,12 +98,16 @@ class EdgeStore:
     def order(self, period, upload_deadline, orders, seed):
         """Distil the checkpoints of period in the background."""
         self.deadlines[period] = upload_deadline
-        for device, spec in orders.items():
+        for device in orders:
             self.check_device(device)
+        with self.lock:
+            self.ordered.update((device, period) for device in orders)
+        for device, spec in orders.items():
             threading.Thread(target=self._distil, args=(device, period, spec, seed),
                              daemon=True).start()
 
     def _distil(self, device, period, spec, seed):
+        began = time.monotonic()
         trained_on = float(spec.get('trained_on', 0))
         time.sleep(self.compute_per_sample_s * trained_on)
         path = os.path.join(self.root, 'checkpoints', '%s-%d.npz' % (device, period))
@@ -110,12 +123,18 @@ class EdgeStore:
             log.warning('checkpoint %s period %d corrupted on purpose', device, period)
         with self.lock:
             self.ready[(device, period)] = (path, digest)
-        log.info('checkpoint %s period %d: %d bytes', device, period, os.path.getsize(path))
+            self.made.notify_all()
+        log.info('checkpoint %s period %d: %d bytes, ready %.3f s after the order', device,
+                 period, os.path.getsize(path), time.monotonic() - began)
 
-    def checkpoint(self, device, period):
-        """(path, digest) of a finished checkpoint or None."""
-        with self.lock:
-            return self.ready.get((device, period))
+    def checkpoint(self, device, period, wait_s=0.0):
+        """(path, digest) of a finished checkpoint, or None; one ordered but not ready
+        is waited for up to wait_s."""
+        key = (device, period)
+        with self.made:
+            if key in self.ordered:
+                self.made.wait_for(lambda: key in self.ready, timeout=wait_s)
+            return self.ready.get(key)
 
 
 def _blocks(stream):
@@ -175,7 +194,7 @@ def create_app(store, token, seed=0):
     @app.get('/v1/checkpoints/<device>/<int:period>')
     def get_checkpoint(device, period):
         store.check_device(device)
-        found = store.checkpoint(device, period)
+        found = store.checkpoint(device, period, CHECKPOINT_WAIT_S)
         if found is None:
             abort(404, description='no checkpoint for %s period %d yet' % (device, period))
         path, digest = found

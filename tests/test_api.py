@@ -2,15 +2,17 @@
 
 import json
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from edgecollab.controller.service import ControllerState, create_app
+from edgecollab.controller.service import PLAN_WAIT_S, ControllerState, create_app
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
 from edgecollab.nodes.device import DeviceAgent, SampleBuffer
-from edgecollab.nodes.edge import EdgeStore
+from edgecollab.nodes.edge import CHECKPOINT_WAIT_S, EdgeStore
 from edgecollab.nodes.edge import create_app as edge_app
 
 TOKEN = 'secret-token'
@@ -35,6 +37,29 @@ def test_plan_and_status(controller):
     assert client.get('/v1/plan/d1').json['upload_bytes'] == 10
     status = client.get('/v1/status').json
     assert status['period'] == 1 and status['capacity_mbit'] == 20.0
+
+
+def test_plan_after_a_period_waits_for_the_next_one(controller):
+    state, client = controller
+    threading.Timer(0.3, lambda: state.begin_period(2, {'d1': {'upload_bytes': 20}}, {},
+                                                     20.0)).start()
+    began = time.monotonic()
+    body = client.get('/v1/plan/d1?after=1').json
+    waited = time.monotonic() - began
+    assert body['period'] == 2 and body['upload_bytes'] == 20
+    assert 0.25 <= waited < PLAN_WAIT_S, waited
+    # Asked for a period it already has, it gets the current one at once.
+    assert client.get('/v1/plan/d1?after=1').json['period'] == 2
+    r = client.get('/v1/plan/d1?after=next')
+    assert r.status_code == 400 and 'period number' in r.json['error']
+
+
+def test_plan_wait_ends_when_the_run_ends(controller):
+    state, client = controller
+    threading.Timer(0.2, state.finish).start()
+    began = time.monotonic()
+    assert client.get('/v1/plan/d1?after=1').json['state'] == 'done'
+    assert time.monotonic() - began < PLAN_WAIT_S
 
 
 @pytest.mark.parametrize('kwargs,code,words', [
@@ -108,6 +133,23 @@ def test_edge_serves_checkpoints_with_digest_and_range(edge, tmp_path):
     assert checkpoint.digest(str(path)) == digest
     assert checkpoint.load(str(path))['model'] == 'tiny'
     assert client.get('/v1/checkpoints/d1/2').status_code == 404
+
+
+def test_ordered_checkpoint_is_sent_when_distilled_not_404(tmp_path):
+    # 30 samples at 10 ms each: distillation takes 0.3 s after the order.
+    store = EdgeStore(str(tmp_path), ['d1', 'd2'], compute_per_sample_s=0.01)
+    client = edge_app(store, TOKEN).test_client()
+    order = {'period': 1, 'upload_deadline': 0,
+             'checkpoints': {'d1': {'size_bytes': 100000, 'trained_on': 30}}}
+    assert client.post('/v1/periods', json=order, headers=AUTH).status_code == 200
+    began = time.monotonic()
+    r = client.get('/v1/checkpoints/d1/1')
+    assert r.status_code == 200 and r.headers['X-Checkpoint-Sha256']
+    assert 0.25 <= time.monotonic() - began < CHECKPOINT_WAIT_S
+    # One not ordered is a 404 without waiting.
+    began = time.monotonic()
+    assert client.get('/v1/checkpoints/d2/1').status_code == 404
+    assert time.monotonic() - began < 0.2
 
 
 def make_agent(tmp_path):
