@@ -48,6 +48,7 @@ class ControllerState:
         self.goodput = {}          # (device, direction) -> Mbit/s over the last step
         self.efficiency = {}       # direction -> achieved / allocated (period so far)
         self.events = []
+        self.seen = set()          # devices whose agent has asked for a plan
 
     def begin_period(self, period, plans, shares, capacity_mbit):
         """Publish period's plans (device -> dict) and shares."""
@@ -57,6 +58,11 @@ class ControllerState:
             self.capacity_mbit = capacity_mbit
             self.policy = self.next_policy
             self.changed.notify_all()
+
+    def unseen(self):
+        """The devices whose agent has not asked for a plan yet."""
+        with self.lock:
+            return [d for d in self.devices if d not in self.seen]
 
     def finish(self):
         """Tell the agents the run is over."""
@@ -120,6 +126,7 @@ def create_app(state, token):
         if after is not None and not after.isdigit():
             bad_request('after must be a period number, got %r' % after[:40])
         with state.changed:
+            state.seen.add(device)
             if after is not None:
                 state.changed.wait_for(lambda: state.period > int(after) or
                                        state.state == 'done', timeout=PLAN_WAIT_S)

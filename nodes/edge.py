@@ -15,6 +15,7 @@ API (mutating calls need ``Authorization: Bearer <token>``):
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
     GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "late_next_bytes"}: in time,
                                  late, and late but before the next period's deadline
+    GET  /v1/data/<period>       {device: those counts} of every device (one call)
     GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256;
                                  one ordered but still being distilled is sent when ready
                                  (the request waits up to CHECKPOINT_WAIT_S), one not
@@ -151,6 +152,11 @@ def _blocks(stream):
         yield block
 
 
+def _counts_body(counts):
+    in_time, late, late_next = counts
+    return {'bytes': in_time, 'late_bytes': late, 'late_next_bytes': late_next}
+
+
 def create_app(store, token, seed=0):
     """The edge agent's Flask app over store."""
     app = Flask('edgecollab.edge')
@@ -188,8 +194,12 @@ def create_app(store, token, seed=0):
     @app.get('/v1/data/<device>/<int:period>')
     def data_counts(device, period):
         store.check_device(device)
-        in_time, late, late_next = store.counts(device, period)
-        return jsonify(bytes=in_time, late_bytes=late, late_next_bytes=late_next)
+        return jsonify(_counts_body(store.counts(device, period)))
+
+    @app.get('/v1/data/<int:period>')
+    def all_data_counts(period):
+        return jsonify({device: _counts_body(store.counts(device, period))
+                        for device in sorted(store.devices)})
 
     @app.get('/v1/checkpoints/<device>/<int:period>')
     def get_checkpoint(device, period):

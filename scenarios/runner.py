@@ -46,6 +46,8 @@ CONTROLLER_PORT = 8000
 EDGE_PORT = 8080
 REPORT_GRACE_S = 6.0
 START_DELAY_S = 1.0
+AGENT_START_S = 20.0             # wait for the device agents: this long
+AGENT_START_PER_DEVICE_S = 0.25  # plus this long a device
 CHECK_S = 1.0                 # how often the closed loop checks the period's progress
 CORRECTING = ('adaptive',)    # policies the controller corrects within a period
 
@@ -155,6 +157,13 @@ class PolicyRun:
                 '--generated', s.generated[index], '--period', s.period_s,
                 '--sample-bytes', s.problem.sample_bits / 8, '--seed', s.seed + index],
                 stdout=out, stderr=out, what='device agent %s' % name)
+        # The clock starts when every agent is up (it has asked for its plan): dozens of
+        # agents starting on two cores take seconds, which would eat the first period.
+        wait_s = AGENT_START_S + AGENT_START_PER_DEVICE_S * len(self.emu.devices)
+        if not _wait_for(lambda: not self.state.unseen(), wait_s):
+            raise EdgecollabError('device agents %s did not start within %.0f s (their logs: %s)'
+                                  % (', '.join(self.state.unseen()[:5]), wait_s, self.work))
+        log.debug('device agents up')
 
     def _log_file(self, name):
         """An agent's log file in the work folder, closed when the run stops."""
@@ -211,6 +220,9 @@ class PolicyRun:
                 raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
             counters_before = link.counters()
             plan_ = self._begin(k, start, efficiency)
+            log.debug('period %d: planned, shares set, checkpoints ordered and plans '
+                      'published %.1f ms after its start', k,
+                      (time.monotonic() - self.t0 - start) * 1000)
             self.current = (k, plan_, counters_before, start)
             self._sleep_until(start + s.period_s)
             self.current = None
@@ -251,8 +263,9 @@ class PolicyRun:
             link.set_shares({name: {'up': a.upload_share, 'down': a.download_share}
                              for name, a in zip(self.emu.devices, plan_.devices)})
         period_epoch = self.epoch0 + start
+        arrived = self._edge_counts(k - 1) if not sequential else {}
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
-                         'trained_on': self._edge_counts(name, k - 1)['bytes'] * 8 /
+                         'trained_on': arrived[name]['bytes'] * 8 /
                          s.problem.sample_bits if not sequential else
                          a.upload_bytes * 8 / s.problem.sample_bits}
                   for name, a in zip(self.emu.devices, plan_.devices) if a.model_bytes > 0}
@@ -291,18 +304,21 @@ class PolicyRun:
         self.timers = [t for t in self.timers if t.is_alive()] + [timer]
         timer.start()
 
-    def _edge_counts(self, device, period):
-        """The edge's counts of device's data for period: {'bytes': in time,
-        'late_bytes': after the deadline, 'late_next_bytes': after it but before the next
-        period's deadline}; zeros if the edge does not answer."""
+    def _edge_counts(self, period):
+        """{device: the edge's counts of its data for period}, in one request: {'bytes':
+        in time, 'late_bytes': after the deadline, 'late_next_bytes': after it but before
+        the next period's deadline}; zeros where the edge does not answer."""
         zero = {'bytes': 0, 'late_bytes': 0, 'late_next_bytes': 0}
-        if period < 1:
-            return zero
-        try:
-            r = requests.get('%s/v1/data/%s/%d' % (self.edge_url, device, period), timeout=3)
-            return dict(zero, **r.json())
-        except (requests.RequestException, ValueError, TypeError):
-            return zero
+        counts = {}
+        if period >= 1:
+            try:
+                r = requests.get('%s/v1/data/%d' % (self.edge_url, period), timeout=3)
+                counts = r.json() if r.status_code == 200 else {}
+            except (requests.RequestException, ValueError):
+                pass
+        if not isinstance(counts, dict):
+            counts = {}
+        return {name: dict(zero, **counts.get(name, {})) for name in self.emu.devices}
 
     def _class_goodput(self, name, before, after):
         """Bytes of TCP payload each class of device name carried (ACK child excluded)."""
@@ -337,10 +353,11 @@ class PolicyRun:
         reports = self.state.reports_of(k)
         start = (k - 1) * s.period_s
         mean_cap = s.capacity.mean_between(start, start + s.period_s)
+        this_period, last_period = self._edge_counts(k), self._edge_counts(k - 1)
         rows = []
         for i, (name, a) in enumerate(zip(self.emu.devices, plan_.devices)):
             report = reports.get(name) or {}
-            counts, previous = self._edge_counts(name, k), self._edge_counts(name, k - 1)
+            counts, previous = this_period[name], last_period[name]
             arrived = counts['bytes']
             model_ok = bool(report.get('model_ok'))
             wire, got = self._class_goodput(name, before, after)

@@ -113,6 +113,9 @@ def test_edge_counts_data_in_time_and_late(edge):
     r = client.post('/v1/data/d1/2', data=b'x' * 300, headers=AUTH).json
     assert r == {'bytes': 0, 'late_bytes': 300}
     assert client.get('/v1/data/d1/1').json['bytes'] == 5000
+    assert client.get('/v1/data/2').json == {
+        'd1': {'bytes': 0, 'late_bytes': 300, 'late_next_bytes': 300},
+        'd2': {'bytes': 0, 'late_bytes': 0, 'late_next_bytes': 0}}
     assert client.post('/v1/data/d1/1', data=b'x').status_code == 401
     assert client.post('/v1/data/../1', data=b'x', headers=AUTH).status_code == 404
     assert client.post('/v1/data/d7/1', data=b'x', headers=AUTH).status_code == 404
@@ -187,3 +190,19 @@ def test_sample_buffer_produces_at_its_rate():
     assert buf.take(1000) == 100        # starts with one period of data
     assert buf.take(1000) == 0
     assert np.isclose(buf.rate, 10.0)
+
+
+def test_agents_are_seen_when_they_first_ask_for_a_plan(controller):
+    state, client = controller
+    assert state.unseen() == ['d1', 'd2']
+    client.get('/v1/plan/d2')
+    assert state.unseen() == ['d1']
+
+
+def test_checkpoints_are_seeded_noise_distinct_by_seed(tmp_path):
+    paths = [str(tmp_path / ('%d.npz' % i)) for i in range(3)]
+    first = checkpoint.write(paths[0], 300000, {'model': 'a'}, seed=5)
+    again = checkpoint.write(paths[1], 300000, {'model': 'a'}, seed=5)
+    other = checkpoint.write(paths[2], 300000, {'model': 'a'}, seed=6)
+    assert first == again and first != other
+    assert checkpoint.load(paths[2])['params'] == (300000 - checkpoint.HEADER_ALLOWANCE) // 4
