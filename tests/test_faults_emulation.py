@@ -170,3 +170,23 @@ def test_cli_option_leaves_the_user_at_the_mininet_cli(tmp_path):
     assert 'mininet>' in shown and '1 received' in shown, shown[-2000:]
     assert 'stopped from the CLI' in done.stdout
     assert not agent_processes() and not cleanup.owned_interfaces('ec')
+
+
+def test_a_device_agent_that_does_not_start_stops_the_run_with_its_name(tmp_path, monkeypatch):
+    from edgecollab.emulation import Emulation
+    from edgecollab.errors import EdgecollabError
+    from edgecollab.scenarios import runner
+    monkeypatch.setattr(runner, 'AGENT_START_S', 3.0)
+    real_popen = Emulation.popen
+
+    def popen(self, name, argv, **kwargs):
+        if kwargs.get('what') == 'device agent d2':
+            argv = [PYTHON, '-c', 'raise SystemExit(3)']
+        return real_popen(self, name, argv, **kwargs)
+    monkeypatch.setattr(Emulation, 'popen', popen)
+    scenario = load_scenario(scenario_file(tmp_path, periods=1, period='3s'))
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    with pytest.raises(EdgecollabError, match='device agents d2 did not start'):
+        run.run()
+    assert not agent_processes()
+    assert not cleanup.owned_interfaces(TEST_PREFIX) and not cleanup.lock_is_held()
