@@ -59,6 +59,17 @@ class ControllerState:
             self.policy = self.next_policy
             self.changed.notify_all()
 
+    def plan_for(self, device, after=None):
+        """device's plan of the current period with the run's period, state and timing;
+        after: wait (up to PLAN_WAIT_S) for a period after that one or the run's end."""
+        with self.changed:
+            self.seen.add(device)
+            if after is not None:
+                self.changed.wait_for(lambda: self.period > after or self.state == 'done',
+                                      timeout=PLAN_WAIT_S)
+            return dict(self.plans.get(device, {}), period=self.period, state=self.state,
+                        timing=self.timing)
+
     def unseen(self):
         """The devices whose agent has not asked for a plan yet."""
         with self.lock:
@@ -125,14 +136,7 @@ def create_app(state, token):
         after = request.args.get('after')
         if after is not None and not after.isdigit():
             bad_request('after must be a period number, got %r' % after[:40])
-        with state.changed:
-            state.seen.add(device)
-            if after is not None:
-                state.changed.wait_for(lambda: state.period > int(after) or
-                                       state.state == 'done', timeout=PLAN_WAIT_S)
-            body = dict(state.plans.get(device, {}), period=state.period, state=state.state,
-                        timing=state.timing)
-        return jsonify(body)
+        return jsonify(state.plan_for(device, None if after is None else int(after)))
 
     @app.post('/v1/reports')
     def reports():

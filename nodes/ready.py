@@ -5,16 +5,23 @@ import time
 from edgecollab.errors import EdgecollabError
 
 
-def poll(check, timeout_s, what, interval_s=0.02):
-    """Call check() until it returns a true value or timeout_s passes; return that value."""
+def wait(check, timeout_s, interval_s=0.02):
+    """Call check() until it returns a true value or timeout_s passes; return its last
+    value (false when the time ran out)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()
-        if value:
+        if value or time.monotonic() >= deadline:
             return value
-        if time.monotonic() >= deadline:
-            raise EdgecollabError('%s: not ready after %.1f s' % (what, timeout_s))
         time.sleep(interval_s)
+
+
+def poll(check, timeout_s, what, interval_s=0.02):
+    """As wait, but raise an error naming what when the time runs out."""
+    value = wait(check, timeout_s, interval_s)
+    if not value:
+        raise EdgecollabError('%s: not ready after %.1f s' % (what, timeout_s))
+    return value
 
 
 def wait_for_port(emu, host, port, timeout_s=10):

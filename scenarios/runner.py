@@ -35,7 +35,7 @@ from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
 from edgecollab.controller.service import ControllerState, create_app
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
-from edgecollab.nodes.ready import poll
+from edgecollab.nodes.ready import poll, wait
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.results import TIMESERIES_FIELDS, CsvLog
 from edgecollab.topologies import addressing
@@ -160,7 +160,7 @@ class PolicyRun:
         # The clock starts when every agent is up (it has asked for its plan): dozens of
         # agents starting on two cores take seconds, which would eat the first period.
         wait_s = AGENT_START_S + AGENT_START_PER_DEVICE_S * len(self.emu.devices)
-        if not _wait_for(lambda: not self.state.unseen(), wait_s):
+        if not wait(lambda: not self.state.unseen(), wait_s):
             raise EdgecollabError('device agents %s did not start within %.0f s (their logs: %s)'
                                   % (', '.join(self.state.unseen()[:5]), wait_s, self.work))
         log.debug('device agents up')
@@ -263,11 +263,15 @@ class PolicyRun:
             link.set_shares({name: {'up': a.upload_share, 'down': a.download_share}
                              for name, a in zip(self.emu.devices, plan_.devices)})
         period_epoch = self.epoch0 + start
-        arrived = self._edge_counts(k - 1) if not sequential else {}
+        # The data a checkpoint is trained on: sequential, this period's upload (it ends
+        # before the model phase); overlap, what arrived in time in the previous period.
+        if sequential:
+            trained_bytes = {name: a.upload_bytes
+                             for name, a in zip(self.emu.devices, plan_.devices)}
+        else:
+            trained_bytes = {name: c['bytes'] for name, c in self._edge_counts(k - 1).items()}
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
-                         'trained_on': arrived[name]['bytes'] * 8 /
-                         s.problem.sample_bits if not sequential else
-                         a.upload_bytes * 8 / s.problem.sample_bits}
+                         'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits}
                   for name, a in zip(self.emu.devices, plan_.devices) if a.model_bytes > 0}
         self._order(k, period_epoch + u1, orders, delay=m0 if sequential else 0.0)
         plans = {name: {'upload_bytes': a.upload_bytes, 'model_bytes': a.model_bytes,
@@ -313,11 +317,10 @@ class PolicyRun:
         if period >= 1:
             try:
                 r = requests.get('%s/v1/data/%d' % (self.edge_url, period), timeout=3)
-                counts = r.json() if r.status_code == 200 else {}
+                r.raise_for_status()
+                counts = r.json()
             except (requests.RequestException, ValueError):
                 pass
-        if not isinstance(counts, dict):
-            counts = {}
         return {name: dict(zero, **counts.get(name, {})) for name in self.emu.devices}
 
     def _class_goodput(self, name, before, after):
@@ -349,7 +352,7 @@ class PolicyRun:
         if previous_finisher is not None:
             previous_finisher.join()
         s = self.scenario
-        _wait_for(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
+        wait(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
         reports = self.state.reports_of(k)
         start = (k - 1) * s.period_s
         mean_cap = s.capacity.mean_between(start, start + s.period_s)
@@ -497,13 +500,3 @@ def _healthy(url):
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
-
-
-def _wait_for(check, timeout_s):
-    """Poll check() until true or timeout_s; return whether it became true."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return bool(check())
