@@ -12,14 +12,14 @@ rates.  Needs root.
 import argparse
 import time
 
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE, MTU_FRAME
+from edgecollab.wire import GOODPUT_PER_WIRE, MTU_FRAME
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, offload_off
 from benchmarks.report import emit
-from tests.helpers import sleep_until
+from edgecollab.ready import sleep_until
 
 
 def window(smaller_share_mbit, segments):

@@ -23,7 +23,7 @@ from edgecollab.iperf import Flow, mean_between, retransmits_between
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, device_link, offload_off, wire_bytes
 from benchmarks.report import emit
-from tests.helpers import sleep_until
+from edgecollab.ready import sleep_until
 
 CAPACITY, BEFORE, AFTER = 20.0, 0.75, 0.25
 DURATION_S, CHANGE_AT_S = 12, 5.0

@@ -12,13 +12,13 @@ import argparse
 import statistics
 import time
 
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar
 from benchmarks.report import emit
-from tests.helpers import sleep_until
+from edgecollab.ready import sleep_until
 
 PER_CLASS_MBIT = 1.0
 DURATION_S, SKIP_S = 12, 4

@@ -69,15 +69,15 @@ class FleetAllocation:
         """The mean mAP over the devices."""
         return float(np.mean([d.accuracy for d in self.devices]))
 
-    def as_dict(self):
-        """JSON form: totals and one entry per device (d1..dN)."""
+    def as_dict(self, names):
+        """JSON form: totals and one entry per device, under its name in names."""
         return {'upload_share': round(sum(d.upload_share for d in self.devices), 6),
                 'download_share': round(sum(d.download_share for d in self.devices), 6),
                 'upload_bytes': round(sum(d.upload_bytes for d in self.devices)),
                 'model_bytes': round(sum(d.model_bytes for d in self.devices)),
                 'accuracy': round(self.mean_accuracy, 6), 'feasible': self.feasible,
                 'reason': self.reason,
-                'devices': {'d%d' % (i + 1): d.as_dict() for i, d in enumerate(self.devices)}}
+                'devices': {name: d.as_dict() for name, d in zip(names, self.devices)}}
 
 
 class Fleet:

@@ -1,100 +1,94 @@
-"""The fluid backend: a scenario's periods evaluated analytically, without root or Mininet.
+"""The fluid backend: a scenario's periods with ideal transfers, without root or Mininet.
 
-Ideal fluid transfers at the allocated shares over the capacity trace: in a period
-starting at t0 the controller plans with the capacity it sees at t0 (``oracle``: the
-period's mean), then each class carries share x C(t).  With ``overlap`` timing upload and
-model run for the whole window; with ``sequential`` the upload phase (its length the
-planned upload's share of the window) comes first, then the edge's update, then the
-model phase.  Data counts up to what was planned and arrived by the deadline; a model
-counts only if all of it arrived, else the device keeps its previous model (and its
-accuracy).  Work-conserving borrowing is not modelled (strict shares).  The records have
-the fields of the emulated run's, so the same tables and plots read both, and the gap
-between ideal and real TCP is the difference of two result folders.
+A ``Transport`` for the control loop (``loop.py``) on a virtual clock: each class carries
+its fraction of the capacity trace, C(t) x f(t), with the fractions the loop applied over
+the period (a sequential period's model phase included).  Data counts up to what was
+planned and arrived by its phase's end; a model counts only if all of it arrived, else the
+device keeps its previous model.  Work-conserving borrowing is not modelled (strict
+shares).  Every class with bytes to carry gets exactly its share, so the efficiency it
+measures is 1.  The records have the emulated run's fields, so the same tables and plots
+read both, and the gap between ideal and real TCP is the difference of two results.
 """
 
-from dataclasses import dataclass
-
-from edgecollab.controller import planner
-
-RECORD_FIELDS = ('policy', 'period', 'device', 'capacity_mbit', 'upload_share',
-                 'download_share', 'planned_upload_bytes', 'upload_bytes',
-                 'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
-                 'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
-                 'solver_ms', 'status', 'reported_upload_bytes', 'class_up_bytes',
-                 'class_down_bytes', 'late_upload_bytes', 'carried_upload_bytes')
+from edgecollab.controller.loop import ControlLoop, Outcome, Transport
+from edgecollab.controller.service import ControllerState
 
 
-@dataclass
-class DeviceState:
-    """What a device carries from period to period: the accuracy of its model."""
-    accuracy: float
+class FluidTransport(Transport):
+    """Ideal transfers over the scenario's capacity traces, on a virtual clock."""
 
+    def __init__(self, scenario, devices):
+        self.scenario = scenario
+        self.devices = list(devices)
+        self.now_s = 0.0
+        self.applied = {}
+        self.changes = []       # [(offset_s, fractions)] of the period under way
+        self.pending = []       # [(offset_s, action)] to run within it
 
-def score(problem, samples, model_bytes, model_ok, previous):
-    """A device's period accuracy: A(S) q(D) if its new model arrived, else its old one."""
-    if not model_ok or model_bytes <= 0:
-        return previous
-    return float(problem.size_map(model_bytes) * problem.accuracy.q(samples))
+    def wait_until(self, offset_s):
+        self.now_s = max(self.now_s, offset_s)
 
+    def wall_time(self, offset_s):
+        return offset_s
 
-def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
-           model_ok, accuracy, **measured):
-    """One device's period record: the plan's fields from its Allocation a, the outcome
-    from the arguments, and what the backend measured (efficiencies, status and, in the
-    emulated run, the counters) from measured."""
-    row = {'policy': policy, 'period': period, 'device': device,
-           'capacity_mbit': capacity_mbit, 'upload_share': a.upload_share,
-           'download_share': a.download_share, 'planned_upload_bytes': a.upload_bytes,
-           'upload_bytes': upload_bytes, 'planned_model_bytes': a.model_bytes,
-           'model_bytes': model_bytes, 'model': a.model, 'model_ok': model_ok,
-           'deadline_miss': bool(a.model_bytes > 0 and not model_ok),
-           'predicted_accuracy': a.accuracy, 'accuracy': accuracy, 'solver_ms': solver_ms}
-    row.update(measured)
-    return row
+    def set_shares(self, fractions):
+        self.applied = fractions
+        self.changes.append((self.now_s, fractions))
 
+    def fractions(self):
+        return self.applied
 
-def phases(problem, plan_):
-    """((upload start, end), (model start, end)) in seconds from the period start."""
-    window = problem.window_s
-    if problem.timing == 'overlap':
-        return (0.0, window), (0.0, window)
-    upload = sum(a.upload_share for a in plan_.devices)
-    model = sum(a.download_share for a in plan_.devices)
-    total = upload + model
-    up_end = window * upload / total if total > 0 else 0.0
-    return (0.0, up_end), (up_end + problem.update_s, problem.period_s)
+    def at(self, offset_s, action):
+        self.pending.append((offset_s, action))
 
+    def start(self, period):
+        pass
 
-def run_policy(scenario, name):
-    """The fluid records of policy name over the scenario's periods."""
-    problem = scenario.problem
-    states = [DeviceState(problem.kept_map()) for _ in range(scenario.devices)]
-    records = []
-    for k in range(scenario.periods):
-        t0 = k * scenario.period_s
-        now = float(scenario.capacity.rate_at(t0))
-        future = scenario.capacity.mean_between(t0, t0 + scenario.period_s)
-        plan_ = planner.plan(problem, name, scenario.generated, now, future_mbit=future,
-                             ratio=scenario.ratio, floor=scenario.floor)
-        (u0, u1), (m0, m1) = phases(problem, plan_)
-        upload_bits = scenario.capacity.bits_between(t0 + u0, t0 + u1)
-        down_trace = scenario.capacity_down or scenario.capacity
-        model_bits = down_trace.bits_between(t0 + m0, t0 + m1)
-        scale_up = scale_down = 1.0
-        if problem.timing == 'sequential':
-            total_up = sum(a.upload_share for a in plan_.devices)
-            total_down = sum(a.download_share for a in plan_.devices)
-            scale_up = 1 / total_up if total_up > 0 else 0.0
-            scale_down = 1 / total_down if total_down > 0 else 0.0
-        for i, a in enumerate(plan_.devices):
-            sent = min(a.upload_bytes, a.upload_share * scale_up * upload_bits / 8)
-            room = a.download_share * scale_down * model_bits / 8
+    def finish(self, period, done):
+        end = period.start_s + self.scenario.period_s
+        for offset, action in sorted(self.pending, key=lambda p: p[0]):
+            self.now_s = offset
+            action()
+        self.pending = []
+        (u0, u1), (m0, m1) = period.phases
+        start = period.start_s
+        up_trace = self.scenario.capacity
+        down_trace = self.scenario.capacity_down or self.scenario.capacity
+        outcomes = {}
+        for name, a in zip(self.devices, period.plan.devices):
+            up_bits = self._carried(name, 'up', up_trace, start + u0, start + u1)
+            room = self._carried(name, 'down', down_trace, start + m0, start + m1) / 8
+            sent = min(a.upload_bytes, up_bits / 8)
             model_ok = a.model_bytes > 0 and room >= a.model_bytes * (1 - 1e-9)
-            samples = sent * 8 / problem.sample_bits
-            accuracy = score(problem, samples, a.model_bytes, model_ok, states[i].accuracy)
-            states[i].accuracy = accuracy
-            records.append(record(
-                name, k + 1, 'd%d' % (i + 1), future, a, plan_.solver_ms, sent,
-                a.model_bytes if model_ok else min(room, a.model_bytes), model_ok, accuracy,
-                efficiency_up=1.0, efficiency_down=1.0, status='ok'))
+            outcomes[name] = Outcome(sent, a.model_bytes if model_ok else
+                                     min(room, a.model_bytes), model_ok,
+                                     {'efficiency_up': 1.0, 'efficiency_down': 1.0,
+                                      'status': 'ok'})
+        self.changes = [(end, self.applied)]
+        self.now_s = end
+        done(outcomes)
+        return {d: 1.0 for d, busy in (
+            ('up', any(a.upload_bytes > 0 for a in period.plan.devices)),
+            ('down', any(a.model_bytes > 0 for a in period.plan.devices))) if busy}
+
+    def _carried(self, name, direction, trace, begin_s, end_s):
+        """Bits the class (name, direction) carries in [begin_s, end_s] under the
+        fractions applied over the period."""
+        bits = 0.0
+        bounds = [t for t, _ in self.changes[1:]] + [float('inf')]
+        for (t, fractions), next_t in zip(self.changes, bounds):
+            a, b = max(t, begin_s), min(next_t, end_s)
+            if b > a:
+                bits += fractions.get(name, {}).get(direction, 0.0) * \
+                    trace.bits_between(a, b)
+        return bits
+
+
+def run_policy(scenario, name, state=None):
+    """The fluid records of policy name over the scenario's periods (state: a
+    ControllerState to plan through, for a caller that switches policies)."""
+    devices = scenario.device_names
+    state = state or ControllerState(devices, name, scenario.problem.timing)
+    records = []
+    ControlLoop(scenario, state, FluidTransport(scenario, devices), records.extend).run()
     return records

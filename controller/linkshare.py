@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from edgecollab.errors import ConfigError, UnsupportedError
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
+from edgecollab.wire import MTU_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,6 @@ DIRECTIONS = (UP, DOWN)
 MEDIA = ('shared', 'duplex')
 MODES = ('strict', 'work-conserving')
 
-MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
-TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
-GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of its rate
 MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
 MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
 MIN_CAPACITY_MBIT = 0.1

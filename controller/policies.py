@@ -1,10 +1,15 @@
-"""Allocation policies behind one small interface, and their registry.
+"""Allocation policies as objects, and their registry.
 
-A policy is a callable ``allocate(state) -> Allocation`` where ``state`` is a
-``PolicyState``: the period's Problem as the controller knows it at the period start,
-plus what some policies may use (the future mean capacity of the period for ``oracle``,
-the measured efficiency per direction for ``adaptive``).  Register your own with
-``@register('name')`` in a Python file a scenario names; ``POLICIES`` lists them all.
+A policy is a ``Policy`` object that carries its behaviour: how it plans a period for
+every device (``plan``), the capacity it plans with, the link mode it needs
+(``link_mode``) and whether the controller corrects its split within a period
+(``corrects``).  Two kinds: a ``FleetPolicy`` plans all devices together (the fleet
+optimum, ``fleet.py``); a ``DevicePolicy`` splits the capacity equally among the devices
+and applies its ``allocate`` to each part.  What a policy sees is a ``PolicyState``.
+
+Register your own with ``@register('name')`` in a Python file a scenario names: on a
+function ``allocate(state) -> Allocation`` (a per-device policy) or on a subclass of
+``DevicePolicy`` or ``FleetPolicy``.  ``POLICIES`` maps every name to its object.
 
 The paper's own baselines are not known (its body is not available); the baselines here
 are the ones its notes list: equal split, fixed ratio, upload-first (all to upload but
@@ -16,43 +21,125 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.controller.fleet import FleetAllocation, solve_fleet
 from edgecollab.controller.solver import evaluate, nothing_fits, solve
 from edgecollab.errors import ConfigError
+from edgecollab.wire import GOODPUT_PER_WIRE
 
 POLICIES = {}
-
-
-def register(name):
-    """Decorator adding a policy under name."""
-    def add(func):
-        if name in POLICIES:
-            raise ConfigError('policy %r is registered twice' % name)
-        POLICIES[name] = func
-        return func
-    return add
+# The policies a scenario compares when it names none.
+DEFAULT_POLICIES = ('optimal', 'equal', 'upload-first', 'model-first', 'proportional',
+                    'tcp-fair')
 
 
 @dataclass
 class PolicyState:
     """What a policy sees at a period start.
 
-    problem: the Problem at the capacity measured now; future_capacity_mbit: the mean
-    capacity the period will really have (only ``oracle`` may look); efficiency:
-    {'up': achieved/allocated, 'down': ...} measured on the link (``adaptive``);
-    ratio: the upload fraction of ``fixed``.
+    problem: the Problem at the capacity measured now (the whole fleet's in ``plan``, one
+    device's part in ``allocate``); future_capacity_mbit: the mean capacity the period
+    will really have (only ``oracle`` may look); efficiency: {'up': achieved/allocated,
+    'down': ...} measured on the link (``adaptive``); ratio: the upload fraction of
+    ``fixed``; floor: the fleet's fairness floor (mAP) or None.
     """
     problem: object
     future_capacity_mbit: float = None
     efficiency: dict = None
     ratio: float = 0.5
+    floor: float = None
+
+
+class Policy:
+    """How one policy plans; subclasses say what differs."""
+    corrects = False      # the controller re-splits the rest of a period that would miss
+    link_mode = None      # the link mode the policy needs (None: the scenario's)
+
+    def __init__(self, name):
+        self.name = name
+
+    def plan(self, state, generated):
+        """The FleetAllocation of devices with the given data volumes (samples)."""
+        raise NotImplementedError
+
+    def allocate(self, state):
+        """One device's Allocation for state.problem."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return '<%s %s>' % (type(self).__name__, self.name)
+
+
+class FleetPolicy(Policy):
+    """Plans every device together: the fleet optimum at the capacity it plans with."""
+
+    def planning_capacity(self, state):
+        """The capacity (Mbit/s) the policy plans with: the one measured now."""
+        return state.problem.capacity_mbit
+
+    def _planned_problem(self, state):
+        return dataclasses.replace(state.problem,
+                                   capacity_mbit=self.planning_capacity(state))
+
+    def plan(self, state, generated):
+        # The shares of a solve at the planning capacity are applied as fractions of the
+        # link's capacity: the link then delivers what the solve planned (oracle: the
+        # period's mean capacity; adaptive: the efficiency TCP really gets).
+        return solve_fleet(self._planned_problem(state), generated, state.floor)
+
+    def allocate(self, state):
+        return solve(self._planned_problem(state))
+
+
+class DevicePolicy(Policy):
+    """Splits the capacity equally among the devices and allocates each part alone."""
+
+    def plan(self, state, generated):
+        n = len(generated)
+        part = dataclasses.replace(state.problem,
+                                   capacity_mbit=state.problem.capacity_mbit / n)
+        devices = []
+        for g in generated:
+            a = self.allocate(dataclasses.replace(
+                state, problem=dataclasses.replace(part, generated=float(g))))
+            a.upload_share /= n
+            a.download_share /= n
+            devices.append(a)
+        return FleetAllocation(devices)
+
+
+class FunctionPolicy(DevicePolicy):
+    """A per-device policy written as a function ``allocate(state) -> Allocation``."""
+
+    def __init__(self, name, func):
+        super().__init__(name)
+        self.func = func
+
+    def allocate(self, state):
+        return self.func(state)
+
+
+def register(name):
+    """Decorator adding a policy under name: a function allocate(state) (a per-device
+    policy) or a subclass of DevicePolicy or FleetPolicy."""
+    def add(obj):
+        if name in POLICIES:
+            raise ConfigError('policy %r is registered twice' % name)
+        if isinstance(obj, type) and issubclass(obj, Policy):
+            POLICIES[name] = obj(name)
+        elif callable(obj):
+            POLICIES[name] = FunctionPolicy(name, obj)
+        else:
+            raise ConfigError('policy %r: register a function or a Policy subclass, '
+                              'not %r' % (name, obj))
+        return obj
+    return add
 
 
 def get(name):
-    """The policy called name, or ConfigError listing the known ones."""
+    """The Policy called name, or ConfigError listing the known ones."""
     try:
         return POLICIES[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConfigError('unknown policy %r (known: %s)'
                           % (name, ', '.join(sorted(POLICIES)))) from None
 
@@ -90,9 +177,8 @@ def _split(problem, upload_fraction):
 
 
 @register('optimal')
-def optimal(state):
+class Optimal(FleetPolicy):
     """The paper's optimum for the capacity known at the period start."""
-    return solve(state.problem)
 
 
 @register('equal')
@@ -145,10 +231,18 @@ def proportional(state):
 
 
 @register('tcp-fair')
-def tcp_fair(state):
+class TcpFair(DevicePolicy):
     """No controller split: the two directions share as TCP flows would (max-min fair:
-    half each, and what one direction does not need goes to the other)."""
-    problem = state.problem
+    half each, and what one direction does not need goes to the other); the link
+    borrows freely between them."""
+    link_mode = 'work-conserving'
+
+    def allocate(self, state):
+        """The max-min fair split of state.problem."""
+        return _tcp_fair(state.problem)
+
+
+def _tcp_fair(problem):
     data_need = _fraction(problem, problem.generated * problem.sample_bits)
     model_need = _fraction(problem, 8 * problem.largest_bytes())
     if data_need < 0.5:
@@ -161,22 +255,24 @@ def tcp_fair(state):
 
 
 @register('oracle')
-def oracle(state):
+class Oracle(FleetPolicy):
     """The optimum for the capacity the period will really have (knows the future)."""
-    if state.future_capacity_mbit is None:
-        return solve(state.problem)
-    return solve(dataclasses.replace(state.problem,
-                                     capacity_mbit=state.future_capacity_mbit))
+
+    def planning_capacity(self, state):
+        if state.future_capacity_mbit is None:
+            return state.problem.capacity_mbit
+        return state.future_capacity_mbit
 
 
 @register('adaptive')
-def adaptive(state):
-    """Closed loop: re-solve with the effective capacity TCP really achieves, the
-    measured efficiency (achieved / allocated) of each direction weighting the budget."""
-    # Shares of the solve at the effective capacity, applied as fractions of the real
-    # one, deliver what the solve planned.
-    return solve(dataclasses.replace(state.problem, capacity_mbit=state.problem.capacity_mbit *
-                                     planning_efficiency(state.efficiency)))
+class Adaptive(FleetPolicy):
+    """Closed loop: plan with the effective capacity TCP really achieves (the measured
+    efficiency, achieved / allocated, weighting the budget) and re-split within a period
+    when a transfer would miss its deadline."""
+    corrects = True
+
+    def planning_capacity(self, state):
+        return state.problem.capacity_mbit * planning_efficiency(state.efficiency)
 
 
 def planning_efficiency(efficiency):

@@ -1,9 +1,9 @@
 """The controller service: the run's state and its REST API (Flask, management network).
 
-The runner drives the periods (``begin_period``, ``end_period``); agents and people use
-the API.  Every mutating call needs ``Authorization: Bearer <token>`` (the per-run
+The control loop (``loop.py``) publishes each period's plans (``begin_period``) and takes
+the policy for the next period (``take_policy``); agents and people use the API.  Every mutating call needs ``Authorization: Bearer <token>`` (the per-run
 token in the run folder's ``token`` file, mode 0600).  Errors are JSON
-``{"error": ..., "status": ...}``.  The README's API table documents each call.
+``{"error": ..., "status": ...}``.  docs/api.md documents each call.
 
     GET  /v1/health
     GET  /v1/plan/<device>    this period's upload volume, model, windows, deadlines;
@@ -20,7 +20,7 @@ import time
 from flask import Flask, abort, jsonify, request
 
 from edgecollab.controller import policies
-from edgecollab.nodes.api import bad_request, check_token, json_body, json_errors
+from edgecollab.http import bad_request, check_token, json_body, json_errors
 
 REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'upload_started', 'upload_finished')
 # A device asking for the plan after period K is answered when the next period begins
@@ -34,8 +34,8 @@ class ControllerState:
 
     def __init__(self, devices, policy, timing):
         self.devices = list(devices)
-        self.policy = policy
-        self.next_policy = policy
+        self.policy = policy              # the policy that planned the current period
+        self.next_policy = policy         # the one that plans the next period
         self.timing = timing
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)   # a period began or the run ended
@@ -50,13 +50,34 @@ class ControllerState:
         self.events = []
         self.seen = set()          # devices whose agent has asked for a plan
 
-    def begin_period(self, period, plans, shares, capacity_mbit):
-        """Publish period's plans (device -> dict) and shares."""
+    def take_policy(self):
+        """The policy that plans the period about to begin (the latest one asked for)."""
+        with self.lock:
+            return self.next_policy
+
+    def set_next_policy(self, name):
+        """Plan from the next period on with policy name."""
+        with self.lock:
+            self.next_policy = name
+
+    def policies(self):
+        """(the current period's policy, the next period's)."""
+        with self.lock:
+            return self.policy, self.next_policy
+
+    def current_period(self):
+        """The number of the period under way (0 before the first)."""
+        with self.lock:
+            return self.period
+
+    def begin_period(self, period, plans, shares, capacity_mbit, policy):
+        """Publish period's plans (device -> dict), shares and the policy that planned
+        them."""
         with self.lock:
             self.period, self.state = period, 'running'
             self.plans, self.shares = plans, shares
             self.capacity_mbit = capacity_mbit
-            self.policy = self.next_policy
+            self.policy = policy
             self.changed.notify_all()
 
     def plan_for(self, device, after=None):
@@ -91,11 +112,15 @@ class ControllerState:
         with self.lock:
             return {d: r for (d, p), r in self.reports.items() if p == period}
 
-    def measured(self, capacity_mbit, goodput, efficiency):
-        """Record the latest capacity, per-class goodput and efficiency."""
+    def measured(self, capacity_mbit, goodput):
+        """Record the latest capacity and per-class goodput."""
         with self.lock:
-            self.capacity_mbit, self.goodput, self.efficiency = (capacity_mbit, goodput,
-                                                                  efficiency)
+            self.capacity_mbit, self.goodput = capacity_mbit, goodput
+
+    def set_efficiency(self, efficiency):
+        """Record the efficiency measured per direction (achieved / allocated)."""
+        with self.lock:
+            self.efficiency = dict(efficiency)
 
     def note(self, text):
         """Keep an event for /v1/status (drift, failures)."""
@@ -134,7 +159,7 @@ def create_app(state, token):
     def plan(device):
         known(device)
         after = request.args.get('after')
-        if after is not None and not after.isdigit():
+        if after is not None and not (after.isascii() and after.isdigit() and len(after) < 10):
             bad_request('after must be a period number, got %r' % after[:40])
         return jsonify(state.plan_for(device, None if after is None else int(after)))
 
@@ -153,9 +178,10 @@ def create_app(state, token):
                 bad_request('report field %r must be a number' % key)
         if 'model_ok' in body and not isinstance(body['model_ok'], bool):
             bad_request('report field \'model_ok\' must be true or false')
-        if period < 1 or period > state.period:
+        current = state.current_period()
+        if period < 1 or period > current:
             bad_request('period %d is not a period of this run (current: %d)'
-                        % (period, state.period))
+                        % (period, current))
         state.report(device, period, body)
         return jsonify(ok=True)
 
@@ -165,18 +191,18 @@ def create_app(state, token):
 
     @app.get('/v1/policy')
     def get_policy():
-        return jsonify(policy=state.policy, next=state.next_policy,
-                       known=sorted(policies.POLICIES))
+        current, upcoming = state.policies()
+        return jsonify(policy=current, next=upcoming, known=sorted(policies.POLICIES))
 
     @app.put('/v1/policy')
     def put_policy():
         check_token(token)
         name = json_body().get('policy')
-        if name not in policies.POLICIES:
+        if not isinstance(name, str) or name not in policies.POLICIES:
             bad_request('unknown policy %r (known: %s)'
                         % (name, ', '.join(sorted(policies.POLICIES))))
-        with state.lock:
-            state.next_policy = name
-        return jsonify(policy=state.policy, next=name)
+        state.set_next_policy(name)
+        current, upcoming = state.policies()
+        return jsonify(policy=current, next=upcoming)
 
     return app

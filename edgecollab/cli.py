@@ -56,8 +56,7 @@ _REGISTRARS = []
 
 
 def _load_registrars():
-    from edgecollab.controller import cli_solve
-    from edgecollab.scenarios import cli_run
+    from edgecollab import cli_run, cli_solve
     for module in (cli_solve, cli_run):
         if module.register not in _REGISTRARS:
             _REGISTRARS.append(module.register)

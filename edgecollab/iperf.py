@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from edgecollab.errors import CommandError, EdgecollabError
-from edgecollab.nodes.ready import wait_for_port
+from edgecollab.ready import wait_for_port
 
 
 class Flow:

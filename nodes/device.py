@@ -55,6 +55,44 @@ class SampleBuffer:
             return taken
 
 
+class UploadStream:
+    """One period's upload: whole samples from the agent's buffer streamed to url in
+    blocks until samples_left is zero or the deadline; a broken stream is resumed with
+    what is left.  Runs in its own thread (``run``)."""
+
+    def __init__(self, agent, url, samples, deadline):
+        self.agent, self.url, self.deadline = agent, url, deadline
+        self.samples_left = samples
+        self.error = ''
+        self.retries = 0
+
+    def _blocks(self):
+        sample = self.agent.buffer.sample_bytes
+        while self.samples_left > 0 and time.time() < self.deadline:
+            taken = self.agent.buffer.take(min(self.samples_left,
+                                               max(1, BLOCK_BYTES // sample)))
+            if not taken:
+                time.sleep(POLL_S)
+                continue
+            self.samples_left -= taken
+            yield _repeat(self.agent.pool, taken * sample)
+
+    def run(self):
+        """Stream (and resume) until the samples are sent or the deadline passes."""
+        while self.samples_left > 0 and time.time() < self.deadline:
+            try:
+                r = requests.post(self.url, data=self._blocks(), headers=self.agent.auth,
+                                  timeout=(3.0, max(1.0, self.deadline - time.time()) + 10.0))
+                if r.status_code != 200:
+                    self.error = 'edge answered %d' % r.status_code
+                    return
+            except (requests.RequestException, ValueError) as exc:
+                if time.time() < self.deadline - 0.2:
+                    self.error = 'upload interrupted: %s' % type(exc).__name__
+                    self.retries += 1
+                    time.sleep(POLL_S)
+
+
 class DeviceAgent:
     """One device: its plan loop, uploads, downloads and reports."""
 
@@ -131,39 +169,14 @@ class DeviceAgent:
         _wait_until(start)
         began = time.time()
         sample = self.buffer.sample_bytes
-        left = [int(plan['upload_bytes'] // sample)]
-        url = '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period'])
-
-        def body():
-            # Whole samples from the buffer, in blocks, until the plan or the deadline.
-            while left[0] > 0 and time.time() < deadline:
-                taken = self.buffer.take(min(left[0], max(1, BLOCK_BYTES // sample)))
-                if not taken:
-                    time.sleep(POLL_S)
-                    continue
-                left[0] -= taken
-                yield _repeat(self.pool, taken * sample)
-        outcome = {'error': '', 'retries': 0}
-
-        def stream():
-            while left[0] > 0 and time.time() < deadline:
-                try:
-                    r = requests.post(url, data=body(), headers=self.auth,
-                                      timeout=(3.0, max(1.0, deadline - time.time()) + 10.0))
-                    if r.status_code != 200:
-                        outcome['error'] = 'edge answered %d' % r.status_code
-                        return
-                except (requests.RequestException, ValueError) as exc:
-                    if time.time() < deadline - 0.2:
-                        outcome['error'] = 'upload interrupted: %s' % type(exc).__name__
-                        outcome['retries'] += 1
-                        time.sleep(POLL_S)
+        stream = UploadStream(self, '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period']),
+                              int(plan['upload_bytes'] // sample), deadline)
         # The stream may still drain late bytes after the deadline: report without
         # waiting for it (the edge counts what arrived in time).
-        sender = threading.Thread(target=stream, daemon=True)
+        sender = threading.Thread(target=stream.run, daemon=True)
         sender.start()
         sender.join(timeout=max(0.0, deadline - time.time()) + REPORT_WAIT_S)
-        error, retries = outcome['error'], outcome['retries']
+        error, retries = stream.error, stream.retries
         sent = self._edge_count(plan['period']) if plan['upload_bytes'] >= sample else 0
         if error and sent >= plan['upload_bytes'] * 0.99:
             error = ''

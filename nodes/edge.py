@@ -31,7 +31,7 @@ import time
 from flask import Flask, abort, jsonify, request, send_file
 
 from edgecollab.nodes import checkpoint
-from edgecollab.nodes.api import bad_request, check_token, json_body, json_errors
+from edgecollab.http import bad_request, check_token, json_body, json_errors
 
 log = logging.getLogger('edgecollab.edge')
 CHUNK = 64 * 1024
@@ -45,10 +45,9 @@ CHECKPOINT_WAIT_S = 2.0
 class EdgeStore:
     """Per device and period: bytes received (in time and late), checkpoints made."""
 
-    def __init__(self, root, devices, compute_per_sample_s=0.0, sample_bytes=100e3):
+    def __init__(self, root, devices, compute_per_sample_s=0.0):
         self.root, self.devices = root, set(devices)
         self.compute_per_sample_s = compute_per_sample_s
-        self.sample_bytes = sample_bytes
         self.lock = threading.Lock()
         self.made = threading.Condition(self.lock)     # a checkpoint became ready
         self.received = {}       # (dev, period) -> [in time, late, late within next period]

@@ -3,13 +3,15 @@
 Files (described again in the folder's README.txt):
     metadata.json   resolved scenario, arguments, git commit, kernel/tool versions,
                     trace checksums (written before the run)
-    periods.csv     one row per policy, period and device (appended as periods finish)
+    periods.csv     one row per policy, period and device (appended as periods finish);
+                    planned_by names the policy that planned the period
     timeseries.csv  every replay step: capacity, per-class shares and achieved goodput
     replay.csv      every trace step: planned and applied time
     summary.json    per policy: mean and per-period accuracy per device, bytes, misses,
                     efficiency, solver time, status
     accuracy.png, timeseries-<policy>.png   plots of the above
     commands.sh     every tc/ip command the run ran; run.log the debug log
+    token           the latest policy run's API token (mode 0600), to script the API
 Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
 """
 
@@ -18,7 +20,7 @@ import json
 import os
 import statistics
 
-from edgecollab.controller.fluid import RECORD_FIELDS
+from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import ConfigError
 
 TIMESERIES_FIELDS = ('policy', 'time_s', 'capacity_mbit', 'device', 'direction',

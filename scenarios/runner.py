@@ -1,16 +1,12 @@
-"""The runner: the order of events of a scenario, for each policy, on Mininet or fluid.
+"""The Mininet backend: one policy's run of a scenario on a live emulation.
 
 For each policy, on a fresh emulation (cleaned up between): start the controller
 service (root namespace, management address only), the edge agent and one agent per
-device; replay the capacity trace from the same start; then, period by period on a
-monotonic clock:
-
-1. plan with the policy at the capacity seen now (``planner.plan``), apply the shares
-   through the link-share layer, order the checkpoints at the edge and publish the plans;
-2. sample the class counters every replay step (achieved goodput per class);
-3. at the period end read what arrived in time (edge counts), collect the devices'
-   reports (what they sent, whether the checkpoint arrived and verified), score the
-   period and append its rows to periods.csv at once.
+device; replay the capacity trace from the same start; then run the controller's period
+loop (``controller/loop.py``) with this run as its ``Transport``: the live link (shares
+through the link-share layer, class counters sampled every replay step), the agents
+(checkpoint orders at the edge, the devices' reports, the edge's counts of what arrived
+in time) and the real clock (a monotonic clock from the run's start).
 
 Timing (``timing`` in the scenario): ``overlap`` runs upload and model download side by
 side for the whole period on split shares; the checkpoint sent in period k is distilled
@@ -30,16 +26,18 @@ import time
 import requests
 
 from edgecollab import cleanup
-from edgecollab.controller import correction, fluid, planner
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.controller import policies
+from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.controller.loop import RECORD_FIELDS, ControlLoop, Outcome, Transport
 from edgecollab.controller.service import ControllerState, create_app
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
-from edgecollab.nodes.ready import poll, wait
+from edgecollab.ready import poll, wait
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.results import TIMESERIES_FIELDS, CsvLog
 from edgecollab.topologies import addressing
 from edgecollab.topologies.star import EdgeStar
+from edgecollab.wire import GOODPUT_PER_WIRE
 
 log = logging.getLogger(__name__)
 CONTROLLER_PORT = 8000
@@ -49,11 +47,11 @@ START_DELAY_S = 1.0
 AGENT_START_S = 20.0             # wait for the device agents: this long
 AGENT_START_PER_DEVICE_S = 0.25  # plus this long a device
 CHECK_S = 1.0                 # how often the closed loop checks the period's progress
-CORRECTING = ('adaptive',)    # policies the controller corrects within a period
+TOKEN_FILE = 'token'          # the run's API token in the results folder (mode 0600)
 
 
-class PolicyRun:
-    """One policy's emulated run of a scenario."""
+class PolicyRun(Transport):
+    """One policy's emulated run of a scenario: the live Transport of the period loop."""
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
                  interactive=False, edge_args=()):
@@ -64,36 +62,46 @@ class PolicyRun:
         self.token = secrets.token_hex(16)
         self.work = os.path.join(folder, 'work', policy)
         os.makedirs(self.work, exist_ok=True)
-        self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), fluid.RECORD_FIELDS)
+        self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), RECORD_FIELDS)
         self.series_log = CsvLog(os.path.join(folder, 'timeseries.csv'), TIMESERIES_FIELDS)
         self.replay_log = CsvLog(os.path.join(folder, 'replay.csv'),
                                  ('policy', 'step', 'planned_s', 'applied_s', 'late_ms',
                                   'capacity_mbit', 'clipped'))
         self.emu = None
         self.server = None
+        self.state = None
+        self.loop = None
         self.replayer = None
+        self.edge_url = None
+        self.edge_log = None
+        self.edge_proc = None
+        self.t0 = None               # the monotonic time of the run's start (period 1)
+        self.epoch0 = None           # the same moment as an epoch time
         self.sampler_stop = threading.Event()
         self.stopping = threading.Event()   # set to end the periods early (the CLI)
-        self.timers = []         # pending share switches and checkpoint orders
+        self.timers = []             # pending share switches and checkpoint orders
         self.log_files = []
-        self.plans = {}
-        self.efficiency = {}     # direction -> the latest informative measurement
-        self.current = None      # (period, plan, counters at its start, start offset)
-        self.busy = {}           # direction -> [sum of goodput, sum of share] while busy
+        self.finisher = None         # the thread scoring the latest period
+        self.counters_start = None   # the link's class counters at the period's start
+        self.window = None           # (Period, counters at its start) under way
+        self.busy_lock = threading.Lock()
+        self.busy = {}               # (device, direction) -> [sum of goodput, sum of share]
         self.last_check = 0.0
+
+    @property
+    def plans(self):
+        """{period: Plan} of the periods planned so far."""
+        return self.loop.plans if self.loop else {}
 
     # set-up
     def topology(self):
-        """The EdgeStar of the scenario."""
+        """The EdgeStar of the scenario, in the link mode the policy needs."""
         s = self.scenario
-        return EdgeStar(n=s.devices, capacity='%fmbit' % max(s.capacity.rate_at(0.0), 0.1),
-                        medium=s.medium, mode=self._mode(), ack=s.ack,
-                        delay='%fms' % s.delay_ms, loss=s.loss_pct,
-                        queue='%fms' % s.queue_ms, prefix=self.prefix)
-
-    def _mode(self):
-        # tcp-fair: no controller split; both directions compete, borrowing freely.
-        return 'work-conserving' if self.policy == 'tcp-fair' else self.scenario.mode
+        return EdgeStar(n=s.devices, capacity=max(float(s.capacity.rate_at(0.0)),
+                                                  MIN_CAPACITY_MBIT),
+                        medium=s.medium, mode=policies.get(self.policy).link_mode or s.mode,
+                        ack=s.ack, delay=s.delay_ms / 1000, loss=s.loss_pct,
+                        queue=s.queue_ms / 1000, prefix=self.prefix)
 
     def run(self):
         """Run every period; return 'completed' (raises on failure, cleaning up)."""
@@ -137,6 +145,7 @@ class PolicyRun:
     def _start_services(self):
         s = self.scenario
         self.state = ControllerState(self.emu.devices, self.policy, s.problem.timing)
+        self._write_token()
         from werkzeug.serving import make_server
         logging.getLogger('werkzeug').setLevel(logging.WARNING)   # no line a request
         self.server = make_server(addressing.CONTROLLER_IP, CONTROLLER_PORT,
@@ -164,6 +173,15 @@ class PolicyRun:
             raise EdgecollabError('device agents %s did not start within %.0f s (their logs: %s)'
                                   % (', '.join(self.state.unseen()[:5]), wait_s, self.work))
         log.debug('device agents up')
+
+    def _write_token(self):
+        """The run's API token in the results folder, readable by its owner only, so a
+        user can script the API while the run goes on."""
+        path = os.path.join(self.folder, TOKEN_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as dst:
+            os.fchmod(dst.fileno(), 0o600)
+            dst.write(self.token + '\n')
 
     def _log_file(self, name):
         """An agent's log file in the work folder, closed when the run stops."""
@@ -203,37 +221,16 @@ class PolicyRun:
     # the periods
     def _periods(self):
         s = self.scenario
-        link = self.emu.linkshare
         self.t0 = time.monotonic() + START_DELAY_S
         self.epoch0 = time.time() + START_DELAY_S
-        self.replayer = Replayer(s.capacity, s.step_s, s.duration_s, link.set_capacity,
-                                 self.t0)
+        self.replayer = Replayer(s.capacity, s.step_s, s.duration_s,
+                                 self.emu.linkshare.set_capacity, self.t0)
         self.replayer.start()
-        sampler = threading.Thread(target=self._sample, name='sampler', daemon=True)
-        sampler.start()
-        self.previous = [s.problem.kept_map()] * s.devices
-        efficiency, finisher = None, None
-        for k in range(1, s.periods + 1):
-            start = (k - 1) * s.period_s
-            self._sleep_until(start)
-            if self.replayer.error:
-                raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
-            counters_before = link.counters()
-            plan_ = self._begin(k, start, efficiency)
-            log.debug('period %d: planned, shares set, checkpoints ordered and plans '
-                      'published %.1f ms after its start', k,
-                      (time.monotonic() - self.t0 - start) * 1000)
-            self.current = (k, plan_, counters_before, start)
-            self._sleep_until(start + s.period_s)
-            self.current = None
-            counters_after = link.counters()
-            efficiency, per_class = self._efficiency()
-            # Reports arrive just after the deadline: score in the background while
-            # the next period starts on time.
-            finisher = threading.Thread(target=self._finish, name='score-%d' % k, args=(
-                k, plan_, counters_before, counters_after, per_class, finisher))
-            finisher.start()
-        finisher.join()
+        self.loop = ControlLoop(s, self.state, self, self.periods_log.write)
+        threading.Thread(target=self._sample, name='sampler', daemon=True).start()
+        self.loop.run()
+        if self.finisher is not None:
+            self.finisher.join()
         self.state.finish()
         self.replayer.stop()
         self.replay_log.write({'policy': self.policy, 'step': k, 'planned_s': p,
@@ -241,48 +238,69 @@ class PolicyRun:
                                'capacity_mbit': c, 'clipped': clipped}
                               for k, p, a, c, clipped in self.replayer.steps)
 
-    def _sleep_until(self, offset_s):
-        delay = self.t0 + offset_s - time.monotonic()
-        if self.stopping.wait(max(0.0, delay)):
-            raise _Stopped()
+    # the Transport of the period loop
+    @property
+    def devices(self):
+        return self.emu.devices
 
-    def _begin(self, k, start, efficiency):
+    def wait_until(self, offset_s):
+        self._sleep_until(offset_s)
+        if self.replayer.error:
+            raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
+        self.counters_start = self.emu.linkshare.counters()
+
+    def wall_time(self, offset_s):
+        return self.epoch0 + offset_s
+
+    def set_shares(self, fractions):
+        self.emu.linkshare.set_shares(fractions)
+
+    def fractions(self):
+        return self.emu.linkshare.fractions
+
+    def at(self, offset_s, action):
+        self._later(self.t0 + offset_s - time.monotonic(), action)
+
+    def start(self, period):
+        """Order the period's checkpoints at the edge; sample its classes from now."""
         s = self.scenario
-        now = max(float(s.capacity.rate_at(start)), 0.1)
-        future = s.capacity.mean_between(start, start + s.period_s)
-        plan_ = planner.plan(s.problem, self.policy, s.generated, now, future_mbit=future,
-                             efficiency=efficiency, ratio=s.ratio, floor=s.floor)
-        (u0, u1), (m0, m1) = fluid.phases(s.problem, plan_)
-        link = self.emu.linkshare
+        k, start = period.number, period.start_s
         sequential = s.problem.timing == 'sequential'
-        if sequential:
-            link.set_shares(_normalised(plan_, 'up'))
-            self._later(self.t0 + start + m0 - time.monotonic(),
-                        lambda: link.set_shares(_normalised(plan_, 'down')))
-        else:
-            link.set_shares({name: {'up': a.upload_share, 'down': a.download_share}
-                             for name, a in zip(self.emu.devices, plan_.devices)})
-        period_epoch = self.epoch0 + start
+        (_, u1), (m0, _) = period.phases
         # The data a checkpoint is trained on: sequential, this period's upload (it ends
         # before the model phase); overlap, what arrived in time in the previous period.
         if sequential:
             trained_bytes = {name: a.upload_bytes
-                             for name, a in zip(self.emu.devices, plan_.devices)}
+                             for name, a in zip(self.devices, period.plan.devices)}
         else:
             trained_bytes = {name: c['bytes'] for name, c in self._edge_counts(k - 1).items()}
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
                          'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits}
-                  for name, a in zip(self.emu.devices, plan_.devices) if a.model_bytes > 0}
-        self._order(k, period_epoch + u1, orders, delay=m0 if sequential else 0.0)
-        plans = {name: {'upload_bytes': a.upload_bytes, 'model_bytes': a.model_bytes,
-                        'model': a.model, 'upload_window': [period_epoch + u0, period_epoch + u1],
-                        'download_window': [period_epoch + m0, period_epoch + m1],
-                        'deadline': period_epoch + s.period_s}
-                 for name, a in zip(self.emu.devices, plan_.devices)}
-        self.state.begin_period(k, plans, link.fractions, now)
-        self.plans[k] = plan_
-        log.debug('period %d: %s', k, plans)
-        return plan_
+                  for name, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
+        self._order(k, self.wall_time(start + u1), orders, delay=m0 if sequential else 0.0)
+        self.window = (period, self.counters_start)
+        log.debug('%s period %d: planned, shares set, checkpoints ordered and plans '
+                  'published %.1f ms after its start', self.policy, k,
+                  (time.monotonic() - self.t0 - start) * 1000)
+
+    def finish(self, period, done):
+        """Wait out the period; score it in the background (the devices' reports arrive
+        just after the deadline) while the next period starts on time."""
+        self._sleep_until(period.start_s + self.scenario.period_s)
+        self.window = None
+        counters_after = self.emu.linkshare.counters()
+        efficiency, per_class = self._efficiency()
+        self.finisher = threading.Thread(
+            target=self._finish, name='score-%d' % period.number,
+            args=(period, self.counters_start, counters_after, per_class, self.finisher,
+                  done))
+        self.finisher.start()
+        return efficiency
+
+    def _sleep_until(self, offset_s):
+        delay = self.t0 + offset_s - time.monotonic()
+        if self.stopping.wait(max(0.0, delay)):
+            raise _Stopped()
 
     def _order(self, k, upload_deadline, orders, delay):
         def send():
@@ -292,9 +310,10 @@ class PolicyRun:
                     headers={'Authorization': 'Bearer ' + self.token}, timeout=5)
                 r.raise_for_status()
             except requests.RequestException as exc:
-                self.state.note('period %d: checkpoint order failed: %s' % (
-                    k, type(exc).__name__))
-                log.warning('period %d: the edge agent did not take the order: %s', k, exc)
+                self.state.note('%s period %d: checkpoint order failed: %s' % (
+                    self.policy, k, type(exc).__name__))
+                log.warning('%s period %d: the edge agent did not take the order: %s',
+                            self.policy, k, exc)
         self._later(delay, send)
 
     def _later(self, delay_s, action):
@@ -331,61 +350,46 @@ class PolicyRun:
 
     def _efficiency(self):
         """({direction: goodput / share}, {(device, direction): goodput / share}) of the
-        period, over the sampling steps where a class still had bytes to deliver;
-        directions without such steps keep the last estimate (a transfer that finished
-        early says only that its share sufficed)."""
-        busy, self.busy = self.busy, {}
+        period, over the sampling steps where a class still had bytes to deliver
+        (directions without such steps left out)."""
+        with self.busy_lock:
+            busy, self.busy = self.busy, {}
         per_class = {key: got / share for key, (got, share) in busy.items() if share > 0}
+        efficiency = {}
         for direction in ('up', 'down'):
             sums = [v for (_, d), v in busy.items() if d == direction]
             share = sum(v[1] for v in sums)
             if share > 0:
-                self.efficiency[direction] = sum(v[0] for v in sums) / share
-        self.state.measured(self.state.capacity_mbit, self.state.goodput, dict(self.efficiency))
-        drift = {d: e for d, e in self.efficiency.items() if abs(e - 1) > self.scenario.drift}
-        if drift:
-            self.state.note('goodput drifts from plan: %s' % ', '.join(
-                '%s %.3f' % kv for kv in sorted(drift.items())))
-        return dict(self.efficiency), per_class
+                efficiency[direction] = sum(v[0] for v in sums) / share
+        return efficiency, per_class
 
-    def _finish(self, k, plan_, before, after, per_class, previous_finisher):
+    def _finish(self, period, before, after, per_class, previous_finisher, done):
         if previous_finisher is not None:
             previous_finisher.join()
-        s = self.scenario
+        s, k = self.scenario, period.number
         wait(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
         reports = self.state.reports_of(k)
-        start = (k - 1) * s.period_s
-        mean_cap = s.capacity.mean_between(start, start + s.period_s)
         this_period, last_period = self._edge_counts(k), self._edge_counts(k - 1)
-        rows = []
-        for i, (name, a) in enumerate(zip(self.emu.devices, plan_.devices)):
+        outcomes = {}
+        for name, a in zip(self.devices, period.plan.devices):
             report = reports.get(name) or {}
             counts, previous = this_period[name], last_period[name]
-            arrived = counts['bytes']
-            model_ok = bool(report.get('model_ok'))
-            wire, got = self._class_goodput(name, before, after)
-            samples = arrived * 8 / s.problem.sample_bits
-            accuracy = fluid.score(s.problem, samples, a.model_bytes, model_ok,
-                                   self.previous[i])
-            self.previous[i] = accuracy
+            wire = self._class_goodput(name, before, after)[0]
             status = 'ok' if report else 'no report'
             problems = [report.get('upload_error')] + (
                 [report.get('model_error')] if a.model_bytes > 0 else [])
             if any(problems):
                 status = '; '.join(p for p in problems if p)
-            rows.append(fluid.record(
-                self.policy, k, name, mean_cap, a, plan_.solver_ms, arrived,
-                float(report.get('model_bytes', 0)), model_ok, accuracy,
-                efficiency_up=per_class.get((name, 'up')),
-                efficiency_down=per_class.get((name, 'down')), status=status,
-                reported_upload_bytes=report.get('upload_bytes'),
-                class_up_bytes=wire['up'], class_down_bytes=wire['down'],
-                late_upload_bytes=counts['late_bytes'],
+            outcomes[name] = Outcome(counts['bytes'], float(report.get('model_bytes', 0)),
+                                     bool(report.get('model_ok')), {
+                'efficiency_up': per_class.get((name, 'up')),
+                'efficiency_down': per_class.get((name, 'down')), 'status': status,
+                'reported_upload_bytes': report.get('upload_bytes'),
+                'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
+                'late_upload_bytes': counts['late_bytes'],
                 # The previous period's late bytes that this period's class carried.
-                carried_upload_bytes=previous['late_next_bytes']))
-            if not model_ok and a.model_bytes > 0:
-                self.state.note('period %d: %s failed: %s' % (k, name, status))
-        self.periods_log.write(rows)
+                'carried_upload_bytes': previous['late_next_bytes']})
+        done(outcomes)
         if self.progress:
             self.progress(k)
 
@@ -404,22 +408,27 @@ class PolicyRun:
                 goodput = {key: (c.bytes - c.ack_bytes - last[key].bytes + last[key].ack_bytes)
                            * 8 / dt / 1e6 * GOODPUT_PER_WIRE for key, c in counters.items()}
                 cap = link.capacity_mbit
-                self.state.measured(cap, goodput, self.state.efficiency)
+                self.state.measured(cap, goodput)
                 self.series_log.write({
                     'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
                     'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
                     'goodput_mbit': goodput[(name, d)]} for (name, d) in counters)
-                self._account(counters, goodput)
-                if self.policy in CORRECTING and now - self.last_check >= CHECK_S:
-                    self.last_check = now
-                    self._correct(counters, now)
+                window = self.window
+                if window is not None:
+                    remaining = self._remaining(window, counters)
+                    self._account(remaining, goodput)
+                    if now - self.last_check >= CHECK_S:
+                        self.last_check = now
+                        period = window[0]
+                        self.loop.correct(remaining, cap, self.t0 + period.start_s +
+                                          s.period_s - now)
             last, last_t = counters, now
 
-    def _remaining(self, counters):
-        """{(device, direction): bytes still to deliver} of the current period."""
-        k, plan_, before, start = self.current
+    def _remaining(self, window, counters):
+        """{(device, direction): bytes still to deliver} of the period under way."""
+        period, before = window
         remaining = {}
-        for name, a in zip(self.emu.devices, plan_.devices):
+        for name, a in zip(self.devices, period.plan.devices):
             got = self._class_goodput(name, before, counters)[1]
             # Within 2% counts as delivered (HTTP framing, the goodput estimate).
             for d, planned in (('up', a.upload_bytes), ('down', a.model_bytes)):
@@ -427,39 +436,17 @@ class PolicyRun:
                 remaining[(name, d)] = left if left > 0.02 * planned else 0.0
         return remaining
 
-    def _account(self, counters, goodput):
+    def _account(self, remaining, goodput):
         # Efficiency = goodput / share over the steps where a class still had bytes to
         # deliver (the share limited it), whatever re-splits happened.
-        if self.current is None:
-            return
         link = self.emu.linkshare
-        for (name, d), left in self._remaining(counters).items():
-            share = link.share_mbit(name, d)
-            if left > 0 and share > 0:
-                sums = self.busy.setdefault((name, d), [0.0, 0.0])
-                sums[0] += goodput[(name, d)]
-                sums[1] += share
-
-    def _correct(self, counters, now):
-        """Re-split the rest of the period when a transfer would miss its deadline."""
-        current = self.current
-        if current is None or self.scenario.problem.timing != 'overlap':
-            return
-        k, plan_, before, start = current
-        remaining_s = self.t0 + start + self.scenario.period_s - now
-        if remaining_s < 1.0:
-            return
-        remaining = self._remaining(counters)
-        link = self.emu.linkshare
-        shares = {(n, d): f for n, share in link.fractions.items() for d, f in share.items()}
-        efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
-        capacity = link.capacity_mbit
-        if correction.needs_resplit(remaining, shares, capacity, efficiency, remaining_s,
-                                    self.scenario.drift):
-            link.set_shares(correction.resplit(remaining, capacity, efficiency, remaining_s))
-            self.state.note('period %d: re-split with %.1f s left (a transfer would miss '
-                            'its deadline)' % (k, remaining_s))
-            log.info('period %d: re-split with %.1f s left', k, remaining_s)
+        with self.busy_lock:
+            for (name, d), left in remaining.items():
+                share = link.share_mbit(name, d)
+                if left > 0 and share > 0:
+                    sums = self.busy.setdefault((name, d), [0.0, 0.0])
+                    sums[0] += goodput[(name, d)]
+                    sums[1] += share
 
     def _stop(self):
         self.stopping.set()
@@ -481,18 +468,6 @@ class PolicyRun:
 
 class _Stopped(Exception):
     """The periods were ended early (the user left the CLI)."""
-
-
-def _normalised(plan_, direction):
-    """Sequential phases: the direction's shares scaled to the whole capacity."""
-    key = 'upload_share' if direction == 'up' else 'download_share'
-    total = sum(getattr(a, key) for a in plan_.devices)
-    shares = {}
-    for i, a in enumerate(plan_.devices):
-        value = getattr(a, key) / total if total > 0 else 0.0
-        shares['d%d' % (i + 1)] = {'up': value if direction == 'up' else 0.0,
-                                   'down': value if direction == 'down' else 0.0}
-    return shares
 
 
 def _healthy(url):

@@ -18,7 +18,7 @@ from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
 from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import traces
-from edgecollab.controller.linkshare import MAX_DEVICES
+from edgecollab.topologies.addressing import MAX_DEVICES, device_name
 from edgecollab.units import duration_s, rate_mbit, size_bytes
 
 QUANTITY = {'type': ['string', 'number']}
@@ -71,8 +71,6 @@ SCHEMA = {
     },
 }
 
-DEFAULT_POLICIES = ['optimal', 'equal', 'upload-first', 'model-first', 'proportional',
-                    'tcp-fair']
 BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2}
 
 
@@ -108,6 +106,11 @@ class Scenario:
     def duration_s(self):
         """The emulated time of one policy's run."""
         return self.period_s * self.periods
+
+    @property
+    def device_names(self):
+        """The devices' host names, in order."""
+        return [device_name(i) for i in range(1, self.devices + 1)]
 
 
 def read(path):
@@ -223,7 +226,7 @@ def _resolve(raw, path, base):
         if not os.path.isfile(policy_path):
             raise ConfigError('policy_file: no such file %r' % raw['policy_file'])
         policies_mod.load_file(policy_path)
-    names = raw.get('policies', DEFAULT_POLICIES)
+    names = raw.get('policies', policies_mod.DEFAULT_POLICIES)
     for name in names:
         try:
             policies_mod.get(name)

@@ -1,9 +1,8 @@
-"""Helpers for tests: tolerance asserts that say what they compared, waiting for a
-measurement window, and edited copies of the bundled scenarios."""
+"""Helpers for tests: tolerance asserts that say what they compared, and edited copies
+of the bundled scenarios."""
 
 import os
 import re
-import time
 
 from tests.conftest import REPO
 
@@ -14,13 +13,6 @@ def assert_within(measured, expected, rel_tol, what):
     assert low <= measured <= high, (
         '%s: expected %.4g, measured %.4g, tolerance %.1f%%, bounds [%.4g, %.4g]'
         % (what, expected, measured, 100 * rel_tol, low, high))
-
-
-def sleep_until(deadline_s):
-    """Sleep until the monotonic clock reads deadline_s (a measurement window edge)."""
-    remaining = deadline_s - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 def scenario_copy(tmp_path, name='default.yaml', periods=None, period=None, extra=''):

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from edgecollab.controller import policies
 from edgecollab.controller.service import PLAN_WAIT_S, ControllerState, create_app
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
@@ -22,7 +23,7 @@ AUTH = {'Authorization': 'Bearer ' + TOKEN}
 @pytest.fixture
 def controller():
     state = ControllerState(['d1', 'd2'], 'optimal', 'overlap')
-    state.begin_period(1, {'d1': {'upload_bytes': 10}}, {}, 20.0)
+    state.begin_period(1, {'d1': {'upload_bytes': 10}}, {}, 20.0, 'optimal')
     return state, create_app(state, TOKEN).test_client()
 
 
@@ -42,7 +43,7 @@ def test_plan_and_status(controller):
 def test_plan_after_a_period_waits_for_the_next_one(controller):
     state, client = controller
     threading.Timer(0.3, lambda: state.begin_period(2, {'d1': {'upload_bytes': 20}}, {},
-                                                     20.0)).start()
+                                                     20.0, 'optimal')).start()
     began = time.monotonic()
     body = client.get('/v1/plan/d1?after=1').json
     waited = time.monotonic() - began
@@ -98,10 +99,14 @@ def test_unknown_device_plan_is_404(controller):
 def test_policy_change_needs_token_and_a_known_name(controller):
     state, client = controller
     assert client.put('/v1/policy', json={'policy': 'equal'}).status_code == 401
-    r = client.put('/v1/policy', json={'policy': 'magic'}, headers=AUTH)
-    assert r.status_code == 400 and 'known' in r.json['error']
+    for wrong in ('magic', ['equal'], {'a': 1}, None):
+        r = client.put('/v1/policy', json={'policy': wrong}, headers=AUTH)
+        assert r.status_code == 400 and 'known' in r.json['error'], (wrong, r.json)
     assert client.put('/v1/policy', json={'policy': 'equal'}, headers=AUTH).status_code == 200
-    state.begin_period(2, {}, {}, 20.0)
+    # The current period keeps its policy; the next one is planned with the new one.
+    assert client.get('/v1/policy').json == {'policy': 'optimal', 'next': 'equal',
+                                             'known': sorted(policies.POLICIES)}
+    state.begin_period(2, {}, {}, 20.0, state.take_policy())
     assert client.get('/v1/policy').json['policy'] == 'equal'
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from edgecollab import cleanup
 from edgecollab.emulation import Emulation
-from edgecollab.nodes.ready import poll
+from edgecollab.ready import poll
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import REPO, TEST_PREFIX
 

@@ -5,13 +5,14 @@ import time
 
 import pytest
 
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.access import EdgeAccessStar
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import TEST_PREFIX
-from tests.helpers import assert_within, sleep_until
+from edgecollab.ready import sleep_until
+from tests.helpers import assert_within
 
 pytestmark = pytest.mark.emulation
 

@@ -10,15 +10,20 @@ import time
 
 import numpy as np
 import pytest
+import requests
 
 from edgecollab import cleanup
-from edgecollab.controller import fluid
-from edgecollab.controller.linkshare import GOODPUT_PER_WIRE
+from edgecollab.controller.fluid import FluidTransport
+from edgecollab.controller.loop import ControlLoop, phases
+from edgecollab.controller.service import ControllerState
+from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
-from edgecollab.scenarios import traces
+from edgecollab.ready import poll
+from edgecollab.scenarios import runner, traces
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.topologies import addressing
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import PYTHON, REPO, TEST_PREFIX
 from tests.helpers import assert_within, scenario_copy
@@ -166,7 +171,7 @@ def test_sequential_period_uploads_then_sends_the_model(tmp_path):
 
 def fluid_phases(run):
     """The (upload, model) phase windows of run's first period, offsets in seconds."""
-    return fluid.phases(run.scenario.problem, run.plans[1])
+    return phases(run.scenario.problem, run.plans[1])
 
 
 def test_stopping_a_sequential_run_cancels_its_pending_model_phase(tmp_path):
@@ -193,3 +198,48 @@ def test_stopping_a_sequential_run_cancels_its_pending_model_phase(tmp_path):
                 and t.is_alive()]
     assert not our_processes()
     assert not cleanup.owned_interfaces(TEST_PREFIX)
+
+
+def test_policy_switch_over_the_api_plans_the_next_period(tmp_path):
+    # A user scripts the API during a run with the token the run writes to its folder:
+    # PUT /v1/policy in period 1 makes period 2 the new policy's, and the plans are the
+    # fluid backend's for the same switch (one period loop for both backends).
+    scenario = small_scenario(tmp_path, periods=3, period='6s')
+    out = tmp_path / 'out'
+    answers = []
+
+    def switch(run):
+        poll(lambda: run.state.current_period() >= 1, 15, 'period 1')
+        token = (out / 'token').read_text().strip()
+        answers.append(requests.put(
+            'http://%s:%d/v1/policy' % (addressing.CONTROLLER_IP, runner.CONTROLLER_PORT),
+            json={'policy': 'optimal'}, headers={'Authorization': 'Bearer ' + token},
+            timeout=5))
+
+    def ready(run):
+        assert os.stat(out / 'token').st_mode & 0o777 == 0o600
+        threading.Thread(target=switch, args=(run,), daemon=True).start()
+    run = PolicyRun(scenario, 'equal', str(out), prefix=TEST_PREFIX, on_ready=ready)
+    assert run.run() == 'completed'
+    assert answers and answers[0].status_code == 200, answers
+    assert answers[0].json() == {'policy': 'equal', 'next': 'optimal'}
+    rows = rows_of(out)
+    assert [(int(r['period']), r['planned_by']) for r in rows] == [
+        (1, 'equal'), (1, 'equal'), (2, 'optimal'), (2, 'optimal'), (3, 'optimal'),
+        (3, 'optimal')], rows
+    assert {r['policy'] for r in rows} == {'equal'}
+    state = ControllerState(scenario.device_names, 'equal', scenario.problem.timing)
+    records = []
+    loop = ControlLoop(scenario, state, FluidTransport(scenario, scenario.device_names),
+                       records.extend)
+    loop.period(1)
+    state.set_next_policy('optimal')
+    loop.period(2)
+    loop.period(3)
+    for emulated, ideal in zip(rows, records):
+        for key in ('upload_share', 'download_share', 'planned_upload_bytes',
+                    'planned_model_bytes'):
+            assert float(emulated[key]) == pytest.approx(ideal[key], rel=1e-5), (key, emulated)
+        assert emulated['model'] == ideal['model'] and emulated['planned_by'] == \
+            ideal['planned_by']
+    assert not our_processes()

@@ -82,7 +82,7 @@ def test_menu_optimum_is_best_variant():
     for problem in feasible_instances(40, menu=True, seed=5):
         answer = solve(problem)
         for name in BASELINES:
-            other = policies.get(name)(PolicyState(problem, ratio=0.3))
+            other = policies.get(name).allocate(PolicyState(problem, ratio=0.3))
             assert answer.accuracy >= other.accuracy - 1e-9, name
 
 
@@ -90,7 +90,7 @@ def test_optimum_beats_every_baseline():
     for problem in feasible_instances(100, seed=3):
         best = solve(problem).accuracy
         for name in BASELINES:
-            other = policies.get(name)(PolicyState(problem, ratio=0.7))
+            other = policies.get(name).allocate(PolicyState(problem, ratio=0.7))
             assert best >= other.accuracy - 1e-9, (name, best, other.accuracy)
 
 
@@ -110,7 +110,7 @@ def test_nothing_fits_is_a_documented_answer(kwargs):
     for menu in ((), tuple(yolov8_menu())):
         problem = Problem(**dict({'capacity_mbit': 20.0}, **kwargs), menu=menu)
         for name in ['optimal'] + BASELINES:
-            answer = policies.get(name)(PolicyState(problem))
+            answer = policies.get(name).allocate(PolicyState(problem))
             assert not answer.feasible and answer.model_bytes == 0
             assert np.isfinite(answer.accuracy) and answer.accuracy == problem.kept_map()
 

@@ -9,10 +9,12 @@ emulation creates starts with its prefix, so cleanup can find exactly those.
 
 import re
 
+from edgecollab.controller.linkshare import MAX_DEVICES
 from edgecollab.errors import ConfigError
 
 DATA_NET, MGMT_NET, PREFIX_LEN = '10.0', '10.254', 16
-MAX_DEVICES = 65000
+# The address plan holds 65,000 devices; the shaper's class numbering (MAX_DEVICES, in
+# the link-share layer) holds fewer, and so bounds a topology.
 EDGE = 'edge'
 EDGE_DATA_IP = DATA_NET + '.255.254'
 EDGE_MGMT_IP = MGMT_NET + '.255.253'

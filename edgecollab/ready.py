@@ -31,3 +31,10 @@ def wait_for_port(emu, host, port, timeout_s=10):
                       'check for a listener on %s:%s' % (host, port))
         return bool(out.strip())
     return poll(listening, timeout_s, 'listener on %s:%s' % (host, port))
+
+
+def sleep_until(deadline_s):
+    """Sleep until the monotonic clock reads deadline_s (a measurement window edge)."""
+    remaining = deadline_s - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)

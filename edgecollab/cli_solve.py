@@ -3,26 +3,24 @@
 import dataclasses
 import json
 
-from edgecollab.controller import policies
-from edgecollab.controller import planner
-from edgecollab.controller.policies import PolicyState
-from edgecollab.errors import ConfigError
+from edgecollab.controller import planner, policies
+from edgecollab.controller.policies import DEFAULT_POLICIES, PolicyState
 from edgecollab.scenarios import scenario as scenario_mod
+from edgecollab.topologies.addressing import device_name
 from edgecollab.units import rate_mbit
-
-DEFAULT_POLICIES = ['optimal', 'equal', 'upload-first', 'model-first', 'proportional',
-                    'tcp-fair']
 
 
 def solve_all(problem, names, devices=1, ratio=0.5, generated=None, floor=None):
     """{'policies': {name: allocation dict}}: one device's answer, or with several the
     totals and each device's under 'devices' (``planner.plan``)."""
     if devices == 1 and generated is None:
-        return {'policies': {name: policies.get(name)(PolicyState(problem, ratio=ratio))
-                             .as_dict() for name in names}}
+        return {'policies': {name: policies.get(name).allocate(
+            PolicyState(problem, ratio=ratio)).as_dict() for name in names}}
     generated = list(generated) if generated is not None else [problem.generated] * devices
+    names_of = [device_name(i + 1) for i in range(len(generated))]
     return {'policies': {name: planner.plan(problem, name, generated, problem.capacity_mbit,
-                                            ratio=ratio, floor=floor).allocation.as_dict()
+                                            ratio=ratio, floor=floor).allocation.as_dict(
+                                                names_of)
                          for name in names}}
 
 

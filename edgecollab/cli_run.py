@@ -3,80 +3,16 @@
 import json
 import logging
 import os
-import platform
-import subprocess
 import time
 
-from tqdm import tqdm
-
-from edgecollab import __version__
-from edgecollab.controller import fluid
-from edgecollab.errors import ConfigError, EdgecollabError
-from edgecollab.scenarios import results, traces
+from edgecollab.controller import policies
+from edgecollab.errors import ConfigError
+from edgecollab.scenarios import experiment, results, traces
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
 
 log = logging.getLogger('edgecollab')
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec'):
-    """Run each policy of names on scenario into folder out; return {policy: status}."""
-    from edgecollab.scenarios.runner import PolicyRun
-    statuses = {}
-    for name in names:
-        bar = tqdm(total=scenario.periods, desc='%-13s' % name, unit='period',
-                   disable=None, leave=True)
-        try:
-            if backend == 'fluid':
-                rows = fluid.run_policy(scenario, name)
-                csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), fluid.RECORD_FIELDS)
-                csv_log.write(rows)
-                csv_log.close()
-                bar.update(scenario.periods)
-                statuses[name] = 'completed'
-            else:
-                statuses[name] = PolicyRun(scenario, name, out, prefix=prefix,
-                                           progress=lambda k: bar.update(1),
-                                           interactive=interactive).run()
-        except (KeyboardInterrupt, SystemExit):
-            statuses[name] = 'interrupted'
-            raise
-        except EdgecollabError as exc:
-            statuses[name] = 'failed: %s' % exc
-            log.error('policy %s failed: %s', name, exc)
-            log.debug('policy %s failed', name, exc_info=True)
-        finally:
-            bar.close()
-    return statuses
-
-
-def _metadata(scenario, args, out):
-    def version(argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=5,
-                                  check=False).stdout.strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return None
-    commit = version(['git', '-C', REPO, 'rev-parse', 'HEAD'])
-    meta = {'edgecollab': __version__, 'git_commit': commit, 'started': time.time(),
-            'arguments': {k: v for k, v in vars(args).items() if k != 'func'},
-            'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
-            'kernel': platform.release(), 'python': platform.python_version(),
-            'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
-            'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
-                       for key, path in scenario.trace_files.items()}}
-    with open(os.path.join(out, 'metadata.json'), 'w', encoding='utf-8') as dst:
-        json.dump(meta, dst, indent=2, default=str)
-
-
-def _mininet_version():
-    try:
-        from mininet.net import VERSION
-        return VERSION
-    except ImportError:
-        return None
 
 
 def _cmd_run(args):
@@ -86,9 +22,10 @@ def _cmd_run(args):
             raise ConfigError('--periods must be at least 1, got %d' % args.periods)
         scenario.periods = args.periods
     names = args.policies.split(',') if args.policies else scenario.policies
-    from edgecollab.controller import policies
     for name in names:
         policies.get(name)
+    if len(set(names)) != len(names):
+        raise ConfigError('--policies names a policy twice: %s' % ','.join(names))
     if args.cli and len(names) != 1:
         raise ConfigError('--cli runs one policy: name it with --policies')
     out = args.out or os.path.join('results', '%s-%s' % (scenario.name,
@@ -103,7 +40,8 @@ def _cmd_run(args):
     logging.getLogger().setLevel(logging.DEBUG)
     for noisy in ('urllib3', 'matplotlib', 'werkzeug', 'PIL'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _metadata(scenario, args, out)
+    experiment.write_metadata(scenario, {k: v for k, v in vars(args).items()
+                                          if k != 'func'}, out)
     with open(os.path.join(out, 'README.txt'), 'w', encoding='utf-8') as dst:
         dst.write('edgecollab run of %s (%s backend)\n\n%s' % (
             scenario.path, args.backend, results.FILES_README))
@@ -113,7 +51,7 @@ def _cmd_run(args):
     statuses = {}
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
-        statuses = run_scenario(scenario, names, out, args.backend, args.cli)
+        statuses = experiment.run_scenario(scenario, names, out, args.backend, args.cli)
     finally:
         command_runner.record_to(None)
         if os.path.exists(os.path.join(out, 'periods.csv')):

@@ -1,0 +1,10 @@
+"""Facts of the wire that shaping and planning both use: frame and payload sizes.
+
+HTB counts whole Ethernet frames; TCP delivers their payload.  A share of R Mbit/s on the
+wire carries at most ``GOODPUT_PER_WIRE`` x R of payload (full-size segments with TCP
+timestamps), so a plan in payload bytes and a shaper in wire bits meet through it.
+"""
+
+MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
+TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
+GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of its rate
