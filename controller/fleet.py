@@ -1,36 +1,34 @@
 """N devices sharing one budget: maximise the mean accuracy, optionally with a floor.
 
-The devices share the period, the accuracy model and the model menu of a ``Problem``;
+The devices share the period, the accuracy model and the model sizes of a ``Problem``;
 each has its own data volume (``generated``, samples in the period).  A shared medium
 gives one budget B W of bits for every device and direction; a duplex one a budget per
-direction.
+direction.  ``solve_fleet`` is the entry point: a model menu goes to the exact menu
+solver (``menu.py``); continuous model sizes are solved here.  Every answer passes
+``check_budget`` before it is returned.
 
-Method (Lagrangian decomposition, vectorised over the devices).  For a price lambda
-(accuracy per bit) each device answers on its own
+Method for continuous sizes (Lagrangian decomposition, vectorised over the devices).
+For a price lambda (accuracy per bit) each device answers on its own
 
-    max  A(S) q(D) - lambda (8 S + s D)       over S (menu variant or [S_min, S_max]),
+    max  A(S) q(D) - lambda (8 S + s D)       over S in [S_min, S_max],
                                               D in [0, D_gen], or "keep the old model"
 
 For a fixed S the best D is closed form, q'(D) = lambda s / A(S):
 
-    D(S) = (A(S) c alpha / (lambda s)) ** (1 / (1 + alpha)) - d0,  clipped to [0, D_gen];
+    D(S) = (A(S) c alpha / (lambda s)) ** (1 / (1 + alpha)) - d0,  clipped to [0, D_gen].
 
-a menu is enumerated.  A continuous size is the root of the envelope derivative
-A'(S) q(D(S)) - 8 lambda (decreasing along the expansion path of this family; checked
-against brute force in the tests); as D(S) = min(D_free(S), D_gen), that root is the
-smaller of the root without the cap, which is the same for every device at one price
-(one scalar Brent search), and the closed-form root of A'(S) q(D_gen) = 8 lambda.
-The bits the devices ask for fall as lambda rises, so lambda is found by Brent's method
-on log lambda until the budget is met; then the
-budget the discrete choices left over is water-filled into data (closed form in the
-price of a sample, given each device's A(S)) and, for continuous sizes, into models
-(closed form: A'(S) q(D) = 8 mu).  Each step keeps every constraint, and the answer is
-checked against the equal split of the budget (each device's exact single-device
-optimum at B/N) for up to 100 devices: the better of the two is returned, so the fleet
-optimum is never below any baseline that splits the budget equally.  (Beyond 100
-devices the check, one exact solve a device, would cost more than the rest; the
-Lagrangian answer is then returned as it is: exact for continuous sizes, within the
-duality gap of the variant choices for a menu.)
+The size is the root of the envelope derivative A'(S) q(D(S)) - 8 lambda (decreasing
+along the expansion path of this family; checked against brute force in the tests); as
+D(S) = min(D_free(S), D_gen), that root is the smaller of the root without the cap,
+which is the same for every device at one price (one scalar Brent search), and the
+closed-form root of A'(S) q(D_gen) = 8 lambda.  The bits the devices ask for fall as
+lambda rises, so lambda is found by Brent's method on log lambda until the budget is
+met; then the budget left over is water-filled into data (closed form in the price of a
+sample, given each device's A(S)) and into models (closed form: A'(S) q(D) = 8 mu).
+Each step keeps every constraint.  The keep-or-serve choice is discrete, so the answer
+can sit below the optimum by the duality gap of that choice; it is checked against the
+equal split of the budget (each device's exact single-device optimum at B/N) for up to
+100 devices and the better of the two is returned.
 
 A fairness floor F (every device at least F mAP) gives device i its own price
 min(lambda, lambda_i), lambda_i the highest price at which its answer still reaches F
@@ -48,36 +46,13 @@ import numpy as np
 from scipy.optimize import brentq
 
 from edgecollab.controller.accuracy import MB
-from edgecollab.controller.solver import Allocation, solve
-from edgecollab.errors import ConfigError
+from edgecollab.controller.solver import Allocation, FleetAllocation, give_leftover, solve
+from edgecollab.controller.menu import solve_menu_fleet
+from edgecollab.errors import ConfigError, SolverError
 
 _LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
 _ITERATIONS = 64
-_SEARCH_DEVICES = 20          # local search over menu variants up to this many devices
 _GUARD_DEVICES = 100          # compare with the equal split up to this many devices
-
-
-@dataclass
-class FleetAllocation:
-    """Per-device allocations (shares as fractions of the whole capacity)."""
-    devices: list
-    feasible: bool = True
-    reason: str = ''
-
-    @property
-    def mean_accuracy(self):
-        """The mean mAP over the devices."""
-        return float(np.mean([d.accuracy for d in self.devices]))
-
-    def as_dict(self, names):
-        """JSON form: totals and one entry per device, under its name in names."""
-        return {'upload_share': round(sum(d.upload_share for d in self.devices), 6),
-                'download_share': round(sum(d.download_share for d in self.devices), 6),
-                'upload_bytes': round(sum(d.upload_bytes for d in self.devices)),
-                'model_bytes': round(sum(d.model_bytes for d in self.devices)),
-                'accuracy': round(self.mean_accuracy, 6), 'feasible': self.feasible,
-                'reason': self.reason,
-                'devices': {name: d.as_dict() for name, d in zip(names, self.devices)}}
 
 
 class Fleet:
@@ -97,13 +72,6 @@ class Fleet:
         acc = problem.accuracy
         self.s = problem.sample_bits
         self.kept = problem.kept_map()
-        if problem.menu:
-            variants = sorted(problem.menu, key=lambda v: v.size_bytes)
-            self.sizes = np.array([v.size_bytes for v in variants])
-            self.size_maps = np.array([v.map for v in variants])
-            self.names = [v.name for v in variants]
-        else:
-            self.sizes = None
         self.acc = acc
 
     # the per-device answer to a price
@@ -210,22 +178,10 @@ class Fleet:
         price_down = price_up if price_down is None else price_down
         price_up = np.broadcast_to(price_up, (self.n,)).astype(float)
         price_down = np.broadcast_to(price_down, (self.n,)).astype(float)
-        if self.sizes is not None:
-            weights = self.size_maps[None, :]
-            d = np.stack([self._data(np.full(self.n, w), price_up) for w in self.size_maps],
-                         axis=1)
-            value = weights * self.acc.q(d)
-            net = value - price_up[:, None] * self.s * d - price_down[:, None] * 8 * \
-                self.sizes[None, :]
-            best = np.argmax(net, axis=1)
-            rows = np.arange(self.n)
-            size, samples, val, gain = (self.sizes[best], d[rows, best], value[rows, best],
-                                        net[rows, best])
-        else:
-            size = self._continuous_size(price_up, price_down)
-            samples = self._data(self.acc.size_term(size), price_up)
-            val = self.acc.accuracy(samples, size)
-            gain = val - price_up * self.s * samples - price_down * 8 * size
+        size = self._continuous_size(price_up, price_down)
+        samples = self._data(self.acc.size_term(size), price_up)
+        val = self.acc.accuracy(samples, size)
+        gain = val - price_up * self.s * samples - price_down * 8 * size
         keep = gain < self.kept
         size = np.where(keep, 0.0, size)
         samples = np.where(keep, 0.0, samples)
@@ -286,8 +242,6 @@ class Fleet:
             log_price = self._price_for(budget, spend, caps)
             size, samples, _ = self.respond(10.0 ** np.minimum(log_price, caps))
             size, samples = self._fill(size, samples, budget, budget)
-        if self.sizes is not None and self.n <= _SEARCH_DEVICES:
-            size, samples = self._switch_variants(size, samples, budget)
         if self.floor is not None and np.any(
                 self._values(size, samples) < self.floor - 1e-6):
             return self._floor_unreachable('the floors of %.2f mAP together need more '
@@ -319,26 +273,27 @@ class Fleet:
         model_bits = float(np.sum(8 * size))
         data_room = up_budget - (0.0 if duplex else model_bits)
         samples = self._fill_data(size, samples, served, data_room)
-        if self.sizes is None:
-            room = down_budget - model_bits - (0.0 if duplex else float(np.sum(
-                self.s * samples)))
-            if room > 0:
-                size = self._fill_models(size, samples, served, model_bits + room)
+        room = down_budget - model_bits - (0.0 if duplex else float(np.sum(self.s * samples)))
+        if room > 0:
+            size = self._fill_models(size, samples, served, model_bits + room)
         return size, samples
 
     def _fill_data(self, size, samples, served, room_bits):
+        """The served devices' data water-filled into room_bits (never below samples,
+        never over room_bits unless samples already were)."""
         weights = np.where(served, self._size_maps(size), 0.0)
         if room_bits <= 0 or not np.any(served):
             return samples
+        everything = np.where(served, self.generated, 0.0)
+        if float(np.sum(self.s * everything)) <= room_bits:
+            return everything
 
         def spend(prices):
             return float(np.sum(self.s * np.where(served, self._data(weights, prices), 0)))
-        if spend(10.0 ** _LOG_PRICE[0]) <= room_bits:
-            return np.where(served, self.generated, 0.0)
         log_price = self._price_for(room_bits, spend, np.full(self.n, np.inf))
-        filled = np.where(served, self._data(weights, 10.0 ** log_price), 0.0)
-        return np.maximum(filled, samples) if spend(10.0 ** log_price) <= room_bits \
-            else samples
+        filled = np.maximum(np.where(served, self._data(weights, 10.0 ** log_price), 0.0),
+                            samples)
+        return filled if float(np.sum(self.s * filled)) <= room_bits else samples
 
     def _fill_models(self, size, samples, served, model_bits):
         p, acc = self.problem, self.acc
@@ -350,44 +305,12 @@ class Fleet:
                                             p.max_model_bytes), 0.0)
         log_price = self._price_for(model_bits, lambda pr: float(np.sum(8 * sizes_at(pr))),
                                     np.full(self.n, np.inf))
-        filled = sizes_at(10.0 ** log_price)
-        return np.maximum(filled, size) if np.sum(8 * filled) <= model_bits + 1 else size
-
-    def _switch_variants(self, size, samples, budget):
-        # The menu makes each device's value a step function of its budget, so the
-        # price may leave a gap; switch one device's variant at a time (data
-        # re-filled) while the mean improves.
-        duplex = self.problem.medium == 'duplex'
-        best = float(np.mean(self._values(size, samples)))
-        for _ in range(3):
-            improved = False
-            for i in range(self.n):
-                for option in np.concatenate(([0.0], self.sizes)):
-                    if option == size[i]:
-                        continue
-                    trial = size.copy()
-                    trial[i] = option
-                    model_bits = float(np.sum(8 * trial))
-                    if model_bits > budget * (1 + 1e-12):
-                        continue
-                    room = budget if duplex else budget - model_bits
-                    filled = self._fill_data(trial, np.zeros(self.n), trial > 0, room)
-                    value = float(np.mean(self._values(trial, filled)))
-                    if self.floor is not None and np.any(
-                            self._values(trial, filled) < self.floor - 1e-9):
-                        continue
-                    if value > best + 1e-12:
-                        best, size, samples, improved = value, trial, filled, True
-            if not improved:
-                break
-        return size, samples
+        filled = np.maximum(sizes_at(10.0 ** log_price), size)
+        return filled if float(np.sum(8 * filled)) <= model_bits else size
 
     # answers
     def _size_maps(self, size):
-        if self.sizes is None:
-            return self.acc.size_term(size)
-        index = np.clip(np.searchsorted(self.sizes, size - 0.5), 0, len(self.sizes) - 1)
-        return self.size_maps[index]
+        return self.acc.size_term(size)
 
     def _values(self, size, samples):
         return np.where(size > 0, self._size_maps(size) * self.acc.q(samples), self.kept)
@@ -396,12 +319,9 @@ class Fleet:
         budget = self.problem.budget_bits
         values = self._values(size, samples).tolist()
         up_bytes = samples * self.s / 8
-        up_share, down_share = _give_leftover(up_bytes * 8 / budget, 8 * size / budget,
+        up_share, down_share = give_leftover(up_bytes * 8 / budget, 8 * size / budget,
                                               self.problem.medium)
         names = [''] * self.n
-        if self.sizes is not None:
-            index = np.argmin(np.abs(self.sizes[None, :] - size[:, None]), axis=1)
-            names = [self.names[k] if served else '' for k, served in zip(index, size > 0)]
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0, model=name,
                               reason='' if m > 0 else 'keeps its previous model')
@@ -434,24 +354,49 @@ class Fleet:
         return answer
 
 
-def _give_leftover(up, down, medium):
-    """(up, down) shares with the budget the plan does not use handed to the model shares
-    (in proportion to them; to the uploads when no model is sent), as the single-device
-    split does; duplex: each direction's rest to that direction's shares."""
-    if medium == 'shared':
-        left = 1.0 - float(np.sum(up) + np.sum(down))
-        if left > 1e-12:
-            if np.sum(down) > 0:
-                down = down + left * down / np.sum(down)
-            elif np.sum(up) > 0:
-                up = up + left * up / np.sum(up)
-        return up, down
-    return tuple(shares + (1.0 - np.sum(shares)) * shares / np.sum(shares)
-                 if 1.0 - np.sum(shares) > 1e-12 and np.sum(shares) > 0 else shares
-                 for shares in (up, down))
-
-
-def solve_fleet(problem, generated, floor=None):
+def solve_fleet(problem, generated, floor=None, kept=None):
     """The mean-accuracy optimum of devices with the given data volumes sharing problem's
-    capacity (a FleetAllocation)."""
-    return Fleet(problem, generated, floor).solve()
+    capacity (a FleetAllocation); kept: the accuracy each device keeps without a new
+    model (default: problem.kept_map() for every device).  A menu is solved exactly
+    (``menu.py``), continuous sizes by ``Fleet``."""
+    fleet = Fleet(problem, generated, floor)          # validates the arguments
+    kept = np.full(fleet.n, fleet.kept) if kept is None else np.asarray(kept, dtype=float)
+    if kept.shape != (fleet.n,) or not np.all(np.isfinite(kept)) or np.any(kept < 0):
+        raise ConfigError('kept must be one finite accuracy >= 0 per device')
+    if not problem.menu:
+        return check_budget(problem, fleet.solve())
+    if problem.budget_bits <= 0:
+        return _keep_all(kept, 'no capacity in the window')
+    answer = solve_menu_fleet(problem, fleet.generated, kept, floor)
+    if answer is None:
+        answer = solve_menu_fleet(problem, fleet.generated, kept)
+        answer.feasible = False
+        answer.reason = 'no split gives every device the floor of %.2f mAP' % floor
+    return check_budget(problem, answer)
+
+
+def _keep_all(kept, reason):
+    """Every device keeps its model."""
+    return FleetAllocation([Allocation(0.0, 0.0, 0.0, 0.0, float(k), False, '', reason)
+                            for k in kept], feasible=False, reason=reason)
+
+
+def check_budget(problem, answer):
+    """answer, after checking that it is finite, within its bounds and within the budget
+    (a violation is a solver bug: SolverError names it)."""
+    budget = problem.budget_bits
+    up = sum(8 * a.upload_bytes for a in answer.devices)
+    down = sum(8 * a.model_bytes for a in answer.devices)
+    numbers = [x for a in answer.devices for x in (a.upload_share, a.download_share,
+                                                  a.upload_bytes, a.model_bytes, a.accuracy)]
+    if not all(math.isfinite(x) and x >= 0 for x in numbers):
+        raise SolverError('an answer with a non-finite or negative share, volume or accuracy')
+    spent = [up, down] if problem.medium == 'duplex' else [up + down]
+    shares = [sum(a.upload_share for a in answer.devices),
+              sum(a.download_share for a in answer.devices)]
+    if any(x > budget * (1 + 1e-9) + 1 for x in spent) or \
+            (problem.medium == 'duplex' and max(shares) > 1 + 1e-9) or \
+            (problem.medium == 'shared' and sum(shares) > 1 + 1e-9):
+        raise SolverError('an answer over the budget: %.6g bits of %.6g, shares %.6g + %.6g'
+                          % (max(spent), budget, shares[0], shares[1]))
+    return answer

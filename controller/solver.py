@@ -41,6 +41,7 @@ A(S_min) q(0)); never NaN.
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from scipy.optimize import brentq
 
 from edgecollab.controller.accuracy import AccuracyModel
@@ -261,3 +262,46 @@ def _solve_duplex(problem):
                       download_share=8 * size / budget,
                       upload_bytes=samples * problem.sample_bits / 8, model_bytes=size,
                       accuracy=float(size_map * problem.accuracy.q(samples)), model=name)
+
+
+@dataclass
+class FleetAllocation:
+    """Per-device allocations (shares as fractions of the whole capacity)."""
+    devices: list
+    feasible: bool = True
+    reason: str = ''
+    exact: bool = True        # proven optimal (a menu fleet: see menu.py)
+    bound: float = None       # a certified upper bound on the mean accuracy, where known
+
+    @property
+    def mean_accuracy(self):
+        """The mean mAP over the devices."""
+        return float(np.mean([d.accuracy for d in self.devices]))
+
+    def as_dict(self, names):
+        """JSON form: totals and one entry per device, under its name in names."""
+        return {'upload_share': round(sum(d.upload_share for d in self.devices), 6),
+                'download_share': round(sum(d.download_share for d in self.devices), 6),
+                'upload_bytes': round(sum(d.upload_bytes for d in self.devices)),
+                'model_bytes': round(sum(d.model_bytes for d in self.devices)),
+                'accuracy': round(self.mean_accuracy, 6), 'feasible': self.feasible,
+                'reason': self.reason, 'exact': self.exact,
+                'bound': None if self.bound is None else round(self.bound, 6),
+                'devices': {name: d.as_dict() for name, d in zip(names, self.devices)}}
+
+
+def give_leftover(up, down, medium):
+    """(up, down) shares with the budget the plan does not use handed to the model shares
+    (in proportion to them; to the uploads when no model is sent), as the single-device
+    split does; duplex: each direction's rest to that direction's shares."""
+    if medium == 'shared':
+        left = 1.0 - float(np.sum(up) + np.sum(down))
+        if left > 1e-12:
+            if np.sum(down) > 0:
+                down = down + left * down / np.sum(down)
+            elif np.sum(up) > 0:
+                up = up + left * up / np.sum(up)
+        return up, down
+    return tuple(shares + (1.0 - np.sum(shares)) * shares / np.sum(shares)
+                 if 1.0 - np.sum(shares) > 1e-12 and np.sum(shares) > 0 else shares
+                 for shares in (up, down))

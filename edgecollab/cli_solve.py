@@ -5,6 +5,7 @@ import json
 
 from edgecollab.controller import planner, policies
 from edgecollab.controller.policies import DEFAULT_POLICIES, PolicyState
+from edgecollab.errors import ConfigError
 from edgecollab.scenarios import scenario as scenario_mod
 from edgecollab.topologies.addressing import device_name
 from edgecollab.units import rate_mbit
@@ -35,13 +36,13 @@ def _table(result):
     return '\n'.join(rows)
 
 
-def _sweep(problem, names, values, field, parse):
+def _sweep(problem, names, values, field, parse, fleet):
     header = '%-12s %8s %8s' % (field, 'x*', 'mAP*') + ''.join(
         ' %12s' % ('vs ' + n) for n in names if n != 'optimal')
     rows = [header]
     for raw in values:
         changed = dataclasses.replace(problem, **{parse[0]: parse[1](raw)})
-        res = solve_all(changed, names)['policies']
+        res = solve_all(changed, names, **fleet)['policies']
         best = res['optimal']
         gains = ''.join(' %+11.1f%%' % (100 * (best['accuracy'] / res[n]['accuracy'] - 1))
                         for n in names if n != 'optimal')
@@ -72,14 +73,22 @@ def run_solve(args):
         names = ['optimal'] + list(names)
     for name in names:
         policies.get(name)
+    devices = scenario.get('devices', 1)
+    per_device = scenario.get('data', {}).get('generated')
+    fleet = {'devices': devices, 'ratio': scenario.get('ratio', 0.5),
+             'floor': scenario.get('floor'),
+             'generated': per_device if isinstance(per_device, list) else None}
+    if fleet['generated'] is not None and len(fleet['generated']) != devices:
+        raise ConfigError('%s: data.generated: %d values for %d devices'
+                          % (where, len(fleet['generated']), devices))
     if args.capacities:
         return _sweep(problem, names, args.capacities.split(','), 'capacity',
-                      ('capacity_mbit', lambda v: rate_mbit(v, 'capacity')))
+                      ('capacity_mbit', lambda v: rate_mbit(v, 'capacity')), fleet)
     if args.generated_list:
+        # A swept volume applies to every device.
         return _sweep(problem, names, args.generated_list.split(','), 'generated',
-                      ('generated', float))
-    result = solve_all(problem, names, devices=scenario.get('devices', 1),
-                       ratio=scenario.get('ratio', 0.5))
+                      ('generated', float), dict(fleet, generated=None))
+    result = solve_all(problem, names, **fleet)
     return json.dumps(result, indent=2) if args.json else _table(result)
 
 

@@ -24,3 +24,7 @@ class CommandError(EdgecollabError):
 
 class UnsupportedError(EdgecollabError):
     """The machine lacks a kernel feature or tool a setting needs (e.g. netem)."""
+
+
+class SolverError(EdgecollabError):
+    """A solver's answer broke one of its guarantees (a bug, never bad input)."""

@@ -39,7 +39,7 @@ def agent_processes():
 def at(run, offset_s, action):
     """Run action at offset_s of the run's clock (in a thread)."""
     def later():
-        while not hasattr(run, 't0'):
+        while run.t0 is None:           # set when the periods' clock starts
             time.sleep(0.05)
         time.sleep(max(0.0, run.t0 + offset_s - time.monotonic()))
         action()

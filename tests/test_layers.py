@@ -19,7 +19,8 @@ LAYERS = [
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),
     ('link and model', ['edgecollab.controller.linkshare', 'edgecollab.controller.accuracy',
-                        'edgecollab.controller.solver', 'edgecollab.controller.fleet',
+                        'edgecollab.controller.solver', 'edgecollab.controller.menu',
+                        'edgecollab.controller.fleet',
                         'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',

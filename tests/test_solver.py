@@ -8,13 +8,15 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
-from edgecollab.controller import policies
+from edgecollab.controller import planner, policies
 from edgecollab.controller.accuracy import (AccuracyModel, YOLOV8, fit, fit_size_curve,
                                             yolov8_menu)
 from edgecollab.controller.policies import PolicyState
 from edgecollab.controller.solver import Problem, evaluate, marginal, solve
 from edgecollab.errors import ConfigError
+from edgecollab.scenarios.scenario import problem_from
 from tests.conftest import REPO
 
 BASELINES = ['equal', 'upload-first', 'model-first', 'proportional', 'tcp-fair', 'fixed']
@@ -182,3 +184,27 @@ def test_solve_cli_bad_input_is_one_line(args, message):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_solve_uses_the_scenarios_devices_and_their_own_data(tmp_path):
+    raw = {'devices': 3, 'capacity': '30mbit', 'period': '10s',
+           'data': {'sample_size': '10KB', 'generated': [50, 400, 3000]},
+           'model': {'menu': 'yolov8', 'precision': 'fp16'}, 'policies': ['equal']}
+    path = tmp_path / 'three.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, '-m', 'edgecollab.cli', 'solve', '--scenario',
+                          str(path), '--json'], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)['policies']['optimal']
+    expected = planner.plan(problem_from(raw), 'optimal', [50, 400, 3000], 30.0)
+    for name, device in zip(('d1', 'd2', 'd3'), expected.devices):
+        assert result['devices'][name]['upload_bytes'] == pytest.approx(device.upload_bytes)
+    assert result['accuracy'] == pytest.approx(expected.allocation.mean_accuracy, abs=1e-6)
+    # A capacity sweep plans the scenario's fleet too.
+    out = subprocess.run([sys.executable, '-m', 'edgecollab.cli', 'solve', '--scenario',
+                          str(path), '--capacities', '30mbit'], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    swept = float(out.stdout.splitlines()[1].split()[2])
+    assert swept == pytest.approx(expected.allocation.mean_accuracy, abs=0.01)
