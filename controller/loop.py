@@ -27,7 +27,8 @@ from edgecollab.wire import GOODPUT_PER_WIRE
 
 log = logging.getLogger(__name__)
 
-RECORD_FIELDS = ('policy', 'period', 'device', 'planned_by', 'capacity_mbit',
+RECORD_FIELDS = ('policy', 'period', 'device', 'planned_by', 'predictor', 'forecast_mbit',
+                 'capacity_mbit',
                  'upload_share', 'download_share', 'planned_upload_bytes', 'upload_bytes',
                  'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
                  'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
@@ -193,9 +194,12 @@ class ControlLoop:
         return period
 
     def forecast_mbit(self, start_s):
-        """The capacity the controller plans period starting at start_s with: the one
-        the link has at that moment (never below the link layer's minimum)."""
-        return max(float(self.scenario.capacity.rate_at(start_s)), MIN_CAPACITY_MBIT)
+        """The capacity the controller plans the period starting at start_s with: the
+        scenario's predictor over the capacity seen so far (never below the link
+        layer's minimum)."""
+        s = self.scenario
+        return max(s.forecast.predict(s.capacity, start_s, s.period_s, s.step_s),
+                   MIN_CAPACITY_MBIT)
 
     def begin(self, k, start):
         """Plan period k, split the link, publish the plans, start the transfers."""
@@ -278,7 +282,8 @@ class ControlLoop:
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
                                got.model_ok, accuracy, planned_by=period.policy,
-                               **got.measured))
+                               predictor=s.forecast.name,
+                               forecast_mbit=period.capacity_mbit, **got.measured))
             if not got.model_ok and a.model_bytes > 0:
                 self.state.note('%s period %d: %s failed: %s' % (
                     self.label, period.number, name, got.measured.get('status', 'missed')))

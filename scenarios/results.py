@@ -4,7 +4,9 @@ Files (described again in the folder's README.txt):
     metadata.json   resolved scenario, arguments, git commit, kernel/tool versions,
                     trace checksums (written before the run)
     periods.csv     one row per policy, period and device (appended as periods finish);
-                    planned_by names the policy that planned the period
+                    planned_by names the policy that planned the period, predictor
+                    and forecast_mbit the capacity it planned with, capacity_mbit
+                    the period's real mean
     timeseries.csv  every replay step: capacity, per-class shares and achieved goodput
     replay.csv      every trace step: planned and applied time
     summary.json    per policy: mean and per-period accuracy per device, bytes, misses,

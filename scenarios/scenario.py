@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 from jsonschema import Draft7Validator
 
+from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
 from edgecollab.controller.solver import Problem
@@ -68,6 +69,9 @@ SCHEMA = {
         'ratio': {'type': 'number', 'minimum': 0, 'maximum': 1},
         'floor': {'type': 'number', 'minimum': 0},
         'drift': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 1},
+        'forecast': {'oneOf': [{'type': 'string'}, {
+            'type': 'object', 'additionalProperties': False, 'required': ['predictor'],
+            'properties': {'predictor': {'type': 'string'}, 'window': QUANTITY}}]},
     },
 }
 
@@ -100,6 +104,7 @@ class Scenario:
     drift: float
     seed: int
     compute_per_sample_s: float
+    forecast: object                 # the Predictor the controller plans with
     trace_files: dict = field(default_factory=dict)
 
     @property
@@ -246,8 +251,17 @@ def _resolve(raw, path, base):
     if problem.timing == 'sequential' and problem.update_s >= period_s:
         raise ConfigError('update: %g s leaves no transfer time in a %g s period'
                           % (problem.update_s, period_s))
+    spec = raw.get('forecast', forecast_mod.DEFAULT_PREDICTOR)
+    spec = {'predictor': spec} if isinstance(spec, str) else spec
+    try:
+        predictor = forecast_mod.get(spec['predictor'], _positive(duration_s(
+            spec.get('window', forecast_mod.DEFAULT_WINDOW_S), 'forecast.window'),
+            'forecast.window'))
+    except ConfigError as exc:
+        raise ConfigError('forecast: %s' % exc) from None
     return Scenario(
-        path=path, raw=raw, name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
+        path=path, raw=raw, forecast=predictor,
+        name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
         devices=devices, capacity=capacity, capacity_down=capacity_down, step_s=step_s,
         medium=problem.medium, mode=raw.get('mode', 'strict'), ack=raw.get('ack', True),
         queue_ms=queue_ms, delay_ms=delay_ms, loss_pct=float(raw.get('loss', 0.0)),

@@ -24,6 +24,7 @@ LAYERS = [
                         'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',
+        'edgecollab.controller.forecast',
         'edgecollab.topologies.addressing', 'edgecollab.topologies.bridges',
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
         'edgecollab.nodes.edge', 'edgecollab.nodes.device']),

@@ -1,0 +1,108 @@
+"""Capacity forecasts: the capacity the controller plans a period with.
+
+At a period's start the controller knows the capacity history up to that moment: the
+link's capacity at every replay step so far (it applies them).  A predictor turns that
+history into the capacity to plan the period with.  Only ``oracle`` sees the trace's
+future (the period's real mean): it is the bound the others are held against.
+
+    last      the capacity at the period's start: one step of history
+    ewma      an exponentially weighted mean of the steps seen, half-life ``window``
+    harmonic  the harmonic mean of the steps in the last ``window`` (the default)
+    oracle    the mean capacity the period will really have
+
+Why ``harmonic`` by default: model predictive bitrate control predicts throughput by
+the harmonic mean of the last few chunks (Yin et al., SIGCOMM 2015) because it is
+robust to short spikes; here a forecast above the capacity makes a checkpoint miss its
+deadline (the device keeps its old model), while one below only leaves some capacity to
+the upload, so a low step should weigh more than a high one, which the harmonic mean
+does.  The default window, 20 s, is that work's five 4-second chunks.
+
+A predictor is an object registered by name, like a policy; ``get`` finds one.
+"""
+
+import numpy as np
+
+from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.errors import ConfigError
+
+FORECASTS = {}
+DEFAULT_PREDICTOR = 'harmonic'
+DEFAULT_WINDOW_S = 20.0
+
+
+def register(name):
+    """Class decorator adding a Predictor subclass under name."""
+    def add(cls):
+        if name in FORECASTS:
+            raise ConfigError('predictor %r is registered twice' % name)
+        cls.name = name
+        FORECASTS[name] = cls
+        return cls
+    return add
+
+
+def get(name, window_s=DEFAULT_WINDOW_S):
+    """The predictor called name over a history window of window_s seconds."""
+    try:
+        cls = FORECASTS[name]
+    except (KeyError, TypeError):
+        raise ConfigError('unknown predictor %r (known: %s)'
+                          % (name, ', '.join(sorted(FORECASTS)))) from None
+    return cls(window_s)
+
+
+class Predictor:
+    """Predicts a period's capacity (Mbit/s) from the capacity trace up to its start."""
+    name = ''
+
+    def __init__(self, window_s=DEFAULT_WINDOW_S):
+        if not window_s > 0:
+            raise ConfigError('forecast window must be > 0 s, got %r' % window_s)
+        self.window_s = float(window_s)
+
+    def history(self, trace, start_s, step_s, span_s):
+        """(ages in s, capacities) of the replay steps in the last span_s up to start_s."""
+        count = int(min(span_s, start_s) / step_s) + 1
+        ages = np.arange(count) * step_s
+        return ages, np.maximum(trace.rate_at(start_s - ages), MIN_CAPACITY_MBIT)
+
+    def predict(self, trace, start_s, period_s, step_s):
+        """The capacity to plan the period [start_s, start_s + period_s) with."""
+        raise NotImplementedError
+
+
+@register('last')
+class Last(Predictor):
+    """The capacity at the period's start."""
+
+    def predict(self, trace, start_s, period_s, step_s):
+        return float(self.history(trace, start_s, step_s, 0.0)[1][0])
+
+
+@register('ewma')
+class Ewma(Predictor):
+    """An exponentially weighted mean of the steps seen, half-life window_s (the steps
+    older than ten half-lives weigh less than 0.1% and are left out)."""
+
+    def predict(self, trace, start_s, period_s, step_s):
+        ages, rates = self.history(trace, start_s, step_s, 10 * self.window_s)
+        weights = np.power(0.5, ages / self.window_s)
+        return float(np.sum(weights * rates) / np.sum(weights))
+
+
+@register('harmonic')
+class Harmonic(Predictor):
+    """The harmonic mean of the steps in the last window_s."""
+
+    def predict(self, trace, start_s, period_s, step_s):
+        _, rates = self.history(trace, start_s, step_s, self.window_s)
+        return float(rates.size / np.sum(1.0 / rates))
+
+
+@register('oracle')
+class Oracle(Predictor):
+    """The period's real mean capacity (knows the future: a bound, not a predictor)."""
+
+    def predict(self, trace, start_s, period_s, step_s):
+        return max(float(trace.mean_between(start_s, start_s + period_s)),
+                   MIN_CAPACITY_MBIT)

@@ -1,0 +1,81 @@
+"""Capacity forecasts: each predictor on known series, the scenario key, the records."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from edgecollab.controller import forecast
+from edgecollab.controller.fluid import run_policy
+from edgecollab.errors import ConfigError
+from edgecollab.scenarios import traces
+from edgecollab.scenarios.scenario import load_scenario
+from tests.conftest import REPO
+from tests.helpers import scenario_copy
+
+# 10 Mbit/s for 10 s, then 40 for 10 s, then 10 again (not looping).
+TRACE = traces.Trace(np.array([0.0, 10.0, 20.0]), np.array([10.0, 40.0, 10.0]), 30.0,
+                     loop=False)
+
+
+def test_last_is_the_capacity_at_the_start():
+    assert forecast.get('last').predict(TRACE, 15.0, 10.0, 1.0) == 40.0
+    assert forecast.get('last').predict(TRACE, 0.0, 10.0, 1.0) == 10.0
+
+
+def test_harmonic_mean_over_the_window():
+    # At 20 s with 1 s steps and a 20 s window: t = 20 (10), t = 10..19 (40), t = 0..9 (10).
+    expected = 21 / (11 / 10.0 + 10 / 40.0)
+    assert forecast.get('harmonic', 20.0).predict(TRACE, 20.0, 10.0, 1.0) == \
+        pytest.approx(expected)
+    # A short window sees only the last steps; the first period sees one step.
+    assert forecast.get('harmonic', 2.0).predict(TRACE, 20.0, 10.0, 1.0) == \
+        pytest.approx(3 / (1 / 10.0 + 2 / 40.0))
+    assert forecast.get('harmonic').predict(TRACE, 0.0, 10.0, 1.0) == 10.0
+    # Below the arithmetic mean: a dip weighs more than a peak.
+    assert expected < (11 * 10 + 10 * 40) / 21
+
+
+def test_ewma_weighs_recent_steps_by_half_life():
+    ages = np.arange(0, 20.5, 1.0)          # ten half-lives of 2 s reach back 20 s
+    rates = TRACE.rate_at(20.0 - ages)
+    weights = 0.5 ** (ages / 2.0)
+    assert forecast.get('ewma', 2.0).predict(TRACE, 20.0, 10.0, 1.0) == \
+        pytest.approx(np.sum(weights * rates) / np.sum(weights))
+
+
+def test_oracle_is_the_periods_real_mean():
+    assert forecast.get('oracle').predict(TRACE, 5.0, 10.0, 1.0) == pytest.approx(25.0)
+
+
+def test_zero_capacity_counts_as_the_link_minimum():
+    dip = traces.Trace(np.array([0.0, 1.0]), np.array([10.0, 0.0]), 2.0, loop=False)
+    assert forecast.get('harmonic').predict(dip, 1.0, 1.0, 1.0) == pytest.approx(
+        2 / (1 / 10.0 + 1 / 0.1))
+
+
+def test_unknown_predictor_and_bad_window_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="known: ewma, harmonic, last, oracle"):
+        load_scenario(scenario_copy(tmp_path, extra='forecast: crystal-ball\n'))
+    with pytest.raises(ConfigError, match='forecast'):
+        load_scenario(scenario_copy(tmp_path, extra='forecast: {predictor: ewma, '
+                                                    'window: -3s}\n'))
+
+
+def test_records_say_the_predictor_its_forecast_and_the_real_mean(tmp_path):
+    shutil.copytree(os.path.join(REPO, 'scenarios', 'traces'), tmp_path / 'traces')
+    path = scenario_copy(tmp_path, 'walk-trace.yaml',
+                         extra='forecast: {predictor: last}\n')
+    last = run_policy(load_scenario(path), 'optimal')
+    harmonic = run_policy(load_scenario(scenario_copy(tmp_path, 'walk-trace.yaml')),
+                          'optimal')
+    assert {r['predictor'] for r in last} == {'last'}
+    assert {r['predictor'] for r in harmonic} == {'harmonic'}
+    scenario = load_scenario(path)
+    for row in last:
+        start = (row['period'] - 1) * scenario.period_s
+        assert row['forecast_mbit'] == pytest.approx(float(scenario.capacity.rate_at(start)))
+        assert row['capacity_mbit'] == pytest.approx(scenario.capacity.mean_between(
+            start, start + scenario.period_s))
+    assert [r['forecast_mbit'] for r in last] != [r['forecast_mbit'] for r in harmonic]
