@@ -51,7 +51,8 @@ def _cmd_run(args):
     statuses = {}
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
-        statuses = experiment.run_scenario(scenario, names, out, args.backend, args.cli)
+        statuses = experiment.run_scenario(scenario, names, out, args.backend, args.cli,
+                                           keep_artifacts=args.keep_artifacts)
     finally:
         command_runner.record_to(None)
         if os.path.exists(os.path.join(out, 'periods.csv')):
@@ -114,6 +115,10 @@ def register(sub):
                    help='mininet: real TCP (root); fluid: ideal transfers, no root')
     p.add_argument('--cli', action='store_true',
                    help='leave me at the Mininet CLI while the scenario runs')
+    p.add_argument('--keep-artifacts', action='store_true',
+                   help='keep the checkpoints and data files in work/ (default: verified, '
+                        'listed in work/<policy>/artifacts.csv with size and sha256, '
+                        'deleted)')
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser('report', help="re-make a results folder's summary, table and plots")

@@ -30,6 +30,9 @@ log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
 CONTROL_TIMEOUT_S = 5
 REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arrived
+# The latest a report leaves after the upload deadline: the wait, then the count from the
+# edge, which may time out (the data plane down).
+REPORT_LATEST_S = REPORT_WAIT_S + CONTROL_TIMEOUT_S
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 
 

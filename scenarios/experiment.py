@@ -24,8 +24,10 @@ log = logging.getLogger('edgecollab')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec'):
-    """Run each policy of names on scenario into folder out; return {policy: status}."""
+def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec',
+                 keep_artifacts=False):
+    """Run each policy of names on scenario into folder out; return {policy: status}.
+    keep_artifacts: keep the checkpoints and data files the agents moved."""
     from edgecollab.scenarios.runner import PolicyRun
     statuses = {}
     for name in names:
@@ -42,7 +44,8 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
             else:
                 statuses[name] = PolicyRun(scenario, name, out, prefix=prefix,
                                            progress=lambda k: bar.update(1),
-                                           interactive=interactive).run()
+                                           interactive=interactive,
+                                           keep_artifacts=keep_artifacts).run()
         except (KeyboardInterrupt, SystemExit):
             statuses[name] = 'interrupted'
             raise

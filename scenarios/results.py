@@ -14,6 +14,9 @@ Files (described again in the folder's README.txt):
     accuracy.png, timeseries-<policy>.png   plots of the above
     commands.sh     every tc/ip command the run ran; run.log the debug log
     token           the latest policy run's API token (mode 0600), to script the API
+    work/<policy>/  the agents' logs; artifacts.csv names each checkpoint and data file
+                    the agents moved, with its size and sha256, once verified and
+                    deleted (``--keep-artifacts`` keeps the files)
 Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
 """
 
@@ -23,6 +26,7 @@ import os
 import statistics
 
 from edgecollab.controller.loop import RECORD_FIELDS
+from edgecollab import files
 from edgecollab.errors import ConfigError
 
 TIMESERIES_FIELDS = ('policy', 'time_s', 'capacity_mbit', 'device', 'direction',
@@ -50,6 +54,30 @@ class CsvLog:
     def close(self):
         """Close the file."""
         self.file.close()
+
+
+ARTIFACT_SUFFIXES = ('.npz', '.bin', '.part')     # checkpoints, data, partial downloads
+ARTIFACTS_FILE = 'artifacts.csv'
+
+
+def prune_artifacts(work):
+    """Delete the checkpoints and data files under the folder work, listing each in
+    work/artifacts.csv (path relative to work, size, sha256) first; return the bytes
+    freed."""
+    found = sorted(os.path.join(top, name) for top, _, names in os.walk(work)
+                   for name in names if name.endswith(ARTIFACT_SUFFIXES))
+    if not found:
+        return 0
+    log = CsvLog(os.path.join(work, ARTIFACTS_FILE), ('path', 'size_bytes', 'sha256'))
+    freed = 0
+    for path in found:
+        size = os.path.getsize(path)
+        log.write([{'path': os.path.relpath(path, work), 'size_bytes': size,
+                    'sha256': files.sha256(path)}])
+        os.unlink(path)
+        freed += size
+    log.close()
+    return freed
 
 
 def _cell(value):

@@ -32,8 +32,10 @@ from edgecollab.controller.loop import RECORD_FIELDS, ControlLoop, Outcome, Tran
 from edgecollab.controller.service import ControllerState, create_app
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
+from edgecollab.nodes import device
 from edgecollab.ready import poll, wait
 from edgecollab.scenarios.replay import Replayer
+from edgecollab.scenarios import results
 from edgecollab.scenarios.results import TIMESERIES_FIELDS, CsvLog
 from edgecollab.topologies import addressing
 from edgecollab.topologies.star import EdgeStar
@@ -42,7 +44,9 @@ from edgecollab.wire import GOODPUT_PER_WIRE
 log = logging.getLogger(__name__)
 CONTROLLER_PORT = 8000
 EDGE_PORT = 8080
-REPORT_GRACE_S = 6.0
+# How long after a period's end its reports are waited for: the latest a device sends
+# one, and time for it to arrive.
+REPORT_GRACE_S = device.REPORT_LATEST_S + 2.0
 START_DELAY_S = 1.0
 AGENT_START_S = 20.0             # wait for the device agents: this long
 AGENT_START_PER_DEVICE_S = 0.25  # plus this long a device
@@ -54,10 +58,11 @@ class PolicyRun(Transport):
     """One policy's emulated run of a scenario: the live Transport of the period loop."""
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
-                 interactive=False, edge_args=()):
+                 interactive=False, edge_args=(), keep_artifacts=False):
         self.scenario, self.policy, self.folder = scenario, policy, folder
         self.prefix, self.progress, self.on_ready = prefix, progress, on_ready
         self.interactive = interactive
+        self.keep_artifacts = keep_artifacts   # keep the checkpoints and data files
         self.edge_args = list(edge_args)   # extra edge-agent arguments (fault injection)
         self.token = secrets.token_hex(16)
         self.work = os.path.join(folder, 'work', policy)
@@ -464,6 +469,10 @@ class PolicyRun(Transport):
             log_file.close()
         for handle in self.log_files:
             handle.close()
+        if not self.keep_artifacts:
+            freed = results.prune_artifacts(self.work)
+            log.debug('%s: %.1f MB of checkpoints and data verified and deleted (listed '
+                      'in %s)', self.policy, freed / 1e6, results.ARTIFACTS_FILE)
 
 
 class _Stopped(Exception):

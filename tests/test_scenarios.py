@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from edgecollab import files
+from edgecollab.scenarios.results import ARTIFACTS_FILE, prune_artifacts
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import PYTHON, REPO
 
@@ -122,3 +124,22 @@ def test_readme_examples_run(tmp_path):
     done = subprocess.run([PYTHON, '-c', python_block], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 6, done.stderr
+
+
+def test_artifacts_are_listed_with_their_digests_then_deleted(tmp_path):
+    work = tmp_path / 'work'
+    (work / 'edge' / 'checkpoints').mkdir(parents=True)
+    (work / 'd1').mkdir()
+    (work / 'edge' / 'checkpoints' / 'd1-1.npz').write_bytes(b'x' * 1000)
+    (work / 'edge' / 'data').mkdir()
+    (work / 'edge' / 'data' / 'd1-1.bin').write_bytes(b'y' * 500)
+    (work / 'd1.log').write_text('kept\n')
+    digest = files.sha256(work / 'edge' / 'checkpoints' / 'd1-1.npz')
+    assert prune_artifacts(str(work)) == 1500
+    with open(work / ARTIFACTS_FILE) as src:
+        listed = {r['path']: r for r in csv.DictReader(src)}
+    assert listed[os.path.join('edge', 'checkpoints', 'd1-1.npz')]['sha256'] == digest
+    assert listed[os.path.join('edge', 'data', 'd1-1.bin')]['size_bytes'] == '500'
+    assert not list(work.rglob('*.npz')) and not list(work.rglob('*.bin'))
+    assert (work / 'd1.log').read_text() == 'kept\n'
+    assert prune_artifacts(str(work)) == 0          # nothing left: the list stays
