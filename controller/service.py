@@ -20,7 +20,8 @@ import time
 from flask import Flask, abort, jsonify, request
 
 from edgecollab.controller import policies
-from edgecollab.http import bad_request, check_token, json_body, json_errors
+from edgecollab.http import (MAX_PERIOD, bad_request, check_token, json_body, json_errors,
+                             number)
 
 REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'upload_started', 'upload_finished')
 # A device asking for the plan after period K is answered when the next period begins
@@ -159,27 +160,28 @@ def create_app(state, token):
     def plan(device):
         known(device)
         after = request.args.get('after')
-        if after is not None and not (after.isascii() and after.isdigit() and len(after) < 10):
-            bad_request('after must be a period number, got %r' % after[:40])
+        if after is not None and not (after.isascii() and after.isdigit() and
+                                      int(after[:9] or 0) <= MAX_PERIOD and len(after) < 10):
+            bad_request('after must be a period number (0 to %d), got %r'
+                        % (MAX_PERIOD, after[:40]))
         return jsonify(state.plan_for(device, None if after is None else int(after)))
 
     @app.post('/v1/reports')
     def reports():
         check_token(token)
         body = json_body()
-        device, period = body.get('device'), body.get('period')
-        if not isinstance(device, str) or isinstance(period, bool) or \
-                not isinstance(period, int):
+        device = body.get('device')
+        if not isinstance(device, str):
             bad_request('a report needs "device" (string) and "period" (integer)')
+        period = number(body, 'period', 1, MAX_PERIOD, integer=True)
         known(device)
         for key in REPORT_NUMBERS:
-            if key in body and (isinstance(body[key], bool) or
-                                not isinstance(body[key], (int, float))):
-                bad_request('report field %r must be a number' % key)
+            if key in body:
+                number(body, key)
         if 'model_ok' in body and not isinstance(body['model_ok'], bool):
             bad_request('report field \'model_ok\' must be true or false')
         current = state.current_period()
-        if period < 1 or period > current:
+        if period > current:
             bad_request('period %d is not a period of this run (current: %d)'
                         % (period, current))
         state.report(device, period, body)

@@ -1,12 +1,15 @@
-"""What the Flask services share: JSON errors, the per-run token, bounded JSON bodies."""
+"""What the Flask services share: JSON errors, the per-run token, bounded JSON bodies,
+and one rule for each kind of value a request carries (numbers, period numbers)."""
 
 import hmac
 import json
+import math
 
 from flask import abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 MAX_JSON_BYTES = 64 * 1024
+MAX_PERIOD = 10 ** 6      # the largest period number a request may name
 
 
 def json_errors(app):
@@ -42,9 +45,43 @@ def json_body(max_bytes=MAX_JSON_BYTES):
     if len(raw) > max_bytes:
         abort(413, description='body is over the %d bytes allowed' % max_bytes)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
-        bad_request('body is not valid JSON')
+        bad_request('body is not valid JSON (NaN and Infinity are not numbers here)')
+    except RecursionError:
+        bad_request('body is nested too deeply')
     if not isinstance(body, dict):
         bad_request('body must be a JSON object')
     return body
+
+
+def _no_constant(name):
+    raise ValueError('%s is not a number' % name)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def number(body, key, minimum=0.0, maximum=math.inf, integer=False, default=None):
+    """body[key] (or default when absent) as a finite number in [minimum, maximum], an
+    integer where asked; a 400 naming the field and the rule otherwise."""
+    value = body.get(key, default) if isinstance(body, dict) else None
+    kind = 'an integer' if integer else 'a finite number'
+    if value is None:
+        bad_request('field %r is required: %s in [%g, %g]' % (key, kind, minimum, maximum))
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
+            or not math.isfinite(value) or not minimum <= value <= maximum:
+        bad_request('field %r must be %s in [%g, %g], got %s'
+                    % (key, kind, minimum, maximum, _short(value)))
+    return value
+
+
+def check_period(period):
+    """404 unless period (from a URL) is a period number a run can have."""
+    if not 0 <= period <= MAX_PERIOD:
+        abort(404, description='no period %s (periods are 0 to %d)'
+              % (_short(period), MAX_PERIOD))
+    return period
+

@@ -20,6 +20,7 @@ from edgecollab.errors import EdgecollabError
 
 LAYERS = 8
 HEADER_ALLOWANCE = 4096    # bytes of npz/zip headers the weights leave room for
+MAX_BYTES = 4e9           # the largest checkpoint an order may ask for
 
 
 def write(path, size_bytes, meta, seed=0):

@@ -31,7 +31,8 @@ import time
 from flask import Flask, abort, jsonify, request, send_file
 
 from edgecollab.nodes import checkpoint
-from edgecollab.http import bad_request, check_token, json_body, json_errors
+from edgecollab.http import (MAX_PERIOD, bad_request, check_period, check_token, json_body,
+                             json_errors, number)
 
 log = logging.getLogger('edgecollab.edge')
 CHUNK = 64 * 1024
@@ -170,38 +171,46 @@ def create_app(store, token, seed=0):
     def periods():
         check_token(token)
         body = json_body(max_bytes=1 << 20)
-        try:
-            period = int(body['period'])
-            deadline = float(body['upload_deadline'])
-            orders = {str(d): {'size_bytes': float(s['size_bytes']),
-                               'model': str(s.get('model', '')),
-                               'trained_on': float(s.get('trained_on', 0))}
-                      for d, s in body['checkpoints'].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            bad_request('a period order needs period, upload_deadline and checkpoints '
-                        '{device: {size_bytes}}: %s' % exc)
+        period = number(body, 'period', 1, MAX_PERIOD, integer=True)
+        deadline = number(body, 'upload_deadline')
+        if not isinstance(body.get('checkpoints'), dict):
+            bad_request('a period order needs "checkpoints": {device: {"size_bytes": ...}}')
+        orders = {}
+        for device, spec in body['checkpoints'].items():
+            store.check_device(device)
+            if not isinstance(spec, dict) or not isinstance(spec.get('model', ''), str):
+                bad_request('checkpoint order of %s: {"size_bytes", "model", "trained_on"}'
+                            % device)
+            orders[device] = {'size_bytes': number(spec, 'size_bytes', 1,
+                                                   checkpoint.MAX_BYTES),
+                              'model': spec.get('model', '')[:100],
+                              'trained_on': number(spec, 'trained_on', default=0)}
         store.order(period, deadline, orders, seed)
         return jsonify(ok=True, period=period)
 
     @app.post('/v1/data/<device>/<int:period>')
     def data(device, period):
         check_token(token)
+        check_period(period)
         store.check_device(device)
         in_time, late = store.receive(device, period, request.stream)
         return jsonify(bytes=in_time, late_bytes=late)
 
     @app.get('/v1/data/<device>/<int:period>')
     def data_counts(device, period):
+        check_period(period)
         store.check_device(device)
         return jsonify(_counts_body(store.counts(device, period)))
 
     @app.get('/v1/data/<int:period>')
     def all_data_counts(period):
+        check_period(period)
         return jsonify({device: _counts_body(store.counts(device, period))
                         for device in sorted(store.devices)})
 
     @app.get('/v1/checkpoints/<device>/<int:period>')
     def get_checkpoint(device, period):
+        check_period(period)
         store.check_device(device)
         found = store.checkpoint(device, period, CHECKPOINT_WAIT_S)
         if found is None:

@@ -73,7 +73,18 @@ def test_plan_wait_ends_when_the_run_ends(controller):
     ({'json': {'device': 'd1', 'period': 'one'}, 'headers': AUTH}, 400, 'period'),
     ({'json': {'device': 'd1', 'period': 5}, 'headers': AUTH}, 400, 'not a period'),
     ({'json': {'device': 'd1', 'period': 1, 'upload_bytes': 'lots'}, 'headers': AUTH}, 400,
-     'must be a number'),
+     'must be a finite number'),
+    # Numbers: NaN and Infinity are no JSON numbers, 1e400 overflows to inf, negatives.
+    ({'data': '{"device": "d1", "period": 1, "upload_bytes": NaN}', 'headers': AUTH}, 400,
+     'not valid JSON'),
+    ({'data': '{"device": "d1", "period": 1, "upload_bytes": 1e400}', 'headers': AUTH}, 400,
+     'must be a finite number'),
+    ({'json': {'device': 'd1', 'period': 1, 'model_bytes': -1}, 'headers': AUTH}, 400,
+     'must be a finite number'),
+    ({'json': {'device': 'd1', 'period': True}, 'headers': AUTH}, 400, 'integer'),
+    ({'json': {'device': 'd1', 'period': 10 ** 30}, 'headers': AUTH}, 400, 'integer'),
+    ({'data': '{"device": "d1", "period": 1, "x": %s%s}' % ('[' * 5000, ']' * 5000),
+      'headers': AUTH}, 400, 'nested too deeply'),
     ({'data': json.dumps({'device': 'd1', 'period': 1, 'pad': 'x' * 100000}),
       'headers': AUTH}, 413, 'allowed'),
 ])
@@ -211,3 +222,44 @@ def test_checkpoints_are_seeded_noise_distinct_by_seed(tmp_path):
     other = checkpoint.write(paths[2], 300000, {'model': 'a'}, seed=6)
     assert first == again and first != other
     assert checkpoint.load(paths[2])['params'] == (300000 - checkpoint.HEADER_ALLOWANCE) // 4
+
+
+@pytest.mark.parametrize('query', ['%C2%B2', '9' * 5000, '-1', '1.5', str(10 ** 7)])
+def test_plan_after_must_be_a_period_number(controller, query):
+    _, client = controller
+    r = client.get('/v1/plan/d1?after=' + query)
+    assert r.status_code == 400 and 'period number' in r.json['error'], r.json
+
+
+@pytest.mark.parametrize('body,words', [
+    ({'period': 1, 'upload_deadline': 0, 'checkpoints': {'d1': {'size_bytes': 'nan'}}},
+     'size_bytes'),
+    ({'period': 1, 'upload_deadline': 0, 'checkpoints': {'d1': {'size_bytes': -5}}},
+     'size_bytes'),
+    ({'period': 1, 'upload_deadline': 0, 'checkpoints': {'d1': {'size_bytes': 1e15}}},
+     'size_bytes'),
+    ({'period': True, 'upload_deadline': 0, 'checkpoints': {}}, 'period'),
+    ({'period': 1, 'upload_deadline': 'soon', 'checkpoints': {}}, 'upload_deadline'),
+    ({'period': 1, 'upload_deadline': 0, 'checkpoints': ['d1']}, 'checkpoints'),
+    ({'period': 1, 'upload_deadline': 0, 'checkpoints': {'d1': 7}}, 'checkpoint order'),
+    ({'period': 1, 'upload_deadline': 0,
+      'checkpoints': {'d1': {'size_bytes': 1000, 'trained_on': -3}}}, 'trained_on'),
+])
+def test_bad_period_orders_get_a_400_and_order_nothing(edge, body, words):
+    store, client = edge
+    r = client.post('/v1/periods', json=body, headers=AUTH)
+    assert r.status_code == 400 and words in r.json['error'], r.json
+    assert not store.ordered
+
+
+def test_edge_refuses_deep_json_and_impossible_periods(edge):
+    store, client = edge
+    deep = '{"period": 1, "x": %s%s}' % ('[' * 5000, ']' * 5000)
+    r = client.post('/v1/periods', data=deep, headers=AUTH)
+    assert r.status_code == 400 and 'nested too deeply' in r.json['error']
+    huge = '9' * 300
+    for method, url in (('post', '/v1/data/d1/' + huge), ('get', '/v1/data/d1/' + huge),
+                        ('get', '/v1/data/' + huge), ('get', '/v1/checkpoints/d1/' + huge)):
+        r = getattr(client, method)(url, headers=AUTH, data=b'x' * 10)
+        assert r.status_code == 404 and 'no period' in r.json['error'], (url, r.json)
+
