@@ -30,6 +30,8 @@ def _cmd_run(args):
         raise ConfigError('--cli runs one policy: name it with --policies')
     out = args.out or os.path.join('results', '%s-%s' % (scenario.name,
                                                           time.strftime('%Y%m%d-%H%M%S')))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
     if os.path.exists(os.path.join(out, 'periods.csv')):
         raise ConfigError('%s already holds a run; choose another --out' % out)
     os.makedirs(out, exist_ok=True)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 import yaml
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, validators
 
 from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
@@ -118,28 +118,82 @@ class Scenario:
         return [device_name(i) for i in range(1, self.devices + 1)]
 
 
+MAX_VALUES = 100000    # values a scenario may hold, aliases counted as expanded
+MAX_DEPTH = 32         # nesting a scenario may have
+
+# JSON Schema counts 2.0 as an integer; a count in a scenario must be written as one.
+_VALIDATOR = validators.extend(Draft7Validator, type_checker=Draft7Validator.TYPE_CHECKER
+                               .redefine('integer', lambda _, value: isinstance(value, int)
+                                         and not isinstance(value, bool)))
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise ConfigError('line %d: key %r appears twice'
+                                  % (key_node.start_mark.line + 1, key))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(data, path):
+    """ConfigError unless data holds at most MAX_VALUES values (an alias counted each time
+    it is used) nested at most MAX_DEPTH deep."""
+    count, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError('%s: more than %d values (with aliases expanded): not a '
+                              'scenario' % (path, MAX_VALUES))
+        if depth > MAX_DEPTH:
+            raise ConfigError('%s: values nested more than %d deep: not a scenario'
+                              % (path, MAX_DEPTH))
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def read(path):
     """The validated scenario mapping in path."""
     try:
         with open(path, encoding='utf-8') as src:
-            data = yaml.safe_load(src)
+            data = yaml.load(src, Loader=_Loader)
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError('%s: not valid YAML: %s' % (path, str(exc).splitlines()[0])) from None
+    except RecursionError:
+        raise ConfigError('%s: values nested too deeply: not a scenario' % path) from None
+    except ConfigError as exc:
+        raise ConfigError('%s: %s' % (path, exc)) from None
     if not isinstance(data, dict):
         raise ConfigError('%s: a scenario must be a mapping of keys' % path)
-    errors = sorted(Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
+    _check_size(data, path)
+    errors = sorted(_VALIDATOR(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         err = min(errors, key=lambda e: (len(list(e.path)), list(map(str, e.path))))
         where = '.'.join(str(p) for p in err.path) or '(top level)'
         message = err.message
         if err.validator == 'oneOf':
-            message = '%r is neither a quantity with a unit nor a trace mapping' % (
-                err.instance,) if 'capacity' in where else '%r has the wrong type' % (
-                err.instance,)
+            message = '%s is neither a quantity with a unit nor a trace mapping' % (
+                _short(err.instance),) if 'capacity' in where else '%s has the wrong type' % (
+                _short(err.instance),)
+        elif len(message) > 200:
+            message = '%s... (%s rule)' % (message[:120], err.validator)
         raise ConfigError('%s: %s: %s' % (path, where, message))
     return data
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
 
 
 load = read

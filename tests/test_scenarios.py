@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -143,3 +144,32 @@ def test_artifacts_are_listed_with_their_digests_then_deleted(tmp_path):
     assert not list(work.rglob('*.npz')) and not list(work.rglob('*.bin'))
     assert (work / 'd1.log').read_text() == 'kept\n'
     assert prune_artifacts(str(work)) == 0          # nothing left: the list stays
+
+
+BAD_FILES = sorted(glob.glob(os.path.join(REPO, 'tests', 'data', 'bad-scenarios', '*.yaml')))
+
+
+@pytest.mark.parametrize('path', BAD_FILES, ids=os.path.basename)
+def test_hostile_scenario_files_give_one_line_and_exit_2(tmp_path, path):
+    # Each file's first line says what its one line of error must contain.
+    with open(path, encoding='utf-8') as src:
+        expected = src.readline().split('# expect: ', 1)[1].strip()
+    began = time.monotonic()
+    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and expected in lines[0] and path in lines[0], lines
+    assert not os.path.exists(tmp_path / 'out'), 'a results folder was started'
+    assert time.monotonic() - began < 60      # wide: seconds, not the 30 s of a bomb
+
+
+def test_out_must_be_a_folder_and_policies_distinct(tmp_path):
+    default = os.path.join(REPO, 'scenarios', 'default.yaml')
+    (tmp_path / 'afile').write_text('x')
+    for args, words in ((['--out', str(tmp_path / 'afile')], 'is a file'),
+                        (['--policies', 'equal,equal', '--out', str(tmp_path / 'o')],
+                         'names a policy twice')):
+        done = run_cli('run', default, '--backend', 'fluid', *args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not os.path.exists(tmp_path / 'o')
