@@ -92,7 +92,8 @@ class AccuracyModel:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not np.isfinite(value) or value <= 0:
                 raise ConfigError('accuracy parameter %s must be a positive number, got %r'
                                   % (f.name, value))
         if self.q(0.0) <= 0:

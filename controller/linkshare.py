@@ -65,6 +65,8 @@ MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
 MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
 MIN_CAPACITY_MBIT = 0.1
 MAX_CAPACITY_MBIT = 10000.0
+QUEUE_MS = (1.0, 10000.0)     # the leaf queue lengths the layer builds, in ms of its rate
+DELAY_MS = (0.0, 60000.0)     # one-way delays it accepts (netem)
 MAX_DEVICES = 8000        # class minors are 16 bits: 4 (2 N + 1) + 2 <= 0xffff
 ROOT, OTHER = 1, 3        # minors of the root class and the default class
 ACK_MATCH = ['match', 'ip', 'protocol', '6', '0xff',     # TCP
@@ -104,10 +106,10 @@ class ShapingConfig:
                               % (self.mode, ', '.join(MODES)))
         if not 0 < self.ack_fraction <= 0.5:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
-        if not 1 <= self.queue_ms <= 10000:
-            raise ConfigError('queue_ms must be in [1, 10000], got %r' % self.queue_ms)
-        if not 0 <= self.delay_ms <= 60000:
-            raise ConfigError('delay_ms must be in [0, 60000], got %r' % self.delay_ms)
+        if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
+            raise ConfigError('queue_ms must be in [%g, %g], got %r' % (QUEUE_MS + (self.queue_ms,)))
+        if not DELAY_MS[0] <= self.delay_ms <= DELAY_MS[1]:
+            raise ConfigError('delay_ms must be in [%g, %g], got %r' % (DELAY_MS + (self.delay_ms,)))
         if not 0 <= self.loss_pct <= 100:
             raise ConfigError('loss_pct must be in [0, 100], got %r' % self.loss_pct)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from edgecollab.controller import policies
 from edgecollab.controller.fleet import FleetAllocation
 from edgecollab.controller.policies import PolicyState
+from edgecollab.errors import PolicyError
 
 
 @dataclass
@@ -38,5 +39,12 @@ def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=N
     state = PolicyState(dataclasses.replace(problem, capacity_mbit=capacity_mbit),
                         future_capacity_mbit=future_mbit, efficiency=efficiency,
                         ratio=ratio, floor=floor)
-    answer = policy.plan(state, [float(g) for g in generated])
+    try:
+        answer = policy.plan(state, [float(g) for g in generated])
+    except (Exception, SystemExit) as exc:
+        if policy.source is None:
+            raise
+        # A user's policy is code from a file: name it, and never end the process.
+        raise PolicyError('policy %r from %s failed: %s: %s' % (
+            name, policy.source, type(exc).__name__, exc)) from exc
     return Plan(name, capacity_mbit, answer, (time.perf_counter() - began) * 1000)

@@ -27,6 +27,7 @@ from edgecollab.errors import ConfigError
 from edgecollab.wire import GOODPUT_PER_WIRE
 
 POLICIES = {}
+_loading = None          # the policy file being imported: its policies' source
 # The policies a scenario compares when it names none.
 DEFAULT_POLICIES = ('optimal', 'equal', 'upload-first', 'model-first', 'proportional',
                     'tcp-fair')
@@ -53,6 +54,7 @@ class Policy:
     """How one policy plans; subclasses say what differs."""
     corrects = False      # the controller re-splits the rest of a period that would miss
     link_mode = None      # the link mode the policy needs (None: the scenario's)
+    source = None         # the policy file it came from (None: built in)
 
     def __init__(self, name):
         self.name = name
@@ -131,6 +133,7 @@ def register(name):
         else:
             raise ConfigError('policy %r: register a function or a Policy subclass, '
                               'not %r' % (name, obj))
+        POLICIES[name].source = _loading
         return obj
     return add
 
@@ -145,15 +148,24 @@ def get(name):
 
 
 def load_file(path):
-    """Import a user's Python file whose @register calls add policies."""
+    """Import a user's Python file whose @register calls add policies.  The file is code
+    and runs with the process's privileges; whatever it raises (sys.exit included) is a
+    ConfigError naming it."""
+    global _loading
     spec = importlib.util.spec_from_file_location('edgecollab_user_policies', path)
     if spec is None or spec.loader is None:
         raise ConfigError('%s: cannot load as a Python file of policies' % path)
     module = importlib.util.module_from_spec(spec)
+    _loading = path
     try:
         spec.loader.exec_module(module)
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None
+    except (Exception, SystemExit) as exc:        # a policy file is code: anything
+        raise ConfigError('%s: the policy file failed: %s: %s'
+                          % (path, type(exc).__name__, exc)) from None
+    finally:
+        _loading = None
     return module
 
 

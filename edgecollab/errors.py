@@ -28,3 +28,7 @@ class UnsupportedError(EdgecollabError):
 
 class SolverError(EdgecollabError):
     """A solver's answer broke one of its guarantees (a bug, never bad input)."""
+
+
+class PolicyError(EdgecollabError):
+    """A user's policy (code from a policy file) failed while planning."""

@@ -12,15 +12,27 @@ from dataclasses import dataclass, field
 
 import yaml
 from jsonschema import Draft7Validator, validators
+from jsonschema.exceptions import best_match
 
 from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
+from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
+                                             QUEUE_MS)
 from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import traces
 from edgecollab.topologies.addressing import MAX_DEVICES, device_name
 from edgecollab.units import duration_s, rate_mbit, size_bytes
+
+# Every bound a backend holds, checked when a scenario is read, in the scenario's terms
+# (the link layer's own bounds come from it: capacity, queue, delay).
+MIN_STEP_S = 0.01              # the replayer holds 10 ms steps
+MAX_PERIOD_S = 86400.0
+MAX_PERIODS = 10000
+MAX_REPLAY_STEPS = 10 ** 7     # steps of one policy's run (its duration / step)
+MAX_SAMPLE_BYTES = 1e9         # a device buffers samples in memory
+MAX_COMPUTE_PER_SAMPLE_S = 60.0
 
 QUANTITY = {'type': ['string', 'number']}
 TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
@@ -36,7 +48,7 @@ SCHEMA = {
     'properties': {
         'name': {'type': 'string'},
         'description': {'type': 'string'},
-        'seed': {'type': 'integer', 'minimum': 0},
+        'seed': {'type': 'integer', 'minimum': 0, 'maximum': 2 ** 31},
         'devices': {'type': 'integer', 'minimum': 1, 'maximum': MAX_DEVICES},
         'capacity': CAPACITY,
         'capacity_down': CAPACITY,
@@ -48,7 +60,7 @@ SCHEMA = {
         'delay': QUANTITY,
         'loss': {'type': 'number', 'minimum': 0, 'maximum': 100},
         'period': QUANTITY,
-        'periods': {'type': 'integer', 'minimum': 1},
+        'periods': {'type': 'integer', 'minimum': 1, 'maximum': MAX_PERIODS},
         'update': QUANTITY,
         'timing': {'enum': ['overlap', 'sequential']},
         'data': {'type': 'object', 'additionalProperties': False,
@@ -181,10 +193,16 @@ def read(path):
         err = min(errors, key=lambda e: (len(list(e.path)), list(map(str, e.path))))
         where = '.'.join(str(p) for p in err.path) or '(top level)'
         message = err.message
-        if err.validator == 'oneOf':
+        if err.validator == 'oneOf' and 'capacity' in where:
             message = '%s is neither a quantity with a unit nor a trace mapping' % (
-                _short(err.instance),) if 'capacity' in where else '%s has the wrong type' % (
                 _short(err.instance),)
+        elif err.validator == 'oneOf':
+            # The rule the closest of the alternatives broke: one of the right type.
+            closest = best_match([e for e in err.context if e.validator != 'type']
+                                 or err.context)
+            inner = '.'.join(str(p) for p in closest.path)
+            message = (('%s: ' % inner if inner else '') + closest.message) if closest \
+                else '%s has the wrong type' % _short(err.instance)
         elif len(message) > 200:
             message = '%s... (%s rule)' % (message[:120], err.validator)
         raise ConfigError('%s: %s: %s' % (path, where, message))
@@ -199,6 +217,15 @@ def _short(value):
 load = read
 
 
+def _within(value, low, high, key, unit='s'):
+    """value if low <= value <= high (high None: no upper bound), else ConfigError naming
+    the scenario key."""
+    if not low <= value or (high is not None and value > high):
+        raise ConfigError('%s: %g %s is outside [%g, %s] %s' % (
+            key, value, unit, low, 'inf' if high is None else '%g' % high, unit))
+    return value
+
+
 def _positive(value, what, allow_zero=False):
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError('%s must be %s, got %r' % (what, '>= 0' if allow_zero else '> 0',
@@ -209,11 +236,17 @@ def _positive(value, what, allow_zero=False):
 def _capacity(spec, where, base_dir):
     """(Trace, file path or None) of a capacity value or trace mapping."""
     if not isinstance(spec, dict):
-        return traces.constant(_positive(rate_mbit(spec, where), where, True)), None
+        rate = rate_mbit(spec, where)
+        if rate != 0:                         # 0: no capacity (every device keeps its model)
+            _within(rate, MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT, where, 'Mbit/s')
+        return traces.constant(_positive(rate, where, True)), None
     path = spec['trace']
     path = path if os.path.isabs(path) else os.path.join(base_dir, path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ConfigError('%s.trace: no such trace file %r' % (where, spec['trace']))
+    if not os.path.isfile(path):
+        raise ConfigError('%s.trace: %r is not a regular file (a folder or a device)'
+                          % (where, spec['trace']))
     trace = traces.load(path, spec.get('format', 'auto'), spec.get('column'))
     offset = str(spec.get('offset', 0)).strip()
     sign = -1.0 if offset.startswith('-') else 1.0
@@ -234,13 +267,17 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
         capacity_mbit = 0.0 if isinstance(capacity, dict) else \
             rate_mbit(capacity, '%s: capacity' % where)
     try:
+        period_s = _within(duration_s(raw.get('period', '60s'), 'period'), MIN_STEP_S,
+                           MAX_PERIOD_S, 'period')
+        sample_bytes = _within(size_bytes(data.get('sample_size', '100KB'),
+                                          'data.sample_size'), 1, MAX_SAMPLE_BYTES,
+                               'data.sample_size', 'bytes')
         return Problem(
-            capacity_mbit=capacity_mbit,
-            period_s=duration_s(raw.get('period', '60s'), '%s: period' % where),
-            update_s=duration_s(raw.get('update', '0s'), '%s: update' % where),
+            capacity_mbit=capacity_mbit, period_s=period_s,
+            update_s=_within(duration_s(raw.get('update', '0s'), 'update'), 0.0,
+                             MAX_PERIOD_S, 'update'),
             timing=raw.get('timing', 'overlap'),
-            sample_bits=8 * size_bytes(data.get('sample_size', '100KB'),
-                                       '%s: data.sample_size' % where),
+            sample_bits=8 * sample_bytes,
             generated=float(generated[0] if isinstance(generated, list) else generated),
             min_model_bytes=size_bytes(model.get('min_size', smallest),
                                        '%s: model.min_size' % where),
@@ -291,13 +328,21 @@ def _resolve(raw, path, base):
             policies_mod.get(name)
         except ConfigError as exc:
             raise ConfigError('policies: %s' % exc) from None
-    problem = problem_from(raw, 'scenario', capacity_mbit=float(capacity.rate_at(0.0)))
-    period_s = _positive(problem.period_s, 'period')
-    step_s = _positive(duration_s(raw.get('step', '100ms'), 'step'), 'step')
-    if step_s < 0.01:
-        raise ConfigError('step: %g s is below the 10 ms the replayer can hold' % step_s)
-    queue_ms = _positive(duration_s(raw.get('queue', '100ms'), 'queue') * 1000, 'queue')
-    delay_ms = duration_s(raw.get('delay', 0), 'delay') * 1000
+    problem = problem_from(raw, path, capacity_mbit=float(capacity.rate_at(0.0)))
+    period_s = problem.period_s
+    step_s = _within(duration_s(raw.get('step', '100ms'), 'step'), MIN_STEP_S, period_s,
+                     'step')
+    periods = raw.get('periods', 3)
+    if period_s * periods / step_s > MAX_REPLAY_STEPS:
+        raise ConfigError('periods: %d periods of %g s at %g s steps are more than %d '
+                          'replay steps' % (periods, period_s, step_s, MAX_REPLAY_STEPS))
+    queue_ms = _within(duration_s(raw.get('queue', '100ms'), 'queue') * 1000,
+                       QUEUE_MS[0], QUEUE_MS[1], 'queue', 'ms')
+    delay_ms = _within(duration_s(raw.get('delay', 0), 'delay') * 1000, DELAY_MS[0],
+                       DELAY_MS[1], 'delay', 'ms')
+    compute_s = _within(duration_s(raw.get('edge', {}).get('compute_per_sample', 0),
+                                   'edge.compute_per_sample'), 0.0, MAX_COMPUTE_PER_SAMPLE_S,
+                        'edge.compute_per_sample')
     floor = raw.get('floor')
     if floor is not None and floor >= problem.accuracy.a_inf:
         raise ConfigError('floor: %g mAP is above what any model reaches (%.1f)'
@@ -319,12 +364,11 @@ def _resolve(raw, path, base):
         devices=devices, capacity=capacity, capacity_down=capacity_down, step_s=step_s,
         medium=problem.medium, mode=raw.get('mode', 'strict'), ack=raw.get('ack', True),
         queue_ms=queue_ms, delay_ms=delay_ms, loss_pct=float(raw.get('loss', 0.0)),
-        period_s=period_s, periods=raw.get('periods', 3), problem=problem,
+        period_s=period_s, periods=periods, problem=problem,
         generated=[float(g) for g in generated], policies=list(names),
         ratio=raw.get('ratio', 0.5), floor=floor, drift=raw.get('drift', 0.2),
         seed=raw.get('seed', 1),
-        compute_per_sample_s=duration_s(raw.get('edge', {}).get('compute_per_sample', 0),
-                                        'edge.compute_per_sample'),
+        compute_per_sample_s=compute_s,
         trace_files={k: v for k, v in (('capacity', cap_file), ('capacity_down', down_file))
                      if v})
 

@@ -57,10 +57,11 @@ def test_zero_capacity_counts_as_the_link_minimum():
 
 def test_unknown_predictor_and_bad_window_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="known: ewma, harmonic, last, oracle"):
-        load_scenario(scenario_copy(tmp_path, extra='forecast: crystal-ball\n'))
+        load_scenario(scenario_copy(tmp_path, 'sequential.yaml',
+                                    extra='forecast: crystal-ball\n'))
     with pytest.raises(ConfigError, match='forecast'):
-        load_scenario(scenario_copy(tmp_path, extra='forecast: {predictor: ewma, '
-                                                    'window: -3s}\n'))
+        load_scenario(scenario_copy(tmp_path, 'sequential.yaml',
+                                    extra='forecast: {predictor: ewma, window: -3s}\n'))
 
 
 def test_records_say_the_predictor_its_forecast_and_the_real_mean(tmp_path):

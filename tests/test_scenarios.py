@@ -16,6 +16,7 @@ from edgecollab import files
 from edgecollab.scenarios.results import ARTIFACTS_FILE, prune_artifacts
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import PYTHON, REPO
+from tests.helpers import scenario_copy
 
 BUNDLED = sorted(glob.glob(os.path.join(REPO, 'scenarios', '*.yaml')))
 
@@ -46,7 +47,7 @@ BAD = [
     ('wrong type', GOOD.replace('devices: 2', 'devices: two'), "devices"),
     ('negative rate', GOOD.replace('20mbit', '-5'), 'capacity'),
     ('bad unit', GOOD.replace('20mbit', '20 furlongs'), "unknown unit"),
-    ('zero period', GOOD.replace('10s', '0s'), 'period_s must be > 0'),
+    ('zero period', GOOD.replace('10s', '0s'), 'period: 0 s is outside [0.01, 86400] s'),
     ('missing trace', GOOD.replace('capacity: 20mbit', 'capacity: {trace: nope.txt}'),
      "no such trace file 'nope.txt'"),
     ('unknown policy', GOOD.replace('[optimal, equal]', '[optimal, magic]'),
@@ -173,3 +174,33 @@ def test_out_must_be_a_folder_and_policies_distinct(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
     assert not os.path.exists(tmp_path / 'o')
+
+
+POLICY_FILES = os.path.join(REPO, 'tests', 'data', 'policies')
+
+
+@pytest.mark.parametrize('name,words', [
+    ('raises.py', 'the policy file failed: ValueError: no policies today'),
+    ('exits.py', 'the policy file failed: SystemExit: 0'),
+    ('broken_syntax.py', 'the policy file failed: SyntaxError'),
+])
+def test_a_policy_file_that_fails_is_named_and_never_ends_the_run(tmp_path, name, words):
+    path = scenario_copy(tmp_path, extra='policy_file: %s\n'
+                         % os.path.join(POLICY_FILES, name))
+    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert name in lines[0] and words in lines[0], lines
+
+
+@pytest.mark.parametrize('policy,words', [('crashes', 'ZeroDivisionError'),
+                                          ('quits', 'SystemExit')])
+def test_a_user_policy_that_fails_while_planning_names_its_file(tmp_path, policy, words):
+    path = scenario_copy(tmp_path, extra='policy_file: %s\n'
+                         % os.path.join(POLICY_FILES, 'fails_later.py'))
+    done = run_cli('run', path, '--backend', 'fluid', '--policies', 'equal,' + policy,
+                   '--out', str(tmp_path / 'out'))
+    assert done.returncode == 1, done.stderr
+    assert 'fails_later.py' in done.stderr and words in done.stderr, done.stderr
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['policies']['equal']['status'] == 'completed'

@@ -1,0 +1,2 @@
+"""A policy file that is not Python."""
+def policy(state:

@@ -1,0 +1,2 @@
+"""A policy file that raises while it is imported."""
+raise ValueError('no policies today')
