@@ -18,16 +18,22 @@ Every problem is one ``ConfigError`` naming the file and line; lines are read bo
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgecollab import files
+from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT
 from edgecollab.errors import ConfigError
 
 FORMATS = ('mahimahi', 'twocol', 'csv')
 MAHIMAHI_PACKET_BITS = 1500 * 8
 DEFAULT_STEP_S = 0.1
+# A trace's cost must follow its file's size: a few bytes may not ask for years of bins.
+MAX_DURATION_S = 86400.0       # a day: longer runs loop the trace
+MAX_STEPS = 10 ** 7            # steps a generated or resampled trace may have
+MAX_MAHIMAHI_LINES = 10 ** 8   # lines a conversion to Mahimahi may write (about 1 GB)
 
 
 @dataclass
@@ -56,17 +62,27 @@ class Trace:
 
     def bits_between(self, start_s, end_s):
         """The bits the capacity carries over [start_s, end_s)."""
-        edges = self._edges(start_s, end_s)
-        widths = np.diff(edges)
-        return float(np.sum(self.rate_at(edges[:-1]) * widths) * 1e6)
+        return float(self._cumulative([end_s])[0] - self._cumulative([start_s])[0]) * 1e6
 
-    def _edges(self, start_s, end_s):
-        first = math.floor(start_s / self.duration_s) if self.loop else 0
-        last = math.floor(end_s / self.duration_s) if self.loop else 0
-        points = [self.times_s + k * self.duration_s for k in range(first, last + 1)]
-        inner = np.concatenate(points)
-        inner = inner[(inner > start_s) & (inner < end_s)]
-        return np.concatenate(([start_s], inner, [end_s]))
+    def _cumulative(self, t_s):
+        """Mbit carried from 0 to each time in t_s (vectorised): whole loops, then the
+        steps of the last one; without looping the last rate holds past the end."""
+        t = np.asarray(t_s, dtype=float)
+        widths = np.diff(np.append(self.times_s, self.duration_s))
+        start_mbit = np.concatenate(([0.0], np.cumsum(self.rate_mbit * widths)))
+        per_loop = start_mbit[-1]
+        if self.loop:
+            loops = np.floor(t / self.duration_s)
+            inner = t - loops * self.duration_s
+        else:
+            loops, inner = np.zeros_like(t), np.minimum(t, self.duration_s)
+        index = np.clip(np.searchsorted(self.times_s, inner, side='right') - 1, 0,
+                        len(self.times_s) - 1)
+        total = loops * per_loop + start_mbit[index] + self.rate_mbit[index] * (
+            inner - self.times_s[index])
+        if not self.loop:
+            total = total + self.rate_mbit[-1] * np.maximum(t - self.duration_s, 0.0)
+        return total
 
     def resample(self, step_s=DEFAULT_STEP_S, length_s=None):
         """Rates averaged over consecutive steps of step_s covering length_s (default
@@ -75,8 +91,12 @@ class Trace:
             raise ConfigError('resample step must be > 0 s, got %r' % step_s)
         length_s = self.duration_s if length_s is None else length_s
         count = max(1, int(math.ceil(length_s / step_s - 1e-9)))
+        if count > MAX_STEPS:
+            raise ConfigError('%g s in steps of %g s are more than %d steps'
+                              % (length_s, step_s, MAX_STEPS))
         starts = np.arange(count) * step_s
-        return starts, np.array([self.mean_between(t, t + step_s) for t in starts])
+        edges = self._cumulative(np.append(starts, count * step_s))
+        return starts, np.diff(edges) / step_s
 
     def transformed(self, scale=1.0, offset_mbit=0.0, loop=True):
         """A copy with rate x scale + offset (clipped at 0) and the given looping."""
@@ -141,9 +161,11 @@ def _text_lines(path):
 
 
 def _lines(path):
-    """(line number, stripped line) of path (see _text_lines)."""
+    """(line number, stripped line) of path (see _text_lines); a UTF-8 byte-order mark
+    is dropped and a comment line ('# ...') reads as empty."""
     for number, text in _text_lines(path):
-        yield number, text.strip()
+        line = text.lstrip('\ufeff').strip() if number == 1 else text.strip()
+        yield number, '' if line.startswith('#') else line
 
 
 def _number(text, path, number, what):
@@ -232,7 +254,8 @@ def _canonical_values(block, last_ms):
         return None
     values = np.fromstring(block, dtype=np.int64, sep=' ')
     if values.size != ends.size or np.any(np.diff(values) < 0) or \
-            (last_ms is not None and values[0] < last_ms):
+            (last_ms is not None and values[0] < last_ms) or \
+            values[-1] > MAX_DURATION_S * 1000:
         return None
     return values
 
@@ -245,12 +268,16 @@ def _checked_values(block, path, first_number, last_ms):
         pieces.pop()
     for offset, raw in enumerate(pieces):
         number = first_number + offset
-        line = _line_text(raw, path, number).strip()
-        if not line:
+        line = _line_text(raw, path, number)
+        line = (line.lstrip('\ufeff') if number == 1 else line).strip()
+        if not line or line.startswith('#'):
             continue
         if not (line.isascii() and line.isdigit()):
             raise ConfigError('%s:%d: a Mahimahi line is one integer millisecond, got %r'
                               % (path, number, line[:40]))
+        if len(line) > 15 or int(line) > MAX_DURATION_S * 1000:
+            raise ConfigError('%s:%d: timestamp %s ms is past the %g s a trace may last'
+                              % (path, number, line[:20], MAX_DURATION_S))
         ms = int(line)
         if last_ms is not None and ms < last_ms:
             raise ConfigError('%s:%d: timestamp %d ms is before the previous %d ms'
@@ -298,14 +325,33 @@ def _check_times(times, path, numbers):
                               % (path, numbers[i], times[i], times[i - 1]))
 
 
-def _finish(times, rates, path, numbers):
+def _finish(times, rates, path, numbers, duration_s=None):
     if not times:
         raise ConfigError('%s: the trace is empty' % path)
     _check_times(times, path, numbers)
+    if times[-1] - times[0] > MAX_DURATION_S:
+        raise ConfigError('%s:%d: time %g s is past the %g s a trace may last'
+                          % (path, numbers[-1], times[-1], MAX_DURATION_S))
     times = np.array(times) - times[0]
-    # The last sample lasts as long as the mean step before it (1 s for one sample).
+    # The last sample lasts as long as the file says (a '# duration_s' line, as
+    # edgecollab writes it), else as long as the mean step before it (1 s for one).
     last = float(np.mean(np.diff(times))) if len(times) > 1 else 1.0
-    return Trace(times, np.array(rates), float(times[-1] + last), str(path))
+    duration = times[-1] + last if duration_s is None else duration_s
+    if not times[-1] < duration <= MAX_DURATION_S:
+        raise ConfigError('%s: duration_s %g must be after the last step (%g s) and at most '
+                          '%g s' % (path, duration, times[-1], MAX_DURATION_S))
+    return Trace(times, np.array(rates), float(duration), str(path))
+
+
+def _duration_comment(path):
+    """The duration a '# duration_s X' line of path gives, or None."""
+    for number, text in _text_lines(path):
+        words = text.lstrip('\ufeff').split()
+        if words[:2] == ['#', 'duration_s'] and len(words) == 3:
+            return _number(words[2], path, number, 'duration_s')
+        if number > 3:
+            return None
+    return None
 
 
 def _load_twocol(path):
@@ -320,13 +366,14 @@ def _load_twocol(path):
         times.append(_number(fields[0], path, number, 'time'))
         rates.append(_number(fields[1], path, number, 'rate'))
         numbers.append(number)
-    return _finish(times, rates, path, numbers)
+    return _finish(times, rates, path, numbers, _duration_comment(path))
 
 
 def _load_csv(path, column):
     times, rates, numbers = [], [], []
     try:
-        reader = csv.DictReader(text for _, text in _text_lines(path))
+        reader = csv.DictReader(text.lstrip('\ufeff') for _, text in _text_lines(path)
+                                if not text.lstrip('\ufeff').startswith('#'))
         header = reader.fieldnames or []
         column = column or 'rate_mbit'
         for need in ('time_s', column):
@@ -340,7 +387,7 @@ def _load_csv(path, column):
             numbers.append(number)
     except csv.Error as exc:
         raise ConfigError('%s: bad CSV: %s' % (path, exc)) from None
-    return _finish(times, rates, path, numbers)
+    return _finish(times, rates, path, numbers, _duration_comment(path))
 
 
 def checksum(path):
@@ -351,30 +398,52 @@ def checksum(path):
 # writing
 def write(trace, path, fmt):
     """Write trace to path in fmt (one of FORMATS)."""
-    if fmt == 'mahimahi':
-        lines = _as_mahimahi(trace)
-    elif fmt == 'twocol':
-        lines = ['%.3f %.6f' % (t, r) for t, r in zip(trace.times_s, trace.rate_mbit)]
-    elif fmt == 'csv':
-        lines = ['time_s,rate_mbit'] + ['%.3f,%.6f' % (t, r) for t, r in
-                                         zip(trace.times_s, trace.rate_mbit)]
-    else:
+    if fmt not in FORMATS:
         raise ConfigError('unknown trace format %r (known: %s)' % (fmt, ', '.join(FORMATS)))
-    with open(path, 'w', encoding='ascii') as out:
-        out.write('\n'.join(lines) + '\n')
+    if os.path.isdir(path):
+        raise ConfigError('%s is a folder: name a file to write' % path)
+    try:
+        with open(path, 'w', encoding='ascii') as out:
+            if fmt == 'mahimahi':
+                _write_mahimahi(trace, out)
+            elif fmt == 'twocol':
+                out.write('# duration_s %.6f\n' % trace.duration_s)
+                out.writelines('%.6f %.6f\n' % (t, r)
+                               for t, r in zip(trace.times_s, trace.rate_mbit))
+            else:
+                out.write('# duration_s %.6f\ntime_s,rate_mbit\n' % trace.duration_s)
+                out.writelines('%.6f,%.6f\n' % (t, r)
+                               for t, r in zip(trace.times_s, trace.rate_mbit))
+    except OSError as exc:
+        raise ConfigError('%s: %s' % (path, exc.strerror)) from None
 
 
-def _as_mahimahi(trace):
-    # One line per 12000 bit of cumulative capacity, at the millisecond it is reached.
+def _write_mahimahi(trace, out, chunk=1 << 20):
+    """One line per 1500-byte delivery opportunity, at the millisecond the cumulative
+    capacity reaches it (the last line sets the trace's length); written in chunks of
+    opportunities, so memory stays bounded however long the trace."""
+    packet_mbit = MAHIMAHI_PACKET_BITS / 1e6
+    total = float(trace._cumulative([trace.duration_s])[0])
+    if total / packet_mbit > MAX_MAHIMAHI_LINES:
+        raise ConfigError('the trace carries %.3g packets: more than the %d lines a '
+                          'Mahimahi file may have' % (total / packet_mbit, MAX_MAHIMAHI_LINES))
+    count = int(math.floor(total / packet_mbit + 1e-9))
+    # The cumulative capacity at each step's start; where it stays flat (rate 0) an
+    # opportunity waits for the flat part's end.
+    times = np.append(trace.times_s, trace.duration_s)
+    reached = trace._cumulative(times)
+    last = np.r_[reached[1:] > reached[:-1], True]
+    times, reached = times[last], reached[last]
     total_ms = int(round(trace.duration_s * 1000))
-    ms = np.arange(1, total_ms + 1)
-    per_ms = trace.rate_at((ms - 1) / 1000.0) * 1e6 / 1000.0
-    cumulative = np.floor(np.cumsum(per_ms) / MAHIMAHI_PACKET_BITS + 1e-9).astype(int)
-    counts = np.diff(np.concatenate(([0], cumulative)))
-    lines = [str(m) for m, c in zip(ms, counts) for _ in range(c)]
-    if not lines or lines[-1] != str(total_ms):
-        lines.append(str(total_ms))     # the last line sets the trace's length
-    return lines
+    final = 0
+    for first in range(1, count + 1, chunk):
+        k = np.arange(first, min(first + chunk, count + 1))
+        ms = np.maximum(np.ceil(np.interp(k * packet_mbit, reached, times) * 1000 - 1e-6),
+                        1).astype(np.int64)
+        out.write('\n'.join(map(str, ms.tolist())) + '\n')
+        final = int(ms[-1])
+    if final != total_ms:
+        out.write('%d\n' % total_ms)
 
 
 # synthetic traces
@@ -383,6 +452,7 @@ def steps(levels_mbit, dwell_s):
     levels = np.asarray(levels_mbit, dtype=float)
     if levels.size == 0 or np.any(levels < 0) or not dwell_s > 0:
         raise ConfigError('steps need levels >= 0 and a dwell > 0 s')
+    _check_generated(levels.size * dwell_s, levels.size, levels)
     return Trace(np.arange(levels.size) * float(dwell_s), levels, levels.size * dwell_s,
                  'steps %s every %gs' % (','.join('%g' % v for v in levels), dwell_s))
 
@@ -391,8 +461,11 @@ def random_walk(mean_mbit, sigma_mbit, step_s, duration_s, seed=0, low_mbit=0.1)
     """A mean-reverting random walk (AR(1), 0.9 memory a step), clipped at low_mbit."""
     if not (mean_mbit > 0 and sigma_mbit >= 0 and step_s > 0 and duration_s >= step_s):
         raise ConfigError('random walk needs mean > 0, sigma >= 0, 0 < step <= duration')
-    rng = np.random.default_rng(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError('seed must be an integer >= 0, got %r' % (seed,))
     count = int(round(duration_s / step_s))
+    _check_generated(duration_s, count, [mean_mbit + 10 * sigma_mbit])
+    rng = np.random.default_rng(seed)
     rates = np.empty(count)
     value = mean_mbit
     for i in range(count):
@@ -406,6 +479,7 @@ def on_off(on_mbit, off_mbit, on_s, off_s, duration_s):
     """Capacity alternating between on_mbit for on_s and off_mbit for off_s."""
     if not (on_s > 0 and off_s > 0 and on_mbit >= 0 and off_mbit >= 0 and duration_s > 0):
         raise ConfigError('on-off needs rates >= 0 and durations > 0')
+    _check_generated(duration_s, 2 * duration_s / (on_s + off_s), [on_mbit, off_mbit])
     times, rates, t = [], [], 0.0
     while t < duration_s:
         times += [t, t + on_s]
@@ -414,3 +488,18 @@ def on_off(on_mbit, off_mbit, on_s, off_s, duration_s):
     keep = np.array(times) < duration_s
     return Trace(np.array(times)[keep], np.array(rates)[keep], float(duration_s),
                  'on-off %g/%g Mbit/s %g/%g s' % (on_mbit, off_mbit, on_s, off_s))
+
+
+def _check_generated(duration_s, steps, rates_mbit):
+    """ConfigError unless a synthetic trace of duration_s in steps steps, at most the
+    given rates, is one a run can replay."""
+    if duration_s > MAX_DURATION_S:
+        raise ConfigError('duration %g s is longer than the %g s a trace may last'
+                          % (duration_s, MAX_DURATION_S))
+    if steps > MAX_STEPS:
+        raise ConfigError('%d steps are more than the %d a trace may have'
+                          % (steps, MAX_STEPS))
+    if max(rates_mbit) > MAX_CAPACITY_MBIT:
+        raise ConfigError('rate %g Mbit/s is above the %g Mbit/s a link can be shaped to'
+                          % (max(rates_mbit), MAX_CAPACITY_MBIT))
+

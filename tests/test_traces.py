@@ -12,7 +12,7 @@ import pytest
 
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import traces
-from tests.conftest import PYTHON, SHARED, shared_path
+from tests.conftest import PYTHON, REPO, SHARED, shared_path
 from tests.helpers import assert_within
 
 SHARED_TRACES = sorted(p for p in glob.glob(os.path.join(SHARED, 'traces', '*', '*'))
@@ -199,3 +199,76 @@ def test_trace_cli(tmp_path):
     done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', bad],
                           capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+BAD_TRACES = sorted(glob.glob(os.path.join(REPO, 'tests', 'data', 'bad-traces', '*')))
+
+
+@pytest.mark.parametrize('path', BAD_TRACES, ids=os.path.basename)
+def test_hostile_traces_give_one_line_quickly(path):
+    with open(path, encoding='utf-8') as src:
+        expected = src.readline().split('# expect: ', 1)[1].strip()
+    began = time.monotonic()
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', path],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert expected in lines[0] and path in lines[0], lines
+    assert time.monotonic() - began < 60      # wide: a 14-byte file once ran 10 minutes
+
+
+@pytest.mark.parametrize('name,expected', [
+    ('bom-and-comment.csv', [5.0, 7.0]), ('comments.twocol', [5.0, 1.0]),
+])
+def test_comments_and_a_byte_order_mark_are_read(name, expected):
+    trace = traces.load(os.path.join(REPO, 'tests', 'data', 'traces', name))
+    assert list(trace.rate_mbit) == expected
+
+
+def test_mahimahi_comments_are_skipped():
+    trace = traces.load(os.path.join(REPO, 'tests', 'data', 'traces', 'comments.mahimahi'),
+                        bin_s=0.001)
+    assert trace.duration_s == pytest.approx(0.003)
+    assert trace.bits_between(0, 0.003) == pytest.approx(3 * traces.MAHIMAHI_PACKET_BITS)
+
+
+@pytest.mark.parametrize('fmt', ['twocol', 'csv', 'mahimahi'])
+def test_a_round_trip_keeps_the_duration_and_the_bits(tmp_path, fmt):
+    trace = traces.random_walk(20, 4, 0.5, 30, seed=3)
+    path = str(tmp_path / ('t.' + fmt))
+    traces.write(trace, path, fmt)
+    back = traces.load(path, fmt)
+    assert back.duration_s == pytest.approx(trace.duration_s)
+    assert back.bits_between(0, 30) == pytest.approx(trace.bits_between(0, 30), rel=1e-3)
+
+
+@pytest.mark.parametrize('args,words', [
+    (['random-walk', '--seed', '-1'], 'seed must be an integer >= 0'),
+    (['random-walk', '--duration', '1e9s', '--step', '1ms'], 'longer than the 86400 s'),
+    (['steps', '--levels', '5mbit', '--dwell', '1e300s'], 'longer than the 86400 s'),
+    (['steps', '--levels', '1e300mbit'], 'above the 10000 Mbit/s'),
+])
+def test_trace_generate_refuses_what_no_run_can_replay(tmp_path, args, words):
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'generate'] + args +
+                          ['-o', str(tmp_path / 'out.txt')], capture_output=True, text=True,
+                          timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not (tmp_path / 'out.txt').exists()
+
+
+def test_writing_to_a_folder_or_too_many_packets_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match='is a folder'):
+        traces.write(traces.constant(5.0, 10.0), str(tmp_path), 'twocol')
+    with pytest.raises(ConfigError, match='more than the 100000000 lines'):
+        traces.write(traces.constant(1e300, 10.0), str(tmp_path / 'x'), 'mahimahi')
+
+
+def test_resampling_costs_follow_the_steps_not_their_square():
+    # Two steps over a day at 100 ms: 864,000 bins (this was quadratic: 1e5 bins, 10.8 s).
+    day = traces.Trace(np.array([0.0, 43200.0]), np.array([5.0, 10.0]), 86400.0)
+    began = time.monotonic()
+    starts, rates = day.resample(0.1)
+    assert len(rates) == 864000 and rates[0] == 5.0
+    assert rates[-1] == pytest.approx(10.0)
+    assert time.monotonic() - began < 30      # wide: well under a second here
