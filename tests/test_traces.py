@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from edgecollab import units
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import traces
 from tests.conftest import PYTHON, REPO, SHARED, shared_path
@@ -272,3 +273,34 @@ def test_resampling_costs_follow_the_steps_not_their_square():
     assert len(rates) == 864000 and rates[0] == 5.0
     assert rates[-1] == pytest.approx(10.0)
     assert time.monotonic() - began < 30      # wide: well under a second here
+
+
+@pytest.mark.parametrize('text,mbit', [
+    ('10mbit', 10.0), ('10Mbit', 10.0), ('10Mbit/s', 10.0), ('10Mbps', 10.0),
+    ('10kbps', 0.01), ('10Mb/s', 10.0), ('10MBps', 80.0), ('10MB/s', 80.0), ('2gbit', 2000.0),
+    (15, 15.0)])
+def test_rates_read_b_as_a_bit_and_B_as_a_byte(text, mbit):
+    assert units.rate_mbit(text) == pytest.approx(mbit)
+
+
+@pytest.mark.parametrize('text,size', [('100KB', 1e5), ('100kB', 1e5), ('640KiB', 655360),
+                                       ('2.5MB', 2.5e6), ('12bytes', 12), (1000, 1000)])
+def test_sizes_are_bytes(text, size):
+    assert units.size_bytes(text) == pytest.approx(size)
+
+
+@pytest.mark.parametrize('parse,text', [
+    (units.rate_mbit, '10mbps'), (units.rate_mbit, '10MBPS'), (units.size_bytes, '100Kb'),
+    (units.size_bytes, '100kb'), (units.size_bytes, '5b'), (units.size_bytes, '1mb')])
+def test_a_unit_that_could_be_bits_or_bytes_is_refused(parse, text):
+    with pytest.raises(ConfigError, match='could be bits or bytes'):
+        parse(text)
+
+
+def test_trace_generate_reads_levels_in_the_same_grammar(tmp_path):
+    out = tmp_path / 'steps.txt'
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'generate', 'steps',
+                           '--levels', '10MBps,100kbit', '-o', str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert list(traces.load(str(out)).rate_mbit) == [80.0, 0.1]
