@@ -53,8 +53,8 @@ def _cmd_run(args):
     statuses = {}
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
-        statuses = experiment.run_scenario(scenario, names, out, args.backend, args.cli,
-                                           keep_artifacts=args.keep_artifacts)
+        experiment.run_scenario(scenario, names, out, args.backend, args.cli,
+                                keep_artifacts=args.keep_artifacts, statuses=statuses)
     finally:
         command_runner.record_to(None)
         if os.path.exists(os.path.join(out, 'periods.csv')):

@@ -25,11 +25,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec',
-                 keep_artifacts=False):
-    """Run each policy of names on scenario into folder out; return {policy: status}.
+                 keep_artifacts=False, statuses=None):
+    """Run each policy of names on scenario into folder out; return {policy: status}
+    (statuses: the dict to fill, so a caller keeps them when a signal stops the run).
     keep_artifacts: keep the checkpoints and data files the agents moved."""
     from edgecollab.scenarios.runner import PolicyRun
-    statuses = {}
+    statuses = {} if statuses is None else statuses
     for name in names:
         bar = tqdm(total=scenario.periods, desc='%-13s' % name, unit='period',
                    disable=None, leave=True)

@@ -22,6 +22,7 @@ Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
 
 import csv
 import json
+import logging
 import os
 import statistics
 
@@ -29,6 +30,7 @@ from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab import files
 from edgecollab.errors import ConfigError
 
+log = logging.getLogger(__name__)
 TIMESERIES_FIELDS = ('policy', 'time_s', 'capacity_mbit', 'device', 'direction',
                      'share_mbit', 'goodput_mbit')
 FILES_README = __doc__.split('\n', 2)[2].split('Analysis')[0]
@@ -86,29 +88,100 @@ def _cell(value):
     return value
 
 
+def read_rows(path, numbers, integers=()):
+    """(rows, cut) of a results CSV: every row with the columns in numbers parsed as
+    floats (those in integers as ints), 'True'/'False' as booleans.  A last row cut
+    short (what a killed run leaves) is dropped and cut is True; any other damage
+    (binary data, a missing column, a cell that is no number) is a ConfigError naming
+    the file and line."""
+    if not os.path.isfile(path):
+        raise ConfigError('%s: %s' % (path, 'not a file' if os.path.exists(path) else
+                                      'no such file (not a results folder?)'))
+    with open(path, 'rb') as src:
+        data = src.read()
+    if b'\0' in data:
+        raise ConfigError('%s: binary data, not a results CSV' % path)
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise ConfigError('%s: not UTF-8 text at byte %d' % (path, exc.start)) from None
+    lines = text.splitlines(keepends=True)
+    reader = csv.DictReader(lines)
+    header = reader.fieldnames or []
+    missing = [c for c in numbers if c not in header]
+    if missing:
+        raise ConfigError('%s:1: missing column(s) %s' % (path, ', '.join(missing)))
+    rows, cut = [], False
+    for row in reader:
+        last = reader.line_num == len(lines)
+        try:
+            rows.append(_parsed(row, numbers, integers))
+        except (TypeError, ValueError) as exc:
+            if last:
+                cut = True             # the row a stopped run was writing
+                break
+            raise ConfigError('%s:%d: %s' % (path, reader.line_num, exc)) from None
+    if lines and not lines[-1].endswith('\n') and rows and not cut:
+        rows.pop()                     # a last line without its newline was cut short
+        cut = True
+    return rows, cut
+
+
+def _parsed(row, numbers, integers):
+    if None in row or None in row.values():
+        raise ValueError('a row whose cells do not match the header')
+    for key, value in list(row.items()):
+        if value in ('True', 'False'):
+            row[key] = value == 'True'
+        elif key in integers:
+            if not str(value).isdigit():
+                raise ValueError('%s %r is not a whole number' % (key, value))
+            row[key] = int(value)
+        elif key in numbers:
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError('%s %r is not a number' % (key, value)) from None
+        elif value not in (None, ''):
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                pass
+    return row
+
+
+PERIOD_NUMBERS = ('accuracy', 'predicted_accuracy', 'upload_bytes', 'model_bytes',
+                  'solver_ms')
+
+
 def read_periods(folder):
-    """The rows of periods.csv with numbers parsed."""
+    """The whole rows of periods.csv with numbers parsed (a cut last row left out, with
+    a warning); ConfigError when there are none."""
     path = os.path.join(folder, 'periods.csv')
-    if not os.path.exists(path):
-        raise ConfigError('%s: no periods.csv (not a results folder?)' % folder)
-    rows = []
-    with open(path, newline='', encoding='utf-8') as src:
-        for row in csv.DictReader(src):
-            for key, value in row.items():
-                if value in ('True', 'False'):
-                    row[key] = value == 'True'
-                else:
-                    try:
-                        row[key] = float(value)
-                    except (TypeError, ValueError):
-                        pass
-            row['period'] = int(row['period'])
-            rows.append(row)
+    rows, cut = read_rows(path, PERIOD_NUMBERS + ('period',), integers=('period',))
+    if cut:
+        log.warning('%s: the last row was cut (a run stopped while writing it); reporting '
+                    'the %d whole rows', path, len(rows))
+    if not rows:
+        raise ConfigError('%s: no period finished (no whole rows)' % path)
     return rows
 
 
-def summarise(rows, statuses=None):
-    """summary.json's content from period rows."""
+def expected_periods(folder):
+    """The number of periods the folder's run was asked for (metadata.json), or None."""
+    try:
+        with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
+            meta = json.load(src)
+        asked = (meta.get('arguments') or {}).get('periods')
+        return int(asked if asked is not None else (meta.get('scenario') or {}).get(
+            'periods', 3))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def summarise(rows, statuses=None, expected=None):
+    """summary.json's content from period rows; expected: the periods the run was asked
+    for (a policy with fewer is 'stopped after k of N periods')."""
     statuses = statuses or {}
     summary = {}
     for policy in dict.fromkeys(r['policy'] for r in rows):
@@ -126,9 +199,13 @@ def summarise(rows, statuses=None):
             }
         effs = [r[k] for r in mine for k in ('efficiency_up', 'efficiency_down')
                 if isinstance(r.get(k), float)]
+        periods = max(r['period'] for r in mine)
+        status = statuses.get(policy, 'completed')
+        if expected is not None and periods < expected:
+            status = 'stopped after %d of %d periods' % (periods, expected)
         summary[policy] = {
-            'status': statuses.get(policy, 'completed'),
-            'periods': max(r['period'] for r in mine),
+            'status': status,
+            'periods': periods,
             'mean_accuracy': statistics.fmean(r['accuracy'] for r in mine),
             'predicted_accuracy': statistics.fmean(r['predicted_accuracy'] for r in mine),
             'data_bytes': sum(d['data_bytes'] for d in per_device.values()),
@@ -161,7 +238,7 @@ def table(summary):
 def write_summary(folder, statuses=None):
     """Write summary.json from periods.csv; return the summary."""
     rows = read_periods(folder)
-    summary = summarise(rows, statuses)
+    summary = summarise(rows, statuses, expected_periods(folder))
     with open(os.path.join(folder, 'summary.json'), 'w', encoding='utf-8') as out:
         json.dump({'policies': summary}, out, indent=2)
     return summary
@@ -196,21 +273,22 @@ def plot(folder):
 
 
 def _plot_timeseries(folder, path, plt):
-    with open(path, newline='', encoding='utf-8') as src:
-        rows = list(csv.DictReader(src))
+    rows, cut = read_rows(path, ('time_s', 'capacity_mbit', 'goodput_mbit', 'share_mbit'))
+    if cut:
+        log.warning('%s: the last row was cut; plotting the whole rows', path)
     for policy in dict.fromkeys(r['policy'] for r in rows):
         mine = [r for r in rows if r['policy'] == policy]
         fig, ax = plt.subplots(figsize=(8, 4))
-        times = sorted({float(r['time_s']) for r in mine})
-        cap = {float(r['time_s']): float(r['capacity_mbit']) for r in mine}
+        times = sorted({r['time_s'] for r in mine})
+        cap = {r['time_s']: r['capacity_mbit'] for r in mine}
         ax.plot(times, [cap[t] for t in times], color='black', label='capacity')
         for device in dict.fromkeys(r['device'] for r in mine):
             for direction, style in (('up', '-'), ('down', '--')):
                 own = [r for r in mine if r['device'] == device and r['direction'] == direction]
-                t = [float(r['time_s']) for r in own]
-                line, = ax.plot(t, [float(r['goodput_mbit']) for r in own], style,
+                t = [r['time_s'] for r in own]
+                line, = ax.plot(t, [r['goodput_mbit'] for r in own], style,
                                 label='%s %s goodput' % (device, direction))
-                ax.plot(t, [float(r['share_mbit']) for r in own], style, alpha=0.35,
+                ax.plot(t, [r['share_mbit'] for r in own], style, alpha=0.35,
                         color=line.get_color())
         ax.set_xlabel('time (s)')
         ax.set_ylabel('Mbit/s')

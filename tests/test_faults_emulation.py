@@ -3,6 +3,7 @@ periods stay on disk, nothing is left on the machine; the API listens on the man
 network only."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -100,7 +101,8 @@ def test_zero_capacity_step_is_clipped_and_the_run_goes_on(tmp_path):
     assert len(rows_of(tmp_path / 'out')) == 4
 
 
-def test_sigint_keeps_finished_periods_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize('sig,code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_keeps_finished_periods_labels_them_and_leaves_nothing(tmp_path, sig, code):
     path = scenario_file(tmp_path, periods=4, period='4s')
     out = tmp_path / 'out'
     proc = subprocess.Popen([PYTHON, '-m', 'edgecollab.cli', 'run', path, '--policies',
@@ -112,12 +114,13 @@ def test_sigint_keeps_finished_periods_and_leaves_nothing(tmp_path):
                                                   .splitlines()) >= 3:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-1000:]
+    assert proc.returncode == code, err[-1000:]
     rows = rows_of(out)
     assert ('d1', 1) in rows and ('d2', 1) in rows
-    assert (out / 'summary.json').exists()
+    status = json.loads((out / 'summary.json').read_text())['policies']['equal']['status']
+    assert status.startswith('stopped after ') and status.endswith(' of 4 periods'), status
     assert not agent_processes()
     assert not cleanup.owned_interfaces('ec') and not cleanup.lock_is_held()
 

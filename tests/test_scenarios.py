@@ -204,3 +204,62 @@ def test_a_user_policy_that_fails_while_planning_names_its_file(tmp_path, policy
     assert 'fails_later.py' in done.stderr and words in done.stderr, done.stderr
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
     assert summary['policies']['equal']['status'] == 'completed'
+
+
+@pytest.fixture
+def fluid_folder(tmp_path):
+    """A results folder of a fluid run of the default scenario (two policies)."""
+    out = tmp_path / 'out'
+    done = run_cli('run', os.path.join(REPO, 'scenarios', 'default.yaml'), '--backend',
+                   'fluid', '--policies', 'optimal,equal', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_report_of_a_killed_runs_folder_keeps_the_whole_rows(fluid_folder):
+    periods = fluid_folder / 'periods.csv'
+    text = periods.read_text()
+    periods.write_text(text[:-40])                 # the last row cut mid-write
+    whole = len(text.splitlines()) - 2               # header and the cut row out
+    done = run_cli('report', str(fluid_folder))
+    assert done.returncode == 0, done.stderr
+    assert 'last row was cut' in done.stderr and 'the %d whole rows' % whole in done.stderr
+    summary = json.loads((fluid_folder / 'summary.json').read_text())['policies']
+    # The cut row was equal's d2 in period 3: its two whole periods are reported.
+    assert len(summary['equal']['devices']['d2']['accuracy_per_period']) == 2
+    assert len(summary['optimal']['devices']['d2']['accuracy_per_period']) == 3
+
+
+@pytest.mark.parametrize('damage,words', [
+    (lambda p: p.write_text(p.read_text().replace('optimal,1,', 'optimal,one,', 1)),
+     'period'),
+    (lambda p: p.write_bytes(b'\x00\x01binary' * 100), 'binary data'),
+    (lambda p: (p.unlink(), p.mkdir()), 'not a file'),
+    (lambda p: p.write_text(p.read_text().splitlines()[0] + '\n'), 'no period finished'),
+    (lambda p: p.write_text(''), 'missing column'),
+    (lambda p: p.unlink(), 'no such file'),
+])
+def test_report_of_a_damaged_folder_gives_one_line_and_exit_2(fluid_folder, damage, words):
+    damage(fluid_folder / 'periods.csv')
+    done = run_cli('report', str(fluid_folder))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+
+
+def test_report_plots_a_cut_timeseries(fluid_folder):
+    (fluid_folder / 'timeseries.csv').write_text(
+        'policy,time_s,capacity_mbit,device,direction,share_mbit,goodput_mbit\n'
+        'optimal,0.1,50,d1,up,10,9.5\noptimal,0.2,50,d1,up,10,9.6\noptimal,0.3,5')
+    done = run_cli('report', str(fluid_folder))
+    assert done.returncode == 0 and 'timeseries.csv: the last row was cut' in done.stderr
+    assert (fluid_folder / 'timeseries-optimal.png').exists()
+
+
+def test_a_policy_with_fewer_periods_than_asked_is_stopped():
+    from edgecollab.scenarios.results import summarise
+    rows = [{'policy': 'equal', 'device': 'd1', 'period': 1, 'accuracy': 20.0,
+             'predicted_accuracy': 21.0, 'upload_bytes': 1.0, 'model_bytes': 2.0,
+             'deadline_miss': False, 'solver_ms': 1.0}]
+    assert summarise(rows, {}, expected=3)['equal']['status'] == \
+        'stopped after 1 of 3 periods'
+    assert summarise(rows, {}, expected=1)['equal']['status'] == 'completed'
