@@ -442,8 +442,9 @@ class PolicyRun(Transport):
         return remaining
 
     def _account(self, remaining, goodput):
-        # Efficiency = goodput / share over the steps where a class still had bytes to
-        # deliver (the share limited it), whatever re-splits happened.
+        # Efficiency = goodput / the rate the link gave the class (its share, or the wire
+        # rate it reached when it borrowed above it on a work-conserving link) over the
+        # steps where a class still had bytes to deliver, whatever re-splits happened.
         link = self.emu.linkshare
         with self.busy_lock:
             for (name, d), left in remaining.items():
@@ -451,7 +452,7 @@ class PolicyRun(Transport):
                 if left > 0 and share > 0:
                     sums = self.busy.setdefault((name, d), [0.0, 0.0])
                     sums[0] += goodput[(name, d)]
-                    sums[1] += share
+                    sums[1] += max(share, goodput[(name, d)] / GOODPUT_PER_WIRE)
 
     def _stop(self):
         self.stopping.set()

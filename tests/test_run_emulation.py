@@ -253,3 +253,14 @@ def test_policy_switch_over_the_api_plans_the_next_period(tmp_path):
         assert emulated['model'] == ideal['model'] and emulated['planned_by'] == \
             ideal['planned_by']
     assert not our_processes()
+
+
+def test_efficiency_is_never_above_one_when_classes_borrow(tmp_path):
+    # tcp-fair runs on a work-conserving link: a class may borrow above its share, and
+    # its efficiency is then measured against what it got (it read 1.11 before).
+    scenario = small_scenario(tmp_path, periods=2, period='6s')
+    run = PolicyRun(scenario, 'tcp-fair', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    values = [float(r[k]) for r in rows_of(tmp_path / 'out') for k in
+              ('efficiency_up', 'efficiency_down') if r[k]]
+    assert values and all(0 < v <= 1.0 for v in values), values
