@@ -91,7 +91,9 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def start(self, period):
-        """The period's plans are published: start its transfers."""
+        """The period is planned and its shares applied: start it (the Mininet backend
+        orders its checkpoints, which tells the edge its deadlines); the plans are
+        published right after."""
 
     @abc.abstractmethod
     def finish(self, period, done):
@@ -226,8 +228,10 @@ class ControlLoop:
                  for name_, a in zip(self.devices, plan_.devices)}
         self.plans[k] = plan_
         self.current = period
-        self.state.begin_period(k, plans, self.transport.fractions(), capacity, name)
+        # The backend starts the period (the edge learns its deadlines) before the
+        # devices learn their plans and start sending.
         self.transport.start(period)
+        self.state.begin_period(k, plans, self.transport.fractions(), capacity, name)
         log.debug('%s period %d: planned by %s at %.3f Mbit/s: %s', self.label, k, name,
                   capacity, plans)
         return period

@@ -83,9 +83,12 @@ class UploadStream:
     def run(self):
         """Stream (and resume) until the samples are sent or the deadline passes."""
         while self.samples_left > 0 and time.time() < self.deadline:
+            # urllib3 holds the connect timeout while the body is sent: on a slow share
+            # one blocked send lasts seconds, so it runs to the deadline too.
+            budget = max(1.0, self.deadline - time.time()) + 10.0
             try:
                 r = requests.post(self.url, data=self._blocks(), headers=self.agent.auth,
-                                  timeout=(3.0, max(1.0, self.deadline - time.time()) + 10.0))
+                                  timeout=(budget, budget))
                 if r.status_code != 200:
                     self.error = 'edge answered %d' % r.status_code
                     return
@@ -179,6 +182,9 @@ class DeviceAgent:
         sender = threading.Thread(target=stream.run, daemon=True)
         sender.start()
         sender.join(timeout=max(0.0, deadline - time.time()) + REPORT_WAIT_S)
+        # Count after the deadline even when the stream ended early: bytes still in
+        # flight then arrive in time, and the edge's count is final.
+        _wait_until(deadline + REPORT_WAIT_S)
         error, retries = stream.error, stream.retries
         sent = self._edge_count(plan['period']) if plan['upload_bytes'] >= sample else 0
         if error and sent >= plan['upload_bytes'] * 0.99:

@@ -66,12 +66,13 @@ class EdgeStore:
 
     def receive(self, device, period, stream):
         """Store a batch from stream; return (bytes in time, late bytes) of this batch."""
-        deadline = self.deadlines.get(period, float('inf'))
         path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
         in_time = late = 0
         with open(path, 'ab') as out:
             for block in _blocks(stream):
-                on_time = time.time() <= deadline
+                # The deadline is looked up for each block: a stream may begin before the
+                # period's order (which sets it) reaches the edge.
+                on_time = time.time() <= self.deadlines.get(period, float('inf'))
                 if on_time:
                     out.write(block)
                     in_time += len(block)

@@ -284,8 +284,8 @@ class PolicyRun(Transport):
                   for name, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
         self._order(k, self.wall_time(start + u1), orders, delay=m0 if sequential else 0.0)
         self.window = (period, self.counters_start)
-        log.debug('%s period %d: planned, shares set, checkpoints ordered and plans '
-                  'published %.1f ms after its start', self.policy, k,
+        log.debug('%s period %d: planned, shares set and checkpoints ordered %.1f ms after '
+                  'its start', self.policy, k,
                   (time.monotonic() - self.t0 - start) * 1000)
 
     def finish(self, period, done):

@@ -264,3 +264,26 @@ def test_efficiency_is_never_above_one_when_classes_borrow(tmp_path):
     values = [float(r[k]) for r in rows_of(tmp_path / 'out') for k in
               ('efficiency_up', 'efficiency_down') if r[k]]
     assert values and all(0 < v <= 1.0 for v in values), values
+
+
+def test_low_rate_uploads_end_cleanly_and_the_counters_agree(tmp_path):
+    # 4 Mbit/s for three devices: a share of 0.67 Mbit/s blocks a send for longer than
+    # the old 3 s socket timeout (uploads broke, the devices counted early and reported
+    # a third of what the edge counted).  The device's count is the edge's; the wire
+    # carried the in-time bytes and at most the bytes still in flight at the deadline.
+    path = scenario_copy(tmp_path, periods=2, period='10s')
+    text = open(path).read().replace('devices: 2', 'devices: 3').replace(
+        'capacity: 50mbit', 'capacity: 4mbit')
+    open(path, 'w').write(text)
+    run = PolicyRun(load_scenario(path), 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    for row in rows_of(tmp_path / 'out'):
+        what = '%s period %s' % (row['device'], row['period'])
+        assert row['status'] == 'ok', (what, row['status'])
+        edge, late = float(row['upload_bytes']), float(row['late_upload_bytes'])
+        carried = float(row['carried_upload_bytes'])
+        wire = float(row['class_up_bytes']) * GOODPUT_PER_WIRE
+        assert float(row['reported_upload_bytes']) == edge, what
+        assert edge > 0.5 * float(row['planned_upload_bytes']), (what, edge)
+        assert edge + carried <= wire * 1.03, (what, edge, carried, wire)
+        assert wire <= (edge + late + carried) * 1.03, (what, edge, late, carried, wire)
