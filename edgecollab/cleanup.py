@@ -205,23 +205,3 @@ def known_prefixes():
     except FileNotFoundError:
         return []
     return sorted(f[:-5] for f in files if f.endswith('.json'))
-
-
-_installed = False
-
-
-def install_signal_handlers():
-    """Turn SIGTERM (and SIGHUP) into SystemExit so every ``finally`` runs; once only.
-
-    SIGINT already raises KeyboardInterrupt.
-    """
-    global _installed
-    if _installed:
-        return
-    _installed = True
-
-    def _exit(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit)

@@ -20,7 +20,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.nodelib import LinuxBridge
 
-from edgecollab import cleanup
+from edgecollab import cleanup, signals
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
@@ -44,7 +44,7 @@ class Emulation:
     # lifecycle
     def start(self):
         """Build and start the network; on any failure, leave nothing behind."""
-        cleanup.install_signal_handlers()
+        signals.exit_on_signals()
         self.lock.acquire()
         try:
             if cleanup.owned_interfaces(self.prefix) or os.path.exists(self.state.path):

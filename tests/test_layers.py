@@ -14,7 +14,7 @@ from tests.conftest import REPO
 LAYERS = [
     ('plumbing', ['edgecollab', 'edgecollab.errors', 'edgecollab.units', 'edgecollab.shell',
                   'edgecollab.files', 'edgecollab.http', 'edgecollab.ready',
-                  'edgecollab.wire',
+                  'edgecollab.wire', 'edgecollab.signals',
                   # the folders' package files (they import nothing)
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),

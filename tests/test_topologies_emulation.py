@@ -2,12 +2,15 @@
 delay or loss setting is applied where the kernel has netem and refused where not."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from edgecollab import cleanup
+from edgecollab.ready import poll
 from edgecollab.emulation import Emulation
 from edgecollab.errors import UnsupportedError
 from edgecollab.topologies.star import EdgeStar
@@ -63,3 +66,26 @@ def test_delay_is_applied_or_refused_never_ignored():
         with pytest.raises(UnsupportedError, match='netem'):
             Emulation(topo).start()
     assert cleanup.owned_interfaces(TEST_PREFIX) == []
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP])
+def test_mn_custom_ended_by_a_signal_leaves_no_bridge(sig):
+    # Python's default for SIGTERM ended mn without its cleanup: the bridges and the IFB
+    # stayed.  The topology's bridges now remove themselves at exit.
+    proc = subprocess.Popen([MN, '--custom', os.path.join(REPO, 'topologies/star.py'),
+                             '--topo', 'edgestar,2,capacity=20mbit,prefix=%s' % TEST_PREFIX,
+                             '--controller', 'none'], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    output = []
+    reader = threading.Thread(target=lambda: output.extend(iter(proc.stdout.readline, b'')),
+                              daemon=True)
+    reader.start()
+    try:
+        poll(lambda: any(b'Starting CLI' in line for line in output), 60, 'the mn CLI')
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=5)
+    assert cleanup.owned_interfaces(TEST_PREFIX) == [], b''.join(output)[-2000:]

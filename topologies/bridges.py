@@ -5,10 +5,12 @@ Both are Mininet ``LinuxBridge`` switches (no Open vSwitch, no OpenFlow controll
 starts (after Mininet has configured every host address) and removes it when it stops.
 """
 
+import atexit
 import logging
 
 from mininet.nodelib import LinuxBridge
 
+from edgecollab import signals
 from edgecollab.controller.linkshare import Device, LinkShare, ShapingConfig, AccessLink
 from edgecollab.errors import ConfigError
 from edgecollab.shell import runner
@@ -17,7 +19,31 @@ from edgecollab.topologies import addressing
 log = logging.getLogger(__name__)
 
 
-class MediumBridge(LinuxBridge):
+class OwnedBridge(LinuxBridge):
+    """A Linux bridge that removes what it created when the process exits, whichever way
+    (``mn --custom`` ended by a signal or an error runs no ``stop``)."""
+
+    def start(self, controllers):
+        """Start the bridge; make its removal part of the process's exit."""
+        signals.exit_on_signals()
+        atexit.register(self.remove_leftovers)
+        LinuxBridge.start(self, controllers)
+
+    def owned_names(self):
+        """The root-namespace interfaces this bridge creates: itself and its ports (the
+        root ends of its links; deleting one deletes its host's end too)."""
+        return [self.name] + [intf.name for intf in self.intfList() if intf.name != 'lo']
+
+    def remove_leftovers(self):
+        """Delete what stop() did not (nothing after a normal stop)."""
+        present = runner.run(['ip', '-o', 'link', 'show'], 'list interfaces', check=False)
+        for name in self.owned_names():
+            if (' %s:' % name) in present or (' %s@' % name) in present:
+                runner.run(['ip', 'link', 'del', name], 'remove %s at exit' % name,
+                           check=False)
+
+
+class MediumBridge(OwnedBridge):
     """The data-plane bridge whose port towards the edge is the shaped bottleneck.
 
     shaping: a ShapingConfig; edge: the edge host's name; access: optional
@@ -33,7 +59,7 @@ class MediumBridge(LinuxBridge):
         self.offload = offload
         self.linkshare = None
         self.access_links = {}
-        LinuxBridge.__init__(self, name, **kwargs)
+        OwnedBridge.__init__(self, name, **kwargs)
 
     def _peers(self):
         """[(own interface, peer interface)] of every link on this bridge."""
@@ -46,7 +72,7 @@ class MediumBridge(LinuxBridge):
 
     def start(self, controllers):
         """Start the bridge, then shape its edge port and access links."""
-        LinuxBridge.start(self, controllers)
+        OwnedBridge.start(self, controllers)
         edge_port, devices, device_ports = None, [], {}
         for own, peer in self._peers():
             if peer.node.name == self.edge:
@@ -75,6 +101,12 @@ class MediumBridge(LinuxBridge):
             self.access_links[name] = access
             access.start()
 
+    def owned_names(self):
+        """The bridge, its IFB and its access links' IFBs."""
+        return OwnedBridge.owned_names(self) + [addressing.ifb_name(self.name)] + [
+            addressing.access_ifb_name(self.name, own.name)
+            for own, peer in self._peers() if peer.node.name in self.access]
+
     def stop(self, deleteIntfs=True):
         """Remove the shaping, then the bridge."""
         for access in self.access_links.values():
@@ -84,16 +116,16 @@ class MediumBridge(LinuxBridge):
         LinuxBridge.stop(self, deleteIntfs)
 
 
-class ManagementBridge(LinuxBridge):
+class ManagementBridge(OwnedBridge):
     """The unshaped management bridge; the root namespace joins it at address ``ip``."""
 
     def __init__(self, name, ip=addressing.CONTROLLER_IP, **kwargs):
         self.mgmt_ip = ip
-        LinuxBridge.__init__(self, name, **kwargs)
+        OwnedBridge.__init__(self, name, **kwargs)
 
     def start(self, controllers):
         """Start the bridge and give the root namespace its management address."""
-        LinuxBridge.start(self, controllers)
+        OwnedBridge.start(self, controllers)
         runner.run(['ip', 'addr', 'add', '%s/%d' % (self.mgmt_ip, addressing.PREFIX_LEN),
                     'dev', self.name], 'give %s its management address' % self.name)
 
