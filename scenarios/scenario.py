@@ -21,6 +21,7 @@ from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CA
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError
+from edgecollab.nodes import checkpoint
 from edgecollab.scenarios import traces
 from edgecollab.topologies.addressing import MAX_DEVICES, device_name
 from edgecollab.units import duration_s, rate_mbit, size_bytes
@@ -33,6 +34,8 @@ MAX_PERIODS = 10000
 MAX_REPLAY_STEPS = 10 ** 7     # steps of one policy's run (its duration / step)
 MAX_SAMPLE_BYTES = 1e9         # a device buffers samples in memory
 MAX_COMPUTE_PER_SAMPLE_S = 60.0
+MAX_GENERATED = 1e9            # samples a device produces in a period
+MAX_CHECKPOINT_BYTES = checkpoint.MAX_BYTES    # the largest checkpoint the edge writes
 
 QUANTITY = {'type': ['string', 'number']}
 TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
@@ -66,9 +69,11 @@ SCHEMA = {
         'data': {'type': 'object', 'additionalProperties': False,
                  'properties': {'sample_size': QUANTITY,
                                 'generated': {'oneOf': [
-                                    {'type': 'number', 'minimum': 0},
+                                    {'type': 'number', 'minimum': 0,
+                                     'maximum': MAX_GENERATED},
                                     {'type': 'array', 'minItems': 1,
-                                     'items': {'type': 'number', 'minimum': 0}}]}}},
+                                     'items': {'type': 'number', 'minimum': 0,
+                                               'maximum': MAX_GENERATED}}]}}},
         'model': {'type': 'object', 'additionalProperties': False,
                   'properties': {'menu': {'enum': ['yolov8', 'continuous']},
                                  'precision': {'enum': ['fp32', 'fp16']},
@@ -269,6 +274,10 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
     try:
         period_s = _within(duration_s(raw.get('period', '60s'), 'period'), MIN_STEP_S,
                            MAX_PERIOD_S, 'period')
+        min_size = _within(size_bytes(model.get('min_size', smallest), 'model.min_size'), 1,
+                           MAX_CHECKPOINT_BYTES, 'model.min_size', 'bytes')
+        max_size = _within(size_bytes(model.get('max_size', largest), 'model.max_size'),
+                           min_size, MAX_CHECKPOINT_BYTES, 'model.max_size', 'bytes')
         sample_bytes = _within(size_bytes(data.get('sample_size', '100KB'),
                                           'data.sample_size'), 1, MAX_SAMPLE_BYTES,
                                'data.sample_size', 'bytes')
@@ -279,10 +288,7 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
             timing=raw.get('timing', 'overlap'),
             sample_bits=8 * sample_bytes,
             generated=float(generated[0] if isinstance(generated, list) else generated),
-            min_model_bytes=size_bytes(model.get('min_size', smallest),
-                                       '%s: model.min_size' % where),
-            max_model_bytes=size_bytes(model.get('max_size', largest),
-                                       '%s: model.max_size' % where),
+            min_model_bytes=min_size, max_model_bytes=max_size,
             menu=menu, medium=raw.get('medium', 'shared'),
             accuracy=AccuracyModel.from_dict(raw.get('accuracy', {}),
                                              '%s: accuracy' % where))
