@@ -281,7 +281,7 @@ class Fleet:
     def _fill_data(self, size, samples, served, room_bits):
         """The served devices' data water-filled into room_bits (never below samples,
         never over room_bits unless samples already were)."""
-        weights = np.where(served, self._size_maps(size), 0.0)
+        weights = np.where(served, self.acc.size_term(size), 0.0)
         if room_bits <= 0 or not np.any(served):
             return samples
         everything = np.where(served, self.generated, 0.0)
@@ -309,11 +309,8 @@ class Fleet:
         return filled if float(np.sum(8 * filled)) <= model_bits else size
 
     # answers
-    def _size_maps(self, size):
-        return self.acc.size_term(size)
-
     def _values(self, size, samples):
-        return np.where(size > 0, self._size_maps(size) * self.acc.q(samples), self.kept)
+        return np.where(size > 0, self.acc.size_term(size) * self.acc.q(samples), self.kept)
 
     def _allocation(self, size, samples):
         budget = self.problem.budget_bits

@@ -1,4 +1,11 @@
-"""The project's exceptions: one base class, a few plain kinds."""
+"""The project's exceptions: one base class, a few plain kinds; and how a message
+quotes a user's value."""
+
+
+def quoted(value, limit=60):
+    """repr(value), cut to limit characters: a message never prints a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 class EdgecollabError(Exception):

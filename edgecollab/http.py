@@ -8,6 +8,8 @@ import math
 from flask import abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from edgecollab.errors import quoted
+
 MAX_JSON_BYTES = 64 * 1024
 MAX_PERIOD = 10 ** 6      # the largest period number a request may name
 
@@ -59,10 +61,6 @@ def _no_constant(name):
     raise ValueError('%s is not a number' % name)
 
 
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + '...'
-
 
 def number(body, key, minimum=0.0, maximum=math.inf, integer=False, default=None):
     """body[key] (or default when absent) as a finite number in [minimum, maximum], an
@@ -74,7 +72,7 @@ def number(body, key, minimum=0.0, maximum=math.inf, integer=False, default=None
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
             or not math.isfinite(value) or not minimum <= value <= maximum:
         bad_request('field %r must be %s in [%g, %g], got %s'
-                    % (key, kind, minimum, maximum, _short(value)))
+                    % (key, kind, minimum, maximum, quoted(value, 40)))
     return value
 
 
@@ -82,6 +80,6 @@ def check_period(period):
     """404 unless period (from a URL) is a period number a run can have."""
     if not 0 <= period <= MAX_PERIOD:
         abort(404, description='no period %s (periods are 0 to %d)'
-              % (_short(period), MAX_PERIOD))
+              % (quoted(period, 40), MAX_PERIOD))
     return period
 

@@ -20,7 +20,7 @@ from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
 from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
-from edgecollab.errors import ConfigError
+from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
 from edgecollab.scenarios import traces
 from edgecollab.topologies.addressing import MAX_DEVICES, device_name
@@ -200,23 +200,19 @@ def read(path):
         message = err.message
         if err.validator == 'oneOf' and 'capacity' in where:
             message = '%s is neither a quantity with a unit nor a trace mapping' % (
-                _short(err.instance),)
+                quoted(err.instance),)
         elif err.validator == 'oneOf':
             # The rule the closest of the alternatives broke: one of the right type.
             closest = best_match([e for e in err.context if e.validator != 'type']
                                  or err.context)
             inner = '.'.join(str(p) for p in closest.path)
             message = (('%s: ' % inner if inner else '') + closest.message) if closest \
-                else '%s has the wrong type' % _short(err.instance)
+                else '%s has the wrong type' % quoted(err.instance)
         elif len(message) > 200:
             message = '%s... (%s rule)' % (message[:120], err.validator)
         raise ConfigError('%s: %s: %s' % (path, where, message))
     return data
 
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + '...'
 
 
 load = read
