@@ -57,10 +57,16 @@ def _cmd_run(args):
                                 keep_artifacts=args.keep_artifacts, statuses=statuses)
     finally:
         command_runner.record_to(None)
+        # The statuses are printed whatever the run left: a run stopped before its first
+        # period ended has no rows to summarise.
+        summary = results.summarise([], statuses)
         if os.path.exists(os.path.join(out, 'periods.csv')):
-            summary = results.write_summary(out, statuses)
-            results.plot(out)
-            print(results.table(summary))
+            try:
+                summary = results.write_summary(out, statuses)
+                results.plot(out)
+            except ConfigError as exc:
+                log.warning('%s', exc)
+        print(results.table(summary))
         logging.getLogger().removeHandler(handler)
         handler.close()
     print('results in %s' % out)
