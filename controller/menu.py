@@ -118,9 +118,8 @@ class MenuFleet:
     def dual(self, price_up, price_down):
         """Lambda: an upper bound on the sum of accuracies for any prices >= 0."""
         net, _ = self.net(price_up, price_down)
-        budget = self.budget
-        return price_up * budget + price_down * budget + float(np.sum(np.max(net, axis=1))) \
-            if self.duplex else price_up * budget + float(np.sum(np.max(net, axis=1)))
+        priced = price_up + price_down if self.duplex else price_up    # a budget a price
+        return priced * self.budget + float(np.sum(np.max(net, axis=1)))
 
     def _price(self, spend):
         """(log price on the feasible side, on the other) where spend(price) meets the

@@ -161,7 +161,7 @@ def create_app(state, token):
         known(device)
         after = request.args.get('after')
         if after is not None and not (after.isascii() and after.isdigit() and
-                                      int(after[:9] or 0) <= MAX_PERIOD and len(after) < 10):
+                                      len(after) <= 9 and int(after) <= MAX_PERIOD):
             bad_request('after must be a period number (0 to %d), got %r'
                         % (MAX_PERIOD, after[:40]))
         return jsonify(state.plan_for(device, None if after is None else int(after)))

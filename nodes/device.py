@@ -177,13 +177,10 @@ class DeviceAgent:
         sample = self.buffer.sample_bytes
         stream = UploadStream(self, '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period']),
                               int(plan['upload_bytes'] // sample), deadline)
-        # The stream may still drain late bytes after the deadline: report without
-        # waiting for it (the edge counts what arrived in time).
-        sender = threading.Thread(target=stream.run, daemon=True)
-        sender.start()
-        sender.join(timeout=max(0.0, deadline - time.time()) + REPORT_WAIT_S)
-        # Count after the deadline even when the stream ended early: bytes still in
-        # flight then arrive in time, and the edge's count is final.
+        # Count after the deadline, whether the stream ended early (bytes still in flight
+        # then arrive in time) or still drains late bytes (the edge counts only what
+        # arrived in time): the edge's count is then final.
+        threading.Thread(target=stream.run, daemon=True).start()
         _wait_until(deadline + REPORT_WAIT_S)
         error, retries = stream.error, stream.retries
         sent = self._edge_count(plan['period']) if plan['upload_bytes'] >= sample else 0
