@@ -46,7 +46,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from edgecollab.controller.accuracy import MB
-from edgecollab.controller.solver import Allocation, FleetAllocation, give_leftover, solve
+from edgecollab.controller.solver import (KEEPS, Allocation, FleetAllocation, give_leftover,
+                                          solve)
 from edgecollab.controller.menu import solve_menu_fleet
 from edgecollab.errors import ConfigError, SolverError
 
@@ -58,7 +59,7 @@ _GUARD_DEVICES = 100          # compare with the equal split up to this many dev
 class Fleet:
     """N devices of one Problem (capacity = the shared total) with their data volumes."""
 
-    def __init__(self, problem, generated, floor=None):
+    def __init__(self, problem, generated, floor=None, kept=None):
         self.problem = problem
         self.generated = np.asarray(generated, dtype=float)
         if self.generated.ndim != 1 or self.generated.size < 1 or \
@@ -71,7 +72,12 @@ class Fleet:
         self.n = self.generated.size
         acc = problem.accuracy
         self.s = problem.sample_bits
-        self.kept = problem.kept_map()
+        # The accuracy each device keeps without a new model (its held model's).
+        self.kept = np.full(self.n, problem.kept_map()) if kept is None else \
+            np.asarray(kept, dtype=float)
+        if self.kept.shape != (self.n,) or not np.all(np.isfinite(self.kept)) or \
+                np.any(self.kept < 0):
+            raise ConfigError('kept must be one finite accuracy >= 0 per device')
         self.acc = acc
 
     # the per-device answer to a price
@@ -191,7 +197,7 @@ class Fleet:
     # prices meeting the budgets
     def _floor_prices(self):
         """Per device, the highest log price at which its answer reaches the floor."""
-        if self.floor is None or self.kept >= self.floor:
+        if self.floor is None or np.all(self.kept >= self.floor):
             return np.full(self.n, np.inf)
         lo = np.full(self.n, _LOG_PRICE[0])
         hi = np.full(self.n, _LOG_PRICE[1])
@@ -321,7 +327,7 @@ class Fleet:
         names = [''] * self.n
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0, model=name,
-                              reason='' if m > 0 else 'keeps its previous model')
+                              reason='' if m > 0 else KEEPS)
                    for u, d, b, m, v, name in zip(up_share.tolist(), down_share.tolist(),
                                                   up_bytes.tolist(), size.tolist(), values,
                                                   names)]
@@ -331,22 +337,24 @@ class Fleet:
         """Each device's exact single-device optimum at an equal part of the budget."""
         part = self.problem.capacity_mbit / self.n
         answers, cache = [], {}
-        for generated in self.generated:
-            key = float(generated)
-            if key not in cache:
-                cache[key] = solve(dataclasses.replace(self.problem, capacity_mbit=part,
-                                                       generated=key))
-            a = cache[key]
+        for generated, kept in zip(self.generated.tolist(), self.kept.tolist()):
+            if generated not in cache:
+                cache[generated] = solve(dataclasses.replace(
+                    self.problem, capacity_mbit=part, generated=generated))
+            a = cache[generated]
+            if a.accuracy < kept:
+                a = dataclasses.replace(a, download_share=0.0, model_bytes=0.0, model='',
+                                        accuracy=kept, feasible=False, reason=KEEPS)
             answers.append(dataclasses.replace(a, upload_share=a.upload_share / self.n,
                                                download_share=a.download_share / self.n))
         return FleetAllocation(answers)
 
     def _nothing(self, reason):
-        return FleetAllocation([Allocation(0.0, 0.0, 0.0, 0.0, self.kept, False, '', reason)
-                                for _ in range(self.n)], feasible=False, reason=reason)
+        return FleetAllocation([Allocation(0.0, 0.0, 0.0, 0.0, k, False, '', reason)
+                                for k in self.kept.tolist()], feasible=False, reason=reason)
 
     def _floor_unreachable(self, reason):
-        answer = Fleet(self.problem, self.generated).solve()
+        answer = Fleet(self.problem, self.generated, kept=self.kept).solve()
         answer.feasible, answer.reason = False, reason
         return answer
 
@@ -356,10 +364,8 @@ def solve_fleet(problem, generated, floor=None, kept=None):
     capacity (a FleetAllocation); kept: the accuracy each device keeps without a new
     model (default: problem.kept_map() for every device).  A menu is solved exactly
     (``menu.py``), continuous sizes by ``Fleet``."""
-    fleet = Fleet(problem, generated, floor)          # validates the arguments
-    kept = np.full(fleet.n, fleet.kept) if kept is None else np.asarray(kept, dtype=float)
-    if kept.shape != (fleet.n,) or not np.all(np.isfinite(kept)) or np.any(kept < 0):
-        raise ConfigError('kept must be one finite accuracy >= 0 per device')
+    fleet = Fleet(problem, generated, floor, kept)    # validates the arguments
+    kept = fleet.kept
     if not problem.menu:
         return check_budget(problem, fleet.solve())
     if problem.budget_bits <= 0:

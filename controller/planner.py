@@ -31,14 +31,15 @@ class Plan:
 
 
 def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=None,
-         ratio=0.5, floor=None):
+         ratio=0.5, floor=None, kept=None):
     """The Plan of policy name for devices with the given data volumes (samples), the
-    link's capacity seen now capacity_mbit and the period's real mean future_mbit."""
+    link's capacity seen now capacity_mbit, the period's real mean future_mbit and the
+    accuracy each device keeps with its own model (kept; None: the problem's fallback)."""
     began = time.perf_counter()
     policy = policies.get(name)
     state = PolicyState(dataclasses.replace(problem, capacity_mbit=capacity_mbit),
                         future_capacity_mbit=future_mbit, efficiency=efficiency,
-                        ratio=ratio, floor=floor)
+                        ratio=ratio, floor=floor, kept=kept)
     try:
         answer = policy.plan(state, [float(g) for g in generated])
     except (Exception, SystemExit) as exc:

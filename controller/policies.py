@@ -41,13 +41,16 @@ class PolicyState:
     device's part in ``allocate``); future_capacity_mbit: the mean capacity the period
     will really have (only ``oracle`` may look); efficiency: {'up': achieved/allocated,
     'down': ...} measured on the link (``adaptive``); ratio: the upload fraction of
-    ``fixed``; floor: the fleet's fairness floor (mAP) or None.
+    ``fixed``; floor: the fleet's fairness floor (mAP) or None; kept: the accuracy each
+    device has through the period if it keeps its model (None: the problem's fallback;
+    in ``allocate`` the problem's fallback_map is the device's own).
     """
     problem: object
     future_capacity_mbit: float = None
     efficiency: dict = None
     ratio: float = 0.5
     floor: float = None
+    kept: list = None
 
 
 class Policy:
@@ -86,7 +89,7 @@ class FleetPolicy(Policy):
         # The shares of a solve at the planning capacity are applied as fractions of the
         # link's capacity: the link then delivers what the solve planned (oracle: the
         # period's mean capacity; adaptive: the efficiency TCP really gets).
-        return solve_fleet(self._planned_problem(state), generated, state.floor)
+        return solve_fleet(self._planned_problem(state), generated, state.floor, state.kept)
 
     def allocate(self, state):
         return solve(self._planned_problem(state))
@@ -100,9 +103,10 @@ class DevicePolicy(Policy):
         part = dataclasses.replace(state.problem,
                                    capacity_mbit=state.problem.capacity_mbit / n)
         devices = []
-        for g in generated:
+        kept = state.kept or [None] * n
+        for g, k in zip(generated, kept):
             a = self.allocate(dataclasses.replace(
-                state, problem=dataclasses.replace(part, generated=float(g))))
+                state, problem=dataclasses.replace(part, generated=float(g), fallback_map=k)))
             a.upload_share /= n
             a.download_share /= n
             devices.append(a)

@@ -48,6 +48,7 @@ from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
 
 TIMINGS = ('overlap', 'sequential')
+KEEPS = 'keeps its previous model'     # the reason of a device the plan leaves its model
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ LAYERS = [
                   'edgecollab.topologies']),
     ('link and model', ['edgecollab.controller.linkshare', 'edgecollab.controller.accuracy',
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
-                        'edgecollab.controller.fleet',
+                        'edgecollab.controller.fleet', 'edgecollab.controller.holding',
                         'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',
