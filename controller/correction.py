@@ -1,55 +1,67 @@
-"""Mid-period correction (the closed loop inside a period): re-split what is left.
+"""Receding-horizon control within a period: re-split what is left, every control step.
 
-At a period start a policy splits the link; during the period the capacity may change
-and TCP may deliver less than a share.  The controller then checks, every second,
-whether each transfer still finishes by its deadline at the rate its share really
-gives (share x capacity x measured efficiency).  When one would miss by more than the
-drift threshold, it re-splits the rest of the period: each unfinished checkpoint first
-gets the share that carries its remaining bytes in the remaining time (a checkpoint is
-all or nothing), the uploads share what is left in proportion to their remaining bytes.
-A pure function, so it is tested without a network.
+At a period start a policy splits the link; during the period the capacity changes and
+TCP may deliver less than a share.  A closed-loop policy (``adaptive``) re-solves the
+rest of the period at every control step from what remains: the bytes each checkpoint
+still needs, the data each device still has waiting, the time left, the capacity now and
+the efficiency TCP achieves.  A checkpoint is all or nothing, and data counts only for
+a device whose checkpoint arrives, so the checkpoints come first: each gets the share
+that carries its remaining bytes in the remaining time (with MARGIN of headroom), the
+ones needing least first, until the link is spent; the uploads share the
+rest in proportion to the data they still have (the data of devices that get a new
+checkpoint this period first: only that data raises this period's accuracy; the others'
+when none is left); what no upload needs goes to the
+checkpoints (those short of their need first), so the link never idles while bytes
+wait.  A checkpoint that does not arrive in time still moved bytes that count: it
+resumes in the next period when the plan keeps its model (``holding.InFlight``).  The
+period's model choices stay (the edge distilled them); a new choice waits for the next
+period's plan.  A pure function, so it is tested without a network.
 """
 
-MARGIN = 1.05     # headroom on a checkpoint's needed share
+CONTROL_STEP_S = 1.0   # default time between two control steps (scenario: control_step)
+MARGIN = 1.05      # headroom on a checkpoint's needed share
+MIN_RATE = 0.05    # the lowest efficiency a plan assumes
 
 
-def needs_resplit(remaining, shares, capacity_mbit, efficiency, remaining_s, drift):
-    """True when some transfer's remaining bytes would miss the deadline by more than
-    drift at its current share; remaining/shares: {(device, direction): bytes/fraction};
-    efficiency: {direction: goodput / share}."""
-    if remaining_s <= 0 or capacity_mbit <= 0:
-        return False
-    for key, left in remaining.items():
-        if left <= 0:
-            continue
-        deliverable = shares.get(key, 0.0) * capacity_mbit * 1e6 * efficiency[key[1]] * \
-            remaining_s / 8
-        if deliverable < left * (1 - drift):
-            return True
-    return False
-
-
-def resplit(remaining, capacity_mbit, efficiency, remaining_s):
-    """{device: {'up': f, 'down': f}}: shares that finish the checkpoints first, then
-    the uploads in proportion to their remaining bytes (fractions of the capacity)."""
+def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None):
+    """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
+    capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
+    {direction: goodput / share}; valued: the devices whose data counts this period
+    (None: every device's)."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
     if remaining_s <= 0 or capacity_mbit <= 0:
         return shares
-    # Useful bytes/s of the whole link for a checkpoint.
-    rate = capacity_mbit * 1e6 * max(efficiency['down'], 0.05) / 8
+    rate = capacity_mbit * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
+    models = sorted(((MARGIN * left / remaining_s / rate, d)
+                     for (d, direction), left in remaining.items()
+                     if direction == 'down' and left > 0))
     free = 1.0
-    models = [(d, left) for (d, direction), left in remaining.items()
-              if direction == 'down' and left > 0]
-    need = {d: min(1.0, MARGIN * left / remaining_s / rate) for d, left in models}
-    total_need = sum(need.values())
-    scale = min(1.0, free / total_need) if total_need > 0 else 1.0
-    for d, value in need.items():
-        shares[d]['down'] = value * scale
-    free -= sum(shares[d]['down'] for d in need)
+    on_time, late = [], []
+    for need, d in models:
+        shares[d]['down'] = min(need, free)
+        free -= shares[d]['down']
+        (on_time if shares[d]['down'] >= need else late).append(d)
     uploads = {d: left for (d, direction), left in remaining.items()
                if direction == 'up' and left > 0}
+    first = {d: left for d, left in uploads.items() if valued is None or d in valued}
+    uploads = first or uploads
     total_up = sum(uploads.values())
-    for d, left in uploads.items():
-        shares[d]['up'] = max(0.0, free) * left / total_up
+    if total_up > 0:
+        for d, left in uploads.items():
+            shares[d]['up'] = free * left / total_up
+        return shares
+    # No data waits: the rest speeds up the checkpoints.
+    takers = late or on_time
+    for d in takers:
+        shares[d]['down'] += free / len(takers)
     return shares
+
+
+def changed(old, new, tolerance=0.01):
+    """Whether new shares differ from old by more than tolerance in any class."""
+    for device, share in new.items():
+        for direction, value in share.items():
+            if abs(old.get(device, {}).get(direction, 0.0) - value) > tolerance:
+                return True
+    return False

@@ -1,15 +1,16 @@
-"""The controller's period loop: plan, split the link, publish, measure, correct, score.
+"""The controller's period loop: plan, split the link, publish, control, score.
 
 One loop for both backends.  Each period the loop takes the policy to use (a ``PUT
 /v1/policy`` takes effect here, at the next period's start), plans at the capacity it
-can know, turns the plan into link fractions (one split with ``overlap`` timing; the
-upload phase, then the model phase with ``sequential``), applies them, publishes the
-plans, and hands the period to the backend; at the period's end it takes the efficiency
-the backend measured (what a closed-loop policy plans with next) and, when the backend
-knows them, what each device got, and scores the period into records.  Within a period,
-when the policy that planned it ``corrects``, the backend's measurements of what is left
-go through ``correct``, which re-splits the rest of the period when a transfer would
-miss its deadline.
+can know with the model each device holds (``holding.py``: keeping it is an option worth
+its decayed accuracy), turns the plan into link fractions (one split with ``overlap``
+timing; the upload phase, then the model phase with ``sequential``), resumes a checkpoint
+that missed the last deadline when the plan picks the same model again, applies the
+shares, publishes the plans and hands the period to the backend.  Every control step
+the backend reports what is left; when the policy that planned the period ``corrects``
+(``adaptive``), ``control`` re-splits the rest of the period (``correction.py``).  At
+the period's end the loop takes the efficiency the backend measured, learns which
+checkpoints arrived (what the next plan starts from) and scores the period into records.
 
 A backend is a ``Transport``: the Mininet runner supplies the live link, the agents and
 the real clock (``scenarios/runner.py``); the fluid backend supplies ideal transfers on
@@ -19,38 +20,66 @@ a virtual clock (``fluid.py``).
 import abc
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgecollab.controller import correction, planner, policies
+from edgecollab.controller.holding import Held, InFlight
 from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.controller.solver import KEEPS
 from edgecollab.wire import GOODPUT_PER_WIRE
 
 log = logging.getLogger(__name__)
 
-RECORD_FIELDS = ('policy', 'period', 'device', 'planned_by', 'predictor', 'forecast_mbit',
-                 'capacity_mbit',
+RECORD_FIELDS = ('policy', 'period', 'device', 'outcome', 'planned_by', 'predictor',
+                 'forecast_mbit', 'capacity_mbit',
                  'upload_share', 'download_share', 'planned_upload_bytes', 'upload_bytes',
                  'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
+                 'resumed_from', 'model_age', 'kept_accuracy',
                  'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
-                 'solver_ms', 'status', 'reported_upload_bytes', 'class_up_bytes',
-                 'class_down_bytes', 'late_upload_bytes', 'carried_upload_bytes')
-MIN_CORRECTION_S = 1.0     # no re-split with less of the period left than this
+                 'resplits', 'idle_fraction', 'solver_ms', 'status', 'reported_upload_bytes',
+                 'class_up_bytes', 'class_down_bytes', 'late_upload_bytes',
+                 'carried_upload_bytes')
+# What happened to a device in a period (the records' outcome column).
+OUTCOMES = {
+    'delivered': 'its new checkpoint arrived and verified',
+    'resumed': 'the checkpoint that missed the last deadline arrived (resumed, not resent)',
+    'kept': 'the plan kept its model (worth more than any it could send)',
+    'missed': 'a checkpoint was planned and did not arrive in time (it may resume)',
+    'infeasible': 'no model fits: the link (or the policy\'s share) cannot carry the '
+                  'smallest checkpoint',
+    'starved': 'the plan gave it no share at all (and did not choose to keep its model)',
+}
+IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
 
 
 @dataclass
 class Period:
     """One period as planned: its number, start (seconds from the run's start), the
-    Plan, the capacity it was planned at, and its (upload, model) phase windows."""
+    Plan, the capacity it was planned at, its (upload, model) phase windows, the models
+    the devices hold at its start, the checkpoints it resumes ({device: InFlight}) and
+    what each device has to move in it (bytes: its data, its checkpoint's remainder)."""
     number: int
     start_s: float
     plan: object
     capacity_mbit: float
     phases: tuple
+    held: list = field(default_factory=list)
+    resumed: dict = field(default_factory=dict)
+    upload_limit: dict = field(default_factory=dict)
+    model_left: dict = field(default_factory=dict)
+    resplits: int = 0
+    steps: int = 0
+    idle_steps: int = 0
 
     @property
     def policy(self):
         """The name of the policy that planned the period."""
         return self.plan.policy
+
+    @property
+    def idle_fraction(self):
+        """The share of its control steps in which the link carried (almost) nothing."""
+        return self.idle_steps / self.steps if self.steps else None
 
 
 @dataclass
@@ -65,9 +94,13 @@ class Outcome:
 
 
 class Transport(abc.ABC):
-    """What a backend gives the loop: the devices, the link, the clock, the transfers."""
+    """What a backend gives the loop: the devices, the link, the clock, the transfers.
+
+    The loop attaches itself as ``loop`` before the first period: the backend calls
+    ``loop.control(...)`` every control step of a period with what is left."""
 
     devices = ()
+    loop = None
 
     @abc.abstractmethod
     def wait_until(self, offset_s):
@@ -100,6 +133,12 @@ class Transport(abc.ABC):
         """Carry the period to its end; return {direction: goodput / share} measured
         over it (directions without a measurement left out); call done({device:
         Outcome}) when the outcomes are known (now or later, from another thread)."""
+
+    @abc.abstractmethod
+    def checkpoints(self, period):
+        """{device: (checkpoint bytes it holds, whether the whole checkpoint arrived and
+        verified)} of the period that just ended, for the devices that had one to fetch:
+        what the next plan starts from."""
 
 
 def phases(problem, plan_):
@@ -134,11 +173,46 @@ def _whole(plan_, devices, direction):
             for name, a in zip(devices, plan_.devices)}
 
 
-def score(problem, samples, model_bytes, model_ok, previous):
-    """A device's period accuracy: A(S) q(D) if its new model arrived, else its old one."""
-    if not model_ok or model_bytes <= 0:
-        return previous
+def fresh_accuracy(problem, samples, model_bytes):
+    """The accuracy of a new checkpoint of model_bytes trained with samples fresh ones."""
     return float(problem.size_map(model_bytes) * problem.accuracy.q(samples))
+
+
+def advance(number, held, a, resumed, got_bytes, model_ok, samples, accuracy):
+    """(the model a device holds after period number, the checkpoint it has part of or
+    None): held at the start, a its Allocation, resumed the InFlight it resumed (or
+    None), got_bytes of its checkpoint arrived this period, model_ok whether all of it
+    did; samples and accuracy those of the period's new checkpoint."""
+    if model_ok and resumed is not None:
+        return Held(resumed.model, resumed.size_bytes, resumed.samples, resumed.accuracy,
+                    0), None
+    if model_ok:
+        return Held(a.model, a.model_bytes, samples, accuracy, 0), None
+    if resumed is not None and got_bytes > 0:
+        return held.older(), InFlight(resumed.period, resumed.model, resumed.size_bytes,
+                                      resumed.got_bytes + got_bytes, resumed.samples,
+                                      resumed.accuracy)
+    if resumed is not None:
+        return held.older(), resumed
+    if a.model_bytes > 0 and got_bytes > 0:
+        return held.older(), InFlight(number, a.model, a.model_bytes, got_bytes, samples,
+                                      accuracy)
+    return held.older(), None
+
+
+def outcome(problem, capacity_mbit, a, resumed, model_ok):
+    """What happened to a device in a period (a key of OUTCOMES)."""
+    if model_ok:
+        return 'resumed' if resumed is not None else 'delivered'
+    if a.model_bytes > 0:
+        return 'missed'
+    if 8 * problem.smallest_bytes() > capacity_mbit * 1e6 * problem.window_s:
+        return 'infeasible'
+    if a.reason == KEEPS:
+        return 'kept'
+    if a.upload_share + a.download_share <= 0:
+        return 'starved'
+    return 'infeasible'
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -169,14 +243,21 @@ class ControlLoop:
         self.problem = scenario.problem
         self.state = state
         self.transport = transport
+        transport.loop = self
         self.write = write
         self.devices = list(transport.devices)
         self.label = state.policy           # the run's policy: the label of its records
         self.plans = {}                     # period -> Plan
         self.lock = threading.Lock()        # efficiency: the backend's sampler reads it
         self.efficiency = {}                # direction -> the latest informative measurement
-        self.previous = [self.problem.kept_map()] * len(self.devices)
+        start = Held('', self.problem.smallest_bytes(), 0.0, self.problem.kept_map())
+        # What the controller knows at a period start (the devices' checkpoint reports)
+        # and what the scores use (the data that reached the edge, known later).
+        self.known = [start] * len(self.devices)
+        self.inflight = {}                  # device -> InFlight, as known
+        self.truth = [start] * len(self.devices)
         self.current = None                 # the Period under way
+        self.last = None                    # the Period before it
 
     def run(self):
         """Every period of the scenario in turn."""
@@ -188,10 +269,13 @@ class ControlLoop:
         measured; return the Period."""
         start = (k - 1) * self.scenario.period_s
         self.transport.wait_until(start)
+        if self.last is not None:
+            self._settle(self.last)
         period = self.begin(k, start)
         measured = self.transport.finish(period, lambda outcomes: self.score(period,
                                                                              outcomes))
         self.current = None
+        self.last = period
         self._measured(measured)
         return period
 
@@ -203,6 +287,24 @@ class ControlLoop:
         return max(s.forecast.predict(s.capacity, start_s, s.period_s, s.step_s),
                    MIN_CAPACITY_MBIT)
 
+    def _settle(self, period):
+        """Learn which of period's checkpoints arrived (the devices' reports): the
+        models the next plan starts from and the checkpoints it may resume."""
+        got = self.transport.checkpoints(period)
+        drift = self.scenario.drift
+        inflight = {}
+        for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
+            got_bytes, ok = got.get(name, (0.0, False))
+            planned = a.upload_bytes * 8 / self.problem.sample_bits
+            self.known[i], partial = advance(period.number, self.known[i], a,
+                                             period.resumed.get(name), got_bytes, ok,
+                                             planned, a.accuracy)
+            if partial is not None:
+                inflight[name] = partial
+        self.inflight = inflight
+        log.debug('%s after period %d: models %s, in flight %s', self.label,
+                  period.number, [round(h.now(drift), 3) for h in self.known], inflight)
+
     def begin(self, k, start):
         """Plan period k, split the link, publish the plans, start the transfers."""
         s = self.scenario
@@ -212,20 +314,37 @@ class ControlLoop:
         with self.lock:
             efficiency = dict(self.efficiency)
         plan_ = planner.plan(self.problem, name, s.generated, capacity, future_mbit=future,
-                             efficiency=efficiency, ratio=s.ratio, floor=s.floor)
-        period = Period(k, start, plan_, capacity, phases(self.problem, plan_))
+                             efficiency=efficiency, ratio=s.ratio, floor=s.floor,
+                             kept=[h.kept(s.drift) for h in self.known])
+        period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
+                        held=list(self.known))
+        sample_bytes = self.problem.sample_bits / 8
+        for name_, a, generated in zip(self.devices, plan_.devices, s.generated):
+            partial = self.inflight.get(name_)
+            if partial is not None and a.model_bytes > 0 and a.model == partial.model and \
+                    abs(a.model_bytes - partial.size_bytes) < 0.5:
+                period.resumed[name_] = partial
+            period.upload_limit[name_] = generated * sample_bytes
+            period.model_left[name_] = partial.left_bytes if name_ in period.resumed \
+                else a.model_bytes
         schedule = share_schedule(self.problem, plan_, self.devices)
         self.transport.set_shares(schedule[0][1])
         for offset, fractions in schedule[1:]:
             self.transport.at(start + offset, lambda f=fractions: self.transport.set_shares(f))
         (u0, u1), (m0, m1) = period.phases
         wall = self.transport.wall_time
-        plans = {name_: {'upload_bytes': a.upload_bytes, 'model_bytes': a.model_bytes,
-                         'model': a.model,
-                         'upload_window': [wall(start + u0), wall(start + u1)],
-                         'download_window': [wall(start + m0), wall(start + m1)],
-                         'deadline': wall(start + s.period_s)}
-                 for name_, a in zip(self.devices, plan_.devices)}
+        plans = {}
+        for name_, a in zip(self.devices, plan_.devices):
+            plans[name_] = {'upload_bytes': a.upload_bytes,
+                            'upload_limit_bytes': period.upload_limit[name_],
+                            'model_bytes': a.model_bytes, 'model': a.model,
+                            'upload_window': [wall(start + u0), wall(start + u1)],
+                            'download_window': [wall(start + m0), wall(start + m1)],
+                            'deadline': wall(start + s.period_s)}
+            if name_ in period.resumed:
+                partial = period.resumed[name_]
+                plans[name_]['resume'] = {'period': partial.period,
+                                          'offset': partial.got_bytes}
         self.plans[k] = plan_
         self.current = period
         # The backend starts the period (the edge learns its deadlines) before the
@@ -244,32 +363,38 @@ class ControlLoop:
             self.efficiency.update(measured)
             efficiency = dict(self.efficiency)
         self.state.set_efficiency(efficiency)
-        drift = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.drift}
-        if drift:
-            self.state.note('%s: goodput drifts from plan: %s' % (self.label, ', '.join(
-                '%s %.3f' % kv for kv in sorted(drift.items()))))
+        off = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.tolerance}
+        if off:
+            self.state.note('%s: goodput differs from plan: %s' % (self.label, ', '.join(
+                '%s %.3f' % kv for kv in sorted(off.items()))))
 
-    def correct(self, remaining, capacity_mbit, remaining_s):
-        """Within the current period: when its policy corrects (overlap timing), re-split
-        the rest of the period if a transfer would miss its deadline.  remaining:
-        {(device, direction): bytes still to deliver}; return whether it re-split."""
+    def control(self, remaining, capacity_mbit, remaining_s, carried_mbit=None):
+        """One control step within the current period.  remaining: {(device,
+        direction): bytes still to move (data waiting, checkpoint bytes left)};
+        capacity_mbit: the link's capacity now; carried_mbit: what the link carried over
+        the last step (counts idle steps).  When the period's policy corrects (overlap
+        timing), re-split the rest of the period; return whether the shares changed."""
         period = self.current
-        if period is None or not policies.get(period.policy).corrects or \
-                self.problem.timing != 'overlap' or remaining_s < MIN_CORRECTION_S:
+        if period is None:
             return False
-        shares = {(n, d): f for n, share in self.transport.fractions().items()
-                  for d, f in share.items()}
+        if carried_mbit is not None:
+            period.steps += 1
+            if carried_mbit < IDLE_USE * capacity_mbit:
+                period.idle_steps += 1
+        if not policies.get(period.policy).corrects or \
+                self.problem.timing != 'overlap' or remaining_s <= 0:
+            return False
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
-        if not correction.needs_resplit(remaining, shares, capacity_mbit, efficiency,
-                                        remaining_s, self.scenario.drift):
+        valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
+        shares = correction.resplit(remaining, capacity_mbit, efficiency, remaining_s,
+                                    valued)
+        if not correction.changed(self.transport.fractions(), shares):
             return False
-        self.transport.set_shares(correction.resplit(remaining, capacity_mbit, efficiency,
-                                                     remaining_s))
-        message = '%s period %d: re-split with %.1f s left (a transfer would miss its ' \
-                  'deadline)' % (self.label, period.number, remaining_s)
-        self.state.note(message)
-        log.info(message)
+        self.transport.set_shares(shares)
+        period.resplits += 1
+        log.debug('%s period %d: re-split with %.1f s left: %s', self.label, period.number,
+                  remaining_s, shares)
         return True
 
     def score(self, period, outcomes):
@@ -279,16 +404,26 @@ class ControlLoop:
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got = outcomes[name]
+            resumed = period.resumed.get(name)
             samples = got.upload_bytes * 8 / self.problem.sample_bits
-            accuracy = score(self.problem, samples, a.model_bytes, got.model_ok,
-                             self.previous[i])
-            self.previous[i] = accuracy
+            new = fresh_accuracy(self.problem, samples, a.model_bytes) \
+                if a.model_bytes > 0 else 0.0
+            kept_accuracy = self.truth[i].kept(s.drift)
+            self.truth[i], _ = advance(period.number, self.truth[i], a, resumed,
+                                       got.model_bytes, got.model_ok, samples, new)
+            accuracy = self.truth[i].now(s.drift)
+            happened = outcome(self.problem, period.capacity_mbit, a, resumed, got.model_ok)
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
-                               got.model_ok, accuracy, planned_by=period.policy,
-                               predictor=s.forecast.name,
-                               forecast_mbit=period.capacity_mbit, **got.measured))
-            if not got.model_ok and a.model_bytes > 0:
-                self.state.note('%s period %d: %s failed: %s' % (
-                    self.label, period.number, name, got.measured.get('status', 'missed')))
+                               got.model_ok, accuracy, outcome=happened,
+                               planned_by=period.policy, predictor=s.forecast.name,
+                               forecast_mbit=period.capacity_mbit,
+                               resumed_from=resumed.period if resumed else None,
+                               model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
+                               resplits=period.resplits, idle_fraction=period.idle_fraction,
+                               **got.measured))
+            if happened in ('missed', 'infeasible', 'starved'):
+                self.state.note('%s period %d: %s %s%s' % (
+                    self.label, period.number, name, happened,
+                    ': %s' % got.measured.get('status') if happened == 'missed' else ''))
         self.write(rows)

@@ -17,6 +17,8 @@ from jsonschema.exceptions import best_match
 from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
+from edgecollab.controller.correction import CONTROL_STEP_S
+from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
 from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
@@ -76,7 +78,7 @@ SCHEMA = {
                                                'maximum': MAX_GENERATED}}]}}},
         'model': {'type': 'object', 'additionalProperties': False,
                   'properties': {'menu': {'enum': ['yolov8', 'continuous']},
-                                 'precision': {'enum': ['fp32', 'fp16']},
+                                 'precision': {'enum': ['fp32', 'fp16', 'int8']},
                                  'min_size': QUANTITY, 'max_size': QUANTITY}},
         'edge': {'type': 'object', 'additionalProperties': False,
                  'properties': {'compute_per_sample': QUANTITY}},
@@ -85,14 +87,20 @@ SCHEMA = {
         'policy_file': {'type': 'string'},
         'ratio': {'type': 'number', 'minimum': 0, 'maximum': 1},
         'floor': {'type': 'number', 'minimum': 0},
-        'drift': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 1},
+        'tolerance': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 1},
+        'drift': {'oneOf': [{'type': 'number'}, {
+            'type': 'object', 'additionalProperties': False, 'required': ['per_period'],
+            'properties': {'per_period': {'type': 'number'}}}]},
+        'control_step': QUANTITY,
         'forecast': {'oneOf': [{'type': 'string'}, {
             'type': 'object', 'additionalProperties': False, 'required': ['predictor'],
             'properties': {'predictor': {'type': 'string'}, 'window': QUANTITY}}]},
     },
 }
 
-BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2}
+# Bytes a parameter in a checkpoint: fp32, fp16, and int8 (post-training quantisation,
+# as TensorRT, TFLite and OpenVINO int8 exports of YOLOv8 store weights).
+BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2, 'int8': 1}
 
 
 @dataclass
@@ -118,7 +126,9 @@ class Scenario:
     policies: list
     ratio: float
     floor: float
-    drift: float
+    tolerance: float                 # |goodput / plan - 1| above which an event is noted
+    drift: object                    # holding.Drift: how a held model's accuracy decays
+    control_step_s: float            # how often a closed-loop policy re-splits a period
     seed: int
     compute_per_sample_s: float
     forecast: object                 # the Predictor the controller plans with
@@ -360,6 +370,10 @@ def _resolve(raw, path, base):
             'forecast.window'))
     except ConfigError as exc:
         raise ConfigError('forecast: %s' % exc) from None
+    spec = raw.get('drift', DEFAULT_PER_PERIOD)
+    drift = Drift(spec['per_period'] if isinstance(spec, dict) else spec)
+    control_step_s = _within(duration_s(raw.get('control_step', CONTROL_STEP_S),
+                                        'control_step'), step_s, period_s, 'control_step')
     return Scenario(
         path=path, raw=raw, forecast=predictor,
         name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
@@ -368,7 +382,8 @@ def _resolve(raw, path, base):
         queue_ms=queue_ms, delay_ms=delay_ms, loss_pct=float(raw.get('loss', 0.0)),
         period_s=period_s, periods=periods, problem=problem,
         generated=[float(g) for g in generated], policies=list(names),
-        ratio=raw.get('ratio', 0.5), floor=floor, drift=raw.get('drift', 0.2),
+        ratio=raw.get('ratio', 0.5), floor=floor, tolerance=raw.get('tolerance', 0.2),
+        drift=drift, control_step_s=control_step_s,
         seed=raw.get('seed', 1),
         compute_per_sample_s=compute_s,
         trace_files={k: v for k, v in (('capacity', cap_file), ('capacity_down', down_file))

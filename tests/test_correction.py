@@ -1,41 +1,58 @@
-"""The mid-period re-split of the closed loop."""
+"""The receding-horizon re-split of the closed loop within a period."""
 
 import pytest
 
-from edgecollab.controller.correction import needs_resplit, resplit
+from edgecollab.controller.correction import MARGIN, changed, resplit
+
+FULL = {'up': 1.0, 'down': 1.0}
 
 
-def test_on_track_transfers_are_left_alone():
-    remaining = {('d1', 'down'): 10e6, ('d1', 'up'): 5e6}
-    shares = {('d1', 'down'): 0.5, ('d1', 'up'): 0.5}
-    # 20 Mbit/s for 10 s: each half carries 12.5 MB at full efficiency.
-    assert not needs_resplit(remaining, shares, 20.0, {'up': 1.0, 'down': 1.0}, 10.0,
-                             drift=0.1)
+def carried(share, capacity_mbit, efficiency, seconds):
+    return share * capacity_mbit * 1e6 * efficiency * seconds / 8
 
 
-def test_a_missing_checkpoint_triggers_a_resplit_that_carries_it():
+def test_checkpoints_get_what_carries_them_and_uploads_the_rest():
     remaining = {('d1', 'down'): 12e6, ('d1', 'up'): 8e6, ('d2', 'down'): 0.0,
                  ('d2', 'up'): 4e6}
-    shares = {('d1', 'down'): 0.4, ('d1', 'up'): 0.3, ('d2', 'down'): 0.0, ('d2', 'up'): 0.3}
-    assert needs_resplit(remaining, shares, 20.0, {'up': 0.9, 'down': 0.9}, 10.0, drift=0.05)
     new = resplit(remaining, 20.0, {'up': 0.9, 'down': 0.9}, 10.0)
-    carried = new['d1']['down'] * 20e6 * 0.9 * 10.0 / 8
-    assert carried >= 12e6
+    assert carried(new['d1']['down'], 20.0, 0.9, 10.0) == pytest.approx(12e6 * MARGIN)
     total = sum(v for share in new.values() for v in share.values())
     assert total == pytest.approx(1.0)
     assert new['d1']['up'] == pytest.approx(2 * new['d2']['up'])
     assert new['d2']['down'] == 0.0
 
 
-def test_impossible_checkpoints_share_the_whole_link():
-    remaining = {('d1', 'down'): 50e6, ('d2', 'down'): 50e6, ('d1', 'up'): 1e6,
+def test_impossible_checkpoints_take_the_whole_link_least_needy_first():
+    remaining = {('d1', 'down'): 50e6, ('d2', 'down'): 40e6, ('d1', 'up'): 1e6,
                  ('d2', 'up'): 1e6}
-    new = resplit(remaining, 10.0, {'up': 1.0, 'down': 1.0}, 5.0)
-    assert new['d1']['down'] == pytest.approx(0.5) and new['d1']['up'] == 0.0
+    new = resplit(remaining, 10.0, FULL, 5.0)
+    assert new['d2']['down'] == pytest.approx(1.0) and new['d1']['down'] == 0.0
+    assert new['d1']['up'] == new['d2']['up'] == 0.0
+
+
+def test_no_data_waiting_gives_the_rest_to_the_checkpoints():
+    remaining = {('d1', 'down'): 1e6, ('d1', 'up'): 0.0}
+    new = resplit(remaining, 10.0, FULL, 5.0)
+    assert new['d1'] == {'up': 0.0, 'down': pytest.approx(1.0)}
+
+
+def test_data_of_devices_getting_a_checkpoint_goes_first():
+    remaining = {('d1', 'down'): 1e6, ('d1', 'up'): 1e6, ('d2', 'down'): 0.0,
+                 ('d2', 'up'): 9e6}
+    first = resplit(remaining, 10.0, FULL, 5.0, valued={'d1'})
+    assert first['d2']['up'] == 0.0 and first['d1']['up'] > 0.8
+    # Once that data is sent, the others' data uses the link rather than leaving it idle.
+    remaining[('d1', 'up')] = 0.0
+    later = resplit(remaining, 10.0, FULL, 5.0, valued={'d1'})
+    assert later['d2']['up'] > 0.8
 
 
 def test_no_time_or_capacity_gives_no_shares():
-    assert not needs_resplit({('d1', 'up'): 1.0}, {('d1', 'up'): 0.1}, 10.0, {'up': 1.0},
-                             0.0, 0.1)
-    assert resplit({('d1', 'up'): 1.0}, 0.0, {'up': 1.0, 'down': 1.0}, 5.0) == \
-        {'d1': {'up': 0.0, 'down': 0.0}}
+    assert resplit({('d1', 'up'): 1.0}, 0.0, FULL, 5.0) == {'d1': {'up': 0.0, 'down': 0.0}}
+    assert resplit({('d1', 'up'): 1.0}, 10.0, FULL, 0.0) == {'d1': {'up': 0.0, 'down': 0.0}}
+
+
+def test_small_changes_are_not_applied():
+    old = {'d1': {'up': 0.5, 'down': 0.5}}
+    assert not changed(old, {'d1': {'up': 0.505, 'down': 0.495}})
+    assert changed(old, {'d1': {'up': 0.6, 'down': 0.4}})

@@ -36,8 +36,11 @@ def test_policy_switch_takes_effect_at_the_next_period():
     loop.period(3)
     assert [r['planned_by'] for r in records] == ['equal'] * 2 + ['optimal'] * 4
     assert {r['policy'] for r in records} == {'equal'}   # the run's label stays
-    optimal = planner.plan(s.problem, 'optimal', s.generated, s.problem.capacity_mbit)
-    for row in records[2:]:
+    # Period 2's plan is optimal's for the models the devices hold after period 1.
+    kept = [r['kept_accuracy'] for r in records[2:4]]
+    optimal = planner.plan(s.problem, 'optimal', s.generated, s.problem.capacity_mbit,
+                           kept=kept)
+    for row in records[2:4]:
         device = optimal.devices[int(row['device'][1:]) - 1]
         assert row['upload_share'] == pytest.approx(device.upload_share)
         assert row['model'] == device.model
@@ -113,9 +116,15 @@ def test_only_a_correcting_policy_re_splits_within_a_period():
     for name, expected in (('adaptive', True), ('optimal', False)):
         loop, state, _ = loop_of(s, name)
         loop.begin(1, 0.0)
-        # The whole checkpoint is still to come with 5 s left: it would miss.
-        remaining = {(d, 'down'): 5e7 for d in s.device_names}
+        before = loop.transport.fractions()
+        # The whole checkpoint is still to come with 5 s left: it needs more share.
+        remaining = {(d, 'down'): 2e7 for d in s.device_names}
         remaining.update({(d, 'up'): 1e6 for d in s.device_names})
-        assert loop.correct(remaining, 50.0, 5.0) is expected, name
-        assert any('re-split' in e['event'] for e in state.status()['events']) is expected
-        assert all(name in e['event'] for e in state.status()['events'])
+        assert loop.control(remaining, 50.0, 5.0, 40.0) is expected, name
+        assert (loop.transport.fractions() != before) is expected
+        assert loop.current.resplits == int(expected)
+        # A step is counted, and one that carried nothing is idle.
+        loop.control(remaining, 50.0, 4.0, 0.0)
+        assert (loop.current.steps, loop.current.idle_steps) == (2, 1)
+
+
