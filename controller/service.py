@@ -8,7 +8,8 @@ token in the run folder's ``token`` file, mode 0600).  Errors are JSON
     GET  /v1/health
     GET  /v1/plan/<device>    this period's upload volume, model, windows, deadlines;
                               ?after=K waits (up to PLAN_WAIT_S) for a period after K
-    POST /v1/reports          a device's report of a period (token)
+    POST /v1/reports          a device's report of a period (token); "stage": "model"
+                              marks the early one, sent when its download ends
     GET  /v1/status           capacity, shares, per-class goodput and efficiency, progress
     GET  /v1/policy           the policy and the one the next period will use
     PUT  /v1/policy           {"policy": name}: used from the next period on (token)
@@ -23,7 +24,9 @@ from edgecollab.controller import policies
 from edgecollab.http import (MAX_PERIOD, bad_request, check_token, json_body, json_errors,
                              number)
 
-REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'upload_started', 'upload_finished')
+REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'resumed_bytes', 'upload_started',
+                  'upload_finished')
+REPORT_STAGES = ('model', 'period')   # the download's outcome; the whole period's
 # A device asking for the plan after period K is answered when the next period begins
 # (long polling: it starts its transfers without a polling interval's delay), or after
 # this long with the current state.
@@ -44,6 +47,7 @@ class ControllerState:
         self.state = 'starting'
         self.plans = {}            # device -> plan dict of the current period
         self.reports = {}          # (device, period) -> report
+        self.model_reports = {}    # (device, period) -> the download's early report
         self.capacity_mbit = 0.0
         self.shares = {}           # device -> {'up': fraction, 'down': fraction}
         self.goodput = {}          # (device, direction) -> Mbit/s over the last step
@@ -104,9 +108,22 @@ class ControllerState:
             self.changed.notify_all()
 
     def report(self, device, period, body):
-        """Store a device's report."""
-        with self.lock:
-            self.reports[(device, period)] = dict(body, received=time.time())
+        """Store a device's report (its download's early one when body's stage is
+        'model')."""
+        with self.changed:
+            store = self.model_reports if body.get('stage') == 'model' else self.reports
+            store[(device, period)] = dict(body, received=time.time())
+            self.changed.notify_all()
+
+    def model_reports_of(self, period, devices, wait_s):
+        """{device: early download report} of period for devices, waiting up to wait_s
+        for all of them."""
+        def got():
+            return {d: self.model_reports[(d, period)] for d in devices
+                    if (d, period) in self.model_reports}
+        with self.changed:
+            self.changed.wait_for(lambda: len(got()) == len(devices), timeout=wait_s)
+            return got()
 
     def reports_of(self, period):
         """{device: report} of period."""
@@ -180,6 +197,8 @@ def create_app(state, token):
                 number(body, key)
         if 'model_ok' in body and not isinstance(body['model_ok'], bool):
             bad_request('report field \'model_ok\' must be true or false')
+        if body.get('stage', 'period') not in REPORT_STAGES:
+            bad_request('report field \'stage\' must be one of %s' % ', '.join(REPORT_STAGES))
         current = state.current_period()
         if period > current:
             bad_request('period %d is not a period of this run (current: %d)'

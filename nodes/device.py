@@ -1,11 +1,15 @@
 """The device agent: runs inside each device host (requests).
 
-Each period it fetches its plan from the controller (management network), uploads data
-batches to the edge in the upload window (data plane), downloads its checkpoint in the
-download window (resuming with HTTP Range after a broken connection), verifies the
-sha256 digest and loads it (a corrupt or truncated checkpoint is rejected, counted and
-never deployed: the device keeps its previous model) and reports what it sent and
-received, with timestamps, to the controller.
+Each period it fetches its plan from the controller (management network), uploads the
+period's data to the edge in the upload window while it has data and time (data plane),
+downloads its checkpoint in the download window (resuming with HTTP Range after a broken
+connection), verifies the sha256 digest and loads it (a corrupt or truncated checkpoint
+is rejected, counted and never deployed: the device keeps its previous model) and
+reports what it sent and received, with timestamps, to the controller: what became of
+the checkpoint as soon as the download ends (the next plan starts from it), the rest
+after the upload deadline.  A checkpoint that missed its deadline stays on disk in part;
+when the next plan says ``resume`` the device continues it from the bytes it holds
+(HTTP Range: no byte is sent twice), else it is deleted.
 
 Sensor data: samples of ``--sample-bytes`` are produced at ``--generated`` samples a
 period into a bounded local buffer (the device starts with one period of data); an
@@ -22,6 +26,7 @@ import time
 
 import numpy as np
 import requests
+import urllib3
 
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
@@ -34,6 +39,7 @@ REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arriv
 # edge, which may time out (the data plane down).
 REPORT_LATEST_S = REPORT_WAIT_S + CONTROL_TIMEOUT_S
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
+PIECE_BYTES = 64 * 1024   # and sends it in pieces, checking the deadline between them
 
 
 class SampleBuffer:
@@ -60,8 +66,9 @@ class SampleBuffer:
 
 class UploadStream:
     """One period's upload: whole samples from the agent's buffer streamed to url in
-    blocks until samples_left is zero or the deadline; a broken stream is resumed with
-    what is left.  Runs in its own thread (``run``)."""
+    pieces until samples_left is zero or the deadline (a piece at a time, so that little
+    is still on the way after it); a broken stream is resumed with what is left.  Runs
+    in its own thread (``run``)."""
 
     def __init__(self, agent, url, samples, deadline):
         self.agent, self.url, self.deadline = agent, url, deadline
@@ -78,7 +85,11 @@ class UploadStream:
                 time.sleep(POLL_S)
                 continue
             self.samples_left -= taken
-            yield _repeat(self.agent.pool, taken * sample)
+            block = _repeat(self.agent.pool, taken * sample)
+            for at in range(0, len(block), PIECE_BYTES):
+                if time.time() >= self.deadline:
+                    return
+                yield block[at:at + PIECE_BYTES]
 
     def run(self):
         """Stream (and resume) until the samples are sent or the deadline passes."""
@@ -142,8 +153,12 @@ class DeviceAgent:
     def run_period(self, plan):
         """Upload and download as the plan says; report."""
         report = {'device': self.name, 'period': plan['period']}
+
+        def download():
+            report.update(self.download(plan))
+            self._post(dict(report, stage='model'))
         up = threading.Thread(target=lambda: report.update(self.upload(plan)))
-        down = threading.Thread(target=lambda: report.update(self.download(plan)))
+        down = threading.Thread(target=download)
         up.start()
         if plan['timing'] == 'sequential':
             up.join()
@@ -156,6 +171,10 @@ class DeviceAgent:
                  if report.get('upload_error') else '',
                  'deployed' if report.get('model_ok') else 'not deployed',
                  ' (%s)' % report['model_error'] if report.get('model_error') else '')
+        self._post(report)
+
+    def _post(self, report):
+        """Send a report to the controller (three tries)."""
         for _ in range(3):
             try:
                 r = requests.post('%s/v1/reports' % self.controller, json=report,
@@ -169,22 +188,25 @@ class DeviceAgent:
 
     # upload
     def upload(self, plan):
-        """Stream the planned volume until it is sent or the deadline; a broken stream
-        is resumed with what is left (the edge counts what arrived in time)."""
+        """Stream the period's data until it is sent or the deadline (the plan's volume
+        is what the policy expects its share to carry; the device sends what it has while
+        the share lets it); a broken stream is resumed with what is left (the edge counts
+        what arrived in time)."""
         start, deadline = plan['upload_window']
         _wait_until(start)
         began = time.time()
         sample = self.buffer.sample_bytes
+        limit = plan.get('upload_limit_bytes', plan['upload_bytes'])
         stream = UploadStream(self, '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period']),
-                              int(plan['upload_bytes'] // sample), deadline)
+                              int(limit // sample), deadline)
         # Count after the deadline, whether the stream ended early (bytes still in flight
         # then arrive in time) or still drains late bytes (the edge counts only what
         # arrived in time): the edge's count is then final.
         threading.Thread(target=stream.run, daemon=True).start()
         _wait_until(deadline + REPORT_WAIT_S)
         error, retries = stream.error, stream.retries
-        sent = self._edge_count(plan['period']) if plan['upload_bytes'] >= sample else 0
-        if error and sent >= plan['upload_bytes'] * 0.99:
+        sent = self._edge_count(plan['period']) if limit >= sample else 0
+        if error and sent >= limit * 0.99:
             error = ''
         return {'upload_bytes': sent, 'upload_started': began, 'upload_finished': time.time(),
                 'upload_error': error, 'upload_retries': retries}
@@ -199,28 +221,40 @@ class DeviceAgent:
 
     # download
     def download(self, plan):
-        """Fetch, verify and deploy this period's checkpoint before its deadline."""
+        """Fetch, verify and deploy this period's checkpoint before its deadline (or
+        resume the one that missed the last deadline, when the plan says so)."""
         result = {'model_bytes': 0, 'model_ok': False, 'model_error': '',
                   'download_started': time.time(), 'download_finished': None}
+        resume = plan.get('resume') or {}
+        source = int(resume.get('period', plan['period']))
+        path = os.path.join(self.workdir, 'period-%d.npz.part' % source)
+        for name in os.listdir(self.workdir):
+            if name.endswith('.npz.part') and os.path.join(self.workdir, name) != path:
+                _remove(os.path.join(self.workdir, name))
         if not plan.get('model_bytes'):
+            _remove(path)
             result['model_error'] = 'no model planned'
             return result
         start, deadline = plan['download_window']
         _wait_until(start)
-        path = os.path.join(self.workdir, 'period-%d.npz.part' % plan['period'])
-        url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, plan['period'])
-        digest, got, total, error = None, 0, None, ''
-        _remove(path)
+        url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, source)
+        held = os.path.getsize(path) if resume and os.path.exists(path) else 0
+        if not held:
+            _remove(path)
+        digest, got, total, error = None, held, None, ''
         while time.time() < deadline and (total is None or got < total):
             try:
                 digest, got, total = self._fetch(url, path, got, deadline)
             except requests.RequestException as exc:
                 error = 'download interrupted: %s' % type(exc).__name__
+                # Resume from what is on disk (the interrupted fetch wrote it).
+                got = os.path.getsize(path) if os.path.exists(path) else 0
                 time.sleep(POLL_S)
-        result.update(model_bytes=got, download_finished=time.time())
+        result.update(model_bytes=got - held, download_finished=time.time(),
+                      resumed_bytes=held)
         if total is None or got < total:
+            # The part stays: the next plan may resume it.
             result['model_error'] = error or 'missed the deadline'
-            _remove(path)
             return result
         return dict(result, **self._deploy(path, digest, plan))
 
@@ -242,12 +276,19 @@ class DeviceAgent:
             else:
                 total, offset = int(r.headers['Content-Length']), 0
             got = offset
+            # read1 returns what has arrived (a full-block read waits for the block,
+            # which on a small share outlasts the deadline); a read with nothing
+            # arriving times out by the deadline.
             with open(path, 'ab' if offset else 'wb') as out:
-                for block in r.iter_content(64 * 1024):
+                while got < total and time.time() < deadline:
+                    try:
+                        block = r.raw.read1(64 * 1024)
+                    except urllib3.exceptions.HTTPError as exc:
+                        raise requests.RequestException(str(exc)) from exc
+                    if not block:
+                        break
                     out.write(block)
                     got += len(block)
-                    if time.time() > deadline:
-                        break
             return digest, got, total
 
     def _deploy(self, path, digest, plan):

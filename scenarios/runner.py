@@ -50,7 +50,9 @@ REPORT_GRACE_S = device.REPORT_LATEST_S + 2.0
 START_DELAY_S = 1.0
 AGENT_START_S = 20.0             # wait for the device agents: this long
 AGENT_START_PER_DEVICE_S = 0.25  # plus this long a device
-CHECK_S = 1.0                 # how often the closed loop checks the period's progress
+# How long a period's start waits for the last period's download reports (a device
+# sends one the moment its download ends, by the deadline).
+CHECKPOINT_REPORT_S = 1.0
 TOKEN_FILE = 'token'          # the run's API token in the results folder (mode 0600)
 
 
@@ -92,6 +94,7 @@ class PolicyRun(Transport):
         self.busy_lock = threading.Lock()
         self.busy = {}               # (device, direction) -> [sum of goodput, sum of share]
         self.last_check = 0.0
+        self.checked = None          # the counters at the last control step
 
     @property
     def plans(self):
@@ -279,14 +282,28 @@ class PolicyRun(Transport):
                              for name, a in zip(self.devices, period.plan.devices)}
         else:
             trained_bytes = {name: c['bytes'] for name, c in self._edge_counts(k - 1).items()}
+        # A device resuming the last checkpoint needs no new one.
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
                          'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits}
-                  for name, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
+                  for name, a in zip(self.devices, period.plan.devices)
+                  if a.model_bytes > 0 and name not in period.resumed}
         self._order(k, self.wall_time(start + u1), orders, delay=m0 if sequential else 0.0)
         self.window = (period, self.counters_start)
         log.debug('%s period %d: planned, shares set and checkpoints ordered %.1f ms after '
                   'its start', self.policy, k,
                   (time.monotonic() - self.t0 - start) * 1000)
+
+    def checkpoints(self, period):
+        """The devices' download reports of period (sent when each download ended)."""
+        fetching = [n for n in self.devices if period.model_left[n] > 0]
+        reports = self.state.model_reports_of(period.number, fetching, CHECKPOINT_REPORT_S)
+        missing = sorted(set(fetching) - set(reports))
+        if missing:
+            log.warning('%s period %d: no download report from %s: planning as if their '
+                        'checkpoints did not arrive', self.policy, period.number,
+                        ', '.join(missing))
+        return {n: (float(r.get('model_bytes', 0)), bool(r.get('model_ok')))
+                for n, r in reports.items()}
 
     def finish(self, period, done):
         """Wait out the period; score it in the background (the devices' reports arrive
@@ -422,21 +439,26 @@ class PolicyRun(Transport):
                 if window is not None:
                     remaining = self._remaining(window, counters)
                     self._account(remaining, goodput)
-                    if now - self.last_check >= CHECK_S:
-                        self.last_check = now
+                    if now - self.last_check >= s.control_step_s * 0.999:
+                        carried = (sum(c.bytes for c in counters.values()) - sum(
+                            c.bytes for c in self.checked.values())) * 8 / 1e6 / \
+                            (now - self.last_check) if self.checked else None
+                        self.last_check, self.checked = now, counters
                         period = window[0]
-                        self.loop.correct(remaining, cap, self.t0 + period.start_s +
-                                          s.period_s - now)
+                        self.loop.control(remaining, cap, self.t0 + period.start_s +
+                                          s.period_s - now, carried)
             last, last_t = counters, now
 
     def _remaining(self, window, counters):
-        """{(device, direction): bytes still to deliver} of the period under way."""
+        """{(device, direction): bytes still to move} of the period under way: the
+        device's data and its checkpoint (the part not yet sent, when resumed)."""
         period, before = window
         remaining = {}
-        for name, a in zip(self.devices, period.plan.devices):
+        for name in self.devices:
             got = self._class_goodput(name, before, counters)[1]
             # Within 2% counts as delivered (HTTP framing, the goodput estimate).
-            for d, planned in (('up', a.upload_bytes), ('down', a.model_bytes)):
+            for d, planned in (('up', period.upload_limit[name]),
+                               ('down', period.model_left[name])):
                 left = planned - got[d]
                 remaining[(name, d)] = left if left > 0.02 * planned else 0.0
         return remaining
