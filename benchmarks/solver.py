@@ -66,7 +66,7 @@ def menu_fleet(n, seed):
     rng = np.random.default_rng(seed)
     problem = Problem(capacity_mbit=float(rng.uniform(5, 40)) * n, period_s=10.0,
                       sample_bits=8 * float(rng.choice([1e4, 1e5])),
-                      menu=tuple(yolov8_menu(2)))
+                      menu=tuple(yolov8_menu('fp16')))
     return problem, rng.integers(10, 3000, n).astype(float), rng.uniform(15, 30, n)
 
 

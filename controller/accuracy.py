@@ -28,7 +28,10 @@ MB = 1e6
 # (name, parameters in millions, mAP50-95).
 YOLOV8 = (('yolov8n', 3.2, 37.3), ('yolov8s', 11.2, 44.9), ('yolov8m', 25.9, 50.2),
           ('yolov8l', 43.7, 52.9), ('yolov8x', 68.2, 53.9))
-BYTES_PER_PARAM = 4   # fp32 checkpoints
+# Bytes a parameter in a checkpoint: fp32, fp16, and int8 (post-training quantisation,
+# as TensorRT, TFLite and OpenVINO int8 exports of YOLOv8 store weights; the menu keeps
+# the fp32 mAP figures for every precision: docs/model.md says why).
+BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2, 'int8': 1}
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,10 @@ class ModelVariant:
     map: float
 
 
-def yolov8_menu(bytes_per_param=BYTES_PER_PARAM):
-    """The YOLOv8 family as a menu of checkpoints (fp32: 4 bytes a parameter)."""
-    return [ModelVariant(n, p * 1e6 * bytes_per_param, m) for n, p, m in YOLOV8]
+def yolov8_menu(precision='fp32'):
+    """The YOLOv8 family as a menu of checkpoints at precision (a key of
+    BYTES_PER_PARAM)."""
+    return [ModelVariant(n, p * 1e6 * BYTES_PER_PARAM[precision], m) for n, p, m in YOLOV8]
 
 
 def _size_curve(size_mb, a_inf, b, gamma):

@@ -82,7 +82,7 @@ class FluidTransport(Transport):
             self.now_s = t_next
             if t_next in control and t_next < end - 1e-9 and t_next > t:
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
-                                  s.capacity.rate_at(t_next), end - t_next,
+                                  s.capacity.mean_between(t, t_next), end - t_next,
                                   carried / (t_next - t) / 1e6)
             t = t_next
         outcomes, self.got = {}, {}

@@ -36,7 +36,8 @@ RECORD_FIELDS = ('policy', 'period', 'device', 'outcome', 'planned_by', 'predict
                  'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
                  'resumed_from', 'model_age', 'kept_accuracy',
                  'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
-                 'resplits', 'idle_fraction', 'solver_ms', 'status', 'reported_upload_bytes',
+                 'link_bytes', 'resplits', 'idle_fraction', 'solver_ms', 'status',
+                 'reported_upload_bytes',
                  'class_up_bytes', 'class_down_bytes', 'late_upload_bytes',
                  'carried_upload_bytes')
 # What happened to a device in a period (the records' outcome column).
@@ -213,6 +214,13 @@ def outcome(problem, capacity_mbit, a, resumed, model_ok):
     if a.upload_share + a.download_share <= 0:
         return 'starved'
     return 'infeasible'
+
+
+def link_capacity_bytes(problem, capacity_mbit, seconds):
+    """The bytes a link of mean capacity_mbit could carry in seconds: one budget on a
+    shared medium, one per direction on a duplex one."""
+    budgets = 2 if problem.medium == 'duplex' else 1
+    return budgets * capacity_mbit * 1e6 / 8 * seconds
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -401,6 +409,7 @@ class ControlLoop:
         """Score period from {device: Outcome} and write its records."""
         s = self.scenario
         mean_cap = s.capacity.mean_between(period.start_s, period.start_s + s.period_s)
+        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.period_s)
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got = outcomes[name]
@@ -420,10 +429,18 @@ class ControlLoop:
                                forecast_mbit=period.capacity_mbit,
                                resumed_from=resumed.period if resumed else None,
                                model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
-                               resplits=period.resplits, idle_fraction=period.idle_fraction,
+                               link_bytes=link_bytes, resplits=period.resplits,
+                               idle_fraction=period.idle_fraction,
                                **got.measured))
             if happened in ('missed', 'infeasible', 'starved'):
                 self.state.note('%s period %d: %s %s%s' % (
                     self.label, period.number, name, happened,
                     ': %s' % got.measured.get('status') if happened == 'missed' else ''))
+        delivered = sum(r['upload_bytes'] + r['model_bytes'] for r in rows)
+        log.debug('%s period %d: %s; %.0f%% of what the link could carry, idle %s',
+                  self.label, period.number,
+                  ', '.join('%s %s' % (r['device'], r['outcome']) for r in rows),
+                  100 * delivered / link_bytes if link_bytes else 0,
+                  '%.0f%%' % (100 * period.idle_fraction)
+                  if period.idle_fraction is not None else 'not measured')
         self.write(rows)

@@ -40,6 +40,7 @@ REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arriv
 REPORT_LATEST_S = REPORT_WAIT_S + CONTROL_TIMEOUT_S
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 PIECE_BYTES = 64 * 1024   # and sends it in pieces, checking the deadline between them
+STALL_S = 0.5             # a download read waiting longer starts a fresh Range request
 
 
 class SampleBuffer:
@@ -264,7 +265,7 @@ class DeviceAgent:
         headers = {'Range': 'bytes=%d-' % offset} if offset else {}
         remaining = max(0.05, deadline - time.time())
         with requests.get(url, headers=headers, stream=True,
-                          timeout=(min(3.0, remaining), min(5.0, remaining))) as r:
+                          timeout=(min(3.0, remaining), min(STALL_S, remaining))) as r:
             if r.status_code == 404:
                 time.sleep(POLL_S)
                 return None, offset, None
@@ -278,7 +279,8 @@ class DeviceAgent:
             got = offset
             # read1 returns what has arrived (a full-block read waits for the block,
             # which on a small share outlasts the deadline); a read with nothing
-            # arriving times out by the deadline.
+            # arriving for STALL_S ends the request (download() resumes from the file),
+            # so a stalled link holds the download at most STALL_S past the deadline.
             with open(path, 'ab' if offset else 'wb') as out:
                 while got < total and time.time() < deadline:
                     try:

@@ -6,11 +6,14 @@ Files (described again in the folder's README.txt):
     periods.csv     one row per policy, period and device (appended as periods finish);
                     planned_by names the policy that planned the period, predictor
                     and forecast_mbit the capacity it planned with, capacity_mbit
-                    the period's real mean
+                    the period's real mean, outcome what happened to the device
+                    (delivered, resumed, kept, missed, infeasible, starved),
+                    resumed_from the period whose checkpoint it resumed
     timeseries.csv  every replay step: capacity, per-class shares and achieved goodput
     replay.csv      every trace step: planned and applied time
     summary.json    per policy: mean and per-period accuracy per device, bytes, misses,
-                    efficiency, solver time, status
+                    efficiency, utilisation (bytes delivered / bytes the link could
+                    carry), idle fraction, outcome counts, solver time, status
     accuracy.png, timeseries-<policy>.png   plots of the above
     commands.sh     every tc/ip command the run ran; run.log the debug log
     token           the latest policy run's API token (mode 0600), to script the API
@@ -20,6 +23,7 @@ Files (described again in the folder's README.txt):
 Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
 """
 
+import collections
 import csv
 import json
 import logging
@@ -199,6 +203,7 @@ def summarise(rows, statuses=None, expected=None):
             }
         effs = [r[k] for r in mine for k in ('efficiency_up', 'efficiency_down')
                 if isinstance(r.get(k), float)]
+        by_period = {r['period']: r for r in mine}.values()
         periods = max(r['period'] for r in mine)
         status = statuses.get(policy, 'completed')
         if expected is not None and periods < expected:
@@ -212,6 +217,10 @@ def summarise(rows, statuses=None, expected=None):
             'model_bytes': sum(d['model_bytes'] for d in per_device.values()),
             'deadline_misses': sum(d['deadline_misses'] for d in per_device.values()),
             'mean_efficiency': statistics.fmean(effs) if effs else None,
+            'utilisation': utilisation(mine, by_period),
+            'idle_fraction': _mean_of(r.get('idle_fraction') for r in by_period),
+            'outcomes': dict(collections.Counter(r.get('outcome') or 'unknown'
+                                                 for r in mine)),
             'solver_ms': statistics.fmean(r['solver_ms'] for r in mine),
             'devices': per_device}
     for policy, status in statuses.items():
@@ -219,19 +228,63 @@ def summarise(rows, statuses=None, expected=None):
     return summary
 
 
+def utilisation(rows, by_period):
+    """Bytes delivered (data and checkpoints, every device) over the bytes the link
+    could carry in the periods of rows (None for a folder written before link_bytes)."""
+    link = [r.get('link_bytes') for r in by_period]
+    if not link or not all(isinstance(b, float) for b in link) or sum(link) <= 0:
+        return None
+    return sum(r['upload_bytes'] + r['model_bytes'] for r in rows) / sum(link)
+
+
+def _mean_of(values):
+    values = [v for v in values if isinstance(v, float)]
+    return statistics.fmean(values) if values else None
+
+
+# The comparison table's columns: (heading, width, what it says).
+COLUMNS = (
+    ('policy', 13, 'the allocation policy'),
+    ('status', 10, 'completed, or why the run of this policy stopped'),
+    ('mAP', 6, 'mean device accuracy over devices and periods (what counts)'),
+    ('planned', 7, 'the mAP the plans predicted at their forecast capacity'),
+    ('data MB', 7, 'data the devices uploaded to the edge'),
+    ('model MB', 8, 'checkpoint bytes the devices received'),
+    ('util', 5, 'bytes delivered / bytes the link could carry over the run'),
+    ('idle', 5, 'fraction of control steps the link carried under 5% of capacity'),
+    ('eff', 5, 'measured goodput / planned share (TCP efficiency)'),
+    ('outcomes', 0, 'device-periods by outcome: d delivered, r resumed, k kept, '
+                    'm missed, i infeasible, s starved'),
+)
+OUTCOME_LETTERS = {'delivered': 'd', 'resumed': 'r', 'kept': 'k', 'missed': 'm',
+                   'infeasible': 'i', 'starved': 's'}
+
+
 def table(summary):
-    """The comparison table printed at the end of a run."""
-    lines = ['%-13s %-10s %9s %9s %9s %9s %7s %6s' % (
-        'policy', 'status', 'mAP', 'planned', 'data MB', 'model MB', 'misses', 'eff')]
+    """The comparison table printed at the end of a run, best mAP first, then a line
+    that explains each column."""
+    def cells(values):
+        return ' '.join(('%-*s' if i < 2 else '%*s') % (width, value) if width else value
+                        for i, ((_, width, _), value) in enumerate(zip(COLUMNS, values)))
+
+    def number(value, form):
+        return form % value if isinstance(value, (int, float)) else '-'
+
+    lines = [cells([c[0] for c in COLUMNS])]
     ranked = sorted(summary.items(), key=lambda kv: -kv[1].get('mean_accuracy', -1))
     for name, s in ranked:
         if 'mean_accuracy' not in s:
-            lines.append('%-13s %-10s' % (name, s['status']))
+            lines.append(cells([name, s['status']]))
             continue
-        lines.append('%-13s %-10s %9.2f %9.2f %9.1f %9.1f %7d %6s' % (
-            name, s['status'], s['mean_accuracy'], s['predicted_accuracy'],
-            s['data_bytes'] / 1e6, s['model_bytes'] / 1e6, s['deadline_misses'],
-            '%.3f' % s['mean_efficiency'] if s['mean_efficiency'] is not None else '-'))
+        outcomes = ' '.join('%d%s' % (n, OUTCOME_LETTERS.get(o, '?' + o))
+                            for o, n in sorted(s.get('outcomes', {}).items()))
+        lines.append(cells([
+            name, s['status'], '%.2f' % s['mean_accuracy'], '%.2f' % s['predicted_accuracy'],
+            '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
+            number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
+            number(s.get('mean_efficiency'), '%.2f'), outcomes]))
+    lines.append('')
+    lines.extend('  %-9s %s' % (heading, meaning) for heading, _, meaning in COLUMNS[2:])
     return '\n'.join(lines)
 
 
@@ -269,10 +322,14 @@ def plot(folder):
     plt.close(fig)
     series = os.path.join(folder, 'timeseries.csv')
     if os.path.exists(series):
-        _plot_timeseries(folder, series, plt)
+        _plot_timeseries(folder, series, plt, summarise(rows))
 
 
-def _plot_timeseries(folder, path, plt):
+def _or_dash(value):
+    return '%.2f' % value if isinstance(value, float) else '-'
+
+
+def _plot_timeseries(folder, path, plt, summary):
     rows, cut = read_rows(path, ('time_s', 'capacity_mbit', 'goodput_mbit', 'share_mbit'))
     if cut:
         log.warning('%s: the last row was cut; plotting the whole rows', path)
@@ -292,7 +349,11 @@ def _plot_timeseries(folder, path, plt):
                         color=line.get_color())
         ax.set_xlabel('time (s)')
         ax.set_ylabel('Mbit/s')
-        ax.set_title('%s: capacity, shares (faint) and achieved goodput' % policy)
+        said = summary.get(policy, {})
+        ax.set_title('%s: capacity, shares (faint) and achieved goodput\n'
+                     'utilisation %s, idle %s' % (
+                         policy, _or_dash(said.get('utilisation')),
+                         _or_dash(said.get('idle_fraction'))), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()

@@ -16,7 +16,7 @@ from jsonschema.exceptions import best_match
 
 from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
-from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
+from edgecollab.controller.accuracy import BYTES_PER_PARAM, AccuracyModel, yolov8_menu
 from edgecollab.controller.correction import CONTROL_STEP_S
 from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
 from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
@@ -78,7 +78,7 @@ SCHEMA = {
                                                'maximum': MAX_GENERATED}}]}}},
         'model': {'type': 'object', 'additionalProperties': False,
                   'properties': {'menu': {'enum': ['yolov8', 'continuous']},
-                                 'precision': {'enum': ['fp32', 'fp16', 'int8']},
+                                 'precision': {'enum': list(BYTES_PER_PARAM)},
                                  'min_size': QUANTITY, 'max_size': QUANTITY}},
         'edge': {'type': 'object', 'additionalProperties': False,
                  'properties': {'compute_per_sample': QUANTITY}},
@@ -97,10 +97,6 @@ SCHEMA = {
             'properties': {'predictor': {'type': 'string'}, 'window': QUANTITY}}]},
     },
 }
-
-# Bytes a parameter in a checkpoint: fp32, fp16, and int8 (post-training quantisation,
-# as TensorRT, TFLite and OpenVINO int8 exports of YOLOv8 store weights).
-BYTES_PER_PARAM = {'fp32': 4, 'fp16': 2, 'int8': 1}
 
 
 @dataclass
@@ -268,10 +264,11 @@ def _capacity(spec, where, base_dir):
 def problem_from(raw, where='scenario', capacity_mbit=None):
     """The per-device Problem a scenario mapping describes (units resolved)."""
     data, model = raw.get('data', {}), raw.get('model', {})
-    per_param = BYTES_PER_PARAM[model.get('precision', 'fp32')]
-    menu = tuple(yolov8_menu(per_param)) if model.get('menu', 'yolov8') == 'yolov8' else ()
-    smallest = min(v.size_bytes for v in menu) if menu else 3.2e6 * per_param
-    largest = max(v.size_bytes for v in menu) if menu else 68.2e6 * per_param
+    # The YOLOv8 family at the precision: the menu, or the continuous range's default.
+    family = tuple(yolov8_menu(model.get('precision', 'fp32')))
+    menu = family if model.get('menu', 'yolov8') == 'yolov8' else ()
+    smallest = min(v.size_bytes for v in family)
+    largest = max(v.size_bytes for v in family)
     generated = data.get('generated', 3000)
     if capacity_mbit is None:
         capacity = raw.get('capacity', '20mbit')

@@ -19,7 +19,7 @@ from edgecollab.errors import ConfigError
 
 
 def random_fleet(rng, n):
-    precision = int(rng.choice([2, 4]))
+    precision = str(rng.choice(['fp16', 'fp32']))
     problem = Problem(capacity_mbit=float(rng.uniform(0.5, 60)) * n, period_s=10.0,
                       sample_bits=8 * float(rng.choice([1e4, 1e5, 3e5])),
                       menu=tuple(yolov8_menu(precision)))
@@ -41,7 +41,7 @@ def test_equal_to_exhaustive_search_on_a_thousand_random_fleets():
 
 
 def test_identical_round_number_fleets_match_exhaustive_search():
-    menu = tuple(yolov8_menu(2))
+    menu = tuple(yolov8_menu('fp16'))
     for n, capacity, generated in itertools.product((2, 3, 4, 5), (5, 10, 20, 40, 80),
                                                     (100, 1000)):
         problem = Problem(capacity_mbit=float(capacity * n), period_s=10.0, sample_bits=8e4,
@@ -84,7 +84,7 @@ def test_monotone_in_capacity_over_dense_sweeps():
 
 
 def test_the_fleets_the_issue_found():
-    fp16 = tuple(yolov8_menu(2))
+    fp16 = tuple(yolov8_menu('fp16'))
     # n + n = 25.12 before; yolov8s for one device while the other keeps its model: 26.31.
     two = solve_fleet(Problem(capacity_mbit=20.0, period_s=10.0, sample_bits=8e4,
                               menu=fp16), [100, 100])
@@ -99,13 +99,13 @@ def test_the_fleets_the_issue_found():
 def test_large_fleets_come_with_a_certified_bound():
     rng = np.random.default_rng(5)
     problem = Problem(capacity_mbit=20.0 * 300, period_s=10.0, sample_bits=8e5,
-                      menu=tuple(yolov8_menu(2)))
+                      menu=tuple(yolov8_menu('fp16')))
     answer = solve_fleet(problem, rng.integers(10, 3000, 300).astype(float))
     assert answer.bound >= answer.mean_accuracy
     assert answer.bound - answer.mean_accuracy < 0.01, (answer.bound, answer.mean_accuracy)
 
 
-@pytest.mark.parametrize('menu', [(), tuple(yolov8_menu(2))])
+@pytest.mark.parametrize('menu', [(), tuple(yolov8_menu('fp16'))])
 def test_answers_are_finite_and_within_budget_for_extreme_inputs(menu):
     rng = np.random.default_rng(13)
     for sample_bits in (8.0, 8e4, 8e12, 8e28):
@@ -119,7 +119,7 @@ def test_answers_are_finite_and_within_budget_for_extreme_inputs(menu):
 
 
 def test_kept_must_be_one_accuracy_a_device():
-    problem = Problem(capacity_mbit=20.0, menu=tuple(yolov8_menu(2)))
+    problem = Problem(capacity_mbit=20.0, menu=tuple(yolov8_menu('fp16')))
     for kept in ([1.0], [1.0, float('nan')], [-1.0, 2.0]):
         with pytest.raises(ConfigError, match='kept'):
             solve_fleet(problem, [100, 100], kept=kept)

@@ -1,6 +1,7 @@
 """Scenario files: the bundled ones load, bad ones give one line and exit 2 with nothing
 started, and a fluid run writes a results folder whose summary agrees with its rows."""
 
+import collections
 import csv
 import glob
 import json
@@ -102,6 +103,11 @@ def check_summary_matches_rows(out):
         assert s['data_bytes'] == pytest.approx(sum(float(r['upload_bytes']) for r in mine),
                                                 rel=1e-5)
         assert s['deadline_misses'] == sum(r['deadline_miss'] == 'True' for r in mine)
+        link = {r['period']: float(r['link_bytes']) for r in mine}
+        moved = sum(float(r['upload_bytes']) + float(r['model_bytes']) for r in mine)
+        assert s['utilisation'] == pytest.approx(moved / sum(link.values()), rel=1e-5)
+        assert 0 <= s['utilisation'] <= 1 + 1e-6 and 0 <= s['idle_fraction'] <= 1
+        assert s['outcomes'] == dict(collections.Counter(r['outcome'] for r in mine))
         for device, d in s['devices'].items():
             own = sorted((r for r in mine if r['device'] == device),
                          key=lambda r: int(r['period']))
@@ -253,6 +259,21 @@ def test_report_plots_a_cut_timeseries(fluid_folder):
     done = run_cli('report', str(fluid_folder))
     assert done.returncode == 0 and 'timeseries.csv: the last row was cut' in done.stderr
     assert (fluid_folder / 'timeseries-optimal.png').exists()
+
+
+def test_the_table_explains_each_column_and_counts_outcomes():
+    from edgecollab.scenarios.results import COLUMNS, summarise, table
+    rows = [{'policy': 'equal', 'device': d, 'period': 1, 'accuracy': 20.0,
+             'predicted_accuracy': 21.0, 'upload_bytes': 1e6, 'model_bytes': 2e6,
+             'deadline_miss': False, 'solver_ms': 1.0, 'outcome': o, 'link_bytes': 8e6,
+             'idle_fraction': 0.25} for d, o in (('d1', 'kept'), ('d2', 'infeasible'))]
+    summary = summarise(rows)
+    assert summary['equal']['utilisation'] == pytest.approx(6e6 / 8e6)
+    text = table(summary)
+    assert '1i 1k' in text and '0.25' in text
+    for heading, _, meaning in COLUMNS[2:]:
+        assert any(line.split(None, 1)[0] == heading.split()[0] and meaning in line
+                   for line in text.splitlines() if line.startswith('  ')), heading
 
 
 def test_a_policy_with_fewer_periods_than_asked_is_stopped():
