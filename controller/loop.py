@@ -31,7 +31,7 @@ from edgecollab.wire import GOODPUT_PER_WIRE
 log = logging.getLogger(__name__)
 
 RECORD_FIELDS = ('policy', 'period', 'device', 'outcome', 'planned_by', 'predictor',
-                 'forecast_mbit', 'capacity_mbit',
+                 'forecast_mbit', 'planned_mbit', 'capacity_mbit',
                  'upload_share', 'download_share', 'planned_upload_bytes', 'upload_bytes',
                  'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
                  'resumed_from', 'model_age', 'kept_accuracy',
@@ -56,13 +56,14 @@ IDLE_USE = 0.05    # a control step whose link carried less than this of capacit
 @dataclass
 class Period:
     """One period as planned: its number, start (seconds from the run's start), the
-    Plan, the capacity it was planned at, its (upload, model) phase windows, the models
-    the devices hold at its start, the checkpoints it resumes ({device: InFlight}) and
-    what each device has to move in it (bytes: its data, its checkpoint's remainder)."""
+    Plan, the controller's capacity forecast (Mbit/s), its (upload, model) phase
+    windows, the models the devices hold at its start, the checkpoints it resumes
+    ({device: InFlight}) and what each device has to move in it (bytes: its data, its
+    checkpoint's remainder)."""
     number: int
     start_s: float
     plan: object
-    capacity_mbit: float
+    forecast_mbit: float
     phases: tuple
     held: list = field(default_factory=list)
     resumed: dict = field(default_factory=dict)
@@ -421,12 +422,14 @@ class ControlLoop:
             self.truth[i], _ = advance(period.number, self.truth[i], a, resumed,
                                        got.model_bytes, got.model_ok, samples, new)
             accuracy = self.truth[i].now(s.drift)
-            happened = outcome(self.problem, period.capacity_mbit, a, resumed, got.model_ok)
+            happened = outcome(self.problem, period.plan.capacity_mbit, a, resumed,
+                               got.model_ok)
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
                                got.model_ok, accuracy, outcome=happened,
                                planned_by=period.policy, predictor=s.forecast.name,
-                               forecast_mbit=period.capacity_mbit,
+                               forecast_mbit=period.forecast_mbit,
+                               planned_mbit=period.plan.capacity_mbit,
                                resumed_from=resumed.period if resumed else None,
                                model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
                                link_bytes=link_bytes, resplits=period.resplits,

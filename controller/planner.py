@@ -18,7 +18,8 @@ from edgecollab.errors import PolicyError
 
 @dataclass
 class Plan:
-    """A policy's answer for one period: a FleetAllocation and the time it took."""
+    """A policy's answer for one period: the capacity it planned with (Mbit/s; the
+    forecast, or what the policy made of it), a FleetAllocation and the time it took."""
     policy: str
     capacity_mbit: float
     allocation: FleetAllocation
@@ -48,4 +49,5 @@ def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=N
         # A user's policy is code from a file: name it, and never end the process.
         raise PolicyError('policy %r from %s failed: %s: %s' % (
             name, policy.source, type(exc).__name__, exc)) from exc
-    return Plan(name, capacity_mbit, answer, (time.perf_counter() - began) * 1000)
+    return Plan(name, policy.planning_capacity(state), answer,
+                (time.perf_counter() - began) * 1000)

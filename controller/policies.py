@@ -66,6 +66,10 @@ class Policy:
         """The FleetAllocation of devices with the given data volumes (samples)."""
         raise NotImplementedError
 
+    def planning_capacity(self, state):
+        """The capacity (Mbit/s) the policy plans with: the controller's forecast."""
+        return state.problem.capacity_mbit
+
     def allocate(self, state):
         """One device's Allocation for state.problem."""
         raise NotImplementedError
@@ -76,10 +80,6 @@ class Policy:
 
 class FleetPolicy(Policy):
     """Plans every device together: the fleet optimum at the capacity it plans with."""
-
-    def planning_capacity(self, state):
-        """The capacity (Mbit/s) the policy plans with: the one measured now."""
-        return state.problem.capacity_mbit
 
     def _planned_problem(self, state):
         return dataclasses.replace(state.problem,

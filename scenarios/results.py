@@ -5,8 +5,10 @@ Files (described again in the folder's README.txt):
                     trace checksums (written before the run)
     periods.csv     one row per policy, period and device (appended as periods finish);
                     planned_by names the policy that planned the period, predictor
-                    and forecast_mbit the capacity it planned with, capacity_mbit
-                    the period's real mean, outcome what happened to the device
+                    and forecast_mbit the capacity the controller forecast,
+                    planned_mbit the capacity the policy planned with (oracle: the
+                    period's real mean; adaptive: the forecast times the measured
+                    TCP efficiency), capacity_mbit the period's real mean, outcome what happened to the device
                     (delivered, resumed, kept, missed, infeasible, starved),
                     resumed_from the period whose checkpoint it resumed
     timeseries.csv  every replay step: capacity, per-class shares and achieved goodput

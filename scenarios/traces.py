@@ -344,12 +344,12 @@ def _finish(times, rates, path, numbers, duration_s=None):
 
 
 def _duration_comment(path):
-    """The duration a '# duration_s X' line of path gives, or None."""
+    """The duration a '# duration_s X' line in path's leading comments gives, or None."""
     for number, text in _text_lines(path):
         words = text.lstrip('\ufeff').split()
         if words[:2] == ['#', 'duration_s'] and len(words) == 3:
             return _number(words[2], path, number, 'duration_s')
-        if number > 3:
+        if words and not words[0].startswith('#'):
             return None
     return None
 
