@@ -23,17 +23,20 @@ MARGIN = 1.05      # headroom on a checkpoint's needed share
 MIN_RATE = 0.05    # the lowest efficiency a plan assumes
 
 
-def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None):
+def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0):
     """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
     capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
     {direction: goodput / share}; valued: the devices whose data counts this period
-    (None: every device's)."""
+    (None: every device's); ahead_s: how long before the deadline a checkpoint aims to
+    arrive (at most half the time left), so that a dip in the last control step, when
+    no re-split can follow, does not cost it."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
     if remaining_s <= 0 or capacity_mbit <= 0:
         return shares
     rate = capacity_mbit * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
-    models = sorted(((MARGIN * left / remaining_s / rate, d)
+    horizon = remaining_s - min(ahead_s, remaining_s / 2)
+    models = sorted(((MARGIN * left / horizon / rate, d)
                      for (d, direction), left in remaining.items()
                      if direction == 'down' and left > 0))
     free = 1.0

@@ -324,7 +324,8 @@ class ControlLoop:
             efficiency = dict(self.efficiency)
         plan_ = planner.plan(self.problem, name, s.generated, capacity, future_mbit=future,
                              efficiency=efficiency, ratio=s.ratio, floor=s.floor,
-                             kept=[h.kept(s.drift) for h in self.known])
+                             kept=[h.kept(s.drift) for h in self.known],
+                             inflight=[self.inflight.get(d) for d in self.devices])
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
                         held=list(self.known))
         sample_bytes = self.problem.sample_bits / 8
@@ -397,7 +398,7 @@ class ControlLoop:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
         valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
         shares = correction.resplit(remaining, capacity_mbit, efficiency, remaining_s,
-                                    valued)
+                                    valued, ahead_s=self.scenario.control_step_s)
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)

@@ -32,15 +32,16 @@ class Plan:
 
 
 def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=None,
-         ratio=0.5, floor=None, kept=None):
+         ratio=0.5, floor=None, kept=None, inflight=None):
     """The Plan of policy name for devices with the given data volumes (samples), the
-    link's capacity seen now capacity_mbit, the period's real mean future_mbit and the
-    accuracy each device keeps with its own model (kept; None: the problem's fallback)."""
+    link's capacity seen now capacity_mbit, the period's real mean future_mbit, the
+    accuracy each device keeps with its own model (kept; None: the problem's fallback)
+    and the checkpoint each has in flight (InFlight or None)."""
     began = time.perf_counter()
     policy = policies.get(name)
     state = PolicyState(dataclasses.replace(problem, capacity_mbit=capacity_mbit),
                         future_capacity_mbit=future_mbit, efficiency=efficiency,
-                        ratio=ratio, floor=floor, kept=kept)
+                        ratio=ratio, floor=floor, kept=kept, inflight=inflight)
     try:
         answer = policy.plan(state, [float(g) for g in generated])
     except (Exception, SystemExit) as exc:

@@ -19,18 +19,20 @@ TCP sharing with no split.
 
 import dataclasses
 import importlib.util
+import itertools
 from dataclasses import dataclass
 
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
-from edgecollab.controller.solver import evaluate, nothing_fits, solve
+from edgecollab.controller.solver import RESUMES, Allocation, evaluate, nothing_fits, solve
 from edgecollab.errors import ConfigError
 from edgecollab.wire import GOODPUT_PER_WIRE
 
 POLICIES = {}
 _loading = None          # the policy file being imported: its policies' source
+# The naive splits a planning policy is held against.
+BASELINES = ('equal', 'upload-first', 'model-first', 'proportional', 'tcp-fair')
 # The policies a scenario compares when it names none.
-DEFAULT_POLICIES = ('optimal', 'equal', 'upload-first', 'model-first', 'proportional',
-                    'tcp-fair')
+DEFAULT_POLICIES = ('optimal',) + BASELINES
 
 
 @dataclass
@@ -43,7 +45,9 @@ class PolicyState:
     'down': ...} measured on the link (``adaptive``); ratio: the upload fraction of
     ``fixed``; floor: the fleet's fairness floor (mAP) or None; kept: the accuracy each
     device has through the period if it keeps its model (None: the problem's fallback;
-    in ``allocate`` the problem's fallback_map is the device's own).
+    in ``allocate`` the problem's fallback_map is the device's own); inflight: per
+    device, the checkpoint that missed the last deadline part-way (``holding.InFlight``)
+    or None.
     """
     problem: object
     future_capacity_mbit: float = None
@@ -51,6 +55,7 @@ class PolicyState:
     ratio: float = 0.5
     floor: float = None
     kept: list = None
+    inflight: list = None
 
 
 class Policy:
@@ -89,10 +94,63 @@ class FleetPolicy(Policy):
         # The shares of a solve at the planning capacity are applied as fractions of the
         # link's capacity: the link then delivers what the solve planned (oracle: the
         # period's mean capacity; adaptive: the efficiency TCP really gets).
-        return solve_fleet(self._planned_problem(state), generated, state.floor, state.kept)
+        problem = self._planned_problem(state)
+        best = solve_fleet(problem, generated, state.floor, state.kept)
+        for subset in resume_choices(state.inflight, problem.medium):
+            other = resuming(problem, generated, state, subset)
+            if other is not None and other.mean_accuracy > best.mean_accuracy + 1e-9:
+                best = other
+        return best
 
     def allocate(self, state):
         return solve(self._planned_problem(state))
+
+
+RESUME_SUBSETS_UP_TO = 4   # devices with a checkpoint in flight: every subset resumes
+
+
+def resume_choices(inflight, medium):
+    """The sets of devices (indices) whose checkpoints in flight a plan may resume:
+    every non-empty subset for up to RESUME_SUBSETS_UP_TO of them, else each alone and
+    all together.  None on a duplex medium (the resumed bytes take the download budget
+    only, which one capacity cannot express)."""
+    waiting = [i for i, f in enumerate(inflight or []) if f is not None]
+    if not waiting or medium != 'shared':
+        return []
+    if len(waiting) <= RESUME_SUBSETS_UP_TO:
+        return [tuple(c) for k in range(1, len(waiting) + 1)
+                for c in itertools.combinations(waiting, k)]
+    return [(i,) for i in waiting] + [tuple(waiting)]
+
+
+def resuming(problem, generated, state, subset):
+    """The fleet plan in which the devices in subset finish their checkpoints in flight
+    (the bytes left, no data: the checkpoint's training data is behind it) and the
+    others share the rest of the budget optimally; None when it does not fit or
+    breaks the floor."""
+    left_bits = sum(8 * state.inflight[i].left_bytes for i in subset)
+    budget = problem.budget_bits
+    if budget <= 0 or left_bits > budget or (state.floor is not None and any(
+            state.inflight[i].accuracy < state.floor for i in subset)):
+        return None
+    rest = 1 - left_bits / budget
+    others = [i for i in range(len(generated)) if i not in subset]
+    kept = state.kept or [problem.kept_map()] * len(generated)
+    solved = solve_fleet(dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit *
+                                             rest),
+                         [generated[i] for i in others], state.floor,
+                         [kept[i] for i in others]) if others else None
+    devices = [None] * len(generated)
+    for i in subset:
+        f = state.inflight[i]
+        devices[i] = Allocation(0.0, 8 * f.left_bytes / budget, 0.0, f.size_bytes, f.accuracy,
+                                model=f.model, reason=RESUMES)
+    for i, a in zip(others, solved.devices if solved else []):
+        devices[i] = dataclasses.replace(a, upload_share=a.upload_share * rest,
+                                         download_share=a.download_share * rest)
+    return FleetAllocation(devices, feasible=solved.feasible if solved else True,
+                           reason=solved.reason if solved else '',
+                           exact=solved.exact if solved else True)
 
 
 class DevicePolicy(Policy):

@@ -48,7 +48,8 @@ from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
 
 TIMINGS = ('overlap', 'sequential')
-KEEPS = 'keeps its previous model'     # the reason of a device the plan leaves its model
+KEEPS = 'keeps its previous model'
+RESUMES = 'finishes the checkpoint that missed the last deadline'     # the reason of a device the plan leaves its model
 
 
 @dataclass(frozen=True)

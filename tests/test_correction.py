@@ -56,3 +56,14 @@ def test_small_changes_are_not_applied():
     old = {'d1': {'up': 0.5, 'down': 0.5}}
     assert not changed(old, {'d1': {'up': 0.505, 'down': 0.495}})
     assert changed(old, {'d1': {'up': 0.6, 'down': 0.4}})
+
+
+def test_checkpoints_aim_to_arrive_a_control_step_early():
+    remaining = {('d1', 'down'): 1e6, ('d1', 'up'): 1e7}
+    on_time = resplit(remaining, 10.0, {'down': 1.0}, 8.0)['d1']['down']
+    early = resplit(remaining, 10.0, {'down': 1.0}, 8.0, ahead_s=1.0)['d1']['down']
+    assert early == pytest.approx(on_time * 8.0 / 7.0)
+    # With little time left, at most half of it is held back.
+    late = resplit(remaining, 10.0, {'down': 1.0}, 1.0, ahead_s=1.0)['d1']['down']
+    assert late == pytest.approx(min(1.0, 2 * resplit(remaining, 10.0, {'down': 1.0},
+                                                      1.0)['d1']['down']))

@@ -7,8 +7,10 @@ import pytest
 from edgecollab.controller import planner, policies
 from edgecollab.controller.fleet import solve_fleet
 from edgecollab.controller.fluid import FluidTransport, run_policy
+from edgecollab.controller.holding import Drift, Held, InFlight
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState
+from edgecollab.controller.solver import KEEPS, RESUMES
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import REPO
@@ -128,3 +130,117 @@ def test_only_a_correcting_policy_re_splits_within_a_period():
         assert (loop.current.steps, loop.current.idle_steps) == (2, 1)
 
 
+
+
+def scenario_file(tmp_path, trace, **keys):
+    """A two-device scenario in tmp_path over trace ('time rate' lines), one 10 s
+    period, planned from the capacity at its start; keys replace its defaults."""
+    (tmp_path / 'trace.txt').write_text(trace)
+    settings = {'devices': 2, 'capacity': '{trace: trace.txt, loop: false}', 'step': '100ms',
+                'forecast': 'last', 'period': '10s', 'periods': 1,
+                'data': '{sample_size: 100KB, generated: 300}',
+                'model': '{menu: yolov8, precision: int8}'}
+    settings.update(keys)
+    path = tmp_path / 'scenario.yaml'
+    path.write_text('name: test\n' + ''.join('%s: %s\n' % kv for kv in settings.items()))
+    return load_scenario(str(path))
+
+
+def run_spied(s, policy):
+    """Records of a fluid run of s under policy, and the times the shares were set."""
+    loop, _, records = loop_of(s, policy)
+    times, set_shares = [], loop.transport.set_shares
+
+    def spy(fractions):
+        times.append(loop.transport.now_s)
+        set_shares(fractions)
+    loop.transport.set_shares = spy
+    loop.run()
+    return records, times
+
+
+def test_capacity_halving_mid_period_is_re_split_within_two_steps(tmp_path):
+    # 40 Mbit/s for 3 s, then 20: the plan made at 40 cannot carry both checkpoints
+    # as split, the receding horizon moves share to them and both still arrive.
+    s = scenario_file(tmp_path, '0 40\n3 20\n')
+    records, times = run_spied(s, 'adaptive')
+    assert [r['model_ok'] for r in records] == [True, True]
+    assert any(3.0 < t <= 3.0 + 2 * s.control_step_s for t in times), times
+    # The one-shot plan keeps its split and both miss.
+    records, times = run_spied(s, 'optimal')
+    assert [r['outcome'] for r in records] == ['missed', 'missed'] and times == [0.0]
+
+
+def test_a_period_with_no_feasible_model_says_so(tmp_path):
+    # 0.5 Mbit/s for 10 s carries 625 KB: not even yolov8n int8 (3.2 MB) fits.
+    s = scenario_file(tmp_path, '0 0.5\n')
+    for policy in ('optimal', 'equal'):
+        loop, state, records = loop_of(s, policy)
+        loop.run()
+        assert [r['outcome'] for r in records] == ['infeasible'] * 2, policy
+        assert not any(r['model_ok'] for r in records)
+        assert sum('infeasible' in e['event'] for e in state.events) == 2, state.events
+
+
+def test_a_held_model_is_kept_until_drift_makes_a_new_one_worth_its_bytes(tmp_path):
+    s = scenario_file(tmp_path, '0 20\n')
+    # The best a device can get: the whole link to itself.
+    [alone] = planner.plan(s.problem, 'optimal', [300], 20.0).devices
+    assert alone.model_bytes > 0
+    drift = Drift(0.1)
+    # A model 20% better than that, one period older, is still above it: both keep.
+    fresh = Held('yolov8s', 11.2e6, 300, 1.2 * alone.accuracy)
+    assert fresh.kept(drift) > alone.accuracy
+    plan_ = planner.plan(s.problem, 'optimal', s.generated, 20.0,
+                         kept=[fresh.kept(drift)] * 2)
+    for a in plan_.devices:
+        assert a.model_bytes == 0 and a.reason == KEEPS
+        assert a.accuracy == pytest.approx(fresh.kept(drift))
+    # Three periods on it has drifted below what a new one brings: one is sent.
+    old = Held('yolov8s', 11.2e6, 300, 1.2 * alone.accuracy, age=3)
+    assert old.kept(drift) < alone.accuracy
+    plan_ = planner.plan(s.problem, 'optimal', s.generated, 20.0, kept=[old.kept(drift)] * 2)
+    assert any(a.model_bytes > 0 for a in plan_.devices)
+
+
+def test_drift_decays_a_held_model_and_the_loop_ages_it(tmp_path):
+    drift = Drift(0.1)
+    held = Held('yolov8n', 3.2e6, 100, 30.0)
+    assert held.now(drift) == 30.0 and held.kept(drift) == pytest.approx(27.0)
+    assert held.older().older().now(drift) == pytest.approx(30.0 * 0.81)
+    assert Drift(0.0).decay(30.0, 50) == 30.0
+    for bad in (-0.1, 1.0, 'x', True):
+        with pytest.raises(ConfigError, match='drift'):
+            Drift(bad)
+    # No capacity: nothing arrives and each period the devices' models are a period
+    # older, their accuracy decaying by the drift.
+    s = scenario_file(tmp_path, '0 0.5\n', periods=3, drift=0.1)
+    loop, _, records = loop_of(s, 'optimal')
+    loop.run()
+    d1 = [r for r in records if r['device'] == 'd1']
+    assert [r['model_age'] for r in d1] == [1, 2, 3]
+    assert [r['accuracy'] for r in d1] == pytest.approx(
+        [d1[0]['accuracy'] * 0.9 ** k for k in range(3)])
+
+
+def test_a_checkpoint_nearly_there_is_resumed_rather_than_replaced(tmp_path):
+    s = scenario_file(tmp_path, '0 4\n')
+    # 4 Mbit/s for 10 s carries 5 MB: no yolov8s (11.2 MB) from scratch ...
+    fresh = planner.plan(s.problem, 'optimal', s.generated, 4.0)
+    assert all(a.model != 'yolov8s' for a in fresh.devices)
+    # ... but d1 holds 10.7 MB of one: finishing it is worth more than anything else.
+    almost = InFlight(1, 'yolov8s', 11.2e6, 10.7e6, 300, 45.0)
+    plan_ = planner.plan(s.problem, 'optimal', s.generated, 4.0, inflight=[almost, None])
+    d1, d2 = plan_.devices
+    assert (d1.model, d1.model_bytes, d1.reason) == ('yolov8s', 11.2e6, RESUMES)
+    assert d1.download_share == pytest.approx(8 * 0.5e6 / (4e6 * 10))
+    assert d1.upload_share + d2.upload_share + d1.download_share + d2.download_share <= 1 + 1e-9
+    assert plan_.allocation.mean_accuracy > fresh.allocation.mean_accuracy
+    # A baseline does not weigh it (it resumes only when it picks the same model).
+    assert planner.plan(s.problem, 'equal', s.generated, 4.0,
+                        inflight=[almost, None]).devices[0].reason != RESUMES
+    # In the loop: period 1 leaves d1 a part; period 2 plans to finish it.
+    loop, _, records = loop_of(s, 'optimal')
+    loop.inflight = {'d1': almost}
+    period = loop.begin(1, 0.0)
+    assert period.resumed == {'d1': almost} and period.model_left['d1'] == pytest.approx(0.5e6)
