@@ -21,6 +21,7 @@ setup(
         'flask==3.1.3',
         'werkzeug==3.1.9',
         'requests==2.34.2',
+        'urllib3==2.8.0',       # HTTPResponse.shutdown ends a download at its deadline
         'pyyaml==6.0.3',
         'jsonschema==4.26.0',
         'matplotlib==3.11.2',

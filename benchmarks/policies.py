@@ -48,6 +48,22 @@ def compare(emulated, fluid):
     return rows
 
 
+def per_period(folder):
+    """Rows (one a period): the forecast and real mean capacity and each policy's mean
+    mAP over the devices: where in the trace each policy wins and loses."""
+    rows = results.read_periods(folder)
+    table = []
+    for k in sorted({r['period'] for r in rows}):
+        mine = [r for r in rows if r['period'] == k]
+        row = {'period': k, 'forecast': mine[0]['forecast_mbit'],
+               'capacity': mine[0]['capacity_mbit']}
+        for policy in dict.fromkeys(r['policy'] for r in mine):
+            values = [r['accuracy'] for r in mine if r['policy'] == policy]
+            row[policy] = sum(values) / len(values)
+        table.append(row)
+    return table
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('scenario')
@@ -65,6 +81,13 @@ def main(argv=None):
                 ('idle', 'idle', '%.2f'), ('outcomes', 'outcomes', '%s')],
          os.path.join(args.out, 'policies-%s.json' % name),
          '%s: emulated %s, fluid %s' % (args.scenario, emulated, fluid))
+    periods = per_period(emulated)
+    policies = [r['policy'] for r in rows]
+    emit(periods, [('period', 'period', '%d'), ('forecast', 'forecast Mbit/s', '%.2f'),
+                   ('capacity', 'real Mbit/s', '%.2f')] +
+         [(p, p, '%.2f') for p in policies],
+         os.path.join(args.out, 'policies-%s-periods.json' % name),
+         'mean mAP per period (emulated)')
     by = {r['policy']: r for r in rows}
     if 'adaptive' in by and 'oracle' in by:
         print('oracle - adaptive: %+.2f mAP emulated, %+.2f fluid' % (

@@ -10,7 +10,7 @@ Layout on the edge's switch port (``port``) and our own IFB device (``ifb``)::
     medium 'shared' (default, the paper's model: one budget C for both directions)
         port ingress + egress --mirred--> ifb: htb 1: (1:1 rate C)
             per device i and direction d: class 1:4k   rate share  ceil share|C
-                ACK child 1:4k+1  prio 0 (pure ACKs of the reverse flow)
+                ACK child 1:4k+1  prio 0 (the reverse flow's ACKs and control)
                 data child 1:4k+2 prio 1 (everything else)
             1:3 other (ARP, unmatched traffic), default class
     medium 'duplex' (separate budgets C per direction)
@@ -25,7 +25,12 @@ The ACK child (``ack_priority``, on by default) is a realism knob.  Without it a
 of the reverse flow waits behind a full queue of data in the same class, and two bulk
 flows in opposite directions both collapse to about 40% of their shares (measured on this
 machine).  With it the ACKs take a small, prioritised part of their class and both flows
-hold their shares.  The ACK child's guaranteed rate is ``ack_fraction`` of the reverse
+hold their shares.  It carries every short TCP segment (under 128 bytes: pure ACKs and
+connection control, SYN, FIN, RST) and every packet marked ``wire.CONTROL_TOS`` (the
+agents mark a checkpoint download's connection, so its request is not stuck behind the
+device's own upload in a class given almost no share: measured on a 3G trace, a device
+with a near-zero upload share uploading its data could not open a download for 90 s).
+The ACK child's guaranteed rate is ``ack_fraction`` of the reverse
 direction's share (delayed ACKs cost about 2.2% of the reverse data rate, quick ACKs
 4.4%).  ACKs use airtime: they come out of their class's share, so a direction's
 goodput is its share minus the reverse flow's ACK bytes, times 1448/1514 for headers;
@@ -52,7 +57,7 @@ from dataclasses import dataclass, field
 from edgecollab.errors import ConfigError, UnsupportedError
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
-from edgecollab.wire import MTU_FRAME
+from edgecollab.wire import CONTROL_TOS, MTU_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +74,15 @@ QUEUE_MS = (1.0, 10000.0)     # the leaf queue lengths the layer builds, in ms o
 DELAY_MS = (0.0, 60000.0)     # one-way delays it accepts (netem)
 MAX_DEVICES = 8000        # class minors are 16 bits: 4 (2 N + 1) + 2 <= 0xffff
 ROOT, OTHER = 1, 3        # minors of the root class and the default class
-ACK_MATCH = ['match', 'ip', 'protocol', '6', '0xff',     # TCP
-             'match', 'u8', '0x05', '0x0f', 'at', '0',    # 20-byte IP header
-             'match', 'u16', '0x0000', '0xff80', 'at', '2',  # total length < 128
-             'match', 'u8', '0x10', '0x10', 'at', '33']   # ACK flag set
+# What the priority child carries: short TCP segments (pure ACKs and connection control,
+# SYN, FIN, RST) and the packets of connections marked as control (CONTROL_TOS).
+PRIORITY_MATCHES = (
+    ['match', 'ip', 'protocol', '6', '0xff',                # TCP
+     'match', 'u8', '0x05', '0x0f', 'at', '0',              # 20-byte IP header
+     'match', 'u16', '0x0000', '0xff80', 'at', '2'],        # total length < 128
+    ['match', 'ip', 'protocol', '6', '0xff',
+     'match', 'ip', 'tos', '0x%02x' % CONTROL_TOS, '0xfc'],  # marked as control
+)
 
 
 @dataclass(frozen=True)
@@ -289,10 +299,9 @@ class ShareTree:
                  'prio', str(prio), 'handle', '%x:' % table, 'u32', 'divisor', '256']]
         link = base + ['match', 'ip', edge_field, self.edge_ip + '/32',
                        'match', 'ip', dev_field, str(net)]
-        if is_ack:
-            link += ACK_MATCH
-        cmds.append(link + ['hashkey', 'mask', '0x000000ff', 'at', str(offset),
-                            'link', '%x:' % table])
+        for match in PRIORITY_MATCHES if is_ack else ([],):
+            cmds.append(link + match + ['hashkey', 'mask', '0x000000ff', 'at', str(offset),
+                                        'link', '%x:' % table])
         for index, device in members:
             bucket = int(device.ip.split('.')[-1])
             minor = class_minor(index, direction)

@@ -8,3 +8,8 @@ timestamps), so a plan in payload bytes and a shaper in wire bits meet through i
 MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
 TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
 GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of its rate
+# The IP TOS byte (DSCP CS6, network control) the agents set on a connection whose
+# upstream is control, not data: a checkpoint download's request and ACKs.  The link
+# share puts such packets in the priority child, so a request is never stuck behind a
+# device's own upload in a class given almost no share.
+CONTROL_TOS = 0xc0

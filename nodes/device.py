@@ -21,15 +21,19 @@ upload takes whole samples from it.
 import argparse
 import logging
 import os
+import socket
 import threading
 import time
 
 import numpy as np
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
+from edgecollab.wire import CONTROL_TOS
 
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
@@ -40,7 +44,6 @@ REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arriv
 REPORT_LATEST_S = REPORT_WAIT_S + CONTROL_TIMEOUT_S
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 PIECE_BYTES = 64 * 1024   # and sends it in pieces, checking the deadline between them
-STALL_S = 0.5             # a download read waiting longer starts a fresh Range request
 
 
 class SampleBuffer:
@@ -63,6 +66,23 @@ class SampleBuffer:
             taken = min(int(self.count), int(samples))
             self.count -= taken
             return taken
+
+
+class ControlAdapter(HTTPAdapter):
+    """Connections whose packets carry CONTROL_TOS: the link share gives them the
+    priority child (a checkpoint download's request and ACKs)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs['socket_options'] = HTTPConnection.default_socket_options + [
+            (socket.IPPROTO_IP, socket.IP_TOS, CONTROL_TOS)]
+        super().init_poolmanager(*args, **kwargs)
+
+
+def control_session():
+    """A requests Session whose connections are marked as control."""
+    session = requests.Session()
+    session.mount('http://', ControlAdapter())
+    return session
 
 
 class UploadStream:
@@ -253,6 +273,8 @@ class DeviceAgent:
                 time.sleep(POLL_S)
         result.update(model_bytes=got - held, download_finished=time.time(),
                       resumed_bytes=held)
+        log.info('period %d: checkpoint of period %d: %d bytes held before, %d now, of %s',
+                 plan['period'], source, held, got, total)
         if total is None or got < total:
             # The part stays: the next plan may resume it.
             result['model_error'] = error or 'missed the deadline'
@@ -264,8 +286,9 @@ class DeviceAgent:
         on disk, total size or None when the checkpoint is not ready yet)."""
         headers = {'Range': 'bytes=%d-' % offset} if offset else {}
         remaining = max(0.05, deadline - time.time())
-        with requests.get(url, headers=headers, stream=True,
-                          timeout=(min(3.0, remaining), min(STALL_S, remaining))) as r:
+        with control_session() as session, session.get(
+                url, headers=headers, stream=True,
+                timeout=(min(3.0, remaining), remaining + 1.0)) as r:
             if r.status_code == 404:
                 time.sleep(POLL_S)
                 return None, offset, None
@@ -278,19 +301,27 @@ class DeviceAgent:
                 total, offset = int(r.headers['Content-Length']), 0
             got = offset
             # read1 returns what has arrived (a full-block read waits for the block,
-            # which on a small share outlasts the deadline); a read with nothing
-            # arriving for STALL_S ends the request (download() resumes from the file),
-            # so a stalled link holds the download at most STALL_S past the deadline.
-            with open(path, 'ab' if offset else 'wb') as out:
-                while got < total and time.time() < deadline:
-                    try:
-                        block = r.raw.read1(64 * 1024)
-                    except urllib3.exceptions.HTTPError as exc:
-                        raise requests.RequestException(str(exc)) from exc
-                    if not block:
-                        break
-                    out.write(block)
-                    got += len(block)
+            # which on a small share outlasts the deadline); at the deadline a timer
+            # shuts the connection, which ends a read still waiting (a slow share sends
+            # a segment every few hundred ms: a short read timeout would reconnect and
+            # waste what was on the way).
+            stop = threading.Timer(max(0.0, deadline - time.time()), r.raw.shutdown)
+            stop.start()
+            try:
+                with open(path, 'ab' if offset else 'wb') as out:
+                    while got < total and time.time() < deadline:
+                        try:
+                            block = r.raw.read1(64 * 1024)
+                        except (urllib3.exceptions.HTTPError, OSError) as exc:
+                            if time.time() >= deadline:
+                                break
+                            raise requests.RequestException(str(exc)) from exc
+                        if not block:
+                            break
+                        out.write(block)
+                        got += len(block)
+            finally:
+                stop.cancel()
             return digest, got, total
 
     def _deploy(self, path, digest, plan):

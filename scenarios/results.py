@@ -89,8 +89,11 @@ def prune_artifacts(work):
 
 
 def _cell(value):
+    """A CSV cell: whole numbers (byte counts) exactly, other floats to 10 digits."""
     if isinstance(value, float):
-        return '%.6g' % value
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return '%.10g' % value
     return value
 
 

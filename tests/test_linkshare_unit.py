@@ -31,7 +31,7 @@ def test_without_ack_priority_classes_are_leaves():
     cmds = tree(ack_priority=False).build_commands()
     classes = [c for c in cmds if c[:2] == ['class', 'add']]
     assert len(classes) == 2 + 3 * 2
-    assert not any('0x10' in c for c in cmds)
+    assert not any('0xff80' in c or 'tos' in c for c in cmds)
 
 
 def test_strict_ceil_equals_rate_and_work_conserving_borrows():

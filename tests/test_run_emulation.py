@@ -316,8 +316,13 @@ def test_a_checkpoint_cut_at_the_deadline_resumes_without_resending(tmp_path):
     got_before, got_now = float(first['model_bytes']), float(second['model_bytes'])
     assert got_before > 0
     # The device got each byte once: what it held plus what came now is the checkpoint
-    # (verified by its digest: model_ok), and the wire carried only what came now.
-    assert got_before + got_now == float(first['planned_model_bytes'])
+    # the edge distilled in period 1 (same size and sha256), and the wire carried only
+    # what came now.
+    with open(tmp_path / 'out' / 'work' / 'optimal' / 'artifacts.csv') as src:
+        artifacts = {r['path']: r for r in csv.DictReader(src)}
+    deployed, sent = artifacts['d1/model.npz'], artifacts['edge/checkpoints/d1-1.npz']
+    assert deployed['sha256'] == sent['sha256']
+    assert got_before + got_now == int(deployed['size_bytes'])
     assert_within(got_now, float(second['class_down_bytes']) * GOODPUT_PER_WIRE, 0.05,
                   'resumed bytes vs the download class counter')
     assert not list((tmp_path / 'out').rglob('*.part'))
