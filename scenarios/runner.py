@@ -453,14 +453,18 @@ class PolicyRun(Transport):
         """{(device, direction): bytes still to move} of the period under way: the
         device's data and its checkpoint (the part not yet sent, when resumed)."""
         period, before = window
+        ended = self.state.model_reports_of(period.number, self.devices, 0.0)
         remaining = {}
         for name in self.devices:
             got = self._class_goodput(name, before, counters)[1]
-            # Within 2% counts as delivered (HTTP framing, the goodput estimate).
-            for d, planned in (('up', period.upload_limit[name]),
-                               ('down', period.model_left[name])):
-                left = planned - got[d]
-                remaining[(name, d)] = left if left > 0.02 * planned else 0.0
+            # Data within 2% of its volume counts as delivered (HTTP framing, the
+            # goodput estimate).  A checkpoint is all or nothing: it keeps a share for
+            # at least that 2% until the device reports its download ended.
+            left = period.upload_limit[name] - got['up']
+            remaining[(name, 'up')] = left if left > 0.02 * period.upload_limit[name] else 0.0
+            need = period.model_left[name]
+            remaining[(name, 'down')] = 0.0 if need <= 0 or name in ended else \
+                max(need - got['down'], 0.02 * need)
         return remaining
 
     def _account(self, remaining, goodput):
