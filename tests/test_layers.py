@@ -27,7 +27,8 @@ LAYERS = [
         'edgecollab.controller.forecast',
         'edgecollab.topologies.addressing', 'edgecollab.topologies.bridges',
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
-        'edgecollab.nodes.edge', 'edgecollab.nodes.device']),
+        'edgecollab.topologies.line',
+        'edgecollab.nodes.edge', 'edgecollab.nodes.device', 'edgecollab.nodes.delayline']),
     ('control loop and emulation', [
         'edgecollab.controller.service', 'edgecollab.controller.loop',
         'edgecollab.controller.fluid', 'edgecollab.cleanup', 'edgecollab.emulation',

@@ -1,0 +1,100 @@
+"""Benchmark: the user-space delay line (``nodes/delayline.py``) between a device and the
+edge (``topologies/line.py``).  Measured: ping RTT against the configured one, idle and
+while a UDP flow loads the line at each rate of ``--loads``; one TCP flow's goodput at
+that RTT for CUBIC and BBR; the relay's CPU seconds per second and per 100 Mbit/s while
+it carries the TCP flow.  No shaper: the line alone.  Needs root.
+
+    .venv/bin/python -m benchmarks.delayline [--delay-ms 20] [--loads 0,50,95]
+"""
+
+import argparse
+import os
+import re
+import statistics
+import time
+
+import numpy as np
+
+from edgecollab.emulation import Emulation
+from edgecollab.iperf import Flow, mean_between
+from edgecollab.shell import runner
+from edgecollab.topologies.line import EDGE_IP, DelayedPair, start_delay_line
+from benchmarks.report import emit
+
+TICKS = os.sysconf('SC_CLK_TCK')
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds process pid has used."""
+    with open('/proc/%d/stat' % pid) as src:
+        fields = src.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def ping_rtts(emu, count=100, interval=0.02):
+    out = runner.run(['ping', '-n', '-c', str(count), '-i',
+                      str(interval), EDGE_IP], 'ping through the delay line',
+                     ns_pid=emu.host('device').pid, ns_name='device',
+                     timeout=count * interval + 30, check=False)
+    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
+
+
+def rtt_under_load(emu, load_mbit, configured_ms):
+    """A row: RTT statistics while a UDP flow of load_mbit crosses the line up."""
+    udp = None
+    if load_mbit:
+        emu.popen('edge', ['iperf3', '-s', '-1', '-p', '5300'], what='iperf3 udp server')
+        time.sleep(0.3)
+        udp = emu.popen('device', ['iperf3', '-c', EDGE_IP, '-p', '5300', '-u', '-b',
+                                   '%gM' % load_mbit, '-t', '8', '-l', '1400'],
+                        what='iperf3 udp load')
+        time.sleep(1.0)
+    rtts = ping_rtts(emu)
+    if udp is not None:
+        udp.wait(timeout=30)
+    return {'load_mbit': load_mbit, 'configured_ms': configured_ms,
+            'mean_ms': statistics.fmean(rtts), 'p99_ms': float(np.percentile(rtts, 99)),
+            'min_ms': min(rtts), 'replies': len(rtts)}
+
+
+def tcp_goodput(emu, line, congestion, port):
+    """A row: one TCP flow's goodput and the relay's CPU while it ran."""
+    flow = Flow(emu, 'device', 'up', port, 8, window='16M', congestion=congestion)
+    flow.start_server()
+    before, began = cpu_seconds(line.pid), time.monotonic()
+    flow.start_client()
+    series = flow.result()
+    cpu = (cpu_seconds(line.pid) - before) / (time.monotonic() - began)
+    goodput = mean_between(series, series[0][0] + 2.0, series[-1][1])
+    return {'congestion': congestion, 'goodput_mbit': goodput, 'relay_cpu': cpu,
+            'cpu_per_100mbit': cpu / goodput * 100 if goodput else None}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--delay-ms', type=float, default=20.0, help='one-way, each way')
+    parser.add_argument('--loads', default='0,50,95', help='UDP loads in Mbit/s')
+    parser.add_argument('--out', default='benchmarks/results')
+    args = parser.parse_args(argv)
+    path = {'delay_ms': args.delay_ms}
+    with Emulation(DelayedPair(prefix='ecb')) as emu:
+        line = start_delay_line(emu, path, path)
+        time.sleep(0.5)
+        rows = [rtt_under_load(emu, float(x), 2 * args.delay_ms)
+                for x in args.loads.split(',') if x]
+        emit(rows, [('load_mbit', 'load Mbit/s', '%g'), ('configured_ms', 'RTT set', '%.1f'),
+                    ('mean_ms', 'mean ms', '%.2f'), ('p99_ms', 'p99 ms', '%.2f'),
+                    ('min_ms', 'min ms', '%.2f'), ('replies', 'replies', '%d')],
+             os.path.join(args.out, 'delayline-rtt.json'),
+             'RTT through the delay line (%g ms each way)' % args.delay_ms)
+        rows = [tcp_goodput(emu, line, cc, 5400 + k)
+                for k, cc in enumerate(('cubic', 'bbr'))]
+        emit(rows, [('congestion', 'congestion', '%s'), ('goodput_mbit', 'Mbit/s', '%.0f'),
+                    ('relay_cpu', 'relay CPU', '%.2f'),
+                    ('cpu_per_100mbit', 'CPU/100Mbit', '%.3f')],
+             os.path.join(args.out, 'delayline-tcp.json'),
+             'One TCP flow through the delay line (RTT %g ms)' % (2 * args.delay_ms))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,146 @@
+"""A user-space delay line: Ethernet frames relayed between two interfaces, each held
+for its device's one-way delay (with optional jitter and random loss) before it goes on.
+
+Kernels without netem (this machine's, many minimal cloud and container kernels) cannot
+delay packets in tc.  The delay line does it in user space, as Mahimahi's mm-delay does
+with a TUN device: it runs in a namespace of its own between the edge and the shaped
+bridge, reads every frame on one side with an AF_PACKET socket, and sends it out of the
+other side when it is due.  A frame's device is its source MAC (towards the edge, 'up')
+or its destination MAC (towards the bridge, 'down'); frames of no device (broadcast,
+ARP between others) pass at once.
+
+Per device and direction: ``delay_ms``, ``jitter_ms`` (a uniform extra delay in [0,
+jitter]; frames of one device and direction keep their order, so jitter never reorders),
+``loss`` (Bernoulli probability) or ``gilbert`` ``[p, r, h]`` (Gilbert-Elliott: p the
+chance to enter the bad state, r to leave it, h the chance to deliver in it).
+
+    python -m edgecollab.nodes.delayline --edge IF --bridge IF --config JSON
+
+JSON: ``{"devices": {"<mac>": {"up": {...}, "down": {...}}}, "seed": 0}``.  The process
+runs until killed; SIGTERM ends it at once.
+"""
+
+import argparse
+import heapq
+import json
+import random
+import select
+import signal
+import socket
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23     # linux/if_packet.h: do not read what we send
+RCVBUF_BYTES = 8 << 20
+MAX_FRAME = 65536
+
+
+class Path:
+    """One device's direction: its delay, jitter, loss and the FIFO it keeps."""
+
+    def __init__(self, spec, rng):
+        self.delay_s = float(spec.get('delay_ms', 0.0)) / 1000
+        self.jitter_s = float(spec.get('jitter_ms', 0.0)) / 1000
+        self.loss = float(spec.get('loss', 0.0))
+        self.gilbert = spec.get('gilbert')
+        self.bad = False
+        self.rng = rng
+        self.last_due = 0.0
+
+    def due(self, now):
+        """When a frame that arrived now leaves, or None when it is lost."""
+        if self.gilbert:
+            p, r, h = self.gilbert
+            self.bad = (self.rng.random() >= r) if self.bad else (self.rng.random() < p)
+            if self.bad and self.rng.random() >= h:
+                return None
+        elif self.loss and self.rng.random() < self.loss:
+            return None
+        due = now + self.delay_s + (self.rng.random() * self.jitter_s if self.jitter_s else 0)
+        self.last_due = max(due, self.last_due)      # never before an earlier frame
+        return self.last_due
+
+
+def open_socket(interface):
+    """A raw socket reading and writing every frame of interface (not its own sends)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RCVBUF_BYTES)
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    sock.bind((interface, 0))
+    sock.setblocking(False)
+    return sock
+
+
+class DelayLine:
+    """The relay between the edge side and the bridge side."""
+
+    def __init__(self, edge_if, bridge_if, config):
+        rng = random.Random(config.get('seed', 0))
+        self.paths = {}
+        for mac, spec in config.get('devices', {}).items():
+            key = bytes.fromhex(mac.replace(':', ''))
+            for direction in ('up', 'down'):
+                self.paths[(key, direction)] = Path(spec.get(direction, {}), rng)
+        self.edge = open_socket(edge_if)
+        self.bridge = open_socket(bridge_if)
+        self.queue = []           # (due, sequence, out socket, frame)
+        self.sequence = 0
+        self.relayed = self.lost = 0
+
+    def _take(self, sock, out, direction, now):
+        """Read every frame waiting on sock and schedule it on out."""
+        while True:
+            try:
+                frame = sock.recv(MAX_FRAME)
+            except BlockingIOError:
+                return
+            mac = frame[6:12] if direction == 'up' else frame[0:6]
+            path = self.paths.get((mac, direction))
+            due = now if path is None else path.due(now)
+            if due is None:
+                self.lost += 1
+                continue
+            self.sequence += 1
+            heapq.heappush(self.queue, (due, self.sequence, out, frame))
+
+    def _send_due(self, now):
+        while self.queue and self.queue[0][0] <= now:
+            _, _, out, frame = heapq.heappop(self.queue)
+            try:
+                out.send(frame)
+                self.relayed += 1
+            except (BlockingIOError, OSError):
+                self.lost += 1
+
+    def run(self):
+        """Relay until killed."""
+        poller = select.epoll()
+        poller.register(self.bridge.fileno(), select.EPOLLIN)
+        poller.register(self.edge.fileno(), select.EPOLLIN)
+        sides = {self.bridge.fileno(): (self.bridge, self.edge, 'up'),
+                 self.edge.fileno(): (self.edge, self.bridge, 'down')}
+        while True:
+            now = time.monotonic()
+            self._send_due(now)
+            timeout = max(0.0, self.queue[0][0] - now) if self.queue else 1.0
+            for fd, _ in poller.poll(timeout):
+                sock, out, direction = sides[fd]
+                self._take(sock, out, direction, time.monotonic())
+
+
+def main(argv=None):
+    """Run a delay line until killed."""
+    parser = argparse.ArgumentParser(prog='edgecollab-delayline')
+    parser.add_argument('--edge', required=True, help='interface towards the edge')
+    parser.add_argument('--bridge', required=True, help='interface towards the devices')
+    parser.add_argument('--config', required=True, help='JSON: devices by MAC, seed')
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    DelayLine(args.edge, args.bridge, json.loads(args.config)).run()
+
+
+if __name__ == '__main__':
+    main()
