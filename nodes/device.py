@@ -234,8 +234,10 @@ class DeviceAgent:
 
     def _edge_count(self, period):
         try:
-            r = requests.get('%s/v1/data/%s/%d' % (self.edge, self.name, period),
-                             timeout=CONTROL_TIMEOUT_S)
+            # Marked as control: the stream may still drain data into the class.
+            with control_session() as session:
+                r = session.get('%s/v1/data/%s/%d' % (self.edge, self.name, period),
+                                timeout=CONTROL_TIMEOUT_S)
             return int(r.json().get('bytes', 0))
         except (requests.RequestException, ValueError):
             return 0

@@ -58,6 +58,13 @@ class EdgeStore:
         self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
         for sub in ('data', 'checkpoints'):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
+        # A restarted agent serves the checkpoints it distilled before (a device may be
+        # resuming one).
+        for name in sorted(os.listdir(os.path.join(root, 'checkpoints'))):
+            device, _, period = name[:-len('.npz')].rpartition('-')
+            if name.endswith('.npz') and device in self.devices and period.isdigit():
+                path = os.path.join(root, 'checkpoints', name)
+                self.ready[(device, int(period))] = (path, checkpoint.digest(path))
 
     def check_device(self, device):
         """404 unless device is one of the run's."""

@@ -17,6 +17,7 @@ from edgecollab.controller.fluid import FluidTransport
 from edgecollab.controller.loop import ControlLoop, phases
 from edgecollab.controller.service import ControllerState
 from edgecollab.wire import GOODPUT_PER_WIRE
+from edgecollab.nodes.device import PIECE_BYTES
 from edgecollab.emulation import Emulation
 from edgecollab.ready import poll
 from edgecollab.scenarios import runner, traces
@@ -67,9 +68,12 @@ def test_default_scenario_run_with_three_policies(tmp_path):
     # had in flight at its deadline (they arrive late and do not count).
     for row in rows_of(out, 'optimal'):
         carried = float(row['carried_upload_bytes'])
-        assert_within(float(row['reported_upload_bytes']) + carried,
-                      float(row['class_up_bytes']) * GOODPUT_PER_WIRE, 0.03,
-                      'upload of %s period %s vs its class' % (row['device'], row['period']))
+        # The stream sends until its deadline: up to a piece (64 KB) of it is still on
+        # the wire then and arrives late, which matters only for a tiny share.
+        wire = float(row['class_up_bytes']) * GOODPUT_PER_WIRE
+        assert abs(float(row['reported_upload_bytes']) + carried - wire) <= max(
+            0.03 * wire, PIECE_BYTES), ('upload of %s period %s vs its class' % (
+                row['device'], row['period']), row)
         assert_within(float(row['model_bytes']),
                       float(row['class_down_bytes']) * GOODPUT_PER_WIRE, 0.03,
                       'checkpoint of %s period %s vs its class' % (row['device'],
@@ -77,10 +81,10 @@ def test_default_scenario_run_with_three_policies(tmp_path):
         # ... and the plan (whose upload fills its share), within the efficiency the
         # controller measured.
         eff = float(row['efficiency_up'] or 1.0)
-        assert_within(float(row['upload_bytes']) + carried,
-                      float(row['planned_upload_bytes']) * eff, 0.03,
-                      'upload of %s period %s vs plan x efficiency' % (row['device'],
-                                                                       row['period']))
+        planned = float(row['planned_upload_bytes']) * eff
+        assert abs(float(row['upload_bytes']) + carried - planned) <= max(
+            0.03 * planned, PIECE_BYTES), ('upload of %s period %s vs plan x efficiency'
+                                           % (row['device'], row['period']), row)
     assert not our_processes()
     assert not cleanup.owned_interfaces('ec')
 
@@ -98,7 +102,9 @@ def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
     assert rows[('d1', '1')]['model_ok'] == 'True'
     assert rows[('d1', '2')]['model_ok'] == 'False'
     assert 'digest mismatch' in rows[('d1', '2')]['status']
-    assert float(rows[('d1', '2')]['accuracy']) == float(rows[('d1', '1')]['accuracy'])
+    # The old model is kept, a period older (drift).
+    assert float(rows[('d1', '2')]['accuracy']) == pytest.approx(
+        scenario.drift.decay(float(rows[('d1', '1')]['accuracy']), 1), rel=1e-6)
     assert rows[('d2', '2')]['model_ok'] == 'True'
     assert 'digest mismatch' in open(tmp_path / 'out' / 'work' / 'equal' / 'd1.log').read()
 
@@ -246,7 +252,14 @@ def test_policy_switch_over_the_api_plans_the_next_period(tmp_path):
     state.set_next_policy('optimal')
     loop.period(2)
     loop.period(3)
+    # A period starts from what arrived in the one before: compare the plans of the
+    # periods both backends start from the same outcomes (period 1 always).
+    def outcomes(table, k):
+        return [r['outcome'] for r in table if int(r['period']) == k]
+    same = {1} | {k for k in (2, 3) if outcomes(rows, k - 1) == outcomes(records, k - 1)}
     for emulated, ideal in zip(rows, records):
+        if int(emulated['period']) not in same:
+            continue
         for key in ('upload_share', 'download_share', 'planned_upload_bytes',
                     'planned_model_bytes'):
             assert float(emulated[key]) == pytest.approx(ideal[key], rel=1e-5), (key, emulated)
