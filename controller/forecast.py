@@ -7,7 +7,8 @@ future (the period's real mean): it is the bound the others are held against.
 
     last      the capacity at the period's start: one step of history
     ewma      an exponentially weighted mean of the steps seen, half-life ``window``
-    harmonic  the harmonic mean of the steps in the last ``window`` (the default)
+    harmonic  the harmonic mean of the mean capacities of the last ``window``'s
+              4-second chunks (the default)
     oracle    the mean capacity the period will really have
 
 Why ``harmonic`` by default: model predictive bitrate control predicts throughput by
@@ -15,7 +16,11 @@ the harmonic mean of the last few chunks (Yin et al., SIGCOMM 2015) because it i
 robust to short spikes; here a forecast above the capacity makes a checkpoint miss its
 deadline (the device keeps its old model), while one below only leaves some capacity to
 the upload, so a low step should weigh more than a high one, which the harmonic mean
-does.  The default window, 20 s, is that work's five 4-second chunks.
+does.  As there, the harmonic mean is over chunk means (that work's chunks are 4 s
+long, its window five of them, so the default window here is 20 s), not over single
+replay steps: a cellular trace has 100 ms steps near zero in most seconds, and the
+harmonic mean of the steps themselves sits near zero on a link that carries megabits
+(measured on the T-Mobile LTE trace, docs/real-traces.md).
 
 A predictor is an object registered by name, like a policy; ``get`` finds one.
 """
@@ -28,6 +33,7 @@ from edgecollab.errors import ConfigError
 FORECASTS = {}
 DEFAULT_PREDICTOR = 'harmonic'
 DEFAULT_WINDOW_S = 20.0
+CHUNK_S = 4.0             # the harmonic predictor's chunk
 
 
 def register(name):
@@ -64,7 +70,10 @@ class Predictor:
         """(ages in s, capacities) of the replay steps in the last span_s up to start_s."""
         count = int(min(span_s, start_s) / step_s) + 1
         ages = np.arange(count) * step_s
-        return ages, np.maximum(trace.rate_at(start_s - ages), MIN_CAPACITY_MBIT)
+        # Rounded to the microsecond: a step's time matches the trace's own step times
+        # (start_s - 6 * 0.1 is not 24.4 in floating point, round(..., 6) is).
+        times = np.round(start_s - ages, 6)
+        return ages, np.maximum(trace.rate_at(times), MIN_CAPACITY_MBIT)
 
     def predict(self, trace, start_s, period_s, step_s):
         """The capacity to plan the period [start_s, start_s + period_s) with."""
@@ -92,11 +101,16 @@ class Ewma(Predictor):
 
 @register('harmonic')
 class Harmonic(Predictor):
-    """The harmonic mean of the steps in the last window_s."""
+    """The harmonic mean of the mean capacities of the last window_s's chunks of CHUNK_S
+    (of window_s when shorter), counted back from the period's start."""
 
     def predict(self, trace, start_s, period_s, step_s):
-        _, rates = self.history(trace, start_s, step_s, self.window_s)
-        return float(rates.size / np.sum(1.0 / rates))
+        chunk_s = min(CHUNK_S, self.window_s)
+        ages, rates = self.history(trace, start_s, step_s, self.window_s)
+        keep = ages < max(self.window_s, step_s)
+        chunks = np.floor(ages[keep] / chunk_s + 1e-9).astype(int)
+        means = np.bincount(chunks, weights=rates[keep]) / np.bincount(chunks)
+        return float(means.size / np.sum(1.0 / means))
 
 
 @register('oracle')

@@ -37,7 +37,7 @@ RECORD_FIELDS = ('policy', 'period', 'device', 'outcome', 'planned_by', 'predict
                  'resumed_from', 'model_age', 'kept_accuracy',
                  'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
                  'link_bytes', 'resplits', 'idle_fraction', 'solver_ms', 'status',
-                 'reported_upload_bytes',
+                 'reported_upload_bytes', 'retransmitted_upload_bytes',
                  'class_up_bytes', 'class_down_bytes', 'late_upload_bytes',
                  'carried_upload_bytes')
 # What happened to a device in a period (the records' outcome column).

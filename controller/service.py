@@ -25,7 +25,7 @@ from edgecollab.http import (MAX_PERIOD, bad_request, check_token, json_body, js
                              number)
 
 REPORT_NUMBERS = ('upload_bytes', 'model_bytes', 'resumed_bytes', 'upload_started',
-                  'upload_finished')
+                  'upload_finished', 'upload_retransmitted_bytes')
 REPORT_STAGES = ('model', 'period')   # the download's outcome; the whole period's
 # A device asking for the plan after period K is answered when the next period begins
 # (long polling: it starts its transfers without a polling interval's delay), or after

@@ -3,7 +3,13 @@
 HTB counts whole Ethernet frames; TCP delivers their payload.  A share of R Mbit/s on the
 wire carries at most ``GOODPUT_PER_WIRE`` x R of payload (full-size segments with TCP
 timestamps), so a plan in payload bytes and a shaper in wire bits meet through it.
+
+A share's counters count every frame, a retransmitted one too; what a sender
+retransmitted is read from its socket (``bytes_retransmitted``).
 """
+
+import socket
+import struct
 
 MTU_FRAME = 1514          # bytes of a full-size Ethernet frame as HTB counts it
 TCP_PAYLOAD = 1448        # TCP payload of that frame (20 IP + 32 TCP with timestamps)
@@ -13,3 +19,18 @@ GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of
 # share puts such packets in the priority child, so a request is never stuck behind a
 # device's own upload in a class given almost no share.
 CONTROL_TOS = 0xc0
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_retrans is the u64 at byte 208 (Linux 4.19+).
+TCP_INFO_BYTES_RETRANS = 208
+
+
+def bytes_retransmitted(sock):
+    """Payload bytes the TCP socket sock retransmitted so far (0 where the kernel does
+    not say: an older kernel or a closed socket)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, ValueError):
+        return 0
+    if len(info) < TCP_INFO_BYTES_RETRANS + 8:
+        return 0
+    return struct.unpack_from('=Q', info, TCP_INFO_BYTES_RETRANS)[0]

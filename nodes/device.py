@@ -19,11 +19,13 @@ upload takes whole samples from it.
 """
 
 import argparse
+import http.client
 import logging
 import os
 import socket
 import threading
 import time
+import urllib.parse
 
 import numpy as np
 import requests
@@ -33,7 +35,7 @@ from urllib3.connection import HTTPConnection
 
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
-from edgecollab.wire import CONTROL_TOS
+from edgecollab.wire import CONTROL_TOS, bytes_retransmitted
 
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
@@ -89,13 +91,16 @@ class UploadStream:
     """One period's upload: whole samples from the agent's buffer streamed to url in
     pieces until samples_left is zero or the deadline (a piece at a time, so that little
     is still on the way after it); a broken stream is resumed with what is left.  Runs
-    in its own thread (``run``)."""
+    in its own thread (``run``); counts the bytes TCP retransmitted (the link carried
+    them too)."""
 
     def __init__(self, agent, url, samples, deadline):
         self.agent, self.url, self.deadline = agent, url, deadline
         self.samples_left = samples
         self.error = ''
         self.retries = 0
+        self.done_retransmitted = 0      # by the stream's finished requests
+        self.sock = None                 # the socket of the request under way
 
     def _blocks(self):
         sample = self.agent.buffer.sample_bytes
@@ -112,19 +117,51 @@ class UploadStream:
                     return
                 yield block[at:at + PIECE_BYTES]
 
+    def _post(self, timeout_s):
+        """One streaming POST (chunked); return the edge's status code."""
+        url = urllib.parse.urlsplit(self.url)
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout_s)
+        try:
+            connection.connect()
+            self.sock = connection.sock
+            # The kernel takes a piece only when less than a piece is still unsent: what
+            # is left at the deadline is a piece and what is in flight, not a send buffer
+            # of megabytes that would drain into the next period's share.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, PIECE_BYTES)
+            connection.request('POST', url.path, body=self._blocks(),
+                               headers=self.agent.auth, encode_chunked=True)
+            response = connection.getresponse()
+            # Counted before the response is read: reading it closes the socket.
+            self._count_retransmitted()
+            response.read()
+            return response.status
+        finally:
+            self._count_retransmitted()
+            connection.close()
+
+    def _count_retransmitted(self):
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.done_retransmitted += bytes_retransmitted(sock)
+
+    @property
+    def retransmitted(self):
+        """Payload bytes TCP retransmitted so far (a stream still draining counts)."""
+        sock = self.sock
+        return self.done_retransmitted + (bytes_retransmitted(sock) if sock else 0)
+
     def run(self):
         """Stream (and resume) until the samples are sent or the deadline passes."""
         while self.samples_left > 0 and time.time() < self.deadline:
-            # urllib3 holds the connect timeout while the body is sent: on a slow share
-            # one blocked send lasts seconds, so it runs to the deadline too.
+            # One blocked send on a slow share lasts seconds: the timeout runs to the
+            # deadline too.
             budget = max(1.0, self.deadline - time.time()) + 10.0
             try:
-                r = requests.post(self.url, data=self._blocks(), headers=self.agent.auth,
-                                  timeout=(budget, budget))
-                if r.status_code != 200:
-                    self.error = 'edge answered %d' % r.status_code
+                status = self._post(budget)
+                if status != 200:
+                    self.error = 'edge answered %d' % status
                     return
-            except (requests.RequestException, ValueError) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 if time.time() < self.deadline - 0.2:
                     self.error = 'upload interrupted: %s' % type(exc).__name__
                     self.retries += 1
@@ -230,7 +267,8 @@ class DeviceAgent:
         if error and sent >= limit * 0.99:
             error = ''
         return {'upload_bytes': sent, 'upload_started': began, 'upload_finished': time.time(),
-                'upload_error': error, 'upload_retries': retries}
+                'upload_error': error, 'upload_retries': retries,
+                'upload_retransmitted_bytes': stream.retransmitted}
 
     def _edge_count(self, period):
         try:

@@ -1,7 +1,9 @@
 """The edge agent: runs inside the edge host (Flask).
 
 Receives data batches from the devices (counted per device and period; bytes arriving
-after the period's upload deadline are counted as late and do not train the model),
+after the period's upload deadline are counted as late and do not train the model; a
+byte arrives when the edge host's kernel has it, so bytes still queued in a stream's
+socket at the deadline, which a busy agent reads a little later, are in time),
 and on the controller's order distils each device's checkpoint of the chosen size from
 what arrived (after an optional compute delay per sample), serving it with its sha256
 digest and HTTP Range for resumed downloads.
@@ -13,8 +15,11 @@ API (mutating calls need ``Authorization: Bearer <token>``):
     POST /v1/periods             {"period", "upload_deadline", "checkpoints":
                                   {device: {"size_bytes", "model", "trained_on"}}}
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
-    GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "late_next_bytes"}: in time,
-                                 late, and late but before the next period's deadline
+    GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "carried_bytes"}: in time and
+                                 late of the period's data, and the earlier periods'
+                                 late bytes that arrived in this period (after the
+                                 previous deadline, by this one): what the device's
+                                 upload class carried besides this period's in time
     GET  /v1/data/<period>       {device: those counts} of every device (one call)
     GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256;
                                  one ordered but still being distilled is sent when ready
@@ -23,8 +28,11 @@ API (mutating calls need ``Authorization: Bearer <token>``):
 """
 
 import argparse
+import array
+import fcntl
 import logging
 import os
+import termios
 import threading
 import time
 
@@ -35,7 +43,10 @@ from edgecollab.http import (MAX_PERIOD, bad_request, check_period, check_token,
                              json_errors, number)
 
 log = logging.getLogger('edgecollab.edge')
-CHUNK = 64 * 1024
+# A data stream is read this much at a time.  A read waits until it is whole, and what
+# it already took from the socket is neither in the kernel's queue nor counted yet: the
+# deadline's count can miss up to this much (and the 8 KB the reader buffers).
+CHUNK = 16 * 1024
 KEEP_PERIODS = 2      # data files of older periods are removed to bound disk use
 # How long a request for an ordered checkpoint waits for its distillation (less than
 # the devices' read timeout), so that the download starts when the file is ready
@@ -51,11 +62,13 @@ class EdgeStore:
         self.compute_per_sample_s = compute_per_sample_s
         self.lock = threading.Lock()
         self.made = threading.Condition(self.lock)     # a checkpoint became ready
-        self.received = {}       # (dev, period) -> [in time, late, late within next period]
+        # (dev, period) -> [in time, late, earlier periods' late bytes arriving in it]
+        self.received = {}
         self.deadlines = {}      # period -> upload deadline (epoch s)
         self.ready = {}          # (dev, period) -> (path, digest)
         self.ordered = set()     # (dev, period) ordered (ready or being distilled)
         self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
+        self.streams = {}        # period -> the Arrivals of its open data streams
         for sub in ('data', 'checkpoints'):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
         # A restarted agent serves the checkpoints it distilled before (a device may be
@@ -71,28 +84,59 @@ class EdgeStore:
         if device not in self.devices:
             abort(404, description='unknown device %r' % device)
 
-    def receive(self, device, period, stream):
-        """Store a batch from stream; return (bytes in time, late bytes) of this batch."""
+    def receive(self, device, period, stream, sock=None):
+        """Store a batch from stream; return (bytes in time, late bytes) of this batch.
+        sock, the stream's connection: what its kernel queue holds at the deadline
+        arrived in time."""
         path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
         in_time = late = 0
-        with open(path, 'ab') as out:
-            for block in _blocks(stream):
-                # The deadline is looked up for each block: a stream may begin before the
-                # period's order (which sets it) reaches the edge.
-                on_time = time.time() <= self.deadlines.get(period, float('inf'))
-                if on_time:
-                    out.write(block)
-                    in_time += len(block)
-                else:
-                    late += len(block)
-                with self.lock:
-                    counts = self.received.setdefault((device, period), [0, 0, 0])
-                    counts[0 if on_time else 1] += len(block)
-                    if not on_time and time.time() <= self.deadlines.get(period + 1,
-                                                                         float('inf')):
-                        counts[2] += len(block)
+        arrivals = Arrivals(sock)
+        with self.lock:
+            self.streams.setdefault(period, set()).add(arrivals)
+        try:
+            with open(path, 'ab') as out:
+                for block in _blocks(stream):
+                    # The deadline is looked up for each block: a stream may begin before
+                    # the period's order (which sets it) reaches the edge.
+                    now = time.time()
+                    on_time = arrivals.in_time(len(block), now,
+                                               self.deadlines.get(period, float('inf')))
+                    if on_time:
+                        out.write(block[:on_time])
+                    in_time += on_time
+                    late += len(block) - on_time
+                    with self.lock:
+                        counts = self.received.setdefault((device, period), [0, 0, 0])
+                        counts[0] += on_time
+                        counts[1] += len(block) - on_time
+                        if len(block) > on_time:
+                            self.received.setdefault(
+                                (device, self._arrival_period(period, now)),
+                                [0, 0, 0])[2] += len(block) - on_time
+        finally:
+            with self.lock:
+                self.streams.get(period, set()).discard(arrivals)
         self._forget(device, period - KEEP_PERIODS)
+        log.info('data %s period %d: stream ended, %d in time, %d late', device, period,
+                 in_time, late)
         return in_time, late
+
+    def _arrival_period(self, period, now):
+        """The period in which a late byte of period's data arriving at now arrived: the
+        first later one whose deadline is now or after (or not yet known)."""
+        later = period + 1
+        while later in self.deadlines and now > self.deadlines[later]:
+            later += 1
+        return later
+
+    def _deadline_passed(self, period):
+        """At period's upload deadline: note what each open stream's kernel queue holds."""
+        with self.lock:
+            streams = list(self.streams.get(period, ()))
+        for arrivals in streams:
+            arrivals.note_queued()
+            log.debug('period %d deadline: a stream had %d bytes queued', period,
+                      arrivals.queued)
 
     def _forget(self, device, period):
         path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, period))
@@ -100,13 +144,17 @@ class EdgeStore:
             os.unlink(path)
 
     def counts(self, device, period):
-        """(in time, late, late within the next period) bytes from device in period."""
+        """(in time, late, carried) bytes from device in period (see received)."""
         with self.lock:
             return tuple(self.received.get((device, period), (0, 0, 0)))
 
     def order(self, period, upload_deadline, orders, seed):
         """Distil the checkpoints of period in the background."""
         self.deadlines[period] = upload_deadline
+        timer = threading.Timer(max(0.0, upload_deadline - time.time()),
+                                self._deadline_passed, args=(period,))
+        timer.daemon = True
+        timer.start()
         for device in orders:
             self.check_device(device)
         with self.lock:
@@ -146,6 +194,34 @@ class EdgeStore:
             return self.ready.get(key)
 
 
+class Arrivals:
+    """When one data stream's bytes reached the edge host: those read before the deadline
+    and those its socket's kernel queue held at the deadline (noted by note_queued) are
+    in time; the rest is late."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.queued = 0          # bytes queued at the deadline not yet read
+
+    def note_queued(self):
+        if self.sock is None:
+            return
+        try:
+            size = array.array('i', [0])
+            fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, size)
+            self.queued = size[0]
+        except (OSError, ValueError):
+            pass
+
+    def in_time(self, size, now, deadline):
+        """How many of size bytes read at now arrived by the deadline."""
+        if now <= deadline:
+            return size
+        taken = min(size, self.queued)
+        self.queued -= taken
+        return taken
+
+
 def _blocks(stream):
     """Blocks of a request body until its end or until the client breaks the stream
     (what arrived is kept; the device resumes with a new request)."""
@@ -161,8 +237,8 @@ def _blocks(stream):
 
 
 def _counts_body(counts):
-    in_time, late, late_next = counts
-    return {'bytes': in_time, 'late_bytes': late, 'late_next_bytes': late_next}
+    in_time, late, carried = counts
+    return {'bytes': in_time, 'late_bytes': late, 'carried_bytes': carried}
 
 
 def create_app(store, token, seed=0):
@@ -201,7 +277,8 @@ def create_app(store, token, seed=0):
         check_token(token)
         check_period(period)
         store.check_device(device)
-        in_time, late = store.receive(device, period, request.stream)
+        in_time, late = store.receive(device, period, request.stream,
+                                      request.environ.get('werkzeug.socket'))
         return jsonify(bytes=in_time, late_bytes=late)
 
     @app.get('/v1/data/<device>/<int:period>')

@@ -351,9 +351,9 @@ class PolicyRun(Transport):
 
     def _edge_counts(self, period):
         """{device: the edge's counts of its data for period}, in one request: {'bytes':
-        in time, 'late_bytes': after the deadline, 'late_next_bytes': after it but before
-        the next period's deadline}; zeros where the edge does not answer."""
-        zero = {'bytes': 0, 'late_bytes': 0, 'late_next_bytes': 0}
+        in time, 'late_bytes': after the deadline, 'carried_bytes': earlier periods' late
+        bytes that arrived in this period}; zeros where the edge does not answer."""
+        zero = {'bytes': 0, 'late_bytes': 0, 'carried_bytes': 0}
         counts = {}
         if period >= 1:
             try:
@@ -391,11 +391,11 @@ class PolicyRun(Transport):
         s, k = self.scenario, period.number
         wait(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
         reports = self.state.reports_of(k)
-        this_period, last_period = self._edge_counts(k), self._edge_counts(k - 1)
+        this_period = self._edge_counts(k)
         outcomes = {}
         for name, a in zip(self.devices, period.plan.devices):
             report = reports.get(name) or {}
-            counts, previous = this_period[name], last_period[name]
+            counts = this_period[name]
             wire = self._class_goodput(name, before, after)[0]
             status = 'ok' if report else 'no report'
             problems = [report.get('upload_error')] + (
@@ -407,10 +407,11 @@ class PolicyRun(Transport):
                 'efficiency_up': per_class.get((name, 'up')),
                 'efficiency_down': per_class.get((name, 'down')), 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),
+                'retransmitted_upload_bytes': report.get('upload_retransmitted_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
                 'late_upload_bytes': counts['late_bytes'],
-                # The previous period's late bytes that this period's class carried.
-                'carried_upload_bytes': previous['late_next_bytes']})
+                # Earlier periods' late bytes that this period's class carried.
+                'carried_upload_bytes': counts['carried_bytes']})
         done(outcomes)
         if self.progress:
             self.progress(k)

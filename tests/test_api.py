@@ -136,11 +136,63 @@ def test_edge_counts_data_in_time_and_late(edge):
     assert r == {'bytes': 0, 'late_bytes': 300}
     assert client.get('/v1/data/d1/1').json['bytes'] == 5000
     assert client.get('/v1/data/2').json == {
-        'd1': {'bytes': 0, 'late_bytes': 300, 'late_next_bytes': 300},
-        'd2': {'bytes': 0, 'late_bytes': 0, 'late_next_bytes': 0}}
+        'd1': {'bytes': 0, 'late_bytes': 300, 'carried_bytes': 0},
+        'd2': {'bytes': 0, 'late_bytes': 0, 'carried_bytes': 0}}
+    # Those late bytes arrived in period 3 (no deadline of it is known yet).
+    assert client.get('/v1/data/d1/3').json['carried_bytes'] == 300
+    # Late bytes of period 5 arriving after period 6's deadline too arrived in period 7.
+    store.deadlines.update({5: 0.0, 6: 0.0})
+    client.post('/v1/data/d2/5', data=b'x' * 70, headers=AUTH)
+    assert client.get('/v1/data/d2/7').json == {'bytes': 0, 'late_bytes': 0,
+                                                 'carried_bytes': 70}
     assert client.post('/v1/data/d1/1', data=b'x').status_code == 401
     assert client.post('/v1/data/../1', data=b'x', headers=AUTH).status_code == 404
     assert client.post('/v1/data/d7/1', data=b'x', headers=AUTH).status_code == 404
+
+
+def test_bytes_queued_at_the_deadline_are_in_time_though_read_later(tmp_path):
+    """A busy edge agent reads a stream late: what its socket held at the deadline
+    arrived in time; what came after it is late."""
+    import socket
+    store = EdgeStore(str(tmp_path), ['d1'])
+    near, far = socket.socketpair()
+    reader = near.makefile('rb', buffering=0)
+
+    class Busy:
+        """The agent's first read comes after the deadline."""
+        def read(self, size):
+            if far.fileno() >= 0 and not hasattr(self, 'woke'):
+                self.woke = time.sleep(0.5)
+                far.sendall(b'b' * 1000)      # arrives after the deadline
+                far.shutdown(socket.SHUT_WR)
+            return reader.read(size)
+
+    try:
+        far.sendall(b'a' * 3000)
+        store.order(1, time.time() + 0.2, {}, seed=0)
+        assert store.receive('d1', 1, Busy(), near) == (3000, 1000)
+        assert store.counts('d1', 1) == (3000, 1000, 0)
+        assert store.counts('d1', 2) == (0, 0, 1000)
+        with open(tmp_path / 'data' / 'd1-1.bin', 'rb') as stored:
+            assert stored.read() == b'a' * 3000
+    finally:
+        near.close()
+        far.close()
+
+
+def test_retransmitted_bytes_are_read_from_the_kernel():
+    import socket
+    from edgecollab.wire import bytes_retransmitted
+    server = socket.create_server(('127.0.0.1', 0))
+    client = socket.create_connection(server.getsockname())
+    try:
+        client.sendall(b'x' * 10000)
+        assert bytes_retransmitted(client) == 0          # loopback loses nothing
+        assert len(client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)) >= 216
+    finally:
+        client.close()
+        server.close()
+    assert bytes_retransmitted(client) == 0               # closed: nothing to say
 
 
 def test_edge_serves_checkpoints_with_digest_and_range(edge, tmp_path):

@@ -24,17 +24,30 @@ def test_last_is_the_capacity_at_the_start():
     assert forecast.get('last').predict(TRACE, 0.0, 10.0, 1.0) == 10.0
 
 
-def test_harmonic_mean_over_the_window():
-    # At 20 s with 1 s steps and a 20 s window: t = 20 (10), t = 10..19 (40), t = 0..9 (10).
-    expected = 21 / (11 / 10.0 + 10 / 40.0)
+def test_harmonic_mean_of_the_windows_chunk_means():
+    # At 20 s with 1 s steps and a 20 s window: five 4 s chunks back from t = 20, whose
+    # steps are t = 20..17 (10, 40, 40, 40), 16..13 (40), 12..9 (40, 40, 40, 10), 8..5
+    # and 4..1 (10).
+    means = np.array([32.5, 40.0, 32.5, 10.0, 10.0])
+    expected = 5 / np.sum(1 / means)
     assert forecast.get('harmonic', 20.0).predict(TRACE, 20.0, 10.0, 1.0) == \
         pytest.approx(expected)
-    # A short window sees only the last steps; the first period sees one step.
+    # A short window is one chunk of its length; the first period sees one step.
     assert forecast.get('harmonic', 2.0).predict(TRACE, 20.0, 10.0, 1.0) == \
-        pytest.approx(3 / (1 / 10.0 + 2 / 40.0))
+        pytest.approx(25.0)
     assert forecast.get('harmonic').predict(TRACE, 0.0, 10.0, 1.0) == 10.0
-    # Below the arithmetic mean: a dip weighs more than a peak.
-    assert expected < (11 * 10 + 10 * 40) / 21
+    # Below the arithmetic mean: a low chunk weighs more than a high one.
+    assert expected < np.mean(means)
+
+
+def test_harmonic_is_not_dragged_to_zero_by_short_outages():
+    # 10 Mbit/s with a 100 ms outage every second (a cellular trace's texture): the mean
+    # is 9 Mbit/s; a harmonic mean over the 100 ms steps would be near 1.
+    times = np.round(np.arange(300) * 0.1, 6)
+    rates = np.where(np.isclose(np.mod(times, 1.0), 0.5), 0.0, 10.0)
+    bursty = traces.Trace(times, rates, 30.0, loop=False)
+    assert forecast.get('harmonic').predict(bursty, 25.0, 10.0, 0.1) == \
+        pytest.approx(9.01)
 
 
 def test_ewma_weighs_recent_steps_by_half_life():
@@ -52,7 +65,8 @@ def test_oracle_is_the_periods_real_mean():
 def test_zero_capacity_counts_as_the_link_minimum():
     dip = traces.Trace(np.array([0.0, 1.0]), np.array([10.0, 0.0]), 2.0, loop=False)
     assert forecast.get('harmonic').predict(dip, 1.0, 1.0, 1.0) == pytest.approx(
-        2 / (1 / 10.0 + 1 / 0.1))
+        (10 + 0.1) / 2)
+    assert forecast.get('last').predict(dip, 1.0, 1.0, 1.0) == 0.1
 
 
 def test_unknown_predictor_and_bad_window_are_refused(tmp_path):
