@@ -18,7 +18,7 @@ import numpy as np
 from edgecollab.emulation import Emulation
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.shell import runner
-from edgecollab.topologies.line import EDGE_IP, DelayedPair, start_delay_line
+from edgecollab.topologies.line import EDGE_IP, DelayedPair
 from benchmarks.report import emit
 
 TICKS = os.sysconf('SC_CLK_TCK')
@@ -77,8 +77,8 @@ def main(argv=None):
     parser.add_argument('--out', default='benchmarks/results')
     args = parser.parse_args(argv)
     path = {'delay_ms': args.delay_ms}
-    with Emulation(DelayedPair(prefix='ecb')) as emu:
-        line = start_delay_line(emu, path, path)
+    with Emulation(DelayedPair(prefix='ecb', up=path, down=path)) as emu:
+        line = emu.host('dl').relay
         time.sleep(0.5)
         rows = [rtt_under_load(emu, float(x), 2 * args.delay_ms)
                 for x in args.loads.split(',') if x]

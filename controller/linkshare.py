@@ -129,6 +129,19 @@ class ShapingConfig:
         return self.delay_ms > 0 or self.loss_pct > 0
 
 
+def kernel_has_netem(run, probe):
+    """(whether a netem qdisc can be created here, what tc said), probed with run on a
+    throwaway IFB device named probe."""
+    run.run(['ip', 'link', 'add', probe, 'type', 'ifb'], 'create netem probe device')
+    try:
+        out = run.run(['tc', 'qdisc', 'add', 'dev', probe, 'root', 'netem', 'delay', '1ms'],
+                      'probe for netem', check=False)
+        shown = run.run(['tc', 'qdisc', 'show', 'dev', probe], 'probe for netem')
+    finally:
+        run.run(['ip', 'link', 'del', probe], 'remove netem probe device')
+    return 'netem' in shown, out.strip()
+
+
 def check_capacity(capacity_mbit):
     """Raise ConfigError unless capacity_mbit (Mbit/s) is a rate the layer can shape."""
     if not isinstance(capacity_mbit, (int, float)) or isinstance(capacity_mbit, bool) or \
@@ -450,19 +463,12 @@ class LinkShare:
                  'on' if self.config.ack_priority else 'off')
 
     def _require_netem(self):
-        probe = self.ifb + 'n'
-        self.run.run(['ip', 'link', 'add', probe, 'type', 'ifb'], 'create netem probe device')
-        try:
-            out = self.run.run(['tc', 'qdisc', 'add', 'dev', probe, 'root', 'netem',
-                                'delay', '1ms'], 'probe for netem', check=False)
-            shown = self.run.run(['tc', 'qdisc', 'show', 'dev', probe], 'probe for netem')
-        finally:
-            self.run.run(['ip', 'link', 'del', probe], 'remove netem probe device')
-        if 'netem' not in shown:
+        has, out = kernel_has_netem(self.run, self.ifb + 'n')
+        if not has:
             raise UnsupportedError(
                 'delay/loss need the netem qdisc (sch_netem), which this kernel does not '
-                'have; remove the delay and loss settings or run on a kernel with netem%s'
-                % (' (%s)' % out.strip() if out.strip() else ''))
+                'have; remove the delay and loss settings, use delay_engine userspace, or '
+                'run on a kernel with netem%s' % (' (%s)' % out if out else ''))
 
     def set_capacity(self, capacity_mbit):
         """Change C in place (Mbit/s), keeping every share's fraction."""

@@ -1,4 +1,4 @@
-"""``edgecollab run``, ``edgecollab report`` and ``edgecollab trace``: parse, call, print."""
+"""``edgecollab run``, ``probe``, ``report`` and ``trace``: parse, call, print."""
 
 import json
 import logging
@@ -34,6 +34,7 @@ def _cmd_run(args):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
     if os.path.exists(os.path.join(out, 'periods.csv')):
         raise ConfigError('%s already holds a run; choose another --out' % out)
+    engine = experiment.path_engine(scenario, args.backend)     # before anything starts
     os.makedirs(out, exist_ok=True)
     handler = logging.FileHandler(os.path.join(out, 'run.log'))
     handler.setLevel(logging.DEBUG)
@@ -43,13 +44,19 @@ def _cmd_run(args):
     for noisy in ('urllib3', 'matplotlib', 'werkzeug', 'PIL'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     experiment.write_metadata(scenario, {k: v for k, v in vars(args).items()
-                                          if k != 'func'}, out)
+                                          if k != 'func'}, out, engine)
     with open(os.path.join(out, 'README.txt'), 'w', encoding='utf-8') as dst:
         dst.write('edgecollab run of %s (%s backend)\n\n%s' % (
             scenario.path, args.backend, results.FILES_README))
     log.info('*** %s: %d devices, %d periods of %g s, policies %s, backend %s -> %s',
              scenario.name, scenario.devices, scenario.periods, scenario.period_s,
              ', '.join(names), args.backend, out)
+    if engine not in ('none', 'fluid (none)'):
+        log.info('*** Paths beyond the shaper (%s engine): %s', engine, ', '.join(
+            '%s %g ms%s%s' % (name, p.delay_ms,
+                              ' +%g jitter' % p.jitter_ms if p.jitter_ms else '',
+                              ' %g%% loss' % p.loss_pct if p.loss_pct else '')
+            for name, p in zip(scenario.device_names, scenario.paths)))
     statuses = {}
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
@@ -112,8 +119,20 @@ def _synthetic(args):
                          duration)
 
 
+def _cmd_probe(args):
+    from edgecollab.scenarios import probe
+    from edgecollab.scenarios.runner import scenario_topology
+    scenario = load_scenario(args.scenario)
+    report = probe.probe(scenario_topology(scenario))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print('\n'.join(probe.table(report)))
+    return 0
+
+
 def register(sub):
-    """Add the ``run``, ``report`` and ``trace`` subcommands."""
+    """Add the ``run``, ``probe``, ``report`` and ``trace`` subcommands."""
     p = sub.add_parser('run', help='run a scenario: every policy under real TCP')
     p.add_argument('scenario', help='scenario YAML file')
     p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
@@ -128,6 +147,12 @@ def register(sub):
                         'listed in work/<policy>/artifacts.csv with size and sha256, '
                         'deleted)')
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser('probe', help="measure a scenario's network: each device's RTT and "
+                       'TCP goodput through its share, configured against measured')
+    p.add_argument('scenario', help='scenario YAML file')
+    p.add_argument('--json', action='store_true', help='print JSON')
+    p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser('report', help="re-make a results folder's summary, table and plots")
     p.add_argument('folder')

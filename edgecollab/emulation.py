@@ -59,6 +59,10 @@ class Emulation:
             for node in self.net.hosts + self.net.switches:
                 self.state.add_process(node.pid, 'shell of %s' % node.name)
             self.net.start()
+            for host in self.net.hosts:
+                # A delay line host's relay: recorded (cleanup) and watched (check_vital).
+                if getattr(host, 'relay', None) is not None:
+                    self._record(host.relay, 'delay line in %s' % host.name, vital=True)
             self.start_s = time.monotonic() - began
             log.info('*** Emulation %r up: %d hosts in %.1f s', self.prefix,
                      len(self.net.hosts), self.start_s)
@@ -122,21 +126,34 @@ class Emulation:
     @property
     def devices(self):
         """Names of the device hosts, in order."""
-        return [h.name for h in self.net.hosts if h.name != addressing.EDGE]
+        return [h.name for h in self.net.hosts if addressing.is_device(h.name)]
 
-    def popen(self, name, argv, stdout=None, stderr=None, env=None, what=None):
+    def popen(self, name, argv, stdout=None, stderr=None, env=None, what=None,
+              vital=False):
         """Start argv in host name's namespace in a process group of its own; recorded.
 
-        stdout/stderr: file objects (default: discarded).
+        stdout/stderr: file objects (default: discarded); vital: the network needs it
+        (``check_vital`` raises once it has exited).
         """
         host = self.host(name)
         popen = host.popen([str(a) for a in argv], stdout=stdout or subprocess.DEVNULL,
                            stderr=stderr or subprocess.DEVNULL, env=env)
-        label = what or '%s on %s' % (os.path.basename(str(argv[0])), name)
-        proc = _Proc(popen, label)
+        return self._record(popen, what or '%s on %s' % (os.path.basename(str(argv[0])), name),
+                            vital)
+
+    def _record(self, popen, what, vital=False):
+        proc = _Proc(popen, what)
+        proc.vital = vital
         self.procs.append(proc)
-        self.state.add_process(popen.pid, label)
+        self.state.add_process(popen.pid, what)
         return popen
+
+    def check_vital(self):
+        """Raise EdgecollabError when a process the network needs has exited."""
+        for proc in self.procs:
+            if proc.vital and proc.popen.poll() is not None:
+                raise EdgecollabError('the %s exited (code %s): the network is broken'
+                                      % (proc.what, proc.popen.returncode))
 
     def cmd(self, name, argv, doing, timeout=60):
         """Run argv in host name's namespace to completion; return stdout (checked)."""
@@ -149,4 +166,5 @@ class _Proc:
 
     def __init__(self, popen, what):
         self.popen, self.pid, self.what = popen, popen.pid, what
+        self.vital = False
         self.start = cleanup.process_start_time(popen.pid)

@@ -5,9 +5,9 @@ Kernels without netem (this machine's, many minimal cloud and container kernels)
 delay packets in tc.  The delay line does it in user space, as Mahimahi's mm-delay does
 with a TUN device: it runs in a namespace of its own between the edge and the shaped
 bridge, reads every frame on one side with an AF_PACKET socket, and sends it out of the
-other side when it is due.  A frame's device is its source MAC (towards the edge, 'up')
-or its destination MAC (towards the bridge, 'down'); frames of no device (broadcast,
-ARP between others) pass at once.
+other side when it is due.  A frame's device is its IPv4 source address (towards the
+edge, 'up') or its destination address (towards the bridge, 'down'); frames of no
+device (ARP, IPv6, others' addresses) pass at once.
 
 Per device and direction: ``delay_ms``, ``jitter_ms`` (a uniform extra delay in [0,
 jitter]; frames of one device and direction keep their order, so jitter never reorders),
@@ -16,8 +16,8 @@ chance to enter the bad state, r to leave it, h the chance to deliver in it).
 
     python -m edgecollab.nodes.delayline --edge IF --bridge IF --config JSON
 
-JSON: ``{"devices": {"<mac>": {"up": {...}, "down": {...}}}, "seed": 0}``.  The process
-runs until killed; SIGTERM ends it at once.
+JSON: ``{"devices": {"<IPv4 address>": {"up": {...}, "down": {...}}}, "seed": 0}``.  The process
+prints ``READY`` once it relays and runs until killed; SIGTERM ends it at once.
 """
 
 import argparse
@@ -31,10 +31,12 @@ import sys
 import time
 
 ETH_P_ALL = 0x0003
+IPV4 = b'\x08\x00'          # the EtherType of an IPv4 frame (no VLAN tag here)
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23     # linux/if_packet.h: do not read what we send
 RCVBUF_BYTES = 8 << 20
 MAX_FRAME = 65536
+READY = 'delay line ready'
 
 
 class Path:
@@ -80,8 +82,8 @@ class DelayLine:
     def __init__(self, edge_if, bridge_if, config):
         rng = random.Random(config.get('seed', 0))
         self.paths = {}
-        for mac, spec in config.get('devices', {}).items():
-            key = bytes.fromhex(mac.replace(':', ''))
+        for address, spec in config.get('devices', {}).items():
+            key = socket.inet_aton(address)
             for direction in ('up', 'down'):
                 self.paths[(key, direction)] = Path(spec.get(direction, {}), rng)
         self.edge = open_socket(edge_if)
@@ -97,8 +99,10 @@ class DelayLine:
                 frame = sock.recv(MAX_FRAME)
             except BlockingIOError:
                 return
-            mac = frame[6:12] if direction == 'up' else frame[0:6]
-            path = self.paths.get((mac, direction))
+            path = None
+            if frame[12:14] == IPV4:
+                at = 26 if direction == 'up' else 30        # source, destination address
+                path = self.paths.get((frame[at:at + 4], direction))
             due = now if path is None else path.due(now)
             if due is None:
                 self.lost += 1
@@ -136,10 +140,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='edgecollab-delayline')
     parser.add_argument('--edge', required=True, help='interface towards the edge')
     parser.add_argument('--bridge', required=True, help='interface towards the devices')
-    parser.add_argument('--config', required=True, help='JSON: devices by MAC, seed')
+    parser.add_argument('--config', required=True,
+                        help='JSON: devices by IPv4 address, seed')
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    DelayLine(args.edge, args.bridge, json.loads(args.config)).run()
+    line = DelayLine(args.edge, args.bridge, json.loads(args.config))
+    print(READY, flush=True)          # its sockets are bound: frames are relayed from now
+    line.run()
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from edgecollab.controller import fluid
 from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import EdgecollabError
 from edgecollab.scenarios import results, traces
+from edgecollab.topologies import paths as paths_mod
 
 log = logging.getLogger('edgecollab')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,8 +60,9 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
     return statuses
 
 
-def write_metadata(scenario, arguments, out):
-    """metadata.json: the resolved scenario, the arguments, versions, trace checksums."""
+def write_metadata(scenario, arguments, out, engine):
+    """metadata.json: the resolved scenario, the arguments, versions, trace checksums,
+    the paths' delays and the engine imposing them (``path_engine``)."""
     def version(argv):
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=5,
@@ -74,9 +76,23 @@ def write_metadata(scenario, arguments, out):
             'kernel': platform.release(), 'python': platform.python_version(),
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
-                       for key, path in scenario.trace_files.items()}}
+                       for key, path in scenario.trace_files.items()},
+            'paths': {'engine': engine,
+                      'devices': {name: p.as_dict() for name, p in
+                                  zip(scenario.device_names, scenario.paths)}}}
     with open(os.path.join(out, 'metadata.json'), 'w', encoding='utf-8') as dst:
         json.dump(meta, dst, indent=2, default=str)
+
+
+def path_engine(scenario, backend, prefix='ec'):
+    """The engine that imposes the scenario's delays, jitter and losses: 'netem',
+    'userspace', 'none' (no path is impaired) or, on the fluid backend, 'fluid (none)'
+    (it models no round trip)."""
+    if backend != 'mininet':
+        return 'fluid (none)'
+    engine = paths_mod.choose_engine(scenario.delay_engine, scenario.paths,
+                                     lambda: paths_mod.kernel_has_netem(prefix))
+    return engine or 'none'
 
 
 def _mininet_version():

@@ -56,6 +56,16 @@ CHECKPOINT_REPORT_S = 1.0
 TOKEN_FILE = 'token'          # the run's API token in the results folder (mode 0600)
 
 
+def scenario_topology(s, prefix='ec', mode=None):
+    """The EdgeStar of scenario s at its capacity at the start (mode: the link mode, the
+    scenario's when None)."""
+    return EdgeStar(n=s.devices, capacity=max(float(s.capacity.rate_at(0.0)),
+                                              MIN_CAPACITY_MBIT),
+                    medium=s.medium, mode=mode or s.mode, ack=s.ack,
+                    paths=dict(zip(s.device_names, s.paths)), delay_engine=s.delay_engine,
+                    seed=s.seed, queue=s.queue_ms / 1000, prefix=prefix)
+
+
 class PolicyRun(Transport):
     """One policy's emulated run of a scenario: the live Transport of the period loop."""
 
@@ -95,6 +105,7 @@ class PolicyRun(Transport):
         self.busy = {}               # (device, direction) -> [sum of goodput, sum of share]
         self.last_check = 0.0
         self.checked = None          # the counters at the last control step
+        self.broken = None           # why the network broke mid-run (EdgecollabError)
 
     @property
     def plans(self):
@@ -104,12 +115,8 @@ class PolicyRun(Transport):
     # set-up
     def topology(self):
         """The EdgeStar of the scenario, in the link mode the policy needs."""
-        s = self.scenario
-        return EdgeStar(n=s.devices, capacity=max(float(s.capacity.rate_at(0.0)),
-                                                  MIN_CAPACITY_MBIT),
-                        medium=s.medium, mode=policies.get(self.policy).link_mode or s.mode,
-                        ack=s.ack, delay=s.delay_ms / 1000, loss=s.loss_pct,
-                        queue=s.queue_ms / 1000, prefix=self.prefix)
+        return scenario_topology(self.scenario, self.prefix,
+                                 policies.get(self.policy).link_mode)
 
     def run(self):
         """Run every period; return 'completed' (raises on failure, cleaning up)."""
@@ -322,7 +329,7 @@ class PolicyRun(Transport):
     def _sleep_until(self, offset_s):
         delay = self.t0 + offset_s - time.monotonic()
         if self.stopping.wait(max(0.0, delay)):
-            raise _Stopped()
+            raise self.broken or _Stopped()
 
     def _order(self, k, upload_deadline, orders, delay):
         def send():
@@ -421,6 +428,13 @@ class PolicyRun(Transport):
         link = self.emu.linkshare
         last, last_t = None, None
         while not self.sampler_stop.wait(s.step_s):
+            try:
+                self.emu.check_vital()
+            except EdgecollabError as exc:
+                # The network is broken (its delay line died): the run stops with it.
+                self.broken = exc
+                self.stopping.set()
+                return
             try:
                 now = time.monotonic()
                 counters = link.counters()

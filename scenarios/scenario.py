@@ -25,6 +25,7 @@ from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
 from edgecollab.scenarios import traces
+from edgecollab.topologies import paths as paths_mod
 from edgecollab.topologies.addressing import MAX_DEVICES, device_name
 from edgecollab.units import duration_s, rate_mbit, size_bytes
 
@@ -40,6 +41,17 @@ MAX_GENERATED = 1e9            # samples a device produces in a period
 MAX_CHECKPOINT_BYTES = checkpoint.MAX_BYTES    # the largest checkpoint the edge writes
 
 QUANTITY = {'type': ['string', 'number']}
+LOSS = {'type': 'number', 'minimum': 0, 'maximum': 100}
+
+
+def per_device(item):
+    """Schema of a key given once for every device, as a list (one per device) or as
+    a mapping {device: value} (the others get the default)."""
+    return {'oneOf': [item, {'type': 'array', 'minItems': 1, 'items': item},
+                      {'type': 'object', 'minProperties': 1,
+                       'additionalProperties': item}]}
+
+
 TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
          'properties': {'trace': {'type': 'string'},
                         'format': {'enum': ['auto'] + list(traces.FORMATS)},
@@ -62,8 +74,10 @@ SCHEMA = {
         'mode': {'enum': ['strict', 'work-conserving']},
         'ack': {'type': 'boolean'},
         'queue': QUANTITY,
-        'delay': QUANTITY,
-        'loss': {'type': 'number', 'minimum': 0, 'maximum': 100},
+        'delay': per_device(QUANTITY),
+        'jitter': per_device(QUANTITY),
+        'loss': per_device(LOSS),
+        'delay_engine': {'enum': list(paths_mod.ENGINES)},
         'period': QUANTITY,
         'periods': {'type': 'integer', 'minimum': 1, 'maximum': MAX_PERIODS},
         'update': QUANTITY,
@@ -113,8 +127,8 @@ class Scenario:
     mode: str
     ack: bool
     queue_ms: float
-    delay_ms: float
-    loss_pct: float
+    paths: list                      # topologies.paths.Path, one per device
+    delay_engine: str                # as asked: auto | userspace | netem
     period_s: float
     periods: int
     problem: Problem                 # per device, at the capacity of the start
@@ -222,6 +236,26 @@ def read(path):
 
 
 load = read
+
+
+def _per_device(raw, key, names, parse, default):
+    """[value of key for each device]: key given once, as a list of one per device, or as
+    {device: value} (the others default); parse(value, 'key[device]') checks one."""
+    value = raw.get(key)
+    if value is None:
+        return [default] * len(names)
+    if isinstance(value, list):
+        if len(value) != len(names):
+            raise ConfigError('%s: %d values for %d devices' % (key, len(value), len(names)))
+        return [parse(v, '%s[%s]' % (key, name)) for v, name in zip(value, names)]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ConfigError('%s: no device %s (devices: %s..%s)'
+                              % (key, quoted(unknown[0]), names[0], names[-1]))
+        return [parse(value[name], '%s[%s]' % (key, name)) if name in value else default
+                for name in names]
+    return [parse(value, key)] * len(names)
 
 
 def _within(value, low, high, key, unit='s'):
@@ -347,8 +381,16 @@ def _resolve(raw, path, base):
                           'replay steps' % (periods, period_s, step_s, MAX_REPLAY_STEPS))
     queue_ms = _within(duration_s(raw.get('queue', '100ms'), 'queue') * 1000,
                        QUEUE_MS[0], QUEUE_MS[1], 'queue', 'ms')
-    delay_ms = _within(duration_s(raw.get('delay', 0), 'delay') * 1000, DELAY_MS[0],
-                       DELAY_MS[1], 'delay', 'ms')
+    hosts = [device_name(i) for i in range(1, devices + 1)]
+    delays = _per_device(raw, 'delay', hosts, lambda v, key: _within(
+        duration_s(v, key) * 1000, DELAY_MS[0], DELAY_MS[1], key, 'ms'), 0.0)
+    jitters = _per_device(raw, 'jitter', hosts, lambda v, key: _within(
+        duration_s(v, key) * 1000, DELAY_MS[0], DELAY_MS[1], key, 'ms'), 0.0)
+    losses = _per_device(raw, 'loss', hosts, lambda v, key: float(v), 0.0)
+    paths = [paths_mod.Path(*values) for values in zip(delays, jitters, losses)]
+    if raw.get('delay_engine') == 'netem' and paths_mod.netem_can_express(paths):
+        raise ConfigError('delay_engine: netem: %s (use userspace or auto)'
+                          % paths_mod.netem_can_express(paths))
     compute_s = _within(duration_s(raw.get('edge', {}).get('compute_per_sample', 0),
                                    'edge.compute_per_sample'), 0.0, MAX_COMPUTE_PER_SAMPLE_S,
                         'edge.compute_per_sample')
@@ -376,7 +418,7 @@ def _resolve(raw, path, base):
         name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
         devices=devices, capacity=capacity, capacity_down=capacity_down, step_s=step_s,
         medium=problem.medium, mode=raw.get('mode', 'strict'), ack=raw.get('ack', True),
-        queue_ms=queue_ms, delay_ms=delay_ms, loss_pct=float(raw.get('loss', 0.0)),
+        queue_ms=queue_ms, paths=paths, delay_engine=raw.get('delay_engine', 'auto'),
         period_s=period_s, periods=periods, problem=problem,
         generated=[float(g) for g in generated], policies=list(names),
         ratio=raw.get('ratio', 0.5), floor=floor, tolerance=raw.get('tolerance', 0.2),

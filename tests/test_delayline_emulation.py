@@ -1,16 +1,30 @@
 """The user-space delay line between two hosts: it holds frames for their delay, drops
 at its loss rate, and carries TCP (with checksum offload off on the endpoints)."""
 
+import json
+import os
 import re
+import signal
 import statistics
+import subprocess
+import threading
+import time
 
 import pytest
 
+from edgecollab import cleanup
 from edgecollab.emulation import Emulation
+from edgecollab.errors import EdgecollabError
+from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.topologies import addressing
+from edgecollab.topologies.paths import Path
+from edgecollab.topologies.star import EdgeStar
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.shell import runner
-from edgecollab.topologies.line import EDGE_IP, DelayedPair, start_delay_line
-from tests.conftest import TEST_PREFIX
+from edgecollab.topologies.line import EDGE_IP, DelayedPair
+from tests.conftest import PYTHON, TEST_PREFIX
+from tests.helpers import scenario_copy
 
 pytestmark = pytest.mark.emulation
 
@@ -25,8 +39,9 @@ def pings(emu, count, interval):
 
 
 def test_frames_are_held_for_their_delay_each_way():
-    with Emulation(DelayedPair(prefix=TEST_PREFIX)) as emu:
-        line = start_delay_line(emu, {'delay_ms': 15}, {'delay_ms': 25})
+    with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'delay_ms': 15},
+                               down={'delay_ms': 25})) as emu:
+        line = emu.host('dl').relay
         rtts, _ = pings(emu, 30, 0.05)
         assert line.poll() is None, 'the delay line died'
         # 15 ms up + 25 ms down; wide bounds (a loaded 2-core machine).
@@ -35,8 +50,7 @@ def test_frames_are_held_for_their_delay_each_way():
 
 
 def test_random_loss_drops_at_its_rate():
-    with Emulation(DelayedPair(prefix=TEST_PREFIX)) as emu:
-        start_delay_line(emu, {'loss': 0.2}, {})
+    with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'loss': 0.2})) as emu:
         rtts, sent = pings(emu, 300, 0.01)
         lost = 1 - len(rtts) / sent
         # 300 pings, each lost with probability 0.2 on its way up: 0.2 +- 0.08 covers
@@ -47,8 +61,9 @@ def test_random_loss_drops_at_its_rate():
 def test_tcp_crosses_the_delay_line_at_speed():
     # 20 ms each way: one CUBIC flow for 4 s.  Wide bound: on this 2-core machine the
     # relay carried several hundred Mbit/s (benchmarks/delayline.py); 30 is far below.
-    with Emulation(DelayedPair(prefix=TEST_PREFIX)) as emu:
-        line = start_delay_line(emu, {'delay_ms': 20}, {'delay_ms': 20})
+    with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'delay_ms': 20},
+                               down={'delay_ms': 20})) as emu:
+        line = emu.host('dl').relay
         flow = Flow(emu, 'device', 'up', 5201, 4, window='8M', congestion='cubic')
         flow.start_server()
         flow.start_client()
@@ -56,3 +71,61 @@ def test_tcp_crosses_the_delay_line_at_speed():
         assert line.poll() is None, 'the delay line died'
         goodput = mean_between(series, series[0][0] + 1.0, series[-1][1])
         assert goodput > 30, series
+
+
+def device_rtts(emu, device, count=20):
+    out = runner.run(['ping', '-n', '-c', str(count), '-i', '0.05', '-W', '2',
+                      addressing.EDGE_DATA_IP], 'ping the edge', ns_pid=emu.host(device).pid,
+                     ns_name=device, timeout=count + 30, check=False)
+    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
+
+
+def test_each_device_of_a_star_has_its_own_round_trip():
+    # The scenario's per-device delays through the star's delay line host: 10 ms and
+    # 40 ms one way, so 20 and 80 ms round trips (wide upper bounds: a loaded machine).
+    paths = {'d1': Path(10), 'd2': Path(40)}
+    topo = EdgeStar(n=2, paths=paths, delay_engine='userspace', prefix=TEST_PREFIX)
+    assert topo.engine == 'userspace'
+    with Emulation(topo) as emu:
+        assert emu.devices == ['d1', 'd2']
+        near, far = device_rtts(emu, 'd1'), device_rtts(emu, 'd2')
+        assert len(near) >= 15 and 19.5 <= statistics.median(near) <= 35, near
+        assert len(far) >= 15 and 79.5 <= statistics.median(far) <= 95, far
+        emu.check_vital()
+
+
+def test_a_dead_delay_line_stops_the_run_with_its_name(tmp_path):
+    path = scenario_copy(tmp_path, periods=2, period='6s', extra='delay: 5ms\n')
+    scenario = load_scenario(path)
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=lambda r: threading.Timer(2.0, kill_delay_line, [r]).start())
+    began = time.monotonic()
+    with pytest.raises(EdgecollabError, match='delay line in dl exited'):
+        run.run()
+    # Stopped within a few replay steps of the kill, not at the end of the run.
+    assert time.monotonic() - began < scenario.duration_s + 10
+    assert not cleanup.owned_interfaces(TEST_PREFIX)
+    assert not [p for p in run.emu.procs if p.popen.poll() is None]
+
+
+def kill_delay_line(run):
+    [line] = [p for p in run.emu.procs if p.what.startswith('delay line')]
+    os.kill(line.pid, signal.SIGKILL)
+
+
+def test_probe_says_each_devices_round_trip_and_goodput(tmp_path):
+    path = scenario_copy(tmp_path, extra='delay: {d2: 20ms}\n')
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'probe', path, '--json'],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report['engine'] == 'userspace' or report['engine'] == 'netem'
+    near, far = report['devices']['d1'], report['devices']['d2']
+    assert near['configured_rtt_ms'] == 0 and far['configured_rtt_ms'] == 40
+    assert near['rtt_ms'] < 10 and 39.5 <= far['rtt_ms'] <= 60, report
+    for row in (near, far):
+        for direction in ('up', 'down'):
+            # Wide: TCP in a 12.5 Mbit/s share on a loaded machine; the benchmark is strict.
+            expected = row['%s_expected_mbit' % direction]
+            assert 0.5 * expected <= row['%s_mbit' % direction] <= 1.1 * expected, report
+    assert not cleanup.owned_interfaces(TEST_PREFIX) and not cleanup.owned_interfaces('ec')

@@ -27,7 +27,7 @@ LAYERS = [
         'edgecollab.controller.forecast',
         'edgecollab.topologies.addressing', 'edgecollab.topologies.bridges',
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
-        'edgecollab.topologies.line',
+        'edgecollab.topologies.line', 'edgecollab.topologies.paths',
         'edgecollab.nodes.edge', 'edgecollab.nodes.device', 'edgecollab.nodes.delayline']),
     ('control loop and emulation', [
         'edgecollab.controller.service', 'edgecollab.controller.loop',
@@ -35,7 +35,8 @@ LAYERS = [
         'edgecollab.iperf']),
     ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.scenario',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
-    ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment']),
+    ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment',
+                'edgecollab.scenarios.probe']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve']),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

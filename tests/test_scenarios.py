@@ -72,6 +72,14 @@ BAD = [
     ('bad accuracy key', GOOD + 'accuracy: {zeta: 1}\n', 'unknown key'),
     ('bad trace content', GOOD.replace('capacity: 20mbit', 'capacity: {trace: bad.txt}'),
      'bad.txt:2'),
+    ('a delay per device, too many', GOOD + 'delay: [10ms, 20ms, 30ms]\n',
+     'delay: 3 values for 2 devices'),
+    ('a delay for an unknown device', GOOD + 'delay: {d7: 10ms}\n', "delay: no device 'd7'"),
+    ('a negative jitter', GOOD + 'jitter: {d2: -5ms}\n', 'jitter[d2]'),
+    ('a loss above 100%', GOOD + 'loss: [5, 101]\n', 'loss'),
+    ('an unknown delay engine', GOOD + 'delay_engine: tc\n', 'delay_engine'),
+    ('netem with a delay per device', GOOD + 'delay: {d1: 5ms}\ndelay_engine: netem\n',
+     'one delay and loss on every device'),
 ]
 
 
@@ -85,6 +93,21 @@ def test_bad_scenarios_give_one_line_and_exit_2(tmp_path, kind, text, message):
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], lines
     assert not os.path.exists(tmp_path / 'out'), 'a results folder was started'
+
+
+def test_paths_are_given_once_as_a_list_or_per_device(tmp_path):
+    from edgecollab.topologies.paths import Path
+    path = tmp_path / 'paths.yaml'
+    path.write_text(GOOD + 'delay: {d2: 40ms}\njitter: 2ms\nloss: [0, 1.5]\n')
+    scenario = load_scenario(str(path))
+    assert scenario.paths == [Path(0, 2, 0), Path(40, 2, 1.5)]
+    assert scenario.delay_engine == 'auto'
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
+    assert meta['paths']['engine'] == 'fluid (none)'
+    assert meta['paths']['devices']['d2'] == {'delay_ms': 40, 'jitter_ms': 2,
+                                              'loss_pct': 1.5}
 
 
 def test_fluid_run_writes_a_consistent_results_folder(tmp_path):

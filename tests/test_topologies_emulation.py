@@ -25,6 +25,8 @@ MN = os.path.join(os.path.dirname(sys.executable), 'mn')
 @pytest.mark.parametrize('path,topo', [
     ('topologies/star.py', 'edgestar,3,capacity=20mbit,prefix=%s' % TEST_PREFIX),
     ('topologies/access.py', 'edgeaccess,3,rates=5mbit/10mbit,prefix=%s' % TEST_PREFIX),
+    # With a delay: on a kernel without netem, through the delay line host.
+    ('topologies/star.py', 'edgestar,2,delay=5ms,prefix=%s' % TEST_PREFIX),
 ])
 def test_mn_custom_loads_and_pings(path, topo):
     out = subprocess.run([MN, '--custom', os.path.join(REPO, path), '--topo', topo,
@@ -33,6 +35,7 @@ def test_mn_custom_loads_and_pings(path, topo):
     assert out.returncode == 0, out.stdout + out.stderr
     assert '0% dropped' in out.stdout + out.stderr
     assert cleanup.owned_interfaces(TEST_PREFIX) == []
+    assert not relays_running()
 
 
 def test_management_plane_is_separate():
@@ -56,16 +59,24 @@ def netem_available():
 
 
 def test_delay_is_applied_or_refused_never_ignored():
+    # auto: netem where the kernel has it, else the delay line; applied either way.
     topo = EdgeStar(n=1, delay='20ms', prefix=TEST_PREFIX)
-    if netem_available():
-        with Emulation(topo) as emu:
-            out = emu.cmd('d1', ['ping', '-c', '3', '-i', '0.2', emu.ip('edge')], 'ping')
-            rtt_avg = float(out.strip().splitlines()[-1].split('/')[4])
-            assert rtt_avg >= 38, 'two 20 ms delays should show in the RTT: %s' % out
-    else:
+    assert topo.engine == ('netem' if netem_available() else 'userspace')
+    with Emulation(topo) as emu:
+        out = emu.cmd('d1', ['ping', '-c', '3', '-i', '0.2', emu.ip('edge')], 'ping')
+        rtt_avg = float(out.strip().splitlines()[-1].split('/')[4])
+        assert rtt_avg >= 38, 'two 20 ms delays should show in the RTT: %s' % out
+    if not netem_available():
         with pytest.raises(UnsupportedError, match='netem'):
-            Emulation(topo).start()
+            EdgeStar(n=1, delay='20ms', delay_engine='netem', prefix=TEST_PREFIX)
     assert cleanup.owned_interfaces(TEST_PREFIX) == []
+    assert not relays_running()
+
+
+def relays_running():
+    out = subprocess.run(['pgrep', '-f', 'edgecollab.nodes.delayline'], capture_output=True,
+                         text=True)
+    return out.stdout.split()
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP])

@@ -40,3 +40,26 @@ def test_flags_and_access_rates():
     assert access_rates(3, '5mbit/10mbit') == {'d1': 5.0, 'd2': 10.0, 'd3': 5.0}
     with pytest.raises(ConfigError):
         access_rates(2, '')
+
+
+def test_the_path_engine_is_chosen_once_by_what_the_paths_need():
+    from edgecollab.errors import UnsupportedError
+    from edgecollab.topologies.paths import Path, choose_engine
+
+    def never():
+        raise AssertionError('the kernel was probed when nothing depended on it')
+    uniform, jittery = [Path(20), Path(20)], [Path(20, 5), Path(20)]
+    assert choose_engine('auto', [Path(), Path()], never) is None
+    assert choose_engine('userspace', uniform, never) == 'userspace'
+    assert choose_engine('auto', jittery, never) == 'userspace'
+    assert choose_engine('auto', [Path(5), Path(50)], never) == 'userspace'
+    assert choose_engine('auto', uniform, lambda: True) == 'netem'
+    assert choose_engine('auto', uniform, lambda: False) == 'userspace'
+    with pytest.raises(UnsupportedError, match='no netem'):
+        choose_engine('netem', uniform, lambda: False)
+    with pytest.raises(ConfigError, match='no jitter'):
+        choose_engine('netem', jittery, never)
+    with pytest.raises(ConfigError, match='delay_engine'):
+        choose_engine('tc', uniform, never)
+    with pytest.raises(ConfigError, match='loss'):
+        Path(loss_pct=120)

@@ -16,6 +16,8 @@ DATA_NET, MGMT_NET, PREFIX_LEN = '10.0', '10.254', 16
 # The address plan holds 65,000 devices; the shaper's class numbering (MAX_DEVICES, in
 # the link-share layer) holds fewer, and so bounds a topology.
 EDGE = 'edge'
+DELAY_LINE = 'dl'     # the host relaying frames between the shaped bridge and the edge
+DEVICE_RE = re.compile(r'^d\d+$')
 EDGE_DATA_IP = DATA_NET + '.255.254'
 EDGE_MGMT_IP = MGMT_NET + '.255.253'
 CONTROLLER_IP = MGMT_NET + '.255.254'
@@ -25,6 +27,11 @@ PREFIX_RE = re.compile(r'^[a-z]{2,4}$')
 def device_name(index):
     """The host name of device number index (1-based)."""
     return 'd%d' % index
+
+
+def is_device(name):
+    """True when host name is a device (d1, d2, ...)."""
+    return bool(DEVICE_RE.match(name))
 
 
 def device_data_ip(index):

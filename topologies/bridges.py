@@ -15,6 +15,7 @@ from edgecollab.controller.linkshare import Device, LinkShare, ShapingConfig, Ac
 from edgecollab.errors import ConfigError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
+from edgecollab.topologies.line import offloads_off
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,20 @@ class OwnedBridge(LinuxBridge):
 class MediumBridge(OwnedBridge):
     """The data-plane bridge whose port towards the edge is the shaped bottleneck.
 
-    shaping: a ShapingConfig; edge: the edge host's name; access: optional
+    shaping: a ShapingConfig; edge: the name of the host on the port towards the edge
+    (the edge, or the delay line's host in front of it); access: optional
     {device name: capacity in Mbit/s} of per-device access links; offload: keep TSO/GSO
-    on the hosts' data interfaces (off by default, so HTB sees wire-size packets).
+    on the hosts' data interfaces (off by default, so HTB sees wire-size packets);
+    relayed: the frames cross a user-space delay line, so the hosts' TX checksum offload
+    is off too (a relayed frame's checksum must be whole).
     """
 
     def __init__(self, name, shaping=None, edge=addressing.EDGE, access=None,
-                 offload=False, **kwargs):
+                 offload=False, relayed=False, **kwargs):
         if shaping is None:
             raise ConfigError('MediumBridge %s needs a shaping configuration' % name)
         self.shaping, self.edge, self.access = shaping, edge, dict(access or {})
-        self.offload = offload
+        self.offload, self.relayed = offload, relayed
         self.linkshare = None
         self.access_links = {}
         OwnedBridge.__init__(self, name, **kwargs)
@@ -76,11 +80,13 @@ class MediumBridge(OwnedBridge):
         edge_port, devices, device_ports = None, [], {}
         for own, peer in self._peers():
             if peer.node.name == self.edge:
-                edge_port, edge_ip = own, peer.IP()
+                edge_port, edge_ip = own, addressing.EDGE_DATA_IP
             else:
                 devices.append(Device(peer.node.name, peer.IP()))
                 device_ports[peer.node.name] = (own, peer)
-            if not self.offload:
+            if self.relayed and peer.node.name != self.edge:
+                offloads_off(peer.node, peer.name)
+            elif not self.offload:
                 runner.run(['ethtool', '-K', peer.name, 'tso', 'off', 'gso', 'off'],
                            'turn off segmentation offload on %s' % peer.name,
                            ns_pid=peer.node.pid, ns_name=peer.node.name)

@@ -8,17 +8,23 @@ Every host has a data interface (eth0, 10.0.0.0/16) on the shaped bridge and a
 management interface (eth1, 10.254.0.0/16) on an unshaped bridge that the controller in
 the root namespace joins, so control traffic never competes with the data plane.
 
+With a delay, jitter or loss (``topologies/paths.py``) the user-space engine puts a
+host ``dl`` between the bridge and the edge, whose delay line holds each device's frames
+for its path; the netem engine makes the shaper's leaves netem qdiscs instead.
+
 Load it as Mininet users expect (no OpenFlow controller is needed)::
 
     mn --custom topologies/star.py --topo edgestar,4,capacity=20mbit --controller none
+    mn --custom topologies/star.py --topo edgestar,2,delay=20ms --controller none
 """
 
 from mininet.topo import Topo
 
 from edgecollab.controller.linkshare import ShapingConfig
 from edgecollab.errors import ConfigError
-from edgecollab.topologies import addressing
+from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
+from edgecollab.topologies.line import DelayLineHost
 from edgecollab.units import duration_s, rate_mbit
 
 
@@ -47,21 +53,54 @@ class EdgeStar(Topo):
     """N devices d1..dN and one edge server sharing one shaped bottleneck."""
 
     def build(self, n=2, capacity='20mbit', medium='shared', mode='strict', ack=True,
-              delay='0ms', loss=0.0, queue='100ms', prefix='ec', access=None, offload=False):
+              delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec', access=None,
+              offload=False, paths=None, delay_engine='auto', seed=0):
         """n: devices; capacity: C with unit; medium: shared|duplex; mode:
-        strict|work-conserving; ack: ACK priority child; delay/loss: per direction (netem);
-        queue: leaf queue length (time); prefix: 2-4 letters owning every root-namespace
-        name; access: {device: capacity} of per-device access links; offload: keep TSO/GSO."""
+        strict|work-conserving; ack: ACK priority child; delay/jitter/loss: every
+        device's path (one-way, each direction), or paths {device: paths.Path};
+        delay_engine: auto|userspace|netem; queue: leaf queue length (time); prefix:
+        2-4 letters owning every root-namespace name; access: {device: capacity} of
+        per-device access links; offload: keep TSO/GSO; seed: the delay line's losses."""
         addressing.check_device_count(n)
         self.prefix = addressing.check_prefix(prefix)
-        shaping = shaping_config(capacity, medium, mode, ack, delay, loss, queue)
+        names = [addressing.device_name(i) for i in range(1, n + 1)]
+        if paths is None:
+            uniform = paths_mod.Path(duration_s(delay, 'delay') * 1000,
+                                     duration_s(jitter, 'jitter') * 1000, float(loss))
+            paths = {name: uniform for name in names}
+        self.paths = {name: paths.get(name, paths_mod.Path()) for name in names}
+        self.seed = seed
+        self.engine = paths_mod.choose_engine(
+            delay_engine, list(self.paths.values()),
+            lambda: paths_mod.kernel_has_netem(self.prefix))
+        first = self.paths[names[0]]
+        netem = self.engine == 'netem'
+        shaping = shaping_config(capacity, medium, mode, ack,
+                                 '%gms' % first.delay_ms if netem else '0ms',
+                                 first.loss_pct if netem else 0.0, queue)
+        line = self.engine == 'userspace'
         medium_sw = self.addSwitch(addressing.data_switch(prefix), cls=MediumBridge,
-                                   shaping=shaping, edge=addressing.EDGE,
-                                   access=access or {}, offload=flag(offload, 'offload'))
+                                   shaping=shaping,
+                                   edge=addressing.DELAY_LINE if line else addressing.EDGE,
+                                   access=access or {}, offload=flag(offload, 'offload'),
+                                   relayed=line)
         mgmt_sw = self.addSwitch(addressing.mgmt_switch(prefix), cls=ManagementBridge)
         edge = self.addHost(addressing.EDGE, ip='%s/%d' % (addressing.EDGE_DATA_IP,
                                                             addressing.PREFIX_LEN))
-        self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
+        if line:
+            relay = self.addHost(addressing.DELAY_LINE, cls=DelayLineHost, ip=None, seed=seed,
+                                 paths={addressing.device_data_ip(i): {
+                                     'up': p.line_spec(), 'down': p.line_spec()}
+                                     for i, p in enumerate(self.paths.values(), 1)
+                                     if p.impaired})
+            self.addLink(relay, medium_sw, port1=0, intfName1='%s-eth0' % relay)
+            self.addLink(relay, edge, port1=1, port2=0, intfName1='%s-eth1' % relay,
+                         intfName2='%s-eth0' % edge)
+            self.addLink(edge, mgmt_sw, port1=1, intfName1='%s-eth1' % edge,
+                         params1={'ip': '%s/%d' % (addressing.EDGE_MGMT_IP,
+                                                   addressing.PREFIX_LEN)})
+        else:
+            self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
         for index in range(1, n + 1):
             device = self.addHost(addressing.device_name(index),
                                   ip='%s/%d' % (addressing.device_data_ip(index),
