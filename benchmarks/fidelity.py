@@ -6,7 +6,10 @@ edgecollab's shared link share; fidelity = receiver-side goodput / allocated sha
 Baseline in the same run: Mininet's TCLink shaping each direction with bw= at the same
 rates.  Needs root.
 
-    .venv/bin/python benchmarks/fidelity.py [--capacities 1,10,100,500,1000]
+    .venv/bin/python benchmarks/fidelity.py [--capacities 1,10,100,500,1000] [--rtt 40]
+
+``--rtt`` adds that round trip after the shaper (the delay line where the kernel has no
+netem); the TCLink baseline, which would need netem for it, is then left out.
 """
 
 import argparse
@@ -33,11 +36,12 @@ def window(smaller_share_mbit, segments):
     return skip_s, skip_s + max(4.0, segments * frame_s) + 0.5
 
 
-def measure(emu, skip_s, duration_s, counters=False, congestion=None):
+def measure(emu, skip_s, duration_s, counters=False, congestion=None, window_bytes=4 << 20):
     """((up goodput, down goodput) in Mbit/s over the steady part of a both-ways test,
     {direction: reverse-ACK Mbit/s in that class} when counters is set)."""
-    flows = [Flow(emu, 'd1', 'up', 5301, duration_s, window='4M', congestion=congestion),
-             Flow(emu, 'd1', 'down', 5302, duration_s, window='4M', congestion=congestion)]
+    size = '%dK' % (window_bytes // 1024)
+    flows = [Flow(emu, 'd1', 'up', 5301, duration_s, window=size, congestion=congestion),
+             Flow(emu, 'd1', 'down', 5302, duration_s, window=size, congestion=congestion)]
     for flow in flows:
         flow.start_server()
     for flow in flows:
@@ -55,6 +59,19 @@ def measure(emu, skip_s, duration_s, counters=False, congestion=None):
     return [mean_between(f.result(), start, end) for f in flows], acks
 
 
+def baseline(up, down, skip_s, duration_s, congestion):
+    """(up, down) goodput through Mininet's TCLinks at the same rates."""
+    with Emulation(TCLinkStar(n=1, up_mbit=up, down_mbit=down)) as emu:
+        offload_off(emu)
+        try:
+            return measure(emu, skip_s, duration_s, congestion=congestion)[0]
+        except EdgecollabError as exc:
+            # Mininet's default 1000-packet queue at a low rate holds minutes of data:
+            # iperf3 may not even finish its test.
+            print('TCLink %g/%g Mbit/s: %s' % (up, down, exc))
+            return (0.0, 0.0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--capacities', default='1,10,100,500,1000')
@@ -64,6 +81,8 @@ def main():
     parser.add_argument('--congestion', default=None,
                         help="TCP congestion control of the test flows (default: the "
                         "system's, cubic here)")
+    parser.add_argument('--rtt', type=float, default=0.0,
+                        help='round trip added after the shaper, ms (default none)')
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
     rows = []
@@ -71,22 +90,24 @@ def main():
         for split in [float(v) for v in args.splits.split(',')]:
             up, down = capacity * split, capacity * (1 - split)
             skip_s, duration_s = window(min(up, down), args.segments)
-            with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb')) as emu:
+            # A round trip adds TCP's start-up: a few more seconds skipped.
+            skip_s += 20 * args.rtt / 1000
+            duration_s += 20 * args.rtt / 1000
+            with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb',
+                                    delay='%gms' % (args.rtt / 2))) as emu:
                 emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
+                # Windows of twice the bandwidth-delay product (4 MB at least).
                 ours, acks = measure(emu, skip_s, duration_s, counters=True,
-                                     congestion=args.congestion)
-            with Emulation(TCLinkStar(n=1, up_mbit=up, down_mbit=down)) as emu:
-                offload_off(emu)
-                try:
-                    base, _ = measure(emu, skip_s, duration_s, congestion=args.congestion)
-                except EdgecollabError as exc:
-                    # Mininet's default 1000-packet queue at a low rate holds minutes of
-                    # data: iperf3 may not even finish its test.
-                    print('TCLink %g/%g Mbit/s: %s' % (up, down, exc))
-                    base = (0.0, 0.0)
-            row = {'capacity_mbit': capacity, 'split': '%d/%d' % (100 * split,
-                                                                  100 - 100 * split)}
-            for name, (g_up, g_down) in (('ours', ours), ('tclink', base)):
+                                     congestion=args.congestion, window_bytes=max(
+                                         4 << 20, int(capacity * 1e6 / 8 * args.rtt / 500)))
+            base = None if args.rtt > 0 else baseline(up, down, skip_s, duration_s,
+                                                      args.congestion)
+            row = {'capacity_mbit': capacity, 'rtt_ms': args.rtt,
+                   'split': '%d/%d' % (100 * split, 100 - 100 * split)}
+            for name, result in (('ours', ours), ('tclink', base)):
+                if result is None:
+                    continue
+                g_up, g_down = result
                 row['%s_up' % name] = g_up / up
                 row['%s_down' % name] = g_down / down
                 row['%s_min_tcp' % name] = min(g_up / up, g_down / down) / GOODPUT_PER_WIRE
@@ -94,11 +115,12 @@ def main():
             row['ours_fidelity'] = min(ours[0] / ((up - acks['up']) * GOODPUT_PER_WIRE),
                                        ours[1] / ((down - acks['down']) * GOODPUT_PER_WIRE))
             row['ratio'] = row['ours_min_tcp'] / row['tclink_min_tcp'] \
-                if row['tclink_min_tcp'] > 0 else None
+                if row.get('tclink_min_tcp') else None
             rows.append(row)
             print(row, flush=True)
             time.sleep(0.5)
-    emit(rows, [('capacity_mbit', 'C Mbit/s', '%g'), ('split', 'up/down %', '%s'),
+    emit(rows, [('capacity_mbit', 'C Mbit/s', '%g'), ('rtt_ms', 'RTT ms', '%g'),
+                ('split', 'up/down %', '%s'),
                 ('ours_up', 'ours up', '%.3f'), ('ours_down', 'ours down', '%.3f'),
                 ('ours_min_tcp', 'ours vs TCP', '%.3f'), ('ours_fidelity', 'ours fidelity',
                                                             '%.3f'),

@@ -18,6 +18,7 @@ from edgecollab.errors import EdgecollabError
 from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.topologies import addressing
+from edgecollab.topologies.hosts import BUFFER_BYTES
 from edgecollab.topologies.paths import Path
 from edgecollab.topologies.star import EdgeStar
 from edgecollab.iperf import Flow, mean_between
@@ -88,6 +89,10 @@ def test_each_device_of_a_star_has_its_own_round_trip():
     assert topo.engine == 'userspace'
     with Emulation(topo) as emu:
         assert emu.devices == ['d1', 'd2']
+        # Buffers for a long fat path (topologies/hosts.py) on every data host.
+        for host in ('d1', 'edge'):
+            rmem = emu.cmd(host, ['sysctl', '-n', 'net.ipv4.tcp_rmem'], 'read tcp_rmem')
+            assert rmem.split()[-1] == str(BUFFER_BYTES), rmem
         near, far = device_rtts(emu, 'd1'), device_rtts(emu, 'd2')
         assert len(near) >= 15 and 19.5 <= statistics.median(near) <= 35, near
         assert len(far) >= 15 and 79.5 <= statistics.median(far) <= 95, far

@@ -28,6 +28,7 @@ LAYERS = [
         'edgecollab.topologies.addressing', 'edgecollab.topologies.bridges',
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
         'edgecollab.topologies.line', 'edgecollab.topologies.paths',
+        'edgecollab.topologies.hosts',
         'edgecollab.nodes.edge', 'edgecollab.nodes.device', 'edgecollab.nodes.delayline']),
     ('control loop and emulation', [
         'edgecollab.controller.service', 'edgecollab.controller.loop',

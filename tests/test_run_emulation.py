@@ -79,12 +79,15 @@ def test_default_scenario_run_with_three_policies(tmp_path):
                       'checkpoint of %s period %s vs its class' % (row['device'],
                                                                    row['period']))
         # ... and the plan (whose upload fills its share), within the efficiency the
-        # controller measured.
+        # controller measured.  A plan of no upload leaves the class its floor (its ACK
+        # child's guarantee, which data may borrow): it carries a little, which the
+        # check against the class above accounts for.
         eff = float(row['efficiency_up'] or 1.0)
         planned = float(row['planned_upload_bytes']) * eff
-        assert abs(float(row['upload_bytes']) + carried - planned) <= max(
-            0.03 * planned, PIECE_BYTES), ('upload of %s period %s vs plan x efficiency'
-                                           % (row['device'], row['period']), row)
+        if float(row['planned_upload_bytes']) > 0:
+            assert abs(float(row['upload_bytes']) + carried - planned) <= max(
+                0.03 * planned, PIECE_BYTES), ('upload of %s period %s vs plan x efficiency'
+                                               % (row['device'], row['period']), row)
     assert not our_processes()
     assert not cleanup.owned_interfaces('ec')
 
@@ -341,20 +344,29 @@ def test_a_checkpoint_cut_at_the_deadline_resumes_without_resending(tmp_path):
     assert not list((tmp_path / 'out').rglob('*.part'))
 
 
-def test_capacity_halving_mid_period_changes_the_split_and_the_checkpoint_arrives(tmp_path):
+def test_capacity_halving_mid_period_changes_the_split_and_the_checkpoint_arrives(
+        tmp_path, monkeypatch):
     # 20 Mbit/s for 3 s, then 10: the one-shot split misses the checkpoint even on ideal
-    # transfers; adaptive re-splits within a few control steps (a wide bound: the CPU is
-    # shared; benchmarks time it) and it arrives.
+    # transfers; adaptive re-splits within two control steps and it arrives.
     scenario = one_device_scenario(tmp_path, '0 20\n3 10\n', '10s', 1)
     records = []
     ControlLoop(scenario, ControllerState(scenario.device_names, 'optimal', 'overlap'),
                 FluidTransport(scenario, scenario.device_names), records.extend).run()
     assert [r['outcome'] for r in records] == ['missed']
-    calls = []
-    run = PolicyRun(scenario, 'adaptive', str(tmp_path / 'out'), prefix=TEST_PREFIX,
-                    on_ready=lambda r: record_share_changes(r, calls))
+    resplits = []            # the period's time of each re-split (the loop's own clock)
+    control = ControlLoop.control
+
+    def recording(loop, remaining, capacity_mbit, remaining_s, carried_mbit=None):
+        changed = control(loop, remaining, capacity_mbit, remaining_s, carried_mbit)
+        if changed:
+            resplits.append(scenario.period_s - remaining_s)
+        return changed
+    monkeypatch.setattr(ControlLoop, 'control', recording)
+    run = PolicyRun(scenario, 'adaptive', str(tmp_path / 'out'), prefix=TEST_PREFIX)
     assert run.run() == 'completed'
-    times = [t - run.t0 for t, _ in calls]
-    assert any(3.0 < t <= 3.0 + 4 * scenario.control_step_s for t in times), times
+    # The control steps come every control_step of the period (the capacity is sampled
+    # at each): one of the first two after the halving re-splits.
+    step = scenario.control_step_s
+    assert any(3.0 < t <= 3.0 + 2 * step + scenario.step_s for t in resplits), resplits
     [row] = rows_of(tmp_path / 'out')
     assert row['model_ok'] == 'True' and row['outcome'] == 'delivered', row

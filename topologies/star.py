@@ -24,6 +24,7 @@ from edgecollab.controller.linkshare import ShapingConfig
 from edgecollab.errors import ConfigError
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
+from edgecollab.topologies.hosts import DataHost
 from edgecollab.topologies.line import DelayLineHost
 from edgecollab.units import duration_s, rate_mbit
 
@@ -85,8 +86,8 @@ class EdgeStar(Topo):
                                    access=access or {}, offload=flag(offload, 'offload'),
                                    relayed=line)
         mgmt_sw = self.addSwitch(addressing.mgmt_switch(prefix), cls=ManagementBridge)
-        edge = self.addHost(addressing.EDGE, ip='%s/%d' % (addressing.EDGE_DATA_IP,
-                                                            addressing.PREFIX_LEN))
+        edge = self.addHost(addressing.EDGE, cls=DataHost,
+                            ip='%s/%d' % (addressing.EDGE_DATA_IP, addressing.PREFIX_LEN))
         if line:
             relay = self.addHost(addressing.DELAY_LINE, cls=DelayLineHost, ip=None, seed=seed,
                                  paths={addressing.device_data_ip(i): {
@@ -102,7 +103,7 @@ class EdgeStar(Topo):
         else:
             self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
         for index in range(1, n + 1):
-            device = self.addHost(addressing.device_name(index),
+            device = self.addHost(addressing.device_name(index), cls=DataHost,
                                   ip='%s/%d' % (addressing.device_data_ip(index),
                                                 addressing.PREFIX_LEN))
             self._attach(device, medium_sw, mgmt_sw, addressing.device_mgmt_ip(index))
