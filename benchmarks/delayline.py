@@ -9,15 +9,13 @@ it carries the TCP flow.  No shaper: the line alone.  Needs root.
 
 import argparse
 import os
-import re
 import statistics
 import time
 
 import numpy as np
 
 from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between
-from edgecollab.shell import runner
+from edgecollab.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies.line import EDGE_IP, DelayedPair
 from benchmarks.report import emit
 
@@ -31,14 +29,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def ping_rtts(emu, count=100, interval=0.02):
-    out = runner.run(['ping', '-n', '-c', str(count), '-i',
-                      str(interval), EDGE_IP], 'ping through the delay line',
-                     ns_pid=emu.host('device').pid, ns_name='device',
-                     timeout=count * interval + 30, check=False)
-    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
-
-
 def rtt_under_load(emu, load_mbit, configured_ms):
     """A row: RTT statistics while a UDP flow of load_mbit crosses the line up."""
     udp = None
@@ -49,7 +39,7 @@ def rtt_under_load(emu, load_mbit, configured_ms):
                                    '%gM' % load_mbit, '-t', '8', '-l', '1400'],
                         what='iperf3 udp load')
         time.sleep(1.0)
-    rtts = ping_rtts(emu)
+    rtts = ping_rtts(emu, 'device', EDGE_IP, 100, 0.02)
     if udp is not None:
         udp.wait(timeout=30)
     return {'load_mbit': load_mbit, 'configured_ms': configured_ms,

@@ -142,9 +142,7 @@ class Emulation:
                             vital)
 
     def _record(self, popen, what, vital=False):
-        proc = _Proc(popen, what)
-        proc.vital = vital
-        self.procs.append(proc)
+        self.procs.append(_Proc(popen, what, vital))
         self.state.add_process(popen.pid, what)
         return popen
 
@@ -164,7 +162,6 @@ class Emulation:
 class _Proc:
     """A process the emulation started: its Popen, start time and label."""
 
-    def __init__(self, popen, what):
-        self.popen, self.pid, self.what = popen, popen.pid, what
-        self.vital = False
+    def __init__(self, popen, what, vital=False):
+        self.popen, self.pid, self.what, self.vital = popen, popen.pid, what, vital
         self.start = cleanup.process_start_time(popen.pid)

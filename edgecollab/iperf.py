@@ -1,15 +1,29 @@
-"""Measure receiver-side goodput with iperf3 between emulated hosts.
+"""Measure between emulated hosts: receiver-side goodput with iperf3, round trips with
+ping.
 
-Used by the emulation tests and the benchmarks: a real TCP client in each direction, the
-receiver's per-interval byte counts, and their times on this process's monotonic clock.
+Used by the emulation tests, the benchmarks and ``edgecollab probe``: a real TCP client
+in each direction, the receiver's per-interval byte counts, and their times on this
+process's monotonic clock; a ping train's round-trip times.
 """
 
 import json
+import re
 import subprocess
 import time
 
 from edgecollab.errors import CommandError, EdgecollabError
 from edgecollab.ready import wait_for_port
+from edgecollab.shell import runner
+
+
+def ping_rtts(emu, host, address, count=20, interval_s=0.05):
+    """Round-trip times (ms) of the replies to a ping train from host to address (a lost
+    ping has none; ping exiting 1 then is not an error here)."""
+    out = runner.run(['ping', '-n', '-c', str(count), '-i', str(interval_s), '-W', '2',
+                      address], 'ping %s from %s' % (address, host),
+                     ns_pid=emu.host(host).pid, ns_name=host,
+                     timeout=count * interval_s + 30, check=False)
+    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
 
 
 class Flow:

@@ -9,18 +9,14 @@ then one iperf3 flow up and one down through its shares, and tears the network d
 airtime, as ``benchmarks/fidelity.py`` defines it).
 """
 
-import re
 import statistics
 import threading
 
 from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between
-from edgecollab.shell import runner
+from edgecollab.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies import addressing
 from edgecollab.wire import GOODPUT_PER_WIRE
 
-PINGS = 20
-PING_INTERVAL_S = 0.05
 FLOW_S = 6.0                 # each flow's length; its first 2 s (TCP's start) not counted
 SKIP_S = 2.0
 FIRST_PORT = 5600
@@ -32,15 +28,6 @@ def equal_fractions(devices):
     return {name: {'up': share, 'down': share} for name in devices}
 
 
-def ping_rtts(emu, device):
-    """Round-trip times (ms) of a ping train from device to the edge."""
-    out = runner.run(['ping', '-n', '-c', str(PINGS), '-i', str(PING_INTERVAL_S), '-W', '2',
-                      addressing.EDGE_DATA_IP], 'ping the edge from %s' % device,
-                     ns_pid=emu.host(device).pid, ns_name=device,
-                     timeout=PINGS * PING_INTERVAL_S + 30, check=False)
-    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
-
-
 def probe(topology, fractions=None):
     """{'engine', 'devices': {name: {rtt_ms, configured_rtt_ms, up_mbit, down_mbit,
     up_expected_mbit, down_expected_mbit}}} of topology (an EdgeStar)."""
@@ -48,8 +35,8 @@ def probe(topology, fractions=None):
         devices = emu.devices
         emu.linkshare.set_shares(fractions or equal_fractions(devices))
         rtts = {}
-        pingers = [threading.Thread(target=lambda d=d: rtts.__setitem__(d, ping_rtts(emu, d)))
-                   for d in devices]
+        pingers = [threading.Thread(target=lambda d=d: rtts.__setitem__(
+            d, ping_rtts(emu, d, addressing.EDGE_DATA_IP))) for d in devices]
         for thread in pingers:
             thread.start()
         for thread in pingers:

@@ -238,24 +238,26 @@ def read(path):
 load = read
 
 
-def _per_device(raw, key, names, parse, default):
-    """[value of key for each device]: key given once, as a list of one per device, or as
-    {device: value} (the others default); parse(value, 'key[device]') checks one."""
+def _per_device(raw, key, names, parse, default, label=None):
+    """[value of key of raw for each device]: given once, as a list of one per device, or
+    as {device: value} (the others default); parse(value, 'label[device]') checks one;
+    label (default key) names the key in messages."""
+    label = label or key
     value = raw.get(key)
     if value is None:
         return [default] * len(names)
     if isinstance(value, list):
         if len(value) != len(names):
-            raise ConfigError('%s: %d values for %d devices' % (key, len(value), len(names)))
-        return [parse(v, '%s[%s]' % (key, name)) for v, name in zip(value, names)]
+            raise ConfigError('%s: %d values for %d devices' % (label, len(value), len(names)))
+        return [parse(v, '%s[%s]' % (label, name)) for v, name in zip(value, names)]
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(names))
         if unknown:
             raise ConfigError('%s: no device %s (devices: %s..%s)'
-                              % (key, quoted(unknown[0]), names[0], names[-1]))
-        return [parse(value[name], '%s[%s]' % (key, name)) if name in value else default
+                              % (label, quoted(unknown[0]), names[0], names[-1]))
+        return [parse(value[name], '%s[%s]' % (label, name)) if name in value else default
                 for name in names]
-    return [parse(value, key)] * len(names)
+    return [parse(value, label)] * len(names)
 
 
 def _within(value, low, high, key, unit='s'):
@@ -352,13 +354,9 @@ def _resolve(raw, path, base):
         if raw.get('medium', 'shared') != 'duplex':
             raise ConfigError('capacity_down: only a duplex medium has a download capacity')
         capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
-    generated = raw.get('data', {}).get('generated', 3000)
-    if isinstance(generated, list):
-        if len(generated) != devices:
-            raise ConfigError('data.generated: %d values for %d devices'
-                              % (len(generated), devices))
-    else:
-        generated = [generated] * devices
+    hosts = [device_name(i) for i in range(1, devices + 1)]
+    generated = _per_device(raw.get('data', {}), 'generated', hosts, lambda v, key: v, 3000,
+                            label='data.generated')
     if 'policy_file' in raw:
         policy_path = raw['policy_file'] if os.path.isabs(raw['policy_file']) else \
             os.path.join(base, raw['policy_file'])
@@ -381,7 +379,6 @@ def _resolve(raw, path, base):
                           'replay steps' % (periods, period_s, step_s, MAX_REPLAY_STEPS))
     queue_ms = _within(duration_s(raw.get('queue', '100ms'), 'queue') * 1000,
                        QUEUE_MS[0], QUEUE_MS[1], 'queue', 'ms')
-    hosts = [device_name(i) for i in range(1, devices + 1)]
     delays = _per_device(raw, 'delay', hosts, lambda v, key: _within(
         duration_s(v, key) * 1000, DELAY_MS[0], DELAY_MS[1], key, 'ms'), 0.0)
     jitters = _per_device(raw, 'jitter', hosts, lambda v, key: _within(

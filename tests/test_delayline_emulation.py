@@ -3,7 +3,6 @@ at its loss rate, and carries TCP (with checksum offload off on the endpoints)."
 
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -21,8 +20,7 @@ from edgecollab.topologies import addressing
 from edgecollab.topologies.hosts import BUFFER_BYTES
 from edgecollab.topologies.paths import Path
 from edgecollab.topologies.star import EdgeStar
-from edgecollab.iperf import Flow, mean_between
-from edgecollab.shell import runner
+from edgecollab.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies.line import EDGE_IP, DelayedPair
 from tests.conftest import PYTHON, TEST_PREFIX
 from tests.helpers import scenario_copy
@@ -30,20 +28,11 @@ from tests.helpers import scenario_copy
 pytestmark = pytest.mark.emulation
 
 
-def pings(emu, count, interval):
-    """(round-trip times in ms of the replies, packets sent) of pings device -> edge
-    (ping exits 1 when some are lost: not an error here)."""
-    out = runner.run(['ping', '-n', '-c', str(count), '-i', str(interval), '-W', '2',
-                      EDGE_IP], 'ping the edge', ns_pid=emu.host('device').pid,
-                     ns_name='device', timeout=count * interval + 30, check=False)
-    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)], count
-
-
 def test_frames_are_held_for_their_delay_each_way():
     with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'delay_ms': 15},
                                down={'delay_ms': 25})) as emu:
         line = emu.host('dl').relay
-        rtts, _ = pings(emu, 30, 0.05)
+        rtts = ping_rtts(emu, 'device', EDGE_IP, 30, 0.05)
         assert line.poll() is None, 'the delay line died'
         # 15 ms up + 25 ms down; wide bounds (a loaded 2-core machine).
         assert len(rtts) >= 25 and 39 <= statistics.median(rtts) <= 60, rtts
@@ -52,7 +41,8 @@ def test_frames_are_held_for_their_delay_each_way():
 
 def test_random_loss_drops_at_its_rate():
     with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'loss': 0.2})) as emu:
-        rtts, sent = pings(emu, 300, 0.01)
+        sent = 300
+        rtts = ping_rtts(emu, 'device', EDGE_IP, sent, 0.01)
         lost = 1 - len(rtts) / sent
         # 300 pings, each lost with probability 0.2 on its way up: 0.2 +- 0.08 covers
         # well over 99.9% of outcomes.
@@ -74,13 +64,6 @@ def test_tcp_crosses_the_delay_line_at_speed():
         assert goodput > 30, series
 
 
-def device_rtts(emu, device, count=20):
-    out = runner.run(['ping', '-n', '-c', str(count), '-i', '0.05', '-W', '2',
-                      addressing.EDGE_DATA_IP], 'ping the edge', ns_pid=emu.host(device).pid,
-                     ns_name=device, timeout=count + 30, check=False)
-    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
-
-
 def test_each_device_of_a_star_has_its_own_round_trip():
     # The scenario's per-device delays through the star's delay line host: 10 ms and
     # 40 ms one way, so 20 and 80 ms round trips (wide upper bounds: a loaded machine).
@@ -93,7 +76,7 @@ def test_each_device_of_a_star_has_its_own_round_trip():
         for host in ('d1', 'edge'):
             rmem = emu.cmd(host, ['sysctl', '-n', 'net.ipv4.tcp_rmem'], 'read tcp_rmem')
             assert rmem.split()[-1] == str(BUFFER_BYTES), rmem
-        near, far = device_rtts(emu, 'd1'), device_rtts(emu, 'd2')
+        near, far = (ping_rtts(emu, d, addressing.EDGE_DATA_IP) for d in ('d1', 'd2'))
         assert len(near) >= 15 and 19.5 <= statistics.median(near) <= 35, near
         assert len(far) >= 15 and 79.5 <= statistics.median(far) <= 95, far
         emu.check_vital()
