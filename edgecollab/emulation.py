@@ -24,6 +24,7 @@ from edgecollab import cleanup, signals
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
+from edgecollab.topologies.line import DelayLineHost
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,9 @@ class Emulation:
             for node in self.net.hosts + self.net.switches:
                 self.state.add_process(node.pid, 'shell of %s' % node.name)
             self.net.start()
-            for host in self.net.hosts:
-                # A delay line host's relay: recorded (cleanup) and watched (check_vital).
-                if getattr(host, 'relay', None) is not None:
-                    self._record(host.relay, 'delay line in %s' % host.name, vital=True)
+            for host in self.delay_lines:
+                # A delay line's relay: recorded (cleanup) and watched (check_vital).
+                self._record(host.relay, 'delay line in %s' % host.name, vital=True)
             self.start_s = time.monotonic() - began
             log.info('*** Emulation %r up: %d hosts in %.1f s', self.prefix,
                      len(self.net.hosts), self.start_s)
@@ -112,6 +112,16 @@ class Emulation:
     def ip(self, name):
         """The data-plane address of host name."""
         return self.host(name).IP()
+
+    @property
+    def delay_lines(self):
+        """The hosts relaying the devices' paths (``topologies/line.py``)."""
+        return [h for h in self.net.hosts if isinstance(h, DelayLineHost)]
+
+    def restart_path_clocks(self):
+        """Start every delay trace's clock now (the run's first period)."""
+        for host in self.delay_lines:
+            host.restart_clock()
 
     @property
     def medium(self):

@@ -12,15 +12,20 @@ device (ARP, IPv6, others' addresses) pass at once.
 Per device and direction: ``delay_ms``, ``jitter_ms`` (a uniform extra delay in [0,
 jitter]; frames of one device and direction keep their order, so jitter never reorders),
 ``loss`` (Bernoulli probability) or ``gilbert`` ``[p, r, h]`` (Gilbert-Elliott: p the
-chance to enter the bad state, r to leave it, h the chance to deliver in it).
+chance to enter the bad state, r to leave it, h the chance to deliver in it), and
+``schedule`` ``{"times_s", "delay_ms", "duration_s", "loop"}``, a delay trace that
+replaces ``delay_ms``: its clock starts when the relay starts and again at each SIGUSR1
+(a run's first period); a frame's delay is the one in force when it arrives.
 
-    python -m edgecollab.nodes.delayline --edge IF --bridge IF --config JSON
+    python -m edgecollab.nodes.delayline --edge IF --bridge IF < CONFIG.json
 
-JSON: ``{"devices": {"<IPv4 address>": {"up": {...}, "down": {...}}}, "seed": 0}``.  The process
-prints ``READY`` once it relays and runs until killed; SIGTERM ends it at once.
+CONFIG: ``{"devices": {"<IPv4 address>": {"up": {...}, "down": {...}}}, "seed": 0}`` on
+standard input (a delay trace may be long).  The process prints ``READY`` once it
+relays and runs until killed; SIGTERM ends it at once.
 """
 
 import argparse
+import bisect
 import heapq
 import json
 import random
@@ -44,6 +49,12 @@ class Path:
 
     def __init__(self, spec, rng):
         self.delay_s = float(spec.get('delay_ms', 0.0)) / 1000
+        schedule = spec.get('schedule')
+        self.times_s = [float(t) for t in schedule['times_s']] if schedule else None
+        if schedule:
+            self.delays_s = [float(ms) / 1000 for ms in schedule['delay_ms']]
+            self.duration_s = float(schedule['duration_s'])
+            self.loop = bool(schedule.get('loop', True))
         self.jitter_s = float(spec.get('jitter_ms', 0.0)) / 1000
         self.loss = float(spec.get('loss', 0.0))
         self.gilbert = spec.get('gilbert')
@@ -51,8 +62,17 @@ class Path:
         self.rng = rng
         self.last_due = 0.0
 
-    def due(self, now):
-        """When a frame that arrived now leaves, or None when it is lost."""
+    def delay_at(self, elapsed_s):
+        """The one-way delay in force elapsed_s into the schedule's clock."""
+        if self.times_s is None:
+            return self.delay_s
+        if self.loop and self.duration_s > 0:
+            elapsed_s %= self.duration_s
+        return self.delays_s[max(0, bisect.bisect_right(self.times_s, elapsed_s) - 1)]
+
+    def due(self, now, elapsed_s=0.0):
+        """When a frame that arrived now (elapsed_s on the schedule's clock) leaves, or
+        None when it is lost."""
         if self.gilbert:
             p, r, h = self.gilbert
             self.bad = (self.rng.random() >= r) if self.bad else (self.rng.random() < p)
@@ -60,7 +80,7 @@ class Path:
                 return None
         elif self.loss and self.rng.random() < self.loss:
             return None
-        due = now + self.delay_s + (self.rng.random() * self.jitter_s if self.jitter_s else 0)
+        due = now + self.delay_at(elapsed_s) + (self.rng.random() * self.jitter_s if self.jitter_s else 0)
         self.last_due = max(due, self.last_due)      # never before an earlier frame
         return self.last_due
 
@@ -91,6 +111,11 @@ class DelayLine:
         self.queue = []           # (due, sequence, out socket, frame)
         self.sequence = 0
         self.relayed = self.lost = 0
+        self.origin = time.monotonic()      # the delay traces' clock
+
+    def restart_clock(self, *_):
+        """Start the delay traces' clock again (SIGUSR1: the run's first period)."""
+        self.origin = time.monotonic()
 
     def _take(self, sock, out, direction, now):
         """Read every frame waiting on sock and schedule it on out."""
@@ -103,7 +128,7 @@ class DelayLine:
             if frame[12:14] == IPV4:
                 at = 26 if direction == 'up' else 30        # source, destination address
                 path = self.paths.get((frame[at:at + 4], direction))
-            due = now if path is None else path.due(now)
+            due = now if path is None else path.due(now, now - self.origin)
             if due is None:
                 self.lost += 1
                 continue
@@ -140,11 +165,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='edgecollab-delayline')
     parser.add_argument('--edge', required=True, help='interface towards the edge')
     parser.add_argument('--bridge', required=True, help='interface towards the devices')
-    parser.add_argument('--config', required=True,
-                        help='JSON: devices by IPv4 address, seed')
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    line = DelayLine(args.edge, args.bridge, json.loads(args.config))
+    line = DelayLine(args.edge, args.bridge, json.load(sys.stdin))
+    signal.signal(signal.SIGUSR1, line.restart_clock)
     print(READY, flush=True)          # its sockets are bound: frames are relayed from now
     line.run()
 

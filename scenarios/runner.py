@@ -241,6 +241,7 @@ class PolicyRun(Transport):
         self.replayer = Replayer(s.capacity, s.step_s, s.duration_s,
                                  self.emu.linkshare.set_capacity, self.t0)
         self.replayer.start()
+        self.at(0.0, self.emu.restart_path_clocks)     # delay traces start with period 1
         self.loop = ControlLoop(s, self.state, self, self.periods_log.write)
         threading.Thread(target=self._sample, name='sampler', daemon=True).start()
         self.loop.run()

@@ -26,7 +26,7 @@ from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
 from edgecollab.scenarios import traces
 from edgecollab.topologies import paths as paths_mod
-from edgecollab.topologies.addressing import MAX_DEVICES, device_name
+from edgecollab.topologies.addressing import DEVICE_RE, MAX_DEVICES, device_name, is_device
 from edgecollab.units import duration_s, rate_mbit, size_bytes
 
 # Every bound a backend holds, checked when a scenario is read, in the scenario's terms
@@ -41,15 +41,37 @@ MAX_GENERATED = 1e9            # samples a device produces in a period
 MAX_CHECKPOINT_BYTES = checkpoint.MAX_BYTES    # the largest checkpoint the edge writes
 
 QUANTITY = {'type': ['string', 'number']}
-LOSS = {'type': 'number', 'minimum': 0, 'maximum': 100}
+PERCENT = {'type': 'number', 'minimum': 0, 'maximum': 100}
+
+
+def value_or_mapping(value, mapping):
+    """Schema of a value or, when it is a mapping, of that mapping (so an error names
+    the rule it broke, not 'none of the alternatives')."""
+    return {'if': {'type': 'object'}, 'then': mapping, 'else': value}
+
+
+LOSS = value_or_mapping(PERCENT, {
+    'type': 'object', 'additionalProperties': False, 'required': ['gilbert_elliott'],
+    'properties': {'gilbert_elliott': {
+        'type': 'object', 'additionalProperties': False, 'required': ['p', 'r'],
+        'properties': {'p': PERCENT, 'r': PERCENT, 'h': PERCENT}}}})
+DELAY = value_or_mapping(QUANTITY, {
+    'type': 'object', 'additionalProperties': False, 'required': ['trace'],
+    'properties': {'trace': {'type': 'string'},
+                   'format': {'enum': ['auto', 'twocol', 'csv']},
+                   'column': {'type': 'string'},
+                   'scale': {'type': 'number', 'minimum': 0},
+                   'loop': {'type': 'boolean'}}})
 
 
 def per_device(item):
     """Schema of a key given once for every device, as a list (one per device) or as
-    a mapping {device: value} (the others get the default)."""
-    return {'oneOf': [item, {'type': 'array', 'minItems': 1, 'items': item},
-                      {'type': 'object', 'minProperties': 1,
-                       'additionalProperties': item}]}
+    a mapping {device: value} (the others get the default).  A mapping is per device when
+    its keys are device names (d1, d2, ...); any other mapping is one value."""
+    return {'if': {'type': 'array'}, 'then': {'minItems': 1, 'items': item},
+            'else': {'if': {'type': 'object', 'minProperties': 1,
+                            'propertyNames': {'pattern': DEVICE_RE.pattern}},
+                     'then': {'additionalProperties': item}, 'else': item}}
 
 
 TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
@@ -74,7 +96,7 @@ SCHEMA = {
         'mode': {'enum': ['strict', 'work-conserving']},
         'ack': {'type': 'boolean'},
         'queue': QUANTITY,
-        'delay': per_device(QUANTITY),
+        'delay': per_device(DELAY),
         'jitter': per_device(QUANTITY),
         'loss': per_device(LOSS),
         'delay_engine': {'enum': list(paths_mod.ENGINES)},
@@ -250,7 +272,7 @@ def _per_device(raw, key, names, parse, default, label=None):
         if len(value) != len(names):
             raise ConfigError('%s: %d values for %d devices' % (label, len(value), len(names)))
         return [parse(v, '%s[%s]' % (label, name)) for v, name in zip(value, names)]
-    if isinstance(value, dict):
+    if isinstance(value, dict) and all(is_device(str(k)) for k in value):
         unknown = sorted(set(value) - set(names))
         if unknown:
             raise ConfigError('%s: no device %s (devices: %s..%s)'
@@ -276,13 +298,8 @@ def _positive(value, what, allow_zero=False):
     return value
 
 
-def _capacity(spec, where, base_dir):
-    """(Trace, file path or None) of a capacity value or trace mapping."""
-    if not isinstance(spec, dict):
-        rate = rate_mbit(spec, where)
-        if rate != 0:                         # 0: no capacity (every device keeps its model)
-            _within(rate, MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT, where, 'Mbit/s')
-        return traces.constant(_positive(rate, where, True)), None
+def _trace_file(spec, where, base_dir):
+    """The path of a trace mapping's file (relative to the scenario's folder)."""
     path = spec['trace']
     path = path if os.path.isabs(path) else os.path.join(base_dir, path)
     if not os.path.exists(path):
@@ -290,11 +307,58 @@ def _capacity(spec, where, base_dir):
     if not os.path.isfile(path):
         raise ConfigError('%s.trace: %r is not a regular file (a folder or a device)'
                           % (where, spec['trace']))
+    return path
+
+
+def _capacity(spec, where, base_dir):
+    """(Trace, file path or None) of a capacity value or trace mapping."""
+    if not isinstance(spec, dict):
+        rate = rate_mbit(spec, where)
+        if rate != 0:                         # 0: no capacity (every device keeps its model)
+            _within(rate, MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT, where, 'Mbit/s')
+        return traces.constant(_positive(rate, where, True)), None
+    path = _trace_file(spec, where, base_dir)
     trace = traces.load(path, spec.get('format', 'auto'), spec.get('column'))
     offset = str(spec.get('offset', 0)).strip()
     sign = -1.0 if offset.startswith('-') else 1.0
     offset_mbit = sign * rate_mbit(offset.lstrip('-'), '%s.offset' % where)
     return trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True)), path
+
+
+def _delay(spec, where, base_dir, trace_files):
+    """(delay ms, paths.DelaySteps or None) of a delay value or delay trace mapping: a
+    trace file of (time, one-way delay in ms) steps, read as a bandwidth trace is
+    (twocol, or csv with a ``delay_ms`` column or the one named)."""
+    if not isinstance(spec, dict):
+        return _within(duration_s(spec, where) * 1000, DELAY_MS[0], DELAY_MS[1], where,
+                       'ms'), None
+    path = _trace_file(spec, where, base_dir)
+    fmt = spec.get('format', 'auto')
+    fmt = traces.detect(path) if fmt == 'auto' else fmt
+    if fmt == 'mahimahi':
+        raise ConfigError('%s.trace: %s reads as a Mahimahi packet trace; a delay trace '
+                          'has two columns, time and delay in ms' % (where, spec['trace']))
+    trace = traces.load(path, fmt, spec.get('column', 'delay_ms'))
+    scale = spec.get('scale', 1.0)
+    values = [float(v) * scale for v in trace.rate_mbit]
+    if max(values) > DELAY_MS[1]:
+        raise ConfigError('%s.trace: %s holds a delay of %g ms, above %g ms'
+                          % (where, spec['trace'], max(values), DELAY_MS[1]))
+    trace_files[where] = path
+    steps = paths_mod.DelaySteps(tuple(float(t) for t in trace.times_s), tuple(values),
+                                 float(trace.duration_s), spec.get('loop', True))
+    return steps.mean_ms, steps
+
+
+def _loss(spec, where):
+    """(Bernoulli loss %, paths.Bursts or None) of a loss value or mapping."""
+    if not isinstance(spec, dict):
+        return float(spec), None
+    ge = spec['gilbert_elliott']
+    try:
+        return 0.0, paths_mod.Bursts(float(ge['p']), float(ge['r']), float(ge.get('h', 0)))
+    except ConfigError as exc:
+        raise ConfigError('%s: %s' % (where, exc)) from None
 
 
 def problem_from(raw, where='scenario', capacity_mbit=None):
@@ -379,12 +443,14 @@ def _resolve(raw, path, base):
                           'replay steps' % (periods, period_s, step_s, MAX_REPLAY_STEPS))
     queue_ms = _within(duration_s(raw.get('queue', '100ms'), 'queue') * 1000,
                        QUEUE_MS[0], QUEUE_MS[1], 'queue', 'ms')
-    delays = _per_device(raw, 'delay', hosts, lambda v, key: _within(
-        duration_s(v, key) * 1000, DELAY_MS[0], DELAY_MS[1], key, 'ms'), 0.0)
+    delay_files = {}
+    delays = _per_device(raw, 'delay', hosts, lambda v, key: _delay(
+        v, key, base, delay_files), (0.0, None))
     jitters = _per_device(raw, 'jitter', hosts, lambda v, key: _within(
         duration_s(v, key) * 1000, DELAY_MS[0], DELAY_MS[1], key, 'ms'), 0.0)
-    losses = _per_device(raw, 'loss', hosts, lambda v, key: float(v), 0.0)
-    paths = [paths_mod.Path(*values) for values in zip(delays, jitters, losses)]
+    losses = _per_device(raw, 'loss', hosts, _loss, (0.0, None))
+    paths = [paths_mod.Path(delay, jitter, loss, bursts, steps)
+             for (delay, steps), jitter, (loss, bursts) in zip(delays, jitters, losses)]
     if raw.get('delay_engine') == 'netem' and paths_mod.netem_can_express(paths):
         raise ConfigError('delay_engine: netem: %s (use userspace or auto)'
                           % paths_mod.netem_can_express(paths))
@@ -422,8 +488,9 @@ def _resolve(raw, path, base):
         drift=drift, control_step_s=control_step_s,
         seed=raw.get('seed', 1),
         compute_per_sample_s=compute_s,
-        trace_files={k: v for k, v in (('capacity', cap_file), ('capacity_down', down_file))
-                     if v})
+        trace_files=dict({k: v for k, v in (('capacity', cap_file),
+                                            ('capacity_down', down_file)) if v},
+                         **delay_files))
 
 
 def load_scenario(path):

@@ -22,7 +22,8 @@ RUNNER = textwrap.dedent('''
     import sys, time
     from edgecollab.emulation import Emulation
     from edgecollab.topologies.star import EdgeStar
-    with Emulation(EdgeStar(n=3, prefix=%r)) as emu:
+    with Emulation(EdgeStar(n=3, prefix=%r, delay=sys.argv[1],
+                            delay_engine='userspace')) as emu:
         emu.popen('edge', ['iperf3', '-s', '-p', '5201'])
         emu.popen('d1', ['ping', '-i', '0.2', emu.ip('edge')])
         print('UP', flush=True)
@@ -38,9 +39,10 @@ def leftovers():
     return found
 
 
-def start_runner():
-    proc = subprocess.Popen([sys.executable, '-c', RUNNER], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True)
+def start_runner(delay='0ms'):
+    """A child running a 3-device star (delay: each path's, through the delay line)."""
+    proc = subprocess.Popen([sys.executable, '-c', RUNNER, delay], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == 'UP'
     state = cleanup.RunState.load(TEST_PREFIX)
     assert state.processes, 'the run recorded no processes'
@@ -66,8 +68,19 @@ def test_signal_mid_run_leaves_nothing(sig):
         bystander.wait()
 
 
-def test_clean_command_after_sigkill():
-    proc, pids = start_runner()
+def test_sigint_with_a_delay_line_leaves_nothing():
+    proc, pids = start_runner('10ms')
+    assert any('delay line' in p['what'] for p in cleanup.RunState.load(
+        TEST_PREFIX).processes), 'the relay is not recorded for cleanup'
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert leftovers() == []
+    assert poll(lambda: gone(pids), 5, 'the relay and the hosts to end')
+
+
+@pytest.mark.parametrize('delay', ['0ms', '10ms'])
+def test_clean_command_after_sigkill(delay):
+    proc, pids = start_runner(delay)
     proc.kill()
     proc.wait(timeout=10)
     assert leftovers(), 'SIGKILL should leave state for edgecollab clean to remove'

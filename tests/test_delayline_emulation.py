@@ -49,6 +49,20 @@ def test_random_loss_drops_at_its_rate():
         assert 0.12 <= lost <= 0.28, lost
 
 
+def test_a_delay_trace_changes_the_round_trip_from_the_runs_start():
+    # up: 5 ms for the first 2 s of the clock, then 30 ms (held); down: 5 ms.
+    schedule = {'times_s': [0, 2], 'delay_ms': [5, 30], 'duration_s': 4, 'loop': False}
+    with Emulation(DelayedPair(prefix=TEST_PREFIX, up={'schedule': schedule},
+                               down={'delay_ms': 5})) as emu:
+        time.sleep(2.5)                  # past the step on the relay's own clock
+        emu.restart_path_clocks()        # as a run does at its first period
+        early = ping_rtts(emu, 'device', EDGE_IP, 10, 0.05)
+        time.sleep(2.0)
+        late = ping_rtts(emu, 'device', EDGE_IP, 10, 0.05)
+    assert 9.5 <= statistics.median(early) <= 25, early
+    assert 34.5 <= statistics.median(late) <= 55, late
+
+
 def test_tcp_crosses_the_delay_line_at_speed():
     # 20 ms each way: one CUBIC flow for 4 s.  Wide bound: on this 2-core machine the
     # relay carried several hundred Mbit/s (benchmarks/delayline.py); 30 is far below.

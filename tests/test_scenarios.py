@@ -80,12 +80,31 @@ BAD = [
     ('an unknown delay engine', GOOD + 'delay_engine: tc\n', 'delay_engine'),
     ('netem with a delay per device', GOOD + 'delay: {d1: 5ms}\ndelay_engine: netem\n',
      'one delay and loss on every device'),
+    ('a missing delay trace', GOOD + 'delay: {d2: {trace: nope.txt}}\n',
+     "delay[d2].trace: no such trace file 'nope.txt'"),
+    ('a bad delay trace', GOOD + 'delay: {trace: bad.txt}\n', 'bad.txt:2'),
+    ('a delay trace above a minute', GOOD + 'delay: {trace: slow.txt, scale: 1000}\n',
+     'above 60000 ms'),
+    ('a delay trace with a rate offset', GOOD + 'delay: {trace: slow.txt, offset: 1}\n',
+     "'offset' was unexpected"),
+    ('a delay trace of one column', GOOD + 'delay: {trace: one.txt}\n',
+     'reads as a Mahimahi packet trace'),
+    ('bursty loss without r', GOOD + 'loss: {gilbert_elliott: {p: 1}}\n',
+     "loss.gilbert_elliott: 'r' is a required property"),
+    ('bursty loss that never recovers', GOOD + 'loss: {d1: {gilbert_elliott: {p: 1, r: 0}}}\n',
+     'loss[d1]: gilbert_elliott: r is 0'),
+    ('bursty loss above 100%', GOOD + 'loss: [0, {gilbert_elliott: {p: 1, r: 200}}]\n',
+     'loss.1.gilbert_elliott.r: 200 is greater than the maximum of 100'),
+    ('bursty loss under netem', GOOD + 'loss: {gilbert_elliott: {p: 1, r: 30}}\n'
+     'delay_engine: netem\n', 'no bursty loss or delay trace'),
 ]
 
 
 @pytest.mark.parametrize('kind,text,message', BAD, ids=[b[0] for b in BAD])
 def test_bad_scenarios_give_one_line_and_exit_2(tmp_path, kind, text, message):
     (tmp_path / 'bad.txt').write_text('0 5\nx 3\n')
+    (tmp_path / 'slow.txt').write_text('0 5\n1 70\n')
+    (tmp_path / 'one.txt').write_text('0\n5\n9\n')
     path = tmp_path / 'scenario.yaml'
     path.write_text(text)
     done = run_cli('run', str(path), '--out', str(tmp_path / 'out'))
@@ -108,6 +127,34 @@ def test_paths_are_given_once_as_a_list_or_per_device(tmp_path):
     assert meta['paths']['engine'] == 'fluid (none)'
     assert meta['paths']['devices']['d2'] == {'delay_ms': 40, 'jitter_ms': 2,
                                               'loss_pct': 1.5}
+
+
+def test_delay_traces_and_bursty_loss_are_per_device_paths(tmp_path):
+    from edgecollab.topologies.paths import Bursts, DelaySteps, Path
+    (tmp_path / 'delay.txt').write_text('0 10\n2 40\n4 10\n')
+    (tmp_path / 'delay.csv').write_text('time_s,delay_ms\n0,5\n1,15\n')
+    path = tmp_path / 'paths.yaml'
+    path.write_text(GOOD + 'delay: {d1: {trace: delay.txt}, d2: {trace: delay.csv, '
+                    'loop: false}}\nloss: {d2: {gilbert_elliott: {p: 2, r: 40, h: 10}}}\n')
+    scenario = load_scenario(str(path))
+    first, second = scenario.paths
+    assert first.delay_steps == DelaySteps((0.0, 2.0, 4.0), (10.0, 40.0, 10.0),
+                                           first.delay_steps.duration_s)
+    assert second.delay_steps.delay_ms == (5.0, 15.0) and not second.delay_steps.loop
+    assert second.bursts == Bursts(2, 40, 10) and first.bursts is None
+    assert second.mean_loss_pct == pytest.approx(2 / 42 * 90)
+    assert scenario.trace_files == {'delay[d1]': str(tmp_path / 'delay.txt'),
+                                    'delay[d2]': str(tmp_path / 'delay.csv')}
+    once = tmp_path / 'once.yaml'
+    once.write_text(GOOD + 'delay: {trace: delay.txt}\n')
+    assert all(p.delay_steps == first.delay_steps for p in load_scenario(str(once)).paths)
+    assert Path(delay_ms=3) == load_scenario(str(once)).paths[0].__class__(delay_ms=3)
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
+    assert meta['paths']['devices']['d2']['gilbert_elliott_pct'] == {
+        'p_pct': 2, 'r_pct': 40, 'h_pct': 10}
+    assert meta['paths']['devices']['d1']['delay_trace']['steps'] == 3
 
 
 def test_fluid_run_writes_a_consistent_results_folder(tmp_path):

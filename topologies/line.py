@@ -14,6 +14,7 @@ host sits between the shaped bridge and the edge (``topologies/star.py``).
 
 import json
 import select
+import signal
 import subprocess
 import sys
 
@@ -43,8 +44,8 @@ class DelayLineHost(Host):
     (towards the edge), each device's frames held for its path.
 
     paths: {device IPv4 address: {'up': spec, 'down': spec}} with spec {'delay_ms',
-    'jitter_ms', 'loss' or 'gilbert'}; seed: the losses' random seed.  The relay is
-    ``self.relay`` (a Popen); it ends with the host."""
+    'jitter_ms', 'loss' or 'gilbert', 'schedule'} (``Path.line_spec``); seed: the losses'
+    random seed.  The relay is ``self.relay`` (a Popen); it ends with the host."""
 
     def __init__(self, name, paths=None, seed=0, **params):
         self.paths, self.seed = dict(paths or {}), seed
@@ -64,9 +65,14 @@ class DelayLineHost(Host):
                 offloads_off(end.node, end.name)
         config = {'devices': self.paths, 'seed': self.seed}
         self.relay = self.popen([sys.executable, '-m', 'edgecollab.nodes.delayline',
-                                 '--edge', edge_intf.name, '--bridge', bridge_intf.name,
-                                 '--config', json.dumps(config)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 '--edge', edge_intf.name, '--bridge', bridge_intf.name],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            self.relay.stdin.write(json.dumps(config))
+            self.relay.stdin.close()
+        except BrokenPipeError:      # it died at once: its error is read below
+            pass
         # The network is not up until the relay is: a frame before it is lost (the first
         # ARP request, and a second comes only a second later).
         ready, _, _ = select.select([self.relay.stdout], [], [], READY_WAIT_S)
@@ -77,6 +83,11 @@ class DelayLineHost(Host):
             raise EdgecollabError('the delay line in %s did not start: %s'
                                   % (self.name, (line + err).strip()[-300:] or 'no answer'))
         return result
+
+    def restart_clock(self):
+        """Start the delay traces' clock now (a run's first period)."""
+        if self.relay is not None and self.relay.poll() is None:
+            self.relay.send_signal(signal.SIGUSR1)
 
     def terminate(self):
         if self.relay is not None and self.relay.poll() is None:

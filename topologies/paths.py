@@ -14,7 +14,10 @@ random loss.  Two engines impose them:
 ``auto`` picks netem where the kernel has it and it can express the paths, else the
 delay line.  A path's delay applies in each direction (the round trip is twice it);
 jitter is a uniform extra delay in [0, jitter] that never reorders a device's frames;
-loss is a Bernoulli percentage per direction.
+loss is a Bernoulli percentage per direction, or bursty (Gilbert-Elliott: ``Bursts``).
+A delay trace (``DelaySteps``) varies the delay over time; its clock starts with the
+run's first period (``DelayLineHost.restart_clock``) and it loops.  Bursts and delay
+traces are the delay line's: netem here is given one fixed delay and loss.
 """
 
 from dataclasses import asdict, dataclass
@@ -27,36 +30,112 @@ from edgecollab.topologies import addressing
 ENGINES = ('auto', 'userspace', 'netem')
 
 
+def _check(name, value, high):
+    if not 0 <= value <= high:
+        raise ConfigError('%s must be in [0, %g], got %g' % (name, high, value))
+
+
+@dataclass(frozen=True)
+class Bursts:
+    """Gilbert-Elliott loss, in percent: p the chance a frame moves the path from the good
+    state to the bad one, r from bad back to good, h the chance a frame is delivered in
+    the bad state (none is lost in the good state).  Mean loss: p / (p + r) * (100 - h)."""
+    p_pct: float
+    r_pct: float
+    h_pct: float = 0.0
+
+    def __post_init__(self):
+        for name in ('p_pct', 'r_pct', 'h_pct'):
+            _check('gilbert_elliott.%s' % name[0], getattr(self, name), 100.0)
+        if self.p_pct > 0 and self.r_pct == 0:
+            raise ConfigError('gilbert_elliott: r is 0, so a path that turns bad '
+                              'never recovers')
+
+    @property
+    def mean_loss_pct(self):
+        if self.p_pct == 0:
+            return 0.0
+        return self.p_pct / (self.p_pct + self.r_pct) * (100 - self.h_pct)
+
+
+@dataclass(frozen=True)
+class DelaySteps:
+    """A delay trace: delay_ms[i] holds from times_s[i] (the first is 0) to the next
+    time, the last until duration_s; then it loops (or holds the last value)."""
+    times_s: tuple
+    delay_ms: tuple
+    duration_s: float
+    loop: bool = True
+
+    def __post_init__(self):
+        if not self.times_s or len(self.times_s) != len(self.delay_ms):
+            raise ConfigError('a delay trace needs one delay for each of its times')
+        for value in self.delay_ms:
+            _check('delay', value, linkshare.DELAY_MS[1])
+
+    @property
+    def mean_ms(self):
+        ends = self.times_s[1:] + (self.duration_s,)
+        total = sum((end - start) * ms for start, end, ms
+                    in zip(self.times_s, ends, self.delay_ms))
+        return total / self.duration_s if self.duration_s > 0 else self.delay_ms[0]
+
+
 @dataclass(frozen=True)
 class Path:
-    """One device's path beyond the shaper (each direction alike)."""
+    """One device's path beyond the shaper (each direction alike).  delay_steps (a
+    DelaySteps), when given, replaces delay_ms; bursts (Bursts) replaces loss_pct."""
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
+    bursts: Bursts = None
+    delay_steps: DelaySteps = None
 
     def __post_init__(self):
-        for name, value, high in (('delay', self.delay_ms, linkshare.DELAY_MS[1]),
-                                  ('jitter', self.jitter_ms, linkshare.DELAY_MS[1]),
-                                  ('loss', self.loss_pct, 100.0)):
-            if not 0 <= value <= high:
-                raise ConfigError('%s must be in [0, %g], got %g' % (name, high, value))
+        _check('delay', self.delay_ms, linkshare.DELAY_MS[1])
+        _check('jitter', self.jitter_ms, linkshare.DELAY_MS[1])
+        _check('loss', self.loss_pct, 100.0)
 
     @property
     def impaired(self):
-        return self.delay_ms > 0 or self.jitter_ms > 0 or self.loss_pct > 0
+        return (self.delay_ms > 0 or self.jitter_ms > 0 or self.loss_pct > 0
+                or self.bursts is not None or self.delay_steps is not None)
 
     @property
     def rtt_ms(self):
-        """The round trip it adds (without jitter)."""
-        return 2 * self.delay_ms
+        """The round trip it adds (without jitter; a delay trace's time-weighted mean)."""
+        return 2 * (self.delay_steps.mean_ms if self.delay_steps else self.delay_ms)
+
+    @property
+    def mean_loss_pct(self):
+        return self.bursts.mean_loss_pct if self.bursts else self.loss_pct
 
     def line_spec(self):
-        """The delay line's spec of one direction."""
-        return {'delay_ms': self.delay_ms, 'jitter_ms': self.jitter_ms,
+        """The delay line's spec of one direction (``nodes/delayline.py``)."""
+        spec = {'delay_ms': self.delay_ms, 'jitter_ms': self.jitter_ms,
                 'loss': self.loss_pct / 100}
+        if self.bursts:
+            spec['gilbert'] = [self.bursts.p_pct / 100, self.bursts.r_pct / 100,
+                               self.bursts.h_pct / 100]
+        if self.delay_steps:
+            steps = self.delay_steps
+            spec['schedule'] = {'times_s': list(steps.times_s),
+                                'delay_ms': list(steps.delay_ms),
+                                'duration_s': steps.duration_s, 'loop': steps.loop}
+        return spec
 
     def as_dict(self):
-        return asdict(self)
+        row = {'delay_ms': self.delay_ms, 'jitter_ms': self.jitter_ms,
+               'loss_pct': self.loss_pct}
+        if self.bursts:
+            row['gilbert_elliott_pct'] = asdict(self.bursts)
+            row['mean_loss_pct'] = self.bursts.mean_loss_pct
+        if self.delay_steps:
+            row['delay_trace'] = {'steps': len(self.delay_steps.times_s),
+                                  'duration_s': self.delay_steps.duration_s,
+                                  'mean_ms': self.delay_steps.mean_ms,
+                                  'loop': self.delay_steps.loop}
+        return row
 
 
 def kernel_has_netem(prefix):
@@ -68,9 +147,11 @@ def kernel_has_netem(prefix):
 
 def netem_can_express(paths):
     """Why netem cannot impose paths ('' when it can): one delay and loss for all, no
-    jitter."""
+    jitter, bursts or delay trace."""
     if any(p.jitter_ms > 0 for p in paths):
         return 'netem here imposes no jitter'
+    if any(p.bursts or p.delay_steps for p in paths):
+        return 'netem here imposes no bursty loss or delay trace'
     if len({(p.delay_ms, p.loss_pct) for p in paths}) > 1:
         return 'netem here imposes one delay and loss on every device'
     return ''
