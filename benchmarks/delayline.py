@@ -1,8 +1,9 @@
 """Benchmark: the user-space delay line (``nodes/delayline.py``) between a device and the
 edge (``topologies/line.py``).  Measured: ping RTT against the configured one, idle and
-while a UDP flow loads the line at each rate of ``--loads``; one TCP flow's goodput at
-that RTT for CUBIC and BBR; the relay's CPU seconds per second and per 100 Mbit/s while
-it carries the TCP flow.  No shaper: the line alone.  Needs root.
+while a UDP flow loads the line at each rate of ``--loads``; the goodput of one TCP flow
+at that RTT for CUBIC and BBR, and of 10 and 100 at once (``--flows``); the relay's CPU
+seconds per second and per 100 Mbit/s while it carries them.  No shaper: the line
+alone.  Needs root.
 
     .venv/bin/python -m benchmarks.delayline [--delay-ms 20] [--loads 0,50,95]
 """
@@ -47,16 +48,18 @@ def rtt_under_load(emu, load_mbit, configured_ms):
             'min_ms': min(rtts), 'replies': len(rtts)}
 
 
-def tcp_goodput(emu, line, congestion, port):
-    """A row: one TCP flow's goodput and the relay's CPU while it ran."""
-    flow = Flow(emu, 'device', 'up', port, 8, window='16M', congestion=congestion)
+def tcp_goodput(emu, line, congestion, port, flows=1):
+    """A row: the goodput of flows TCP connections at once and the relay's CPU while
+    they ran."""
+    flow = Flow(emu, 'device', 'up', port, 8, window='16M' if flows == 1 else '4M',
+                congestion=congestion, parallel=flows)
     flow.start_server()
     before, began = cpu_seconds(line.pid), time.monotonic()
     flow.start_client()
     series = flow.result()
     cpu = (cpu_seconds(line.pid) - before) / (time.monotonic() - began)
     goodput = mean_between(series, series[0][0] + 2.0, series[-1][1])
-    return {'congestion': congestion, 'goodput_mbit': goodput, 'relay_cpu': cpu,
+    return {'congestion': congestion, 'flows': flows, 'goodput_mbit': goodput, 'relay_cpu': cpu,
             'cpu_per_100mbit': cpu / goodput * 100 if goodput else None}
 
 
@@ -64,6 +67,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--delay-ms', type=float, default=20.0, help='one-way, each way')
     parser.add_argument('--loads', default='0,50,95', help='UDP loads in Mbit/s')
+    parser.add_argument('--flows', default='1,10,100', help='TCP connections at once')
     parser.add_argument('--out', default='benchmarks/results')
     args = parser.parse_args(argv)
     path = {'delay_ms': args.delay_ms}
@@ -77,13 +81,15 @@ def main(argv=None):
                     ('min_ms', 'min ms', '%.2f'), ('replies', 'replies', '%d')],
              os.path.join(args.out, 'delayline-rtt.json'),
              'RTT through the delay line (%g ms each way)' % args.delay_ms)
-        rows = [tcp_goodput(emu, line, cc, 5400 + k)
-                for k, cc in enumerate(('cubic', 'bbr'))]
-        emit(rows, [('congestion', 'congestion', '%s'), ('goodput_mbit', 'Mbit/s', '%.0f'),
+        rows = [tcp_goodput(emu, line, cc, 5400 + k, int(n))
+                for k, (n, cc) in enumerate((n, cc) for n in args.flows.split(',')
+                                            for cc in ('cubic', 'bbr'))]
+        emit(rows, [('congestion', 'congestion', '%s'), ('flows', 'flows', '%d'),
+                    ('goodput_mbit', 'Mbit/s', '%.0f'),
                     ('relay_cpu', 'relay CPU', '%.2f'),
                     ('cpu_per_100mbit', 'CPU/100Mbit', '%.3f')],
              os.path.join(args.out, 'delayline-tcp.json'),
-             'One TCP flow through the delay line (RTT %g ms)' % (2 * args.delay_ms))
+             'TCP through the delay line (RTT %g ms)' % (2 * args.delay_ms))
 
 
 if __name__ == '__main__':

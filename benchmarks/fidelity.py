@@ -6,19 +6,24 @@ edgecollab's shared link share; fidelity = receiver-side goodput / allocated sha
 Baseline in the same run: Mininet's TCLink shaping each direction with bw= at the same
 rates.  Needs root.
 
-    .venv/bin/python benchmarks/fidelity.py [--capacities 1,10,100,500,1000] [--rtt 40]
+    .venv/bin/python -m benchmarks.fidelity [--capacities 1,10,100,500,1000] \
+        [--rtt 0,40,100] [--congestion cubic,bbr] [--engine auto]
 
-``--rtt`` adds that round trip after the shaper (the delay line where the kernel has no
-netem); the TCLink baseline, which would need netem for it, is then left out.
+``--rtt`` adds each round trip after the shaper (``--engine``: auto, userspace or
+netem; auto takes netem where the kernel has it, else the delay line); the TCLink
+baseline, which would need netem for it, is left out of rows with a round trip.
+With ``--engine netem`` on a kernel without netem the benchmark says so and stops.
 """
 
 import argparse
+import itertools
 import time
 
 from edgecollab.wire import GOODPUT_PER_WIRE, MTU_FRAME
 from edgecollab.emulation import Emulation
-from edgecollab.errors import EdgecollabError
+from edgecollab.errors import EdgecollabError, UnsupportedError
 from edgecollab.iperf import Flow, mean_between
+from edgecollab.topologies import paths
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, offload_off
 from benchmarks.report import emit
@@ -78,48 +83,59 @@ def main():
     parser.add_argument('--splits', default='0.1,0.5,0.9')
     parser.add_argument('--segments', type=int, default=200,
                         help='full frames the smaller share carries in the measured part')
-    parser.add_argument('--congestion', default=None,
-                        help="TCP congestion control of the test flows (default: the "
-                        "system's, cubic here)")
-    parser.add_argument('--rtt', type=float, default=0.0,
-                        help='round trip added after the shaper, ms (default none)')
+    parser.add_argument('--congestion', default='',
+                        help="TCP congestion controls of the test flows, comma separated "
+                        "(default: the system's, cubic here)")
+    parser.add_argument('--rtt', default='0',
+                        help='round trips added after the shaper, ms, comma separated')
+    parser.add_argument('--engine', default='auto', choices=paths.ENGINES,
+                        help='what imposes the round trip (default auto)')
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
     rows = []
-    for capacity in [float(v) for v in args.capacities.split(',')]:
-        for split in [float(v) for v in args.splits.split(',')]:
-            up, down = capacity * split, capacity * (1 - split)
-            skip_s, duration_s = window(min(up, down), args.segments)
-            # A round trip adds TCP's start-up: a few more seconds skipped.
-            skip_s += 20 * args.rtt / 1000
-            duration_s += 20 * args.rtt / 1000
-            with Emulation(EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb',
-                                    delay='%gms' % (args.rtt / 2))) as emu:
-                emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
-                # Windows of twice the bandwidth-delay product (4 MB at least).
-                ours, acks = measure(emu, skip_s, duration_s, counters=True,
-                                     congestion=args.congestion, window_bytes=max(
-                                         4 << 20, int(capacity * 1e6 / 8 * args.rtt / 500)))
-            base = None if args.rtt > 0 else baseline(up, down, skip_s, duration_s,
-                                                      args.congestion)
-            row = {'capacity_mbit': capacity, 'rtt_ms': args.rtt,
-                   'split': '%d/%d' % (100 * split, 100 - 100 * split)}
-            for name, result in (('ours', ours), ('tclink', base)):
-                if result is None:
-                    continue
-                g_up, g_down = result
-                row['%s_up' % name] = g_up / up
-                row['%s_down' % name] = g_down / down
-                row['%s_min_tcp' % name] = min(g_up / up, g_down / down) / GOODPUT_PER_WIRE
-            # What TCP can carry in a share that also carries the reverse flow's ACKs.
-            row['ours_fidelity'] = min(ours[0] / ((up - acks['up']) * GOODPUT_PER_WIRE),
-                                       ours[1] / ((down - acks['down']) * GOODPUT_PER_WIRE))
-            row['ratio'] = row['ours_min_tcp'] / row['tclink_min_tcp'] \
-                if row.get('tclink_min_tcp') else None
-            rows.append(row)
-            print(row, flush=True)
-            time.sleep(0.5)
+    for capacity, split, rtt, congestion in itertools.product(
+            [float(v) for v in args.capacities.split(',')],
+            [float(v) for v in args.splits.split(',')],
+            [float(v) for v in args.rtt.split(',')],
+            args.congestion.split(',')):
+        congestion = congestion or None
+        up, down = capacity * split, capacity * (1 - split)
+        skip_s, duration_s = window(min(up, down), args.segments)
+        # A round trip adds TCP's start-up: a few more seconds skipped.
+        skip_s += 20 * rtt / 1000
+        duration_s += 20 * rtt / 1000
+        try:
+            topo = EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb',
+                            delay='%gms' % (rtt / 2), delay_engine=args.engine)
+        except UnsupportedError as exc:
+            raise SystemExit('benchmarks.fidelity: %s' % exc)
+        with Emulation(topo) as emu:
+            emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
+            # Windows of twice the bandwidth-delay product (4 MB at least).
+            ours, acks = measure(emu, skip_s, duration_s, counters=True,
+                                 congestion=congestion, window_bytes=max(
+                                     4 << 20, int(capacity * 1e6 / 8 * rtt / 500)))
+        base = None if rtt > 0 else baseline(up, down, skip_s, duration_s, congestion)
+        row = {'capacity_mbit': capacity, 'rtt_ms': rtt, 'engine': topo.engine or '-',
+               'congestion': congestion or 'system',
+               'split': '%d/%d' % (100 * split, 100 - 100 * split)}
+        for name, result in (('ours', ours), ('tclink', base)):
+            if result is None:
+                continue
+            g_up, g_down = result
+            row['%s_up' % name] = g_up / up
+            row['%s_down' % name] = g_down / down
+            row['%s_min_tcp' % name] = min(g_up / up, g_down / down) / GOODPUT_PER_WIRE
+        # What TCP can carry in a share that also carries the reverse flow's ACKs.
+        row['ours_fidelity'] = min(ours[0] / ((up - acks['up']) * GOODPUT_PER_WIRE),
+                                   ours[1] / ((down - acks['down']) * GOODPUT_PER_WIRE))
+        row['ratio'] = row['ours_min_tcp'] / row['tclink_min_tcp'] \
+            if row.get('tclink_min_tcp') else None
+        rows.append(row)
+        print(row, flush=True)
+        time.sleep(0.5)
     emit(rows, [('capacity_mbit', 'C Mbit/s', '%g'), ('rtt_ms', 'RTT ms', '%g'),
+                ('engine', 'engine', '%s'), ('congestion', 'TCP', '%s'),
                 ('split', 'up/down %', '%s'),
                 ('ours_up', 'ours up', '%.3f'), ('ours_down', 'ours down', '%.3f'),
                 ('ours_min_tcp', 'ours vs TCP', '%.3f'), ('ours_fidelity', 'ours fidelity',

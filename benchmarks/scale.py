@@ -5,23 +5,38 @@ less the reverse flow's ACKs, x 1448/1514) and the machine's memory in use at th
 Baseline in the same run: start-up and stop time of the same number of hosts on
 Mininet's TCLinks (no shared budget).  Needs root.
 
-    .venv/bin/python -m benchmarks.scale [--sizes 10,50,100,200]
+``--delays 5,10,20,40`` gives the devices one-way delays in turn (d1 5 ms, d2 10 ms, ...,
+through the delay line where the kernel has no netem): the relay's CPU is reported while
+the TCP flows run, then the round trip of up to ``--pinged`` devices spread over the
+fleet is measured by ping against its configured value, idle and while every device
+loads its classes at 50% and 95% of their shares (a ping train of full frames each way:
+below the share, so the shaper holds no queue and what remains is the delay line's
+error).  Under saturating TCP a ping would measure the shaper's queue, not the line.
+
+    .venv/bin/python -m benchmarks.scale [--sizes 10,50,100,200] [--delays 5,10,20,40]
 """
 
 import argparse
+import math
+import re
 import statistics
+import subprocess
 import time
+
+import numpy as np
 
 from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.star import EdgeStar
+from edgecollab.topologies.paths import Path
 from benchmarks.baseline import TCLinkStar
+from benchmarks.delayline import cpu_seconds
 from benchmarks.report import emit
 from edgecollab.ready import sleep_until
 
 PER_CLASS_MBIT = 1.0
-DURATION_S, SKIP_S = 12, 4
+MEASURED_S, SKIP_S = 8, 6
 
 
 def mem_used_mb():
@@ -44,26 +59,94 @@ def timed_start_stop(topo):
     return started, time.monotonic() - began
 
 
+def start_pings(emu, devices, count, interval_s):
+    """{device: ping process} sending count pings to the edge, interval_s apart."""
+    return {d: emu.popen(d, ['ping', '-n', '-c', count, '-i', interval_s, '-W', '2',
+                             emu.ip('edge')], stdout=subprocess.PIPE,
+                         what='ping from %s' % d) for d in devices}
+
+
+def rtt_errors(pings, configured):
+    """(|mean - configured| ms of each pinged device, every |rtt - configured|, replies,
+    devices within bounds: mean within 1 ms + 2% of configured, p99 within 5 ms) of the
+    ping processes."""
+    mean_errors, errors, replies, within = [], [], 0, 0
+    for device, proc in pings.items():
+        out, _ = proc.communicate(timeout=60)
+        out = out.decode() if isinstance(out, bytes) else out
+        rtts = [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
+        replies += len(rtts)
+        if rtts:
+            mine = [abs(r - configured[device]) for r in rtts]
+            mean_errors.append(abs(statistics.fmean(rtts) - configured[device]))
+            errors += mine
+            within += (mean_errors[-1] <= 1 + 0.02 * configured[device]
+                       and np.percentile(mine, 99) <= 5)
+    return mean_errors, errors, replies, within
+
+
+LOAD_FRAME_BYTES = 1442 + 14    # a ping of 1400 bytes: IP packet + Ethernet header
+PROBES, PROBE_INTERVAL_S = 25, 0.1
+LOADS = (0.0, 0.5, 0.95)           # of each class's share
+
+
+def rtt_accuracy(emu, pinged, configured, load):
+    """RTT errors of the pinged devices while every device loads its classes at load x
+    its share (a ping train of full frames to the edge: echo requests up, replies down)."""
+    loads = []
+    if load > 0:
+        for device in emu.devices:
+            share = min(emu.linkshare.share_mbit(device, d) for d in ('up', 'down'))
+            interval = LOAD_FRAME_BYTES * 8 / (load * share * 1e6)
+            loads.append(emu.popen(device, ['ping', '-n', '-q', '-s', 1400, '-i',
+                                            '%.4f' % interval, emu.ip('edge')],
+                                   what='load from %s' % device))
+        time.sleep(2.0)
+    relays = [h.relay.pid for h in emu.delay_lines]
+    cpu_before, began = sum(cpu_seconds(pid) for pid in relays), time.monotonic()
+    mean_errors, errors, replies, within = rtt_errors(
+        start_pings(emu, pinged, PROBES, PROBE_INTERVAL_S), configured)
+    cpu = (sum(cpu_seconds(pid) for pid in relays) - cpu_before) / (time.monotonic() - began)
+    for proc in loads:
+        proc.terminate()
+    for proc in loads:
+        proc.wait(timeout=10)
+    key = 'rtt%d' % round(load * 100)
+    return {key + '_mean_error_ms': max(mean_errors) if mean_errors else None,
+            key + '_p99_error_ms': float(np.percentile(errors, 99)) if errors else None,
+            key + '_replies': replies / (len(pinged) * PROBES),
+            key + '_within': within / len(pinged),
+            key + '_relay_cpu': cpu if relays else None}
+
+
 def fidelity(emu):
-    """Mean and minimum of goodput / TCP-carriable share over every class."""
+    """Mean and minimum of goodput / TCP-carriable share over every class, the peak
+    memory, and the relays' CPU (cores) while every flow ran."""
     flows = []
-    # Starting hundreds of clients takes a while: long enough tests to overlap.
-    duration = DURATION_S + len(emu.devices) // 10
     for i, device in enumerate(emu.devices):
         for j, direction in enumerate(('up', 'down')):
-            flows.append(Flow(emu, device, direction, 5301 + 2 * i + j, duration,
+            flows.append(Flow(emu, device, direction, 5301 + 2 * i + j, None,
                               interval_s=1.0))
+    began = time.monotonic()
     for flow in flows:
         flow.start_server()
+    servers_s = time.monotonic() - began
+    # Clients start one after another as the servers did (one process in a namespace
+    # each): the last starts about servers_s after the first.  Each test lasts long
+    # enough that every flow runs through the whole measured window.
     for flow in flows:
+        flow.duration_s = math.ceil(1.5 * servers_s + SKIP_S + MEASURED_S + 2)
         flow.start_client()
     start = max(f.started_s for f in flows) + SKIP_S
-    end = min(f.started_s for f in flows) + duration - 1
+    end = start + MEASURED_S
     sleep_until(start)
     before = emu.linkshare.counters()
+    relays = [h.relay.pid for h in emu.delay_lines]
+    cpu_before = sum(cpu_seconds(pid) for pid in relays)
     peak = mem_used_mb()
     sleep_until(end)
     after = emu.linkshare.counters()
+    cpu = (sum(cpu_seconds(pid) for pid in relays) - cpu_before) / MEASURED_S
     ratios = []
     for flow in flows:
         key = (flow.device, flow.direction)
@@ -71,36 +154,68 @@ def fidelity(emu):
         share = emu.linkshare.share_mbit(*key)
         ratios.append(mean_between(flow.result(), start, end) /
                       ((share - ack) * GOODPUT_PER_WIRE))
-    return statistics.fmean(ratios), min(ratios), peak
+    return {'fidelity': statistics.fmean(ratios), 'worst_class': min(ratios),
+            'peak_mb': peak, 'relay_cpu_tcp': cpu if relays else None}
+
+
+def star(n, delays):
+    """EdgeStar of n devices at 1 Mbit/s a class, device i with delays[i % len] one way."""
+    kwargs = {}
+    if delays:
+        kwargs['paths'] = {'d%d' % i: Path(delay_ms=delays[(i - 1) % len(delays)])
+                           for i in range(1, n + 1)}
+    return EdgeStar(n=n, capacity='%gmbit' % (2 * n * PER_CLASS_MBIT), prefix='ecb', **kwargs)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', default='10,50,100,200')
+    parser.add_argument('--delays', default='',
+                        help='one-way delays in ms given to the devices in turn')
+    parser.add_argument('--pinged', type=int, default=20,
+                        help='devices whose round trip is measured (with --delays)')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='leave out the TCLink start/stop baseline')
     parser.add_argument('--out', default='benchmarks/results/scale.json')
     args = parser.parse_args()
+    delays = [float(v) for v in args.delays.split(',') if v]
     rows = []
     for n in [int(v) for v in args.sizes.split(',')]:
-        capacity = 2 * n * PER_CLASS_MBIT
         idle = mem_used_mb()
-        topo = EdgeStar(n=n, capacity='%gmbit' % capacity, prefix='ecb')
-        start_s, stop_s = timed_start_stop(topo)
-        base_start, base_stop = timed_start_stop(TCLinkStar(n=n, up_mbit=PER_CLASS_MBIT,
-                                                            down_mbit=PER_CLASS_MBIT))
-        with Emulation(EdgeStar(n=n, capacity='%gmbit' % capacity, prefix='ecb')) as emu:
-            mean, worst, peak = fidelity(emu)
-        rows.append({'devices': n, 'start_s': start_s, 'stop_s': stop_s,
-                     'tclink_start_s': base_start, 'tclink_stop_s': base_stop,
-                     'start_ratio': start_s / base_start, 'fidelity': mean,
-                     'worst_class': worst, 'memory_mb': peak - idle})
+        start_s, stop_s = timed_start_stop(star(n, delays))
+        row = {'devices': n, 'start_s': start_s, 'stop_s': stop_s}
+        if not args.no_baseline:
+            base_start, base_stop = timed_start_stop(TCLinkStar(
+                n=n, up_mbit=PER_CLASS_MBIT, down_mbit=PER_CLASS_MBIT))
+            row.update({'tclink_start_s': base_start, 'tclink_stop_s': base_stop,
+                        'start_ratio': start_s / base_start})
+        with Emulation(star(n, delays)) as emu:
+            names = emu.devices
+            step = max(1, len(names) // args.pinged) if delays else 0
+            pinged = names[::step][:args.pinged] if delays else []
+            configured = {d: 2 * emu.topo.paths[d].delay_ms for d in pinged}
+            row.update(fidelity(emu))
+            for load in LOADS if delays else ():
+                row.update(rtt_accuracy(emu, pinged, configured, load))
+        row['memory_mb'] = row.pop('peak_mb') - idle
+        rows.append(row)
         print(rows[-1], flush=True)
-    emit(rows, [('devices', 'devices', '%d'), ('start_s', 'start s', '%.1f'),
-                ('stop_s', 'stop s', '%.1f'), ('tclink_start_s', 'TCLink start s', '%.1f'),
-                ('tclink_stop_s', 'TCLink stop s', '%.1f'), ('start_ratio', 'start ratio',
-                                                             '%.2f'),
-                ('fidelity', 'mean fidelity', '%.3f'), ('worst_class', 'worst class', '%.3f'),
-                ('memory_mb', 'memory MB', '%.0f')], args.out,
-         'Scale: every device up and down at once, 1 Mbit/s a class')
+    columns = [('devices', 'devices', '%d'), ('start_s', 'start s', '%.1f'),
+               ('stop_s', 'stop s', '%.1f'), ('tclink_start_s', 'TCLink start s', '%.1f'),
+               ('tclink_stop_s', 'TCLink stop s', '%.1f'),
+               ('fidelity', 'mean fidelity', '%.3f'), ('worst_class', 'worst class', '%.3f'),
+               ('memory_mb', 'memory MB', '%.0f')]
+    if delays:
+        columns.append(('relay_cpu_tcp', 'relay CPU TCP', '%.2f'))
+        for load in LOADS:
+            key = 'rtt%d' % round(load * 100)
+            columns += [(key + '_mean_error_ms', 'RTT err %d%%' % (load * 100), '%.2f'),
+                        (key + '_p99_error_ms', 'p99 err %d%%' % (load * 100), '%.2f'),
+                        (key + '_replies', 'replies %d%%' % (load * 100), '%.3f'),
+                        (key + '_within', 'in bounds %d%%' % (load * 100), '%.2f'),
+                        (key + '_relay_cpu', 'relay CPU %d%%' % (load * 100), '%.2f')]
+    emit(rows, columns, args.out, 'Scale: every device up and down at once, 1 Mbit/s a '
+         'class' + (', one-way delays %s ms in turn' % args.delays if delays else ''))
 
 
 if __name__ == '__main__':

@@ -31,12 +31,13 @@ class Flow:
 
     window: socket buffer size for iperf3 -w (e.g. '1M'), None for the system default.
     congestion: TCP congestion control of the sender (iperf3 -C), None for the system's.
+    parallel: TCP connections of the test (iperf3 -P); the goodput is their sum.
     """
 
     def __init__(self, emu, device, direction, port, duration_s, interval_s=0.5,
-                 window=None, congestion=None):
+                 window=None, congestion=None, parallel=1):
         self.emu, self.device, self.direction = emu, device, direction
-        self.window, self.congestion = window, congestion
+        self.window, self.congestion, self.parallel = window, congestion, parallel
         self.port, self.duration_s, self.interval_s = port, duration_s, interval_s
         self.client = None
         self.started_s = None
@@ -58,6 +59,8 @@ class Flow:
             argv += ['-w', self.window]
         if self.congestion:
             argv += ['-C', self.congestion]
+        if self.parallel > 1:
+            argv += ['-P', self.parallel]
         self.started_s = time.monotonic()
         self.client = self.emu.popen(self.device, argv, stdout=subprocess.PIPE,
                                      what='iperf3 client %s %s' % (self.device, self.direction))

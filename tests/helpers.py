@@ -17,13 +17,16 @@ def assert_within(measured, expected, rel_tol, what):
 
 def scenario_copy(tmp_path, name='default.yaml', periods=None, period=None, extra=''):
     """Path of a copy of scenarios/name in tmp_path with its number of periods and its
-    period length (e.g. '5s') replaced where given, and extra lines appended."""
+    period length (e.g. '5s') replaced where given, and extra lines appended (a
+    top-level key of extra replaces the copy's own)."""
     with open(os.path.join(REPO, 'scenarios', name)) as src:
         text = src.read()
     if periods is not None:
         text = re.sub(r'(?m)^periods: .*$', 'periods: %d' % periods, text)
     if period is not None:
         text = re.sub(r'(?m)^period: .*$', 'period: %s' % period, text)
+    for key in re.findall(r'(?m)^(\w+):', extra):
+        text = re.sub(r'(?m)^%s:.*$' % key, '', text)
     path = tmp_path / name
     path.write_text(text + extra)
     return str(path)
