@@ -202,9 +202,14 @@ def htb_class(verb, dev, parent, minor, rate_mbit, ceil_mbit, prio):
             'prio', str(prio)]
 
 
+def leaf_queue_bytes(rate_mbit, queue_ms):
+    """The byte limit of a leaf queue: queue_ms of its rate, at least MIN_QUEUE_FRAMES."""
+    return max(MIN_QUEUE_FRAMES * MTU_FRAME, int(rate_mbit * 1e6 / 8 * queue_ms / 1000))
+
+
 def leaf_qdisc(verb, dev, minor, rate_mbit, config):
     """tc arguments to add or change the queue of leaf class minor (rate in Mbit/s)."""
-    limit = max(MIN_QUEUE_FRAMES * MTU_FRAME, int(rate_mbit * 1e6 / 8 * config.queue_ms / 1000))
+    limit = leaf_queue_bytes(rate_mbit, config.queue_ms)
     head = ['qdisc', verb, 'dev', dev, 'parent', '1:%s' % _hex(minor), 'handle',
             '%s:' % _hex(minor)]
     if not config.needs_netem:
