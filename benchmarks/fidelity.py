@@ -10,9 +10,10 @@ rates.  Needs root.
         [--rtt 0,40,100] [--congestion cubic,bbr] [--engine auto]
 
 ``--rtt`` adds each round trip after the shaper (``--engine``: auto, userspace or
-netem; auto takes netem where the kernel has it, else the delay line); the TCLink
-baseline, which would need netem for it, is left out of rows with a round trip.
-With ``--engine netem`` on a kernel without netem the benchmark says so and stops.
+netem, or a list to compare them, e.g. ``userspace,netem``; auto takes netem where the
+kernel has it, else the delay line); the TCLink baseline, which would need netem for it,
+is left out of rows with a round trip.  An engine the kernel lacks (netem here) is
+skipped with a message.
 """
 
 import argparse
@@ -88,16 +89,23 @@ def main():
                         "(default: the system's, cubic here)")
     parser.add_argument('--rtt', default='0',
                         help='round trips added after the shaper, ms, comma separated')
-    parser.add_argument('--engine', default='auto', choices=paths.ENGINES,
-                        help='what imposes the round trip (default auto)')
+    parser.add_argument('--engine', default='auto',
+                        help='what imposes the round trip: %s, or a comma-separated list '
+                        'to compare (default auto)' % ' | '.join(paths.ENGINES))
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
-    rows = []
-    for capacity, split, rtt, congestion in itertools.product(
+    engines = args.engine.split(',')
+    unknown = [e for e in engines if e not in paths.ENGINES]
+    if unknown:
+        parser.error('unknown engine %s (known: %s)' % (unknown[0], ', '.join(paths.ENGINES)))
+    rows, skipped = [], set()
+    for capacity, split, rtt, congestion, engine in itertools.product(
             [float(v) for v in args.capacities.split(',')],
             [float(v) for v in args.splits.split(',')],
             [float(v) for v in args.rtt.split(',')],
-            args.congestion.split(',')):
+            args.congestion.split(','), engines):
+        if engine in skipped or (rtt == 0 and engine != engines[0]):
+            continue
         congestion = congestion or None
         up, down = capacity * split, capacity * (1 - split)
         skip_s, duration_s = window(min(up, down), args.segments)
@@ -106,9 +114,11 @@ def main():
         duration_s += 20 * rtt / 1000
         try:
             topo = EdgeStar(n=1, capacity='%gmbit' % capacity, prefix='ecb',
-                            delay='%gms' % (rtt / 2), delay_engine=args.engine)
+                            delay='%gms' % (rtt / 2), delay_engine=engine)
         except UnsupportedError as exc:
-            raise SystemExit('benchmarks.fidelity: %s' % exc)
+            print('benchmarks.fidelity: %s engine skipped: %s' % (engine, exc), flush=True)
+            skipped.add(engine)
+            continue
         with Emulation(topo) as emu:
             emu.linkshare.set_shares({'d1': {'up': split, 'down': 1 - split}})
             # Windows of twice the bandwidth-delay product (4 MB at least).

@@ -27,6 +27,7 @@ import numpy as np
 
 from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.emulation import Emulation
+from edgecollab.errors import EdgecollabError
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.star import EdgeStar
 from edgecollab.topologies.paths import Path
@@ -131,11 +132,18 @@ def fidelity(emu):
     for flow in flows:
         flow.start_server()
     servers_s = time.monotonic() - began
-    # Clients start one after another as the servers did (one process in a namespace
-    # each): the last starts about servers_s after the first.  Each test lasts long
-    # enough that every flow runs through the whole measured window.
-    for flow in flows:
-        flow.duration_s = math.ceil(1.5 * servers_s + SKIP_S + MEASURED_S + 2)
+    # Clients start one after another (one process in a namespace each), slower as
+    # the flows already running load the machine.  Each test lasts until well after
+    # the last client is expected to start (from the pace so far, at least the
+    # servers'), plus the skip and the measured window.
+    first = time.monotonic()
+    per_start = servers_s / len(flows)
+    for k, flow in enumerate(flows):
+        now = time.monotonic()
+        if k:
+            per_start = max(per_start, (now - first) / k)
+        flow.duration_s = math.ceil(1.5 * per_start * (len(flows) - k) + SKIP_S +
+                                    MEASURED_S + 2)
         flow.start_client()
     start = max(f.started_s for f in flows) + SKIP_S
     end = start + MEASURED_S
@@ -147,15 +155,20 @@ def fidelity(emu):
     sleep_until(end)
     after = emu.linkshare.counters()
     cpu = (sum(cpu_seconds(pid) for pid in relays) - cpu_before) / MEASURED_S
-    ratios = []
+    ratios, failed = [], 0
     for flow in flows:
         key = (flow.device, flow.direction)
         ack = (after[key].ack_bytes - before[key].ack_bytes) * 8 / 1e6 / (end - start)
         share = emu.linkshare.share_mbit(*key)
-        ratios.append(mean_between(flow.result(), start, end) /
-                      ((share - ack) * GOODPUT_PER_WIRE))
+        try:
+            goodput = mean_between(flow.result(), start, end)
+        except EdgecollabError as exc:      # a test that never finished carried too little
+            print('%s %s: %s' % (flow.device, flow.direction, exc), flush=True)
+            goodput, failed = 0.0, failed + 1
+        ratios.append(goodput / ((share - ack) * GOODPUT_PER_WIRE))
     return {'fidelity': statistics.fmean(ratios), 'worst_class': min(ratios),
-            'peak_mb': peak, 'relay_cpu_tcp': cpu if relays else None}
+            'failed_flows': failed, 'peak_mb': peak,
+            'relay_cpu_tcp': cpu if relays else None}
 
 
 def star(n, delays):
@@ -204,6 +217,7 @@ def main():
                ('stop_s', 'stop s', '%.1f'), ('tclink_start_s', 'TCLink start s', '%.1f'),
                ('tclink_stop_s', 'TCLink stop s', '%.1f'),
                ('fidelity', 'mean fidelity', '%.3f'), ('worst_class', 'worst class', '%.3f'),
+               ('failed_flows', 'failed flows', '%d'),
                ('memory_mb', 'memory MB', '%.0f')]
     if delays:
         columns.append(('relay_cpu_tcp', 'relay CPU TCP', '%.2f'))

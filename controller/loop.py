@@ -30,16 +30,51 @@ from edgecollab.wire import GOODPUT_PER_WIRE
 
 log = logging.getLogger(__name__)
 
-RECORD_FIELDS = ('policy', 'period', 'device', 'outcome', 'planned_by', 'predictor',
-                 'forecast_mbit', 'planned_mbit', 'capacity_mbit',
-                 'upload_share', 'download_share', 'planned_upload_bytes', 'upload_bytes',
-                 'planned_model_bytes', 'model_bytes', 'model', 'model_ok', 'deadline_miss',
-                 'resumed_from', 'model_age', 'kept_accuracy',
-                 'predicted_accuracy', 'accuracy', 'efficiency_up', 'efficiency_down',
-                 'link_bytes', 'resplits', 'idle_fraction', 'solver_ms', 'status',
-                 'reported_upload_bytes', 'retransmitted_upload_bytes',
-                 'class_up_bytes', 'class_down_bytes', 'late_upload_bytes',
-                 'carried_upload_bytes')
+# Each column of a period record (periods.csv) and what it holds.
+RECORD_COLUMNS = {
+    'policy': 'the policy whose run this is',
+    'period': 'the period (1, 2, ...)',
+    'device': 'the device (d1, d2, ...)',
+    'outcome': 'what happened to its model: delivered, resumed, kept, missed, infeasible '
+               'or starved (below)',
+    'planned_by': 'the policy that planned the period (another after a switch over the API)',
+    'predictor': 'how the controller forecast the capacity (scenario key forecast)',
+    'forecast_mbit': 'the capacity it forecast for the period, Mbit/s',
+    'planned_mbit': 'the capacity the policy planned with (oracle: the real mean; '
+                    'adaptive: the forecast x the measured TCP efficiency), Mbit/s',
+    'capacity_mbit': "the period's real mean capacity, Mbit/s",
+    'upload_share': "the device's upload share of the capacity as planned (0-1)",
+    'download_share': "its download share as planned (0-1)",
+    'planned_upload_bytes': 'the data the plan uploads, bytes',
+    'upload_bytes': 'the data that reached the edge by the upload deadline (what trains '
+                    'the model), bytes',
+    'planned_model_bytes': 'the checkpoint size the plan sends, bytes',
+    'model_bytes': 'checkpoint bytes the device received in the period, bytes',
+    'model': 'the model variant planned (menu name or size)',
+    'model_ok': 'True when the checkpoint arrived whole, verified and was deployed',
+    'deadline_miss': 'True when a planned checkpoint did not arrive in time',
+    'resumed_from': 'the period whose cut checkpoint this period resumed (HTTP Range)',
+    'model_age': 'periods since the deployed model was trained',
+    'kept_accuracy': 'the accuracy the held model keeps (it drifts), mAP',
+    'predicted_accuracy': "the accuracy the plan predicted at its planned capacity, mAP",
+    'accuracy': 'the accuracy the device reached from what arrived in time (what counts), '
+                'mAP',
+    'efficiency_up': 'measured upload goodput / planned upload share (TCP efficiency)',
+    'efficiency_down': 'the same for the download',
+    'link_bytes': 'the bytes the link could carry in the period (every budget)',
+    'resplits': 'times the closed loop re-split the period',
+    'idle_fraction': 'control steps in which the link carried under 5% of capacity',
+    'solver_ms': "the policy's planning time, ms",
+    'status': "the period's status (ok, or what failed)",
+    'reported_upload_bytes': 'the upload bytes the device says it sent in time',
+    'retransmitted_upload_bytes': 'upload bytes TCP sent again (TCP_INFO)',
+    'class_up_bytes': "the bytes the device's upload class of the shaper carried "
+                      '(tc counters, wire bytes)',
+    'class_down_bytes': 'the same for its download class',
+    'late_upload_bytes': 'upload bytes that arrived after the deadline (not counted)',
+    'carried_upload_bytes': "bytes of earlier periods' uploads that arrived in this one",
+}
+RECORD_FIELDS = tuple(RECORD_COLUMNS)
 # What happened to a device in a period (the records' outcome column).
 OUTCOMES = {
     'delivered': 'its new checkpoint arrived and verified',

@@ -7,7 +7,7 @@ import time
 
 from edgecollab.controller import policies
 from edgecollab.errors import ConfigError
-from edgecollab.scenarios import experiment, results, traces
+from edgecollab.scenarios import experiment, report, results, traces
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
@@ -45,9 +45,7 @@ def _cmd_run(args):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     experiment.write_metadata(scenario, {k: v for k, v in vars(args).items()
                                           if k != 'func'}, out, engine)
-    with open(os.path.join(out, 'README.txt'), 'w', encoding='utf-8') as dst:
-        dst.write('edgecollab run of %s (%s backend)\n\n%s' % (
-            scenario.path, args.backend, results.FILES_README))
+    report.write_readme(out)          # again with every file once the run ends
     log.info('*** %s: %d devices, %d periods of %g s, policies %s, backend %s -> %s',
              scenario.name, scenario.devices, scenario.periods, scenario.period_s,
              ', '.join(names), args.backend, out)
@@ -71,6 +69,7 @@ def _cmd_run(args):
             try:
                 summary = results.write_summary(out, statuses)
                 results.plot(out)
+                report.write(out, summary)
             except ConfigError as exc:
                 log.warning('%s', exc)
         print(results.table(summary))
@@ -83,7 +82,9 @@ def _cmd_run(args):
 def _cmd_report(args):
     summary = results.write_summary(args.folder)
     results.plot(args.folder)
+    report.write(args.folder, summary)
     print(results.table(summary))
+    print('report: %s' % os.path.join(args.folder, 'report.html'))
     return 0
 
 

@@ -32,6 +32,8 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
     keep_artifacts: keep the checkpoints and data files the agents moved."""
     from edgecollab.scenarios.runner import PolicyRun
     statuses = {} if statuses is None else statuses
+    if backend != 'fluid':
+        write_fluid_reference(scenario, names, out)
     for name in names:
         bar = tqdm(total=scenario.periods, desc='%-13s' % name, unit='period',
                    disable=None, leave=True)
@@ -58,6 +60,20 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
         finally:
             bar.close()
     return statuses
+
+
+def write_fluid_reference(scenario, names, out):
+    """fluid-reference.csv: what each policy reaches on the fluid backend (ideal
+    transfers), the reference an emulated run is read against (a second per policy)."""
+    csv_log = results.CsvLog(os.path.join(out, results.FLUID_REFERENCE), RECORD_FIELDS)
+    try:
+        for name in names:
+            try:
+                csv_log.write(fluid.run_policy(scenario, name))
+            except EdgecollabError as exc:
+                log.warning('no fluid reference for %s: %s', name, exc)
+    finally:
+        csv_log.close()
 
 
 def write_metadata(scenario, arguments, out, engine):

@@ -1,28 +1,8 @@
 """A run's results folder: raw data written as the run goes, then summary, table, plots.
 
-Files (described again in the folder's README.txt):
-    metadata.json   resolved scenario, arguments, git commit, kernel/tool versions,
-                    trace checksums (written before the run)
-    periods.csv     one row per policy, period and device (appended as periods finish);
-                    planned_by names the policy that planned the period, predictor
-                    and forecast_mbit the capacity the controller forecast,
-                    planned_mbit the capacity the policy planned with (oracle: the
-                    period's real mean; adaptive: the forecast times the measured
-                    TCP efficiency), capacity_mbit the period's real mean, outcome what happened to the device
-                    (delivered, resumed, kept, missed, infeasible, starved),
-                    resumed_from the period whose checkpoint it resumed
-    timeseries.csv  every replay step: capacity, per-class shares and achieved goodput
-    replay.csv      every trace step: planned and applied time
-    summary.json    per policy: mean and per-period accuracy per device, bytes, misses,
-                    efficiency, utilisation (bytes delivered / bytes the link could
-                    carry), idle fraction, outcome counts, solver time, status
-    accuracy.png, timeseries-<policy>.png   plots of the above
-    commands.sh     every tc/ip command the run ran; run.log the debug log
-    token           the latest policy run's API token (mode 0600), to script the API
-    work/<policy>/  the agents' logs; artifacts.csv names each checkpoint and data file
-                    the agents moved, with its size and sha256, once verified and
-                    deleted (``--keep-artifacts`` keeps the files)
-Analysis is re-runnable from the folder alone: ``edgecollab report DIR``.
+``FILES`` says what each file holds (README.txt lists the ones a folder has and explains
+the columns of its CSV files, ``scenarios/report.py``).  Analysis is re-runnable from the
+folder alone: ``edgecollab report DIR``.
 """
 
 import collections
@@ -37,9 +17,48 @@ from edgecollab import files
 from edgecollab.errors import ConfigError
 
 log = logging.getLogger(__name__)
-TIMESERIES_FIELDS = ('policy', 'time_s', 'capacity_mbit', 'device', 'direction',
-                     'share_mbit', 'goodput_mbit')
-FILES_README = __doc__.split('\n', 2)[2].split('Analysis')[0]
+TIMESERIES_COLUMNS = {
+    'policy': 'the policy whose run this is',
+    'time_s': "seconds since the run's first period began",
+    'capacity_mbit': 'the capacity applied at that step, Mbit/s',
+    'device': 'the device', 'direction': 'up (data) or down (checkpoint)',
+    'share_mbit': "the class's share at that step, Mbit/s",
+    'goodput_mbit': 'the goodput its class carried over the step (wire bytes x '
+                    '1448/1514), Mbit/s'}
+TIMESERIES_FIELDS = tuple(TIMESERIES_COLUMNS)
+REPLAY_COLUMNS = {
+    'policy': 'the policy whose run this is', 'step': 'the trace step',
+    'planned_s': 'when it was due (s since the first period)',
+    'applied_s': 'when it was applied', 'late_ms': '|applied - planned|, ms',
+    'capacity_mbit': 'the capacity applied, Mbit/s',
+    'clipped': 'True when the trace asked for less than the shaper can hold (applied '
+               'as its minimum)'}
+FLUID_REFERENCE = 'fluid-reference.csv'
+# What each file of a results folder holds (a name with * stands for several).
+FILES = {
+    'report.html': 'the report to open: summary, plots, notes, every column explained '
+                   '(one offline file)',
+    'summary.json': 'per policy: mean and per-period accuracy per device, bytes, misses, '
+                    'efficiency, utilisation (bytes delivered / bytes the link could '
+                    'carry), idle fraction, outcome counts, solver time, status',
+    'periods.csv': 'one row per policy, period and device (appended as periods finish)',
+    FLUID_REFERENCE: 'the same rows from the fluid backend (ideal transfers) for the '
+                     'same policies: the reference the emulated run is read against',
+    'timeseries.csv': 'every replay step: capacity, each class\'s share and goodput',
+    'replay.csv': 'every trace step: when it was due and when it was applied',
+    'metadata.json': 'the resolved scenario, arguments, git commit, kernel and tool '
+                     'versions, trace checksums, the paths\' delays and their engine',
+    'accuracy.png': 'mean device accuracy per period and policy: achieved (solid), '
+                    'predicted (dashed), fluid (dotted), the devices\' spread (band)',
+    'timeseries-*.png': 'per policy: capacity, shares and goodput over time, period '
+                        'boundaries and upload deadlines',
+    'commands.sh': 'every tc and ip command the run ran, in order',
+    'run.log': 'the debug log of the run',
+    'token': "the latest policy run's API token (mode 0600), to script the API",
+    'work': 'per policy, the agents\' logs; artifacts.csv names each checkpoint and data '
+            'file the agents moved, with its size and sha256, once verified and deleted '
+            '(--keep-artifacts keeps the files)',
+}
 
 
 class CsvLog:
@@ -265,6 +284,28 @@ OUTCOME_LETTERS = {'delivered': 'd', 'resumed': 'r', 'kept': 'k', 'missed': 'm',
                    'infeasible': 'i', 'starved': 's'}
 
 
+def table_rows(summary):
+    """[(cells, policy)] of the comparison table, best mAP first (cells as text, one a
+    column of COLUMNS; a policy without periods has its status only)."""
+    def number(value, form):
+        return form % value if isinstance(value, (int, float)) else '-'
+
+    found = []
+    ranked = sorted(summary.items(), key=lambda kv: -kv[1].get('mean_accuracy', -1))
+    for name, s in ranked:
+        if 'mean_accuracy' not in s:
+            found.append(([name, s['status']] + ['-'] * (len(COLUMNS) - 2), name))
+            continue
+        outcomes = ' '.join('%d%s' % (n, OUTCOME_LETTERS.get(o, '?' + o))
+                            for o, n in sorted(s.get('outcomes', {}).items()))
+        found.append(([
+            name, s['status'], '%.2f' % s['mean_accuracy'], '%.2f' % s['predicted_accuracy'],
+            '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
+            number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
+            number(s.get('mean_efficiency'), '%.2f'), outcomes], name))
+    return found
+
+
 def table(summary):
     """The comparison table printed at the end of a run, best mAP first, then a line
     that explains each column."""
@@ -272,22 +313,9 @@ def table(summary):
         return ' '.join(('%-*s' if i < 2 else '%*s') % (width, value) if width else value
                         for i, ((_, width, _), value) in enumerate(zip(COLUMNS, values)))
 
-    def number(value, form):
-        return form % value if isinstance(value, (int, float)) else '-'
-
     lines = [cells([c[0] for c in COLUMNS])]
-    ranked = sorted(summary.items(), key=lambda kv: -kv[1].get('mean_accuracy', -1))
-    for name, s in ranked:
-        if 'mean_accuracy' not in s:
-            lines.append(cells([name, s['status']]))
-            continue
-        outcomes = ' '.join('%d%s' % (n, OUTCOME_LETTERS.get(o, '?' + o))
-                            for o, n in sorted(s.get('outcomes', {}).items()))
-        lines.append(cells([
-            name, s['status'], '%.2f' % s['mean_accuracy'], '%.2f' % s['predicted_accuracy'],
-            '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
-            number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
-            number(s.get('mean_efficiency'), '%.2f'), outcomes]))
+    for values, _ in table_rows(summary):
+        lines.append(cells(values) if values[2] != '-' else cells(values[:2]))
     lines.append('')
     lines.extend('  %-9s %s' % (heading, meaning) for heading, _, meaning in COLUMNS[2:])
     return '\n'.join(lines)
@@ -302,6 +330,31 @@ def write_summary(folder, statuses=None):
     return summary
 
 
+MANY_DEVICES = 6         # above: the time series shows totals and the devices' spread
+MARKERS = 'osD^vPX*'     # achieved accuracy: a marker per policy, solid lines
+
+
+def _period_timing(folder):
+    """(period_s, upload window_s or None) of the folder's scenario (metadata.json), or
+    (None, None)."""
+    from edgecollab.scenarios.scenario import problem_from
+    try:
+        with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
+            raw = json.load(src).get('scenario') or {}
+        problem = problem_from(raw)
+    except (OSError, ValueError, AttributeError, ConfigError):
+        return None, None
+    window = problem.window_s if problem.timing == 'overlap' and \
+        problem.window_s < problem.period_s else None
+    return problem.period_s, window
+
+
+def _legend_outside(ax, fontsize=8):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc='upper left', bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)
+
+
 def plot(folder):
     """accuracy.png and timeseries-<policy>.png from the folder's CSV files."""
     import matplotlib
@@ -309,58 +362,147 @@ def plot(folder):
     import matplotlib.pyplot as plt
 
     rows = read_periods(folder)
-    policies = list(dict.fromkeys(r['policy'] for r in rows))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for policy in policies:
-        periods = sorted({r['period'] for r in rows if r['policy'] == policy})
-        means = [statistics.fmean(r['accuracy'] for r in rows if r['policy'] == policy and
-                                  r['period'] == p) for p in periods]
-        ax.plot(periods, means, marker='o', label=policy)
-    ax.set_xlabel('period')
-    ax.set_ylabel('mean device mAP')
-    ax.set_title('Device accuracy per policy')
-    ax.grid(alpha=0.3)
-    if policies:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
-    plt.close(fig)
+    fluid_path = os.path.join(folder, FLUID_REFERENCE)
+    fluid = read_rows(fluid_path, ('accuracy',), ('period',))[0] \
+        if os.path.exists(fluid_path) else []
+    _plot_accuracy(folder, rows, fluid, plt)
     series = os.path.join(folder, 'timeseries.csv')
     if os.path.exists(series):
         _plot_timeseries(folder, series, plt, summarise(rows))
+
+
+def _plot_accuracy(folder, rows, fluid, plt):
+    """Mean device accuracy per period: achieved (markers, solid), predicted (dashed),
+    fluid (dotted), the devices' min-max spread (bar); policies offset a little in x so
+    that coinciding lines stay visible."""
+    from matplotlib.ticker import MaxNLocator
+
+    policies = list(dict.fromkeys(r['policy'] for r in rows))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    colours = plt.get_cmap('tab10')
+    for i, policy in enumerate(policies):
+        marker = MARKERS[i % len(MARKERS)]
+        colour = colours(i % 10)
+        shift = (i - (len(policies) - 1) / 2) * 0.06
+        mine = [r for r in rows if r['policy'] == policy]
+        periods = sorted({r['period'] for r in mine})
+        x = [p + shift for p in periods]
+        per = [[r for r in mine if r['period'] == p] for p in periods]
+        means = [statistics.fmean(r['accuracy'] for r in own) for own in per]
+        low = [max(0.0, m - min(r['accuracy'] for r in own)) for m, own in zip(means, per)]
+        high = [max(0.0, max(r['accuracy'] for r in own) - m) for m, own in zip(means, per)]
+        ax.errorbar(x, means, yerr=[low, high], marker=marker, linestyle='-',
+                    color=colour, capsize=3, label='%s' % policy)
+        ax.plot(x, [statistics.fmean(r['predicted_accuracy'] for r in own) for own in per],
+                linestyle='--', linewidth=0.9, alpha=0.6, color=colour)
+        theirs = [r for r in fluid if r['policy'] == policy]
+        if theirs:
+            ax.plot(x, [statistics.fmean(r['accuracy'] for r in theirs if r['period'] == p)
+                        if any(r['period'] == p for r in theirs) else float('nan')
+                        for p in periods], linestyle=':', linewidth=1.2, alpha=0.8,
+                    color=colour)
+    ax.plot([], [], color='grey', linestyle='--', linewidth=0.9, label='predicted')
+    if fluid:
+        ax.plot([], [], color='grey', linestyle=':', linewidth=1.2, label='fluid (ideal)')
+    ax.plot([], [], color='grey', marker='|', linestyle='', label="devices' min-max")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel('period')
+    ax.set_ylabel('mean device mAP')
+    ax.set_title('Device accuracy per policy: achieved (markers), predicted, fluid')
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
+    plt.close(fig)
 
 
 def _or_dash(value):
     return '%.2f' % value if isinstance(value, float) else '-'
 
 
+def _mark_periods(ax, times, period_s, window_s):
+    """Period boundaries (grey) and upload deadlines (dotted) over the time axis."""
+    if not period_s or not times:
+        return
+    k = 0
+    while k * period_s <= max(times):
+        ax.axvline(k * period_s, color='grey', linewidth=0.8, alpha=0.6)
+        if window_s:
+            ax.axvline(k * period_s + window_s, color='grey', linestyle=':', linewidth=0.8)
+        k += 1
+
+
 def _plot_timeseries(folder, path, plt, summary):
     rows, cut = read_rows(path, ('time_s', 'capacity_mbit', 'goodput_mbit', 'share_mbit'))
     if cut:
         log.warning('%s: the last row was cut; plotting the whole rows', path)
+    period_s, window_s = _period_timing(folder)
     for policy in dict.fromkeys(r['policy'] for r in rows):
         mine = [r for r in rows if r['policy'] == policy]
-        fig, ax = plt.subplots(figsize=(8, 4))
+        devices = list(dict.fromkeys(r['device'] for r in mine))
         times = sorted({r['time_s'] for r in mine})
         cap = {r['time_s']: r['capacity_mbit'] for r in mine}
-        ax.plot(times, [cap[t] for t in times], color='black', label='capacity')
-        for device in dict.fromkeys(r['device'] for r in mine):
-            for direction, style in (('up', '-'), ('down', '--')):
-                own = [r for r in mine if r['device'] == device and r['direction'] == direction]
-                t = [r['time_s'] for r in own]
-                line, = ax.plot(t, [r['goodput_mbit'] for r in own], style,
-                                label='%s %s goodput' % (device, direction))
-                ax.plot(t, [r['share_mbit'] for r in own], style, alpha=0.35,
-                        color=line.get_color())
-        ax.set_xlabel('time (s)')
+        fig, ax = plt.subplots(figsize=(9.5, 4.2))
+        ax.plot(times, [cap[t] for t in times], color='black', linewidth=1.4,
+                label='capacity')
+        if len(devices) <= MANY_DEVICES:
+            _device_lines(ax, mine, devices, plt)
+        else:
+            _device_spread(ax, mine, times)
+        _mark_periods(ax, times, period_s, window_s)
+        ax.set_xlabel('time (s) · grey: period boundaries' +
+                      (' · dotted: upload deadlines' if window_s else ''))
         ax.set_ylabel('Mbit/s')
         said = summary.get(policy, {})
-        ax.set_title('%s: capacity, shares (faint) and achieved goodput\n'
+        ax.set_title('%s: capacity, shares (faint) and goodput, %d devices\n'
                      'utilisation %s, idle %s' % (
-                         policy, _or_dash(said.get('utilisation')),
+                         policy, len(devices), _or_dash(said.get('utilisation')),
                          _or_dash(said.get('idle_fraction'))), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
+        _legend_outside(ax, 7)
         fig.tight_layout()
         fig.savefig(os.path.join(folder, 'timeseries-%s.png' % policy), dpi=110)
         plt.close(fig)
+
+
+def _device_lines(ax, mine, devices, plt):
+    """Each device's goodput up (solid) and down (dashed) with its share faint; its own
+    colour, identical devices drawn a little apart (a thicker line under a thinner)."""
+    colours = plt.get_cmap('tab10')
+    for i, device in enumerate(devices):
+        for direction, style in (('up', '-'), ('down', '--')):
+            own = [r for r in mine if r['device'] == device and r['direction'] == direction]
+            t = [r['time_s'] for r in own]
+            ax.plot(t, [r['goodput_mbit'] for r in own], style, color=colours(i % 10),
+                    linewidth=2.4 - 1.6 * i / max(1, len(devices) - 1) if len(devices) > 1
+                    else 1.2, label='%s %s goodput' % (device, direction))
+            ax.plot(t, [r['share_mbit'] for r in own], style, alpha=0.35,
+                    color=colours(i % 10), linewidth=0.8)
+
+
+def _device_spread(ax, mine, times):
+    """Many devices: each direction's total goodput and share, and the band of the
+    devices' goodput (10th to 90th percentile, median line) on a second axis."""
+    import numpy as np
+    twin = ax.twinx()
+    for direction, colour in (('up', 'tab:blue'), ('down', 'tab:orange')):
+        own = [r for r in mine if r['direction'] == direction]
+        by_time = collections.defaultdict(list)
+        shares = collections.defaultdict(float)
+        for r in own:
+            by_time[r['time_s']].append(r['goodput_mbit'])
+            shares[r['time_s']] += r['share_mbit']
+        t = [x for x in times if by_time[x]]
+        ax.plot(t, [sum(by_time[x]) for x in t], color=colour,
+                label='all devices %s goodput' % direction)
+        ax.plot(t, [shares[x] for x in t], color=colour, alpha=0.35, linewidth=0.8)
+        low = [np.percentile(by_time[x], 10) for x in t]
+        high = [np.percentile(by_time[x], 90) for x in t]
+        twin.fill_between(t, low, high, color=colour, alpha=0.15,
+                          label='devices %s p10-p90 (right axis)' % direction)
+        twin.plot(t, [np.median(by_time[x]) for x in t], color=colour, linewidth=0.6,
+                  linestyle=':')
+    twin.set_ylabel("a device's goodput, Mbit/s")
+    handles, labels = twin.get_legend_handles_labels()
+    for h, l in zip(handles, labels):
+        ax.plot([], [], color=h.get_facecolor()[0], linewidth=6, alpha=0.3, label=l)

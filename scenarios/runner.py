@@ -36,7 +36,7 @@ from edgecollab.nodes import device
 from edgecollab.ready import poll, wait
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios import results
-from edgecollab.scenarios.results import TIMESERIES_FIELDS, CsvLog
+from edgecollab.scenarios.results import REPLAY_COLUMNS, TIMESERIES_FIELDS, CsvLog
 from edgecollab.topologies import addressing
 from edgecollab.topologies.star import EdgeStar
 from edgecollab.wire import GOODPUT_PER_WIRE
@@ -81,9 +81,7 @@ class PolicyRun(Transport):
         os.makedirs(self.work, exist_ok=True)
         self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), RECORD_FIELDS)
         self.series_log = CsvLog(os.path.join(folder, 'timeseries.csv'), TIMESERIES_FIELDS)
-        self.replay_log = CsvLog(os.path.join(folder, 'replay.csv'),
-                                 ('policy', 'step', 'planned_s', 'applied_s', 'late_ms',
-                                  'capacity_mbit', 'clipped'))
+        self.replay_log = CsvLog(os.path.join(folder, 'replay.csv'), tuple(REPLAY_COLUMNS))
         self.emu = None
         self.server = None
         self.state = None

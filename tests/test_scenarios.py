@@ -362,3 +362,48 @@ def test_a_policy_with_fewer_periods_than_asked_is_stopped():
     assert summarise(rows, {}, expected=3)['equal']['status'] == \
         'stopped after 1 of 3 periods'
     assert summarise(rows, {}, expected=1)['equal']['status'] == 'completed'
+
+
+def test_report_html_and_readme_explain_what_the_folder_holds(fluid_folder):
+    from edgecollab.controller.loop import RECORD_COLUMNS
+    from edgecollab.scenarios.results import COLUMNS
+    # An emulated run's folder has a fluid reference; this fluid one stands in for it.
+    (fluid_folder / 'fluid-reference.csv').write_text(
+        (fluid_folder / 'periods.csv').read_text())
+    done = run_cli('report', str(fluid_folder))
+    assert done.returncode == 0, done.stderr
+    page = (fluid_folder / 'report.html').read_text()
+    assert page.count('data:image/png;base64,') >= 1       # the plots are inside it
+    assert 'http://' not in page and 'https://' not in page  # nothing to fetch: offline
+    for heading, _, meaning in COLUMNS:
+        assert '<th>%s</th>' % heading in page and meaning in page
+    assert 'fluid mAP' in page
+    readme = (fluid_folder / 'README.txt').read_text()
+    for column in RECORD_COLUMNS:
+        assert '\n    %s ' % column in readme, column
+    # It lists the files there are and only those.
+    assert 'report.html' in readme and 'summary.json' in readme
+    for absent in ('timeseries.csv', 'replay.csv', 'token', 'work'):      # emulated only
+        assert '\n    %s ' % absent not in readme, absent
+
+
+def test_plots_stay_readable_with_many_devices(tmp_path):
+    import matplotlib.image
+    path = tmp_path / 'many.yaml'
+    path.write_text(GOOD.replace('devices: 2', 'devices: 12'))
+    out = tmp_path / 'out'
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    lines = ['policy,time_s,capacity_mbit,device,direction,share_mbit,goodput_mbit']
+    for step in range(1, 60):
+        for d in range(1, 13):
+            for direction in ('up', 'down'):
+                lines.append('equal,%.1f,20,d%d,%s,0.8,%.2f' % (step * 0.5, d, direction,
+                                                               0.1 * d))
+    (out / 'timeseries.csv').write_text('\n'.join(lines) + '\n')
+    done = run_cli('report', str(out))
+    assert done.returncode == 0, done.stderr
+    image = matplotlib.image.imread(str(out / 'timeseries-equal.png'))
+    # Totals and a band, not 24 lines: the picture is mostly background, with colour.
+    colourful = ((image[..., :3].max(axis=2) - image[..., :3].min(axis=2)) > 0.2).mean()
+    assert 0.005 < colourful < 0.5, colourful
