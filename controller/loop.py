@@ -73,6 +73,7 @@ RECORD_COLUMNS = {
     'class_down_bytes': 'the same for its download class',
     'late_upload_bytes': 'upload bytes that arrived after the deadline (not counted)',
     'carried_upload_bytes': "bytes of earlier periods' uploads that arrived in this one",
+    'repeat': 'the repetition of the run (--repeat N: 1..N, each with its own seed)',
 }
 RECORD_FIELDS = tuple(RECORD_COLUMNS)
 # What happened to a device in a period (the records' outcome column).

@@ -28,6 +28,11 @@ def _cmd_run(args):
         raise ConfigError('--policies names a policy twice: %s' % ','.join(names))
     if args.cli and len(names) != 1:
         raise ConfigError('--cli runs one policy: name it with --policies')
+    if not 1 <= args.repeat <= experiment.MAX_REPEAT:
+        raise ConfigError("--repeat must be in [1, %d], got %d" % (experiment.MAX_REPEAT,
+                                                                 args.repeat))
+    if args.cli and args.repeat != 1:
+        raise ConfigError('--cli runs one policy once: leave --repeat out')
     out = args.out or os.path.join('results', '%s-%s' % (scenario.name,
                                                           time.strftime('%Y%m%d-%H%M%S')))
     if os.path.exists(out) and not os.path.isdir(out):
@@ -59,7 +64,8 @@ def _cmd_run(args):
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
         experiment.run_scenario(scenario, names, out, args.backend, args.cli,
-                                keep_artifacts=args.keep_artifacts, statuses=statuses)
+                                keep_artifacts=args.keep_artifacts, statuses=statuses,
+                                repeat=args.repeat)
     finally:
         command_runner.record_to(None)
         # The statuses are printed whatever the run left: a run stopped before its first
@@ -72,7 +78,7 @@ def _cmd_run(args):
                 report.write(out, summary)
             except ConfigError as exc:
                 log.warning('%s', exc)
-        print(results.table(summary))
+        print(results.table(summary, results.read_ranking(out)))
         logging.getLogger().removeHandler(handler)
         handler.close()
     print('results in %s' % out)
@@ -83,7 +89,7 @@ def _cmd_report(args):
     summary = results.write_summary(args.folder)
     results.plot(args.folder)
     report.write(args.folder, summary)
-    print(results.table(summary))
+    print(results.table(summary, results.read_ranking(args.folder)))
     print('report: %s' % os.path.join(args.folder, 'report.html'))
     return 0
 
@@ -143,6 +149,10 @@ def register(sub):
                    help='mininet: real TCP (root); fluid: ideal transfers, no root')
     p.add_argument('--cli', action='store_true',
                    help='leave me at the Mininet CLI while the scenario runs')
+    p.add_argument('--repeat', type=int, default=1, metavar='N',
+                   help='run each policy N times, seeds seed..seed+N-1: the summary gives '
+                        'means with 95%% confidence intervals and how often the ranking '
+                        'held')
     p.add_argument('--keep-artifacts', action='store_true',
                    help='keep the checkpoints and data files in work/ (default: verified, '
                         'listed in work/<policy>/artifacts.csv with size and sha256, '

@@ -5,14 +5,18 @@ run before it starts, ``run_scenario`` runs each policy (the Mininet backend on 
 emulation each, or the fluid backend) and appends its records to ``periods.csv``.
 """
 
+import dataclasses
 import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
+import sys
 import time
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgecollab import __version__
 from edgecollab.controller import fluid
@@ -23,43 +27,86 @@ from edgecollab.topologies import paths as paths_mod
 
 log = logging.getLogger('edgecollab')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_REPEAT = 100       # --repeat: each repetition is a whole run of every policy
 
 
 def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec',
-                 keep_artifacts=False, statuses=None):
-    """Run each policy of names on scenario into folder out; return {policy: status}
-    (statuses: the dict to fill, so a caller keeps them when a signal stops the run).
-    keep_artifacts: keep the checkpoints and data files the agents moved."""
-    from edgecollab.scenarios.runner import PolicyRun
+                 keep_artifacts=False, statuses=None, repeat=1):
+    """Run each policy of names on scenario into folder out, repeat times (repetition r
+    with seed scenario.seed + r - 1); return {policy: status} (statuses: the dict to
+    fill, so a caller keeps them when a signal stops the run).  keep_artifacts: keep the
+    checkpoints and data files the agents moved."""
     statuses = {} if statuses is None else statuses
     if backend != 'fluid':
         write_fluid_reference(scenario, names, out)
-    for name in names:
-        bar = tqdm(total=scenario.periods, desc='%-13s' % name, unit='period',
-                   disable=None, leave=True)
-        try:
+    for r in range(1, repeat + 1):
+        seeded = dataclasses.replace(scenario, seed=scenario.seed + r - 1)
+        for name in names:
+            try:
+                status = run_policy(seeded, name, out, backend, interactive, prefix,
+                                    keep_artifacts, r, repeat)
+            except (KeyboardInterrupt, SystemExit):
+                statuses[name] = 'interrupted'
+                raise
+            if r == 1 or statuses.get(name) == 'completed':
+                statuses[name] = status          # a failed repetition's status stays
+    return statuses
+
+
+def run_policy(scenario, name, out, backend, interactive, prefix, keep_artifacts, r, repeat):
+    """The status of one run of policy name (repetition r of repeat)."""
+    from edgecollab.scenarios.runner import PolicyRun
+    label = name if repeat == 1 else '%s #%d' % (name, r)
+    progress = Progress(label, name, r, scenario.periods, out)
+    try:
+        with logging_redirect_tqdm():          # log lines above the bar, not on it
             if backend == 'fluid':
                 rows = fluid.run_policy(scenario, name)
                 csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
-                csv_log.write(rows)
+                csv_log.write(dict(row, repeat=r) for row in rows)
                 csv_log.close()
-                bar.update(scenario.periods)
-                statuses[name] = 'completed'
-            else:
-                statuses[name] = PolicyRun(scenario, name, out, prefix=prefix,
-                                           progress=lambda k: bar.update(1),
-                                           interactive=interactive,
-                                           keep_artifacts=keep_artifacts).run()
-        except (KeyboardInterrupt, SystemExit):
-            statuses[name] = 'interrupted'
-            raise
-        except EdgecollabError as exc:
-            statuses[name] = 'failed: %s' % exc
-            log.error('policy %s failed: %s', name, exc)
-            log.debug('policy %s failed', name, exc_info=True)
-        finally:
-            bar.close()
-    return statuses
+                progress.done(scenario.periods)
+                return 'completed'
+            return PolicyRun(scenario, name, out, prefix=prefix, progress=progress.done,
+                             interactive=interactive, keep_artifacts=keep_artifacts,
+                             repeat=r).run()
+    except EdgecollabError as exc:
+        log.error('policy %s failed: %s', label, exc)
+        log.debug('policy %s failed', label, exc_info=True)
+        return 'failed: %s' % exc
+    finally:
+        progress.close()
+
+
+class Progress:
+    """One policy's progress: a bar on a terminal; piped (CI, tee), a line a period
+    with the policy's mean accuracy so far."""
+
+    def __init__(self, label, policy, repeat, periods, folder):
+        self.label, self.policy, self.repeat = label, policy, repeat
+        self.periods, self.folder = periods, folder
+        self.bar = tqdm(total=periods, desc='%-13s' % label, unit='period',
+                        leave=True) if sys.stderr.isatty() else None
+
+    def done(self, period):
+        """Period number period has finished (the fluid backend: all of them)."""
+        if self.bar is not None:
+            self.bar.update(period - self.bar.n)
+            return
+        try:
+            rows = [r for r in results.read_rows(os.path.join(
+                self.folder, 'periods.csv'), ('accuracy',))[0] if r['policy'] == self.policy
+                and int(r.get('repeat') or 1) == self.repeat]
+        except EdgecollabError:
+            rows = []
+        so_far = ', mean mAP so far %.2f' % statistics.fmean(
+            r['accuracy'] for r in rows) if rows else ''
+        print('%s: period %d of %d done%s' % (self.label, period, self.periods, so_far),
+              file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def write_fluid_reference(scenario, names, out):

@@ -108,8 +108,9 @@ def _notes(rows):
             items.append('<li><b>%s</b>: every device-period delivered, resumed or kept '
                          'its model as planned.</li>' % html.escape(policy))
             continue
-        listed = ', '.join('period %d %s %s' % (r['period'], r['device'], r['outcome'])
-                           for r in noted[:MAX_NOTES])
+        listed = ', '.join('%speriod %d %s %s' % (
+            'run %d ' % results.repeat_of(r) if results.repeat_of(r) > 1 else '',
+            r['period'], r['device'], r['outcome']) for r in noted[:MAX_NOTES])
         more = ' and %d more' % (len(noted) - MAX_NOTES) if len(noted) > MAX_NOTES else ''
         items.append('<li><b>%s</b>: %d device-period(s): %s%s.</li>'
                      % (html.escape(policy), len(noted), html.escape(listed), more))
@@ -149,7 +150,9 @@ def write_html(folder, summary):
     scenario = meta.get('scenario') or {}
     if scenario.get('description'):
         parts.append('<p>%s</p>' % html.escape(str(scenario['description'])))
+    order = results.ranking_text(results.read_ranking(folder))
     parts += ['<h2>Summary</h2>', _summary_table(summary, fluid_means(folder)),
+              '<p>%s</p>' % html.escape(order) if order else '',
               '<h2>Missed, infeasible and starved periods</h2>', _notes(rows),
               '<h2>Plots</h2>']
     for name in ['accuracy.png'] + sorted(n for n in os.listdir(folder)

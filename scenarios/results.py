@@ -9,6 +9,7 @@ import collections
 import csv
 import json
 import logging
+import math
 import os
 import statistics
 
@@ -24,7 +25,8 @@ TIMESERIES_COLUMNS = {
     'device': 'the device', 'direction': 'up (data) or down (checkpoint)',
     'share_mbit': "the class's share at that step, Mbit/s",
     'goodput_mbit': 'the goodput its class carried over the step (wire bytes x '
-                    '1448/1514), Mbit/s'}
+                    '1448/1514), Mbit/s',
+    'repeat': 'the repetition of the run (--repeat)'}
 TIMESERIES_FIELDS = tuple(TIMESERIES_COLUMNS)
 REPLAY_COLUMNS = {
     'policy': 'the policy whose run this is', 'step': 'the trace step',
@@ -207,49 +209,108 @@ def expected_periods(folder):
         return None
 
 
+def repeat_of(row):
+    """The repetition a row belongs to (1 for folders written before --repeat)."""
+    value = row.get('repeat')
+    return int(value) if isinstance(value, (int, float)) else 1
+
+
 def summarise(rows, statuses=None, expected=None):
     """summary.json's content from period rows; expected: the periods the run was asked
-    for (a policy with fewer is 'stopped after k of N periods')."""
+    for (a policy with fewer is 'stopped after k of N periods').  Rows of several
+    repetitions (--repeat): the figures are the repetitions' means, outcome counts and
+    misses their sums, with the mean accuracy's 95% confidence interval (Student's t)."""
     statuses = statuses or {}
     summary = {}
     for policy in dict.fromkeys(r['policy'] for r in rows):
         mine = [r for r in rows if r['policy'] == policy]
-        devices = list(dict.fromkeys(r['device'] for r in mine))
-        per_device = {}
-        for device in devices:
-            own = sorted((r for r in mine if r['device'] == device), key=lambda r: r['period'])
-            per_device[device] = {
-                'mean_accuracy': statistics.fmean(r['accuracy'] for r in own),
-                'accuracy_per_period': [r['accuracy'] for r in own],
-                'data_bytes': sum(r['upload_bytes'] for r in own),
-                'model_bytes': sum(r['model_bytes'] for r in own),
-                'deadline_misses': sum(1 for r in own if r['deadline_miss']),
-            }
-        effs = [r[k] for r in mine for k in ('efficiency_up', 'efficiency_down')
-                if isinstance(r.get(k), float)]
-        by_period = {r['period']: r for r in mine}.values()
-        periods = max(r['period'] for r in mine)
+        repeats = sorted({repeat_of(r) for r in mine})
         status = statuses.get(policy, 'completed')
-        if expected is not None and periods < expected:
-            status = 'stopped after %d of %d periods' % (periods, expected)
-        summary[policy] = {
-            'status': status,
-            'periods': periods,
-            'mean_accuracy': statistics.fmean(r['accuracy'] for r in mine),
-            'predicted_accuracy': statistics.fmean(r['predicted_accuracy'] for r in mine),
-            'data_bytes': sum(d['data_bytes'] for d in per_device.values()),
-            'model_bytes': sum(d['model_bytes'] for d in per_device.values()),
-            'deadline_misses': sum(d['deadline_misses'] for d in per_device.values()),
-            'mean_efficiency': statistics.fmean(effs) if effs else None,
-            'utilisation': utilisation(mine, by_period),
-            'idle_fraction': _mean_of(r.get('idle_fraction') for r in by_period),
-            'outcomes': dict(collections.Counter(r.get('outcome') or 'unknown'
-                                                 for r in mine)),
-            'solver_ms': statistics.fmean(r['solver_ms'] for r in mine),
-            'devices': per_device}
+        each = [_summarise_policy([r for r in mine if repeat_of(r) == k], status, expected)
+                for k in repeats]
+        summary[policy] = each[0] if len(each) == 1 else _combined(each)
     for policy, status in statuses.items():
         summary.setdefault(policy, {'status': status, 'periods': 0})
     return summary
+
+
+AVERAGED = ('mean_accuracy', 'predicted_accuracy', 'data_bytes', 'model_bytes',
+            'mean_efficiency', 'utilisation', 'idle_fraction', 'solver_ms')
+
+
+def _combined(each):
+    """One policy's summary over repetitions (each: one summary a repetition)."""
+    combined = dict(each[-1])
+    for key in AVERAGED:
+        values = [e[key] for e in each if isinstance(e.get(key), (int, float))]
+        combined[key] = statistics.fmean(values) if values else None
+    combined['deadline_misses'] = sum(e['deadline_misses'] for e in each)
+    outcomes = collections.Counter()
+    for e in each:
+        outcomes.update(e['outcomes'])
+    combined['outcomes'] = dict(outcomes)
+    means = [e['mean_accuracy'] for e in each]
+    combined['repeats'] = len(each)
+    combined['repeat_accuracy'] = means
+    combined['ci95'] = _ci95(means)
+    combined['periods'] = min(e['periods'] for e in each)
+    combined['status'] = next((e['status'] for e in each if e['status'] != 'completed'),
+                              'completed')
+    return combined
+
+
+def ranking(rows):
+    """{'order': policies by mean accuracy, best first, 'repeats': N, 'held': the
+    fraction of repetitions whose own order is the same} (None for one repetition)."""
+    repeats = sorted({repeat_of(r) for r in rows})
+    policies = list(dict.fromkeys(r['policy'] for r in rows))
+    if len(repeats) < 2 or len(policies) < 2:
+        return None
+
+    def order(subset):
+        means = {p: statistics.fmean(r['accuracy'] for r in subset if r['policy'] == p)
+                 for p in policies if any(r['policy'] == p for r in subset)}
+        return sorted(means, key=lambda p: -means[p])
+
+    overall = order(rows)
+    held = sum(order([r for r in rows if repeat_of(r) == k]) == overall for k in repeats)
+    return {'order': overall, 'repeats': len(repeats), 'held': held / len(repeats)}
+
+
+def _summarise_policy(mine, status, expected):
+    """One policy's summary of the rows of one repetition."""
+    devices = list(dict.fromkeys(r['device'] for r in mine))
+    per_device = {}
+    for device in devices:
+        own = sorted((r for r in mine if r['device'] == device), key=lambda r: r['period'])
+        per_device[device] = {
+            'mean_accuracy': statistics.fmean(r['accuracy'] for r in own),
+            'accuracy_per_period': [r['accuracy'] for r in own],
+            'data_bytes': sum(r['upload_bytes'] for r in own),
+            'model_bytes': sum(r['model_bytes'] for r in own),
+            'deadline_misses': sum(1 for r in own if r['deadline_miss']),
+        }
+    effs = [r[k] for r in mine for k in ('efficiency_up', 'efficiency_down')
+            if isinstance(r.get(k), float)]
+    by_period = {r['period']: r for r in mine}.values()
+    periods = max(r['period'] for r in mine)
+    if expected is not None and periods < expected:
+        status = 'stopped after %d of %d periods' % (periods, expected)
+    return {
+        'status': status,
+        'periods': periods,
+        'mean_accuracy': statistics.fmean(r['accuracy'] for r in mine),
+        'predicted_accuracy': statistics.fmean(r['predicted_accuracy'] for r in mine),
+        'data_bytes': sum(d['data_bytes'] for d in per_device.values()),
+        'model_bytes': sum(d['model_bytes'] for d in per_device.values()),
+        'deadline_misses': sum(d['deadline_misses'] for d in per_device.values()),
+        'mean_efficiency': statistics.fmean(effs) if effs else None,
+        'utilisation': utilisation(mine, by_period),
+        'idle_fraction': _mean_of(r.get('idle_fraction') for r in by_period),
+        'outcomes': dict(collections.Counter(r.get('outcome') or 'unknown'
+                                             for r in mine)),
+        'solver_ms': statistics.fmean(r['solver_ms'] for r in mine),
+        'devices': per_device}
 
 
 def utilisation(rows, by_period):
@@ -270,7 +331,8 @@ def _mean_of(values):
 COLUMNS = (
     ('policy', 13, 'the allocation policy'),
     ('status', 10, 'completed, or why the run of this policy stopped'),
-    ('mAP', 6, 'mean device accuracy over devices and periods (what counts)'),
+    ('mAP', 6, 'mean device accuracy over devices and periods (what counts); with '
+               '--repeat N, the mean of the N runs +- its 95% confidence interval'),
     ('planned', 7, 'the mAP the plans predicted at their forecast capacity'),
     ('data MB', 7, 'data the devices uploaded to the edge'),
     ('model MB', 8, 'checkpoint bytes the devices received'),
@@ -299,16 +361,36 @@ def table_rows(summary):
         outcomes = ' '.join('%d%s' % (n, OUTCOME_LETTERS.get(o, '?' + o))
                             for o, n in sorted(s.get('outcomes', {}).items()))
         found.append(([
-            name, s['status'], '%.2f' % s['mean_accuracy'], '%.2f' % s['predicted_accuracy'],
+            name, s['status'], ('%.2f+-%.2f' % (s['mean_accuracy'], s['ci95'])
+                                if 'ci95' in s else '%.2f' % s['mean_accuracy']),
+            '%.2f' % s['predicted_accuracy'],
             '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
             number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
             number(s.get('mean_efficiency'), '%.2f'), outcomes], name))
     return found
 
 
-def table(summary):
-    """The comparison table printed at the end of a run, best mAP first, then a line
-    that explains each column."""
+def ranking_text(order):
+    """A line saying how often the ranking held over the repetitions ('' without)."""
+    if not order:
+        return ''
+    return 'ranking by mean mAP: %s; the same in %d of %d repetitions' % (
+        ' > '.join(order['order']), round(order['held'] * order['repeats']),
+        order['repeats'])
+
+
+def read_ranking(folder):
+    """The ranking summary.json holds (None when it holds none)."""
+    try:
+        with open(os.path.join(folder, 'summary.json'), encoding='utf-8') as src:
+            return json.load(src).get('ranking')
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def table(summary, order=None):
+    """The comparison table printed at the end of a run, best mAP first, then the
+    ranking over repetitions (order: ``ranking``) and a line that explains each column."""
     def cells(values):
         return ' '.join(('%-*s' if i < 2 else '%*s') % (width, value) if width else value
                         for i, ((_, width, _), value) in enumerate(zip(COLUMNS, values)))
@@ -316,6 +398,8 @@ def table(summary):
     lines = [cells([c[0] for c in COLUMNS])]
     for values, _ in table_rows(summary):
         lines.append(cells(values) if values[2] != '-' else cells(values[:2]))
+    if order:
+        lines.append(ranking_text(order))
     lines.append('')
     lines.extend('  %-9s %s' % (heading, meaning) for heading, _, meaning in COLUMNS[2:])
     return '\n'.join(lines)
@@ -325,8 +409,12 @@ def write_summary(folder, statuses=None):
     """Write summary.json from periods.csv; return the summary."""
     rows = read_periods(folder)
     summary = summarise(rows, statuses, expected_periods(folder))
+    content = {'policies': summary}
+    order = ranking(rows)
+    if order:
+        content['ranking'] = order
     with open(os.path.join(folder, 'summary.json'), 'w', encoding='utf-8') as out:
-        json.dump({'policies': summary}, out, indent=2)
+        json.dump(content, out, indent=2)
     return summary
 
 
@@ -378,6 +466,7 @@ def _plot_accuracy(folder, rows, fluid, plt):
     from matplotlib.ticker import MaxNLocator
 
     policies = list(dict.fromkeys(r['policy'] for r in rows))
+    repeated = len({repeat_of(r) for r in rows}) > 1
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     colours = plt.get_cmap('tab10')
     for i, policy in enumerate(policies):
@@ -389,8 +478,17 @@ def _plot_accuracy(folder, rows, fluid, plt):
         x = [p + shift for p in periods]
         per = [[r for r in mine if r['period'] == p] for p in periods]
         means = [statistics.fmean(r['accuracy'] for r in own) for own in per]
-        low = [max(0.0, m - min(r['accuracy'] for r in own)) for m, own in zip(means, per)]
-        high = [max(0.0, max(r['accuracy'] for r in own) - m) for m, own in zip(means, per)]
+        if repeated:
+            # The 95% confidence interval of the period's mean over the repetitions.
+            low = high = [_ci95([statistics.fmean(r['accuracy'] for r in own
+                                                  if repeat_of(r) == k)
+                                 for k in sorted({repeat_of(r) for r in own})])
+                          for own in per]
+        else:
+            low = [max(0.0, m - min(r['accuracy'] for r in own))
+                   for m, own in zip(means, per)]
+            high = [max(0.0, max(r['accuracy'] for r in own) - m)
+                    for m, own in zip(means, per)]
         ax.errorbar(x, means, yerr=[low, high], marker=marker, linestyle='-',
                     color=colour, capsize=3, label='%s' % policy)
         ax.plot(x, [statistics.fmean(r['predicted_accuracy'] for r in own) for own in per],
@@ -404,7 +502,8 @@ def _plot_accuracy(folder, rows, fluid, plt):
     ax.plot([], [], color='grey', linestyle='--', linewidth=0.9, label='predicted')
     if fluid:
         ax.plot([], [], color='grey', linestyle=':', linewidth=1.2, label='fluid (ideal)')
-    ax.plot([], [], color='grey', marker='|', linestyle='', label="devices' min-max")
+    ax.plot([], [], color='grey', marker='|', linestyle='',
+            label='95% CI over repeats' if repeated else "devices' min-max")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel('period')
     ax.set_ylabel('mean device mAP')
@@ -414,6 +513,15 @@ def _plot_accuracy(folder, rows, fluid, plt):
     fig.tight_layout()
     fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
     plt.close(fig)
+
+
+def _ci95(values):
+    """Half the width of the 95% confidence interval of the mean of values."""
+    from scipy import stats
+    if len(values) < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) /
+                 math.sqrt(len(values)))
 
 
 def _or_dash(value):
@@ -437,6 +545,7 @@ def _plot_timeseries(folder, path, plt, summary):
     if cut:
         log.warning('%s: the last row was cut; plotting the whole rows', path)
     period_s, window_s = _period_timing(folder)
+    rows = [r for r in rows if repeat_of(r) == 1]        # repetitions: the first one
     for policy in dict.fromkeys(r['policy'] for r in rows):
         mine = [r for r in rows if r['policy'] == policy]
         devices = list(dict.fromkeys(r['device'] for r in mine))

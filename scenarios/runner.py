@@ -70,14 +70,16 @@ class PolicyRun(Transport):
     """One policy's emulated run of a scenario: the live Transport of the period loop."""
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
-                 interactive=False, edge_args=(), keep_artifacts=False):
+                 interactive=False, edge_args=(), keep_artifacts=False, repeat=1):
         self.scenario, self.policy, self.folder = scenario, policy, folder
         self.prefix, self.progress, self.on_ready = prefix, progress, on_ready
         self.interactive = interactive
         self.keep_artifacts = keep_artifacts   # keep the checkpoints and data files
         self.edge_args = list(edge_args)   # extra edge-agent arguments (fault injection)
         self.token = secrets.token_hex(16)
-        self.work = os.path.join(folder, 'work', policy)
+        self.repeat = repeat
+        self.work = os.path.join(folder, 'work', policy if repeat == 1 else
+                                 '%s-repeat-%d' % (policy, repeat))
         os.makedirs(self.work, exist_ok=True)
         self.periods_log = CsvLog(os.path.join(folder, 'periods.csv'), RECORD_FIELDS)
         self.series_log = CsvLog(os.path.join(folder, 'timeseries.csv'), TIMESERIES_FIELDS)
@@ -240,7 +242,8 @@ class PolicyRun(Transport):
                                  self.emu.linkshare.set_capacity, self.t0)
         self.replayer.start()
         self.at(0.0, self.emu.restart_path_clocks)     # delay traces start with period 1
-        self.loop = ControlLoop(s, self.state, self, self.periods_log.write)
+        self.loop = ControlLoop(s, self.state, self, lambda rows: self.periods_log.write(
+            dict(r, repeat=self.repeat) for r in rows))
         threading.Thread(target=self._sample, name='sampler', daemon=True).start()
         self.loop.run()
         if self.finisher is not None:
@@ -448,7 +451,8 @@ class PolicyRun(Transport):
                 self.series_log.write({
                     'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
                     'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
-                    'goodput_mbit': goodput[(name, d)]} for (name, d) in counters)
+                    'goodput_mbit': goodput[(name, d)], 'repeat': self.repeat}
+                    for (name, d) in counters)
                 window = self.window
                 if window is not None:
                     remaining = self._remaining(window, counters)

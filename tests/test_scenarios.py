@@ -163,9 +163,11 @@ def test_fluid_run_writes_a_consistent_results_folder(tmp_path):
                    'fluid', '--policies', 'optimal,equal,upload-first', '--out', str(out))
     assert done.returncode == 0, done.stderr
     for name in ('summary.json', 'periods.csv', 'metadata.json', 'accuracy.png',
-                 'README.txt', 'run.log', 'commands.sh'):
+                 'README.txt', 'run.log', 'commands.sh', 'report.html'):
         assert (out / name).exists(), name
     check_summary_matches_rows(out)
+    # Piped (as here), the progress is one line a policy run.
+    assert 'upload-first: period 3 of 3 done, mean mAP so far' in done.stderr
 
 
 def check_summary_matches_rows(out):
@@ -407,3 +409,38 @@ def test_plots_stay_readable_with_many_devices(tmp_path):
     # Totals and a band, not 24 lines: the picture is mostly background, with colour.
     colourful = ((image[..., :3].max(axis=2) - image[..., :3].min(axis=2)) > 0.2).mean()
     assert 0.005 < colourful < 0.5, colourful
+
+
+def test_repeat_gives_intervals_and_how_often_the_ranking_held(tmp_path):
+    out = tmp_path / 'out'
+    done = run_cli('run', os.path.join(REPO, 'scenarios', 'default.yaml'), '--backend',
+                   'fluid', '--policies', 'optimal,equal', '--repeat', '3', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    content = json.loads((out / 'summary.json').read_text())
+    for policy, s in content['policies'].items():
+        assert s['repeats'] == 3 and len(s['repeat_accuracy']) == 3
+        assert s['mean_accuracy'] == pytest.approx(sum(s['repeat_accuracy']) / 3)
+        assert s['ci95'] >= 0
+        assert '%.2f+-%.2f' % (s['mean_accuracy'], s['ci95']) in done.stdout
+    ranking = content['ranking']
+    assert ranking['order'] == sorted(content['policies'], key=lambda p: -content[
+        'policies'][p]['mean_accuracy'])
+    assert ranking['repeats'] == 3 and 0 <= ranking['held'] <= 1
+    assert 'the same in %d of 3 repetitions' % round(3 * ranking['held']) in done.stdout
+    with open(out / 'periods.csv') as src:
+        rows = list(csv.DictReader(src))
+    assert sorted({r['repeat'] for r in rows}) == ['1', '2', '3']
+    # Piped, the progress is a line a run of a policy, naming it and its repetition.
+    assert 'optimal #2: period 3 of 3 done, mean mAP so far' in done.stderr
+    assert 'ranking by mean mAP' in (out / 'report.html').read_text()
+
+
+@pytest.mark.parametrize('value', ['0', '101', 'many'])
+def test_a_bad_repeat_gives_one_line_and_exit_2(tmp_path, value):
+    done = run_cli('run', os.path.join(REPO, 'scenarios', 'default.yaml'), '--backend',
+                   'fluid', '--repeat', value, '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    # One line (argparse adds its usage above a value that is no number, as for every
+    # option); no traceback, no folder.
+    assert done.returncode == 2 and 'repeat' in lines[-1], done.stderr
+    assert 'Traceback' not in done.stderr and not (tmp_path / 'out').exists()
