@@ -5,6 +5,7 @@ run before it starts, ``run_scenario`` runs each policy (the Mininet backend on 
 emulation each, or the fluid backend) and appends its records to ``periods.csv``.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,7 +17,6 @@ import sys
 import time
 
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgecollab import __version__
 from edgecollab.controller import fluid
@@ -59,7 +59,7 @@ def run_policy(scenario, name, out, backend, interactive, prefix, keep_artifacts
     label = name if repeat == 1 else '%s #%d' % (name, r)
     progress = Progress(label, name, r, scenario.periods, out)
     try:
-        with logging_redirect_tqdm():          # log lines above the bar, not on it
+        with progress.logs_above():            # log lines above the bar, not on it
             if backend == 'fluid':
                 rows = fluid.run_policy(scenario, name)
                 csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
@@ -104,9 +104,44 @@ class Progress:
         print('%s: period %d of %d done%s' % (self.label, period, self.periods, so_far),
               file=sys.stderr, flush=True)
 
+    @contextlib.contextmanager
+    def logs_above(self):
+        """While the bar shows, the console's log lines print above it (tqdm.write);
+        the file handlers (run.log) are left as they are."""
+        root = logging.getLogger()
+        console = [h for h in root.handlers if type(h) is logging.StreamHandler]
+        if self.bar is None or not console:
+            yield
+            return
+        swapped = [(h, _AboveBar(h)) for h in console]
+        for old, new in swapped:
+            root.removeHandler(old)
+            root.addHandler(new)
+        try:
+            yield
+        finally:
+            for old, new in swapped:
+                root.removeHandler(new)
+                root.addHandler(old)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class _AboveBar(logging.Handler):
+    """A console handler's lines written with tqdm.write (above any bar)."""
+
+    def __init__(self, handler):
+        super().__init__(handler.level)
+        self.setFormatter(handler.formatter)
+        self.stream = handler.stream
+
+    def emit(self, record):
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:          # as logging.StreamHandler does: never raise
+            self.handleError(record)
 
 
 def write_fluid_reference(scenario, names, out):
