@@ -19,7 +19,6 @@ error).  Under saturating TCP a ping would measure the shaper's queue, not the l
 
 import argparse
 import math
-import re
 import statistics
 import subprocess
 import time
@@ -27,7 +26,7 @@ import time
 import numpy as np
 
 from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow
+from edgecollab.iperf import Flow, rtts_of
 from edgecollab.topologies.star import EdgeStar
 from edgecollab.topologies.paths import Path
 from benchmarks.baseline import TCLinkStar
@@ -74,7 +73,7 @@ def rtt_errors(pings, configured):
     for device, proc in pings.items():
         out, _ = proc.communicate(timeout=60)
         out = out.decode() if isinstance(out, bytes) else out
-        rtts = [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
+        rtts = rtts_of(out)
         replies += len(rtts)
         if rtts:
             mine = [abs(r - configured[device]) for r in rtts]

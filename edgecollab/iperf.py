@@ -23,7 +23,12 @@ def ping_rtts(emu, host, address, count=20, interval_s=0.05):
                       address], 'ping %s from %s' % (address, host),
                      ns_pid=emu.host(host).pid, ns_name=host,
                      timeout=count * interval_s + 30, check=False)
-    return [float(t) for t in re.findall(r'time=([\d.]+) ms', out)]
+    return rtts_of(out)
+
+
+def rtts_of(ping_output):
+    """The round-trip times (ms) in ping's output."""
+    return [float(t) for t in re.findall(r'time=([\d.]+) ms', ping_output)]
 
 
 class Flow:
