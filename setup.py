@@ -13,7 +13,7 @@ setup(
     packages=['edgecollab'] + ['edgecollab.%s' % f for f in FOLDERS],
     package_dir={'edgecollab': 'edgecollab',
                  **{'edgecollab.%s' % f: f for f in FOLDERS}},
-    package_data={'edgecollab.scenarios': ['*.yaml', 'traces/*']},
+    package_data={'edgecollab.scenarios': ['*.yaml', '*.html', 'traces/*']},
     install_requires=[
         'mininet==2.3.0.dev6',
         'numpy==2.4.6',
@@ -27,6 +27,7 @@ setup(
         'matplotlib==3.11.2',
         'tqdm==4.70.1',
     ],
-    extras_require={'test': ['pytest==9.0.3']},
+    # The browser tests drive Debian's chromium through its chromium-driver.
+    extras_require={'test': ['pytest==9.0.3', 'selenium==4.51.0', 'pillow==13.0.0']},
     entry_points={'console_scripts': ['edgecollab = edgecollab.cli:main']},
 )

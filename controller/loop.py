@@ -438,6 +438,7 @@ class ControlLoop:
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
+        self.state.resplit(shares)
         period.resplits += 1
         log.debug('%s period %d: re-split with %.1f s left: %s', self.label, period.number,
                   remaining_s, shares)

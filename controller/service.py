@@ -53,6 +53,7 @@ class ControllerState:
         self.goodput = {}          # (device, direction) -> Mbit/s over the last step
         self.efficiency = {}       # direction -> achieved / allocated (period so far)
         self.events = []
+        self.resplits = 0          # times the closed loop re-split the current period
         self.seen = set()          # devices whose agent has asked for a plan
 
     def take_policy(self):
@@ -83,6 +84,7 @@ class ControllerState:
             self.plans, self.shares = plans, shares
             self.capacity_mbit = capacity_mbit
             self.policy = policy
+            self.resplits = 0
             self.changed.notify_all()
 
     def plan_for(self, device, after=None):
@@ -135,6 +137,12 @@ class ControllerState:
         with self.lock:
             self.capacity_mbit, self.goodput = capacity_mbit, goodput
 
+    def resplit(self, shares):
+        """The closed loop re-split the current period into shares."""
+        with self.lock:
+            self.shares = shares
+            self.resplits += 1
+
     def set_efficiency(self, efficiency):
         """Record the efficiency measured per direction (achieved / allocated)."""
         with self.lock:
@@ -153,7 +161,7 @@ class ControllerState:
                 'capacity_mbit': self.capacity_mbit,
                 'shares': self.shares,
                 'goodput_mbit': {'%s/%s' % k: v for k, v in self.goodput.items()},
-                'efficiency': self.efficiency,
+                'efficiency': self.efficiency, 'resplits': self.resplits,
                 'progress': {d: {'reported_periods': sorted(
                     p for (dd, p) in self.reports if dd == d)} for d in self.devices},
                 'events': self.events[-10:]}

@@ -1,13 +1,15 @@
-"""``edgecollab run``, ``probe``, ``report`` and ``trace``: parse, call, print."""
+"""``edgecollab run``, ``probe``, ``report``, ``dashboard`` and ``trace``: parse, call,
+print."""
 
 import json
 import logging
 import os
+import secrets
 import time
 
 from edgecollab.controller import policies
 from edgecollab.errors import ConfigError
-from edgecollab.scenarios import experiment, report, results, traces
+from edgecollab.scenarios import dashboard, experiment, report, results, traces
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
@@ -61,13 +63,22 @@ def _cmd_run(args):
                               ' %g%% loss' % p.loss_pct if p.loss_pct else '')
             for name, p in zip(scenario.device_names, scenario.paths)))
     statuses = {}
+    token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
+    live = dashboard.Live() if args.dashboard is not None else None
+    server = dashboard.Server(dashboard.Dashboard(out, live), token, args.dashboard) \
+        if live else None
+    if server:
+        print('dashboard: %s#token=%s  (the token switches the policy; also in %s)'
+              % (server.url, token, os.path.join(out, 'token')), flush=True)
     try:
         command_runner.record_to(os.path.join(out, 'commands.sh'))
         experiment.run_scenario(scenario, names, out, args.backend, args.cli,
                                 keep_artifacts=args.keep_artifacts, statuses=statuses,
-                                repeat=args.repeat)
+                                repeat=args.repeat, live=live, token=token)
     finally:
         command_runner.record_to(None)
+        if server:
+            server.stop()
         # The statuses are printed whatever the run left: a run stopped before its first
         # period ended has no rows to summarise.
         summary = results.summarise([], statuses)
@@ -91,6 +102,27 @@ def _cmd_report(args):
     report.write(args.folder, summary)
     print(results.table(summary, results.read_ranking(args.folder)))
     print('report: %s' % os.path.join(args.folder, 'report.html'))
+    return 0
+
+
+def _cmd_dashboard(args):
+    if not os.path.isdir(args.folder):
+        raise ConfigError('%s: no such folder (a results folder of edgecollab run)'
+                          % args.folder)
+    if not os.path.isfile(os.path.join(args.folder, 'metadata.json')):
+        raise ConfigError('%s: not a results folder (no metadata.json)' % args.folder)
+    if os.path.exists(os.path.join(args.folder, 'periods.csv')):
+        results.read_periods(args.folder)         # a damaged folder: one clear line
+    server = dashboard.Server(dashboard.Dashboard(args.folder), secrets.token_hex(16),
+                              args.port)
+    print('dashboard of %s: %s  (Ctrl-C to stop)' % (args.folder, server.url), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0
 
 
@@ -139,7 +171,7 @@ def _cmd_probe(args):
 
 
 def register(sub):
-    """Add the ``run``, ``probe``, ``report`` and ``trace`` subcommands."""
+    """Add the ``run``, ``probe``, ``report``, ``dashboard`` and ``trace`` subcommands."""
     p = sub.add_parser('run', help='run a scenario: every policy under real TCP')
     p.add_argument('scenario', help='scenario YAML file')
     p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
@@ -157,6 +189,10 @@ def register(sub):
                    help='keep the checkpoints and data files in work/ (default: verified, '
                         'listed in work/<policy>/artifacts.csv with size and sha256, '
                         'deleted)')
+    p.add_argument('--dashboard', type=int, nargs='?', const=dashboard.DEFAULT_PORT,
+                   metavar='PORT', help='serve a live page of the run on '
+                   'http://127.0.0.1:PORT/ (default %d; 0: any free port)'
+                   % dashboard.DEFAULT_PORT)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser('probe', help="measure a scenario's network: each device's RTT and "
@@ -168,6 +204,13 @@ def register(sub):
     p = sub.add_parser('report', help="re-make a results folder's summary, table and plots")
     p.add_argument('folder')
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser('dashboard', help="show a results folder in the dashboard's page "
+                       '(finished, or still being written)')
+    p.add_argument('folder')
+    p.add_argument('--port', type=int, default=dashboard.DEFAULT_PORT,
+                   help='serve on http://127.0.0.1:PORT/ (default %(default)s; 0: any free)')
+    p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser('trace', help='inspect, convert or generate bandwidth traces')
     actions = p.add_subparsers(dest='action', required=True)

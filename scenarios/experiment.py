@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -31,20 +32,23 @@ MAX_REPEAT = 100       # --repeat: each repetition is a whole run of every polic
 
 
 def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec',
-                 keep_artifacts=False, statuses=None, repeat=1):
+                 keep_artifacts=False, statuses=None, repeat=1, live=None, token=None):
     """Run each policy of names on scenario into folder out, repeat times (repetition r
     with seed scenario.seed + r - 1); return {policy: status} (statuses: the dict to
     fill, so a caller keeps them when a signal stops the run).  keep_artifacts: keep the
-    checkpoints and data files the agents moved."""
+    checkpoints and data files the agents moved.  live: a dashboard's Live, told of each
+    policy's run while it goes on; token: the API token of every run (one is made when
+    None)."""
     statuses = {} if statuses is None else statuses
+    run_args = {'prefix': prefix, 'interactive': interactive, 'keep_artifacts': keep_artifacts,
+                'live': live, 'token': token or secrets.token_hex(16)}
     if backend != 'fluid':
         write_fluid_reference(scenario, names, out)
     for r in range(1, repeat + 1):
         seeded = dataclasses.replace(scenario, seed=scenario.seed + r - 1)
         for name in names:
             try:
-                status = run_policy(seeded, name, out, backend, interactive, prefix,
-                                    keep_artifacts, r, repeat)
+                status = run_policy(seeded, name, out, backend, r, repeat, **run_args)
             except (KeyboardInterrupt, SystemExit):
                 statuses[name] = 'interrupted'
                 raise
@@ -53,7 +57,8 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
     return statuses
 
 
-def run_policy(scenario, name, out, backend, interactive, prefix, keep_artifacts, r, repeat):
+def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, keep_artifacts,
+               live, token):
     """The status of one run of policy name (repetition r of repeat)."""
     from edgecollab.scenarios.runner import PolicyRun
     label = name if repeat == 1 else '%s #%d' % (name, r)
@@ -67,9 +72,14 @@ def run_policy(scenario, name, out, backend, interactive, prefix, keep_artifacts
                 csv_log.close()
                 progress.done(scenario.periods)
                 return 'completed'
-            return PolicyRun(scenario, name, out, prefix=prefix, progress=progress.done,
-                             interactive=interactive, keep_artifacts=keep_artifacts,
-                             repeat=r).run()
+            run = PolicyRun(scenario, name, out, prefix=prefix, progress=progress.done,
+                            interactive=interactive, keep_artifacts=keep_artifacts,
+                            repeat=r, token=token, on_ready=live.attach if live else None)
+            try:
+                return run.run()
+            finally:
+                if live:
+                    live.detach(run)
     except EdgecollabError as exc:
         log.error('policy %s failed: %s', label, exc)
         log.debug('policy %s failed', label, exc_info=True)

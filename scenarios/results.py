@@ -422,7 +422,7 @@ MANY_DEVICES = 6         # above: the time series shows totals and the devices' 
 MARKERS = 'osD^vPX*'     # achieved accuracy: a marker per policy, solid lines
 
 
-def _period_timing(folder):
+def period_timing(folder):
     """(period_s, upload window_s or None) of the folder's scenario (metadata.json), or
     (None, None)."""
     from edgecollab.scenarios.scenario import problem_from
@@ -544,7 +544,7 @@ def _plot_timeseries(folder, path, plt, summary):
     rows, cut = read_rows(path, ('time_s', 'capacity_mbit', 'goodput_mbit', 'share_mbit'))
     if cut:
         log.warning('%s: the last row was cut; plotting the whole rows', path)
-    period_s, window_s = _period_timing(folder)
+    period_s, window_s = period_timing(folder)
     rows = [r for r in rows if repeat_of(r) == 1]        # repetitions: the first one
     for policy in dict.fromkeys(r['policy'] for r in rows):
         mine = [r for r in rows if r['policy'] == policy]

@@ -70,13 +70,14 @@ class PolicyRun(Transport):
     """One policy's emulated run of a scenario: the live Transport of the period loop."""
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
-                 interactive=False, edge_args=(), keep_artifacts=False, repeat=1):
+                 interactive=False, edge_args=(), keep_artifacts=False, repeat=1,
+                 token=None):
         self.scenario, self.policy, self.folder = scenario, policy, folder
         self.prefix, self.progress, self.on_ready = prefix, progress, on_ready
         self.interactive = interactive
         self.keep_artifacts = keep_artifacts   # keep the checkpoints and data files
         self.edge_args = list(edge_args)   # extra edge-agent arguments (fault injection)
-        self.token = secrets.token_hex(16)
+        self.token = token or secrets.token_hex(16)   # the experiment's, or its own
         self.repeat = repeat
         self.work = os.path.join(folder, 'work', policy if repeat == 1 else
                                  '%s-repeat-%d' % (policy, repeat))

@@ -57,3 +57,28 @@ def shared_path(*parts):
 
 
 PYTHON = sys.executable
+
+
+BROWSER_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu',
+                 '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run', '--window-size=1400,1800',
+                 '--force-device-scale-factor=1')
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium (Debian's chromium and chromium-driver) driven by Selenium, with
+    a fresh profile; the test fails when Debian's packages are missing (install.sh
+    installs them)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    chromium, driver = shutil.which('chromium'), shutil.which('chromedriver')
+    assert chromium and driver, 'browser tests need chromium and chromium-driver: run install.sh'
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in BROWSER_FLAGS + ('--user-data-dir=%s' % (tmp_path / 'chromium-profile'),):
+        options.add_argument(flag)
+    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    session = webdriver.Chrome(options=options, service=Service(driver))
+    yield session
+    session.quit()

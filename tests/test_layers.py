@@ -35,7 +35,7 @@ LAYERS = [
         'edgecollab.controller.fluid', 'edgecollab.cleanup', 'edgecollab.emulation',
         'edgecollab.iperf']),
     ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.scenario',
-                   'edgecollab.scenarios.report',
+                   'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
     ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe']),
