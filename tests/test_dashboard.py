@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -65,7 +66,8 @@ def test_many_devices_are_summed_listed_at_the_extremes_and_mapped(many_devices)
     assert data['now']['devices'][-1]['device'] == 'd100'
     heat = data['use_heat']
     assert len(heat['values']) == 100 and len(heat['bins']) <= dashboard.HEAT_BINS + 1
-    assert {v for v in heat['values'][6]} == {0, None} and heat['values'][99][0] == 1.0
+    assert set(heat['values'][6]) <= {0, None} and 0 in heat['values'][6]
+    assert heat['values'][99][0] == 1.0
     assert len(data['link']['t']) <= dashboard.LINK_POINTS
     # 100 devices x 2 directions x 0.1 Mbit/s of shares each step
     assert data['link']['share_up'][0] == pytest.approx(10.0)
@@ -129,11 +131,10 @@ def colourful_fraction(png, rect):
     """The fraction of rect's pixels in a PNG screenshot that are coloured (not grey,
     white or black)."""
     from PIL import Image
-    image = Image.open(io.BytesIO(png)).convert('RGB')
-    box = (rect['x'], rect['y'], rect['x'] + rect['width'], rect['y'] + rect['height'])
-    crop = image.crop(tuple(int(v) for v in box))
-    pixels = list(crop.getdata())
-    return sum(1 for p in pixels if max(p) - min(p) > 60) / max(len(pixels), 1)
+    image = np.asarray(Image.open(io.BytesIO(png)).convert('RGB'), dtype=int)
+    x, y = int(rect['x']), int(rect['y'])
+    crop = image[y:y + int(rect['height']), x:x + int(rect['width'])]
+    return float(((crop.max(axis=2) - crop.min(axis=2)) > 60).mean()) if crop.size else 0.0
 
 
 def test_the_page_shows_a_hundred_devices_readably(many_devices, browser):

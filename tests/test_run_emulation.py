@@ -3,6 +3,7 @@ sequential timing (and its cancellation on a stop), and trace replay timing."""
 
 import csv
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -21,7 +22,7 @@ from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.nodes.device import PIECE_BYTES
 from edgecollab.emulation import Emulation
 from edgecollab.ready import poll
-from edgecollab.scenarios import runner, traces
+from edgecollab.scenarios import dashboard, experiment, runner, traces
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
@@ -230,42 +231,85 @@ def test_stopping_a_sequential_run_cancels_its_pending_model_phase(tmp_path):
     assert not cleanup.owned_interfaces(TEST_PREFIX)
 
 
-def test_policy_switch_over_the_api_plans_the_next_period(tmp_path):
-    # A user scripts the API during a run with the token the run writes to its folder:
-    # PUT /v1/policy in period 1 makes period 2 the new policy's, and the plans are the
-    # fluid backend's for the same switch (one period loop for both backends).
-    scenario = small_scenario(tmp_path, periods=3, period='6s')
+def test_policy_switches_from_the_dashboard_and_the_api_plan_the_next_period(
+        tmp_path, browser):
+    # A person watches the run in the dashboard (headless Chromium, opened from the link
+    # the run prints): its charts move, and its policy switch makes the next period the
+    # new policy's; then a script switches back over the API with the token the run
+    # writes to its folder.  The plans are the fluid backend's for the same switches
+    # (one period loop for both backends).
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from tests.test_dashboard import colourful_fraction
+    scenario = small_scenario(tmp_path, periods=3, period='8s')
     out = tmp_path / 'out'
-    answers = []
+    out.mkdir()
+    token = secrets.token_hex(16)
+    live = dashboard.Live()
+    server = dashboard.Server(dashboard.Dashboard(str(out), live), token, port=0)
+    seen, errors = {}, []
 
-    def switch(run):
-        poll(lambda: run.state.current_period() >= 1, 15, 'period 1')
-        token = (out / 'token').read_text().strip()
-        answers.append(requests.put(
-            'http://%s:%d/v1/policy' % (addressing.CONTROLLER_IP, runner.CONTROLLER_PORT),
-            json={'policy': 'optimal'}, headers={'Authorization': 'Bearer ' + token},
-            timeout=5))
+    def period():
+        return live.run.state.current_period()
 
-    def ready(run):
-        assert os.stat(out / 'token').st_mode & 0o777 == 0o600
-        threading.Thread(target=switch, args=(run,), daemon=True).start()
-    run = PolicyRun(scenario, 'equal', str(out), prefix=TEST_PREFIX, on_ready=ready)
-    assert run.run() == 'completed'
-    assert answers and answers[0].status_code == 200, answers
-    assert answers[0].json() == {'policy': 'equal', 'next': 'optimal'}
+    def use_page():
+        try:
+            poll(lambda: live.run is not None and live.run.state is not None, 60, 'the run')
+            browser.get(server.url + '#token=' + token)
+            poll(lambda: period() >= 1, 30, 'period 1')
+            wait = WebDriverWait(browser, 10)
+            wait.until(lambda b: b.find_elements(
+                By.CSS_SELECTOR, '#link path[data-series="upload goodput"]'))
+            first = browser.find_element(By.CSS_SELECTOR, '#link .chart').get_attribute(
+                'innerHTML')
+            time.sleep(2.0)
+            seen['changed'] = first != browser.find_element(
+                By.CSS_SELECTOR, '#link .chart').get_attribute('innerHTML')
+            png = browser.get_screenshot_as_png()
+            seen['colour'] = colourful_fraction(png, browser.find_element(
+                By.CSS_SELECTOR, '#link .chart').rect)
+            Select(browser.find_element(By.ID, 'policy')).select_by_visible_text('optimal')
+            browser.find_element(By.ID, 'switch').click()
+            wait.until(lambda b: 'next period: optimal' in b.find_element(
+                By.ID, 'switch-msg').text)
+            seen['page_switch'] = period()
+            wait.until(lambda b: 'next: optimal' in b.find_element(By.ID, 'state').text)
+            poll(lambda: period() > seen['page_switch'], 20, 'the next period')
+            seen['api_switch'] = period()
+            seen['answer'] = requests.put(
+                'http://%s:%d/v1/policy' % (addressing.CONTROLLER_IP,
+                                            runner.CONTROLLER_PORT),
+                json={'policy': 'equal'}, timeout=5, headers={
+                    'Authorization': 'Bearer ' + (out / 'token').read_text().strip()})
+        except Exception as exc:              # the test's thread: report, do not hang
+            errors.append(exc)
+    threading.Thread(target=use_page, daemon=True).start()
+    try:
+        statuses = experiment.run_scenario(scenario, ['equal'], str(out),
+                                           prefix=TEST_PREFIX, live=live, token=token)
+    finally:
+        server.stop()
+    assert statuses == {'equal': 'completed'} and not errors, (statuses, errors)
+    assert seen['changed'] and seen['colour'] > 0.005, seen
+    assert os.stat(out / 'token').st_mode & 0o777 == 0o600
+    assert seen['answer'].status_code == 200, seen['answer'].text
+    assert seen['answer'].json() == {'policy': 'optimal', 'next': 'equal'}
+    first, second = seen['page_switch'], seen['api_switch']
+    assert first < 3, 'the page switched in the last period: test too slow'
+
+    def planner(k):
+        return 'optimal' if first < k <= second else 'equal'
     rows = rows_of(out)
     assert [(int(r['period']), r['planned_by']) for r in rows] == [
-        (1, 'equal'), (1, 'equal'), (2, 'optimal'), (2, 'optimal'), (3, 'optimal'),
-        (3, 'optimal')], rows
+        (k, planner(k)) for k in (1, 2, 3) for _ in range(2)], rows
     assert {r['policy'] for r in rows} == {'equal'}
     state = ControllerState(scenario.device_names, 'equal', scenario.problem.timing)
     records = []
     loop = ControlLoop(scenario, state, FluidTransport(scenario, scenario.device_names),
                        records.extend)
-    loop.period(1)
-    state.set_next_policy('optimal')
-    loop.period(2)
-    loop.period(3)
+    for k in (1, 2, 3):
+        state.set_next_policy(planner(k))
+        loop.period(k)
     # A period starts from what arrived in the one before: compare the plans of the
     # periods both backends start from the same outcomes (period 1 always).
     def outcomes(table, k):
