@@ -157,7 +157,7 @@ def test_the_page_shows_a_hundred_devices_readably(many_devices, browser):
                                                        '#devices table td:first-child')]
         assert len(cells) == 2 * dashboard.EXTREMES and cells[0] == 'd7', cells
         assert cells[-1] == 'd100'
-        assert len(browser.find_elements(By.CSS_SELECTOR, '#use svg rect')) > 100 * 30
+        assert len(browser.find_elements(By.CSS_SELECTOR, '#use svg rect')) >= 100 * 20
         png = browser.get_screenshot_as_png()
         (many_devices / 'dashboard.png').write_bytes(png)
         # Heatmaps fill their panels with colour; the link chart's lines some of it.
