@@ -26,6 +26,7 @@ setup(
         'jsonschema==4.26.0',
         'matplotlib==3.11.2',
         'tqdm==4.70.1',
+        'scikit-learn==1.9.1',   # the digits workload: its dataset, teacher and students
     ],
     # The browser tests drive Debian's chromium through its chromium-driver.
     extras_require={'test': ['pytest==9.0.3', 'selenium==4.51.0', 'pillow==13.0.0']},

@@ -83,6 +83,23 @@ def fit(samples, sizes_bytes, maps):
     return AccuracyModel(**dict(zip(names, (float(x) for x in popt))))
 
 
+def fit_measured(rows, sample_bits):
+    """Fit every parameter to a run's measurements (periods.csv rows of a workload that
+    learns): each device-period whose checkpoint arrived gives D = the samples that
+    reached the edge in the period (upload_bytes / the sample's bytes), S = the
+    checkpoint's bytes, and the device's measured_accuracy in place of mAP."""
+    used = [r for r in rows if r.get('model_ok') is True and
+            isinstance(r.get('measured_accuracy'), float) and
+            isinstance(r.get('planned_model_bytes'), float)]
+    if len(used) < 6:
+        raise ConfigError('fitting needs at least 6 delivered checkpoints with a measured '
+                          'accuracy (a workload that learns, e.g. digits); the run has %d'
+                          % len(used))
+    return fit([r['upload_bytes'] * 8 / sample_bits for r in used],
+               [r['planned_model_bytes'] for r in used],
+               [r['measured_accuracy'] for r in used])
+
+
 @dataclass(frozen=True)
 class AccuracyModel:
     """mAP(D, S) = A(S) q(D); see the module docstring for the terms and units."""

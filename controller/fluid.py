@@ -9,10 +9,15 @@ arrived, else the device keeps its previous model (and the bytes that arrived re
 shares).  Every class with bytes to carry gets exactly its share, so the efficiency it
 measures is 1.  The records have the emulated run's fields, so the same tables and plots
 read both, and the gap between ideal and real TCP is the difference of two results.
+A workload that learns (nodes/workload.py) runs here too, in process: the edge's model
+of each device learns from the whole samples the fluid transfer delivered in time, a
+checkpoint carries the student distilled when the emulated edge would distil it, and
+each device scores the model it holds (``measured_accuracy``).
 """
 
 from edgecollab.controller.loop import ControlLoop, Outcome, Transport
 from edgecollab.controller.service import ControllerState
+from edgecollab.nodes import workload
 
 
 class FluidTransport(Transport):
@@ -25,6 +30,7 @@ class FluidTransport(Transport):
         self.applied = {}
         self.pending = []       # [(offset_s, action)] to run within the period
         self.got = {}           # device -> (checkpoint bytes, whole) of the last period
+        self.learning = Learning(scenario, self.devices)
 
     def wait_until(self, offset_s):
         self.now_s = max(self.now_s, offset_s)
@@ -42,7 +48,8 @@ class FluidTransport(Transport):
         self.pending.append((offset_s, action))
 
     def start(self, period):
-        pass
+        if self.scenario.problem.timing == 'overlap':
+            self.learning.order(period)
 
     def checkpoints(self, period):
         return self.got
@@ -86,21 +93,71 @@ class FluidTransport(Transport):
                                   carried / (t_next - t) / 1e6)
             t = t_next
         outcomes, self.got = {}, {}
+        sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}
+        ok = {name: period.model_left[name] > 0 and
+              left[(name, 'down')] <= period.model_left[name] * 1e-9 for name in self.devices}
+        measured = self.learning.finish(period, sent, ok)
         for name, a in zip(self.devices, period.plan.devices):
-            sent = period.upload_limit[name] - left[(name, 'up')]
             need = period.model_left[name]
             got = need - left[(name, 'down')]
-            model_ok = need > 0 and left[(name, 'down')] <= need * 1e-9
             if need > 0:
-                self.got[name] = (got, model_ok)
-            outcomes[name] = Outcome(sent, got, model_ok,
+                self.got[name] = (got, ok[name])
+            outcomes[name] = Outcome(sent[name], got, ok[name],
                                      {'efficiency_up': 1.0, 'efficiency_down': 1.0,
-                                      'status': 'ok'})
+                                      'status': 'ok',
+                                      'measured_accuracy': measured.get(name)})
         self.now_s = end
         done(outcomes)
         return {d: 1.0 for d, busy in (
             ('up', any(period.upload_limit[n] > 0 for n in self.devices)),
             ('down', any(period.model_left[n] > 0 for n in self.devices))) if busy}
+
+
+class Learning:
+    """The workload's edge and devices in process: what each device's model learnt,
+    the students ordered, the weights each device holds (nothing when the workload does
+    not measure)."""
+
+    def __init__(self, scenario, devices):
+        self.scenario, self.devices = scenario, list(devices)
+        self.work = workload.from_spec(scenario.workload)
+        self.on = self.work.measures
+        if self.on:
+            self.learners = {d: self.work.learner(d) for d in self.devices}
+            self.weights = {d: self.work.initial(d) for d in self.devices}
+        self.next_sample = dict.fromkeys(self.devices, 0)
+        self.students = {}      # (device, period ordered) -> weights
+
+    def order(self, period):
+        """Distil the period's checkpoints from what each device's model learnt so far
+        (a device resuming an older checkpoint needs none)."""
+        if not self.on:
+            return
+        for name, a in zip(self.devices, period.plan.devices):
+            if a.model_bytes > 0 and name not in period.resumed:
+                self.students[(name, period.number)] = self.learners[name].student(
+                    a.model_bytes)
+
+    def finish(self, period, sent, ok):
+        """Learn from the bytes each device sent in time, deploy the checkpoints that
+        arrived whole; return {device: measured accuracy}."""
+        if not self.on:
+            return {}
+        k = period.number
+        for name in self.devices:
+            count = int(sent[name] // self.work.sample_bytes)
+            first = self.next_sample[name]
+            self.next_sample[name] += count
+            self.learners[name].add(self.work.samples(name, k, first, count))
+        if self.scenario.problem.timing == 'sequential':
+            self.order(period)            # this period's data trains its checkpoint
+        for name in self.devices:
+            resumed = period.resumed.get(name)
+            source = (name, resumed.period if resumed else k)
+            if ok[name] and source in self.students:
+                self.weights[name] = self.students[source]
+        self.students = {key: w for key, w in self.students.items() if key[1] >= k - 1}
+        return {name: self.work.score(self.weights[name], name, k) for name in self.devices}
 
 
 def run_policy(scenario, name, state=None):

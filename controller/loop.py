@@ -73,6 +73,9 @@ RECORD_COLUMNS = {
     'class_down_bytes': 'the same for its download class',
     'late_upload_bytes': 'upload bytes that arrived after the deadline (not counted)',
     'carried_upload_bytes': "bytes of earlier periods' uploads that arrived in this one",
+    'measured_accuracy': "the top-1 accuracy (%) the device measured of the model it "
+                         "held at the period's end, on its own test set at the period's "
+                         'drift (a workload that learns, e.g. digits; empty with synthetic)',
     'repeat': 'the repetition of the run (--repeat N: 1..N, each with its own seed)',
 }
 RECORD_FIELDS = tuple(RECORD_COLUMNS)

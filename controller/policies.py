@@ -18,12 +18,12 @@ TCP sharing with no split.
 """
 
 import dataclasses
-import importlib.util
 import itertools
 from dataclasses import dataclass
 
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
 from edgecollab.controller.solver import RESUMES, Allocation, evaluate, nothing_fits, solve
+from edgecollab import userfile
 from edgecollab.errors import ConfigError
 from edgecollab.wire import GOODPUT_PER_WIRE
 
@@ -210,25 +210,14 @@ def get(name):
 
 
 def load_file(path):
-    """Import a user's Python file whose @register calls add policies.  The file is code
-    and runs with the process's privileges; whatever it raises (sys.exit included) is a
-    ConfigError naming it."""
+    """Import a user's Python file whose @register calls add policies (its errors are a
+    ConfigError naming it)."""
     global _loading
-    spec = importlib.util.spec_from_file_location('edgecollab_user_policies', path)
-    if spec is None or spec.loader is None:
-        raise ConfigError('%s: cannot load as a Python file of policies' % path)
-    module = importlib.util.module_from_spec(spec)
     _loading = path
     try:
-        spec.loader.exec_module(module)
-    except OSError as exc:
-        raise ConfigError('%s: %s' % (path, exc.strerror)) from None
-    except (Exception, SystemExit) as exc:        # a policy file is code: anything
-        raise ConfigError('%s: the policy file failed: %s: %s'
-                          % (path, type(exc).__name__, exc)) from None
+        return userfile.load(path, 'edgecollab_user_policies', 'policy file')
     finally:
         _loading = None
-    return module
 
 
 def _split(problem, upload_fraction):

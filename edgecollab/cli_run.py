@@ -1,16 +1,17 @@
-"""``edgecollab run``, ``probe``, ``report``, ``dashboard`` and ``trace``: parse, call,
-print."""
+"""``edgecollab run``, ``probe``, ``report``, ``dashboard``, ``fit`` and ``trace``: parse,
+call, print."""
 
+import dataclasses
 import json
 import logging
 import os
 import secrets
 import time
 
-from edgecollab.controller import policies
+from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import dashboard, experiment, report, results, traces
-from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.scenarios.scenario import load_scenario, with_workload
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
 
@@ -23,6 +24,8 @@ def _cmd_run(args):
         if args.periods < 1:
             raise ConfigError('--periods must be at least 1, got %d' % args.periods)
         scenario.periods = args.periods
+    if args.workload:
+        with_workload(scenario, args.workload)
     names = args.policies.split(',') if args.policies else scenario.policies
     for name in names:
         policies.get(name)
@@ -126,6 +129,34 @@ def _cmd_dashboard(args):
     return 0
 
 
+def _cmd_fit(args):
+    rows = results.read_periods(args.folder)
+    problem = results.folder_problem(args.folder)
+    if problem is None:
+        raise ConfigError('%s: no readable metadata.json (not a results folder?)'
+                          % args.folder)
+    model = accuracy.fit_measured(rows, problem.sample_bits)
+    used = [r for r in rows if r.get('model_ok') is True and
+            isinstance(r.get('measured_accuracy'), float)]
+    errors = [model.accuracy(r['upload_bytes'] * 8 / problem.sample_bits,
+                             r['planned_model_bytes']) - r['measured_accuracy'] for r in used]
+    fitted = dataclasses.asdict(model)
+    if args.json:
+        print(json.dumps({'parameters': fitted, 'rows': len(used),
+                          'rmse': (sum(e * e for e in errors) / len(errors)) ** 0.5}))
+        return 0
+    print('accuracy model fitted to %d delivered checkpoints of %s (measured top-1 %%):'
+          % (len(used), args.folder))
+    for name, value in fitted.items():
+        print('  %-6s %10.4g   (default %.4g)' % (name, value,
+                                                  getattr(accuracy.AccuracyModel(), name)))
+    print('  rmse   %10.3g   (percentage points)' % (sum(e * e for e in errors) /
+                                                     len(errors)) ** 0.5)
+    print("use it: a scenario's accuracy: {%s}" % ', '.join(
+        '%s: %.4g' % kv for kv in fitted.items()))
+    return 0
+
+
 def _cmd_trace(args):
     if args.action == 'inspect':
         trace = traces.load(args.file, args.format, args.column,
@@ -171,7 +202,8 @@ def _cmd_probe(args):
 
 
 def register(sub):
-    """Add the ``run``, ``probe``, ``report``, ``dashboard`` and ``trace`` subcommands."""
+    """Add the ``run``, ``probe``, ``report``, ``dashboard``, ``fit`` and ``trace``
+    subcommands."""
     p = sub.add_parser('run', help='run a scenario: every policy under real TCP')
     p.add_argument('scenario', help='scenario YAML file')
     p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
@@ -189,6 +221,8 @@ def register(sub):
                    help='keep the checkpoints and data files in work/ (default: verified, '
                         'listed in work/<policy>/artifacts.csv with size and sha256, '
                         'deleted)')
+    p.add_argument('--workload', help="the learning workload (overrides the scenario's): "
+                   'synthetic, or digits (real training and top-1 accuracy measured)')
     p.add_argument('--dashboard', type=int, nargs='?', const=dashboard.DEFAULT_PORT,
                    metavar='PORT', help='serve a live page of the run on '
                    'http://127.0.0.1:PORT/ (default %d; 0: any free port)'
@@ -211,6 +245,12 @@ def register(sub):
     p.add_argument('--port', type=int, default=dashboard.DEFAULT_PORT,
                    help='serve on http://127.0.0.1:PORT/ (default %(default)s; 0: any free)')
     p.set_defaults(func=_cmd_dashboard)
+
+    p = sub.add_parser('fit', help="fit the accuracy model to a results folder's measured "
+                       'accuracies (a workload that learns, e.g. --workload digits)')
+    p.add_argument('folder')
+    p.add_argument('--json', action='store_true', help='print JSON')
+    p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser('trace', help='inspect, convert or generate bandwidth traces')
     actions = p.add_subparsers(dest='action', required=True)

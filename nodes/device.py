@@ -13,13 +13,18 @@ when the next plan says ``resume`` the device continues it from the bytes it hol
 
 Sensor data: samples of ``--sample-bytes`` are produced at ``--generated`` samples a
 period into a bounded local buffer (the device starts with one period of data); an
-upload takes whole samples from it.
+upload takes whole samples from it, their bytes the workload's (``--workload``, a JSON
+spec: nodes/workload.py).  With a workload that measures, the device starts with its
+factory model, deploys the real weights a checkpoint carries and reports the top-1
+accuracy of the model it holds on its own test set at each period's end
+(``measured_accuracy``).
 
     python -m edgecollab.nodes.device --name d1 --controller URL --edge URL --token T ...
 """
 
 import argparse
 import http.client
+import json
 import logging
 import os
 import socket
@@ -27,14 +32,13 @@ import threading
 import time
 import urllib.parse
 
-import numpy as np
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from edgecollab.errors import EdgecollabError
-from edgecollab.nodes import checkpoint
+from edgecollab.nodes import checkpoint, workload
 from edgecollab.wire import CONTROL_TOS, bytes_retransmitted
 
 log = logging.getLogger('edgecollab.device')
@@ -94,8 +98,9 @@ class UploadStream:
     in its own thread (``run``); counts the bytes TCP retransmitted (the link carried
     them too)."""
 
-    def __init__(self, agent, url, samples, deadline):
+    def __init__(self, agent, url, samples, deadline, period):
         self.agent, self.url, self.deadline = agent, url, deadline
+        self.period = period
         self.samples_left = samples
         self.error = ''
         self.retries = 0
@@ -111,7 +116,7 @@ class UploadStream:
                 time.sleep(POLL_S)
                 continue
             self.samples_left -= taken
-            block = _repeat(self.agent.pool, taken * sample)
+            block = self.agent.sample_bytes(self.period, taken)
             for at in range(0, len(block), PIECE_BYTES):
                 if time.time() >= self.deadline:
                     return
@@ -171,12 +176,15 @@ class UploadStream:
 class DeviceAgent:
     """One device: its plan loop, uploads, downloads and reports."""
 
-    def __init__(self, name, controller, edge, token, workdir, buffer, seed=0):
+    def __init__(self, name, controller, edge, token, workdir, buffer, work):
         self.name, self.controller, self.edge = name, controller.rstrip('/'), edge.rstrip('/')
         self.auth = {'Authorization': 'Bearer %s' % token}
         self.workdir = workdir
         self.buffer = buffer
-        self.pool = np.random.default_rng(seed).bytes(BLOCK_BYTES)
+        self.work = work                   # the Workload: what samples and models are
+        self.sent_samples = 0              # the stream's next sample
+        self.stream_lock = threading.Lock()
+        self.weights = work.initial(name) if work.measures else None
         self.model_meta = None
         self.rejected = 0
         os.makedirs(workdir, exist_ok=True)
@@ -197,6 +205,12 @@ class DeviceAgent:
             # next one: each period runs in its own thread.
             threading.Thread(target=self.run_period, args=(plan,), daemon=True,
                              name='period-%d' % done).start()
+
+    def sample_bytes(self, period, count):
+        """The bytes of the stream's next count samples, produced in period."""
+        with self.stream_lock:
+            first, self.sent_samples = self.sent_samples, self.sent_samples + count
+        return self.work.samples(self.name, period, first, count)
 
     def _get_plan(self, after):
         """The plan of the first period after period after (the controller answers when
@@ -224,6 +238,9 @@ class DeviceAgent:
         up.join()
         down.join()
         report['rejected_total'] = self.rejected
+        if self.weights is not None:
+            report['measured_accuracy'] = self.work.score(self.weights, self.name,
+                                                          plan['period'])
         log.info('period %d: sent %d bytes%s, model %s%s', plan['period'],
                  report.get('upload_bytes', 0), ' (%s)' % report['upload_error']
                  if report.get('upload_error') else '',
@@ -256,7 +273,7 @@ class DeviceAgent:
         sample = self.buffer.sample_bytes
         limit = plan.get('upload_limit_bytes', plan['upload_bytes'])
         stream = UploadStream(self, '%s/v1/data/%s/%d' % (self.edge, self.name, plan['period']),
-                              int(limit // sample), deadline)
+                              int(limit // sample), deadline, plan['period'])
         # Count after the deadline, whether the stream ended early (bytes still in flight
         # then arrive in time) or still drains late bytes (the edge counts only what
         # arrived in time): the edge's count is then final.
@@ -373,21 +390,19 @@ class DeviceAgent:
             return {'model_ok': False, 'model_error': 'digest mismatch: rejected',
                     'rejected': True}
         try:
-            meta = checkpoint.load(path)
+            meta, weights = checkpoint.load(path)
+            if self.work.measures and not weights:
+                raise EdgecollabError('checkpoint %s carries no model weights' % path)
         except EdgecollabError as exc:
             self.rejected += 1
             _remove(path)
             return {'model_ok': False, 'model_error': str(exc), 'rejected': True}
         os.replace(path, os.path.join(self.workdir, 'model.npz'))
         self.model_meta = meta
+        if self.work.measures:
+            self.weights = weights
         return {'model_ok': True, 'model_error': '', 'model': meta.get('model', ''),
                 'rejected': False}
-
-
-def _repeat(pool, size):
-    """size bytes of sample data from the random pool."""
-    whole, rest = divmod(size, len(pool))
-    return pool * whole + pool[:rest]
 
 
 def _wait_until(epoch_s):
@@ -412,11 +427,14 @@ def main(argv=None):
     parser.add_argument('--generated', type=float, required=True, help='samples a period')
     parser.add_argument('--period', type=float, required=True, help='seconds')
     parser.add_argument('--sample-bytes', type=float, required=True)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--workload', default='{"name": "synthetic"}',
+                        help='the workload spec (JSON, nodes/workload.py)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s ' + args.name + ' %(message)s')
+    spec = dict(json.loads(args.workload), sample_bytes=args.sample_bytes)
     agent = DeviceAgent(args.name, args.controller, args.edge, args.token, args.dir,
-                        SampleBuffer(args.generated, args.period, args.sample_bytes), args.seed)
+                        SampleBuffer(args.generated, args.period, args.sample_bytes),
+                        workload.from_spec(spec))
     agent.run()
 
 

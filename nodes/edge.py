@@ -6,14 +6,19 @@ byte arrives when the edge host's kernel has it, so bytes still queued in a stre
 socket at the deadline, which a busy agent reads a little later, are in time),
 and on the controller's order distils each device's checkpoint of the chosen size from
 what arrived (after an optional compute delay per sample), serving it with its sha256
-digest and HTTP Range for resumed downloads.
+digest and HTTP Range for resumed downloads.  With a workload that learns
+(``--workload``, nodes/workload.py) the edge's model of each device learns from the
+whole samples of the data that arrived in time in the order's ``data_period`` (and the
+periods before it not learnt yet), and the checkpoint carries the distilled student's
+weights.
 
     python -m edgecollab.nodes.edge --port 8080 --dir DIR --token T --devices d1,d2
 
 API (mutating calls need ``Authorization: Bearer <token>``):
     GET  /health
     POST /v1/periods             {"period", "upload_deadline", "checkpoints":
-                                  {device: {"size_bytes", "model", "trained_on"}}}
+                                  {device: {"size_bytes", "model", "trained_on",
+                                  "data_period"}}}
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
     GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "carried_bytes"}: in time and
                                  late of the period's data, and the earlier periods'
@@ -30,6 +35,7 @@ API (mutating calls need ``Authorization: Bearer <token>``):
 import argparse
 import array
 import fcntl
+import json
 import logging
 import os
 import termios
@@ -38,7 +44,7 @@ import time
 
 from flask import Flask, abort, jsonify, request, send_file
 
-from edgecollab.nodes import checkpoint
+from edgecollab.nodes import checkpoint, workload
 from edgecollab.http import (MAX_PERIOD, bad_request, check_period, check_token, json_body,
                              json_errors, number)
 
@@ -57,9 +63,13 @@ CHECKPOINT_WAIT_S = 2.0
 class EdgeStore:
     """Per device and period: bytes received (in time and late), checkpoints made."""
 
-    def __init__(self, root, devices, compute_per_sample_s=0.0):
+    def __init__(self, root, devices, compute_per_sample_s=0.0, work=None):
         self.root, self.devices = root, set(devices)
         self.compute_per_sample_s = compute_per_sample_s
+        self.work = work if work is not None and work.measures else None
+        # device -> [its Learner, the last period learnt from, a lock]
+        self.learners = {d: [self.work.learner(d), 0, threading.Lock()]
+                         for d in sorted(devices)} if self.work else {}
         self.lock = threading.Lock()
         self.made = threading.Condition(self.lock)     # a checkpoint became ready
         # (dev, period) -> [in time, late, earlier periods' late bytes arriving in it]
@@ -170,8 +180,13 @@ class EdgeStore:
         path = os.path.join(self.root, 'checkpoints', '%s-%d.npz' % (device, period))
         meta = {'period': period, 'device': device, 'model': spec.get('model', ''),
                 'size_bytes': spec['size_bytes'], 'trained_on_samples': trained_on}
+        weights = None
+        if self.work:
+            weights, meta['learnt_samples'] = self._learn(
+                device, int(spec.get('data_period', period - 1)), spec['size_bytes'])
         digest = checkpoint.write(path, spec['size_bytes'], meta,
-                                  seed=seed + period * 1000 + sorted(self.devices).index(device))
+                                  seed=seed + period * 1000 + sorted(self.devices).index(device),
+                                  weights=weights)
         if (device, period) in self.corrupt:
             # Fault injection (tests): flip bytes after the digest was taken.
             with open(path, 'r+b') as out:
@@ -183,6 +198,21 @@ class EdgeStore:
             self.made.notify_all()
         log.info('checkpoint %s period %d: %d bytes, ready %.3f s after the order', device,
                  period, os.path.getsize(path), time.monotonic() - began)
+
+    def _learn(self, device, data_period, size_bytes):
+        """(the student's weights for a checkpoint of size_bytes, samples learnt so far):
+        device's model learns from the data that arrived in time up to data_period."""
+        learner, done, lock = self.learners[device]
+        with lock:
+            for k in range(done + 1, data_period + 1):
+                path = os.path.join(self.root, 'data', '%s-%d.bin' % (device, k))
+                if os.path.exists(path):
+                    with open(path, 'rb') as src:
+                        learnt = learner.add(src.read())
+                    log.info('model of %s learnt from %d samples of period %d', device,
+                             learnt, k)
+            self.learners[device][1] = max(done, data_period)
+            return learner.student(size_bytes), learner.arrived
 
     def checkpoint(self, device, period, wait_s=0.0):
         """(path, digest) of a finished checkpoint, or None; one ordered but not ready
@@ -268,7 +298,9 @@ def create_app(store, token, seed=0):
             orders[device] = {'size_bytes': number(spec, 'size_bytes', 1,
                                                    checkpoint.MAX_BYTES),
                               'model': spec.get('model', '')[:100],
-                              'trained_on': number(spec, 'trained_on', default=0)}
+                              'trained_on': number(spec, 'trained_on', default=0),
+                              'data_period': number(spec, 'data_period', 0, MAX_PERIOD,
+                                                    integer=True, default=period - 1)}
         store.order(period, deadline, orders, seed)
         return jsonify(ok=True, period=period)
 
@@ -321,10 +353,13 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--corrupt', action='append', default=[], metavar='DEVICE:PERIOD',
                         help='fault injection: damage this checkpoint after its digest')
+    parser.add_argument('--workload', default='{"name": "synthetic"}',
+                        help='the workload spec (JSON, nodes/workload.py)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s edge %(message)s')
     logging.getLogger('werkzeug').setLevel(logging.WARNING)
-    store = EdgeStore(args.dir, args.devices.split(','), args.compute_per_sample)
+    store = EdgeStore(args.dir, args.devices.split(','), args.compute_per_sample,
+                      workload.from_spec(json.loads(args.workload)))
     for item in args.corrupt:
         device, _, period = item.partition(':')
         store.corrupt.add((device, int(period)))

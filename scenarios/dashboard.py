@@ -179,14 +179,14 @@ class RunView:
 
     def accuracy(self, devices, fluid_rows):
         """Per period: mean predicted and achieved accuracy, the devices' lowest and
-        highest, the fluid backend's mean; a device x period grid of achieved accuracy
-        and outcomes."""
+        highest, the fluid backend's mean, the devices' measured top-1 (a workload that
+        learns); a device x period grid of achieved accuracy and outcomes."""
         periods = sorted({int(r['period']) for r in self.rows
                           if isinstance(r.get('period'), float)})
         by = {(int(r['period']), str(r['device'])): r for r in self.rows
               if isinstance(r.get('period'), float)}
         out = {'periods': periods, 'predicted': [], 'achieved': [], 'low': [], 'high': [],
-               'fluid': []}
+               'fluid': [], 'measured': []}
         for k in periods:
             mine = [by[(k, d)] for d in devices if (k, d) in by]
             achieved = [r['accuracy'] for r in mine if isinstance(r.get('accuracy'), float)]
@@ -198,6 +198,8 @@ class RunView:
             out['low'].append(min(achieved) if achieved else None)
             out['high'].append(max(achieved) if achieved else None)
             out['fluid'].append(_mean(ideal))
+            out['measured'].append(_mean([r['measured_accuracy'] for r in mine if isinstance(
+                r.get('measured_accuracy'), float)]))
         out['grid'] = {'devices': devices, 'values': [
             [by[(k, d)].get('accuracy') if (k, d) in by else None for k in periods]
             for d in devices], 'outcomes': [

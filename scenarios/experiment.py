@@ -181,6 +181,7 @@ def write_metadata(scenario, arguments, out, engine):
     meta = {'edgecollab': __version__, 'git_commit': commit, 'started': time.time(),
             'arguments': arguments,
             'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
+            'workload': scenario.workload,
             'kernel': platform.release(), 'python': platform.python_version(),
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}

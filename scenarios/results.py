@@ -235,7 +235,8 @@ def summarise(rows, statuses=None, expected=None):
 
 
 AVERAGED = ('mean_accuracy', 'predicted_accuracy', 'data_bytes', 'model_bytes',
-            'mean_efficiency', 'utilisation', 'idle_fraction', 'solver_ms')
+            'mean_efficiency', 'utilisation', 'idle_fraction', 'solver_ms',
+            'measured_accuracy')
 
 
 def _combined(each):
@@ -305,6 +306,7 @@ def _summarise_policy(mine, status, expected):
         'model_bytes': sum(d['model_bytes'] for d in per_device.values()),
         'deadline_misses': sum(d['deadline_misses'] for d in per_device.values()),
         'mean_efficiency': statistics.fmean(effs) if effs else None,
+        'measured_accuracy': _mean_of(r.get('measured_accuracy') for r in mine),
         'utilisation': utilisation(mine, by_period),
         'idle_fraction': _mean_of(r.get('idle_fraction') for r in by_period),
         'outcomes': dict(collections.Counter(r.get('outcome') or 'unknown'
@@ -334,6 +336,8 @@ COLUMNS = (
     ('mAP', 6, 'mean device accuracy over devices and periods (what counts); with '
                '--repeat N, the mean of the N runs +- its 95% confidence interval'),
     ('planned', 7, 'the mAP the plans predicted at their forecast capacity'),
+    ('top-1', 5, 'the top-1 accuracy (%) the devices measured of the models they held '
+                 '(a workload that learns, e.g. digits; - with synthetic)'),
     ('data MB', 7, 'data the devices uploaded to the edge'),
     ('model MB', 8, 'checkpoint bytes the devices received'),
     ('util', 5, 'bytes delivered / bytes the link could carry over the run'),
@@ -363,7 +367,7 @@ def table_rows(summary):
         found.append(([
             name, s['status'], ('%.2f+-%.2f' % (s['mean_accuracy'], s['ci95'])
                                 if 'ci95' in s else '%.2f' % s['mean_accuracy']),
-            '%.2f' % s['predicted_accuracy'],
+            '%.2f' % s['predicted_accuracy'], number(s.get('measured_accuracy'), '%.1f'),
             '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
             number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
             number(s.get('mean_efficiency'), '%.2f'), outcomes], name))
@@ -422,15 +426,22 @@ MANY_DEVICES = 6         # above: the time series shows totals and the devices' 
 MARKERS = 'osD^vPX*'     # achieved accuracy: a marker per policy, solid lines
 
 
-def period_timing(folder):
-    """(period_s, upload window_s or None) of the folder's scenario (metadata.json), or
-    (None, None)."""
+def folder_problem(folder):
+    """The Problem of the folder's scenario (metadata.json), or None."""
     from edgecollab.scenarios.scenario import problem_from
     try:
         with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
             raw = json.load(src).get('scenario') or {}
-        problem = problem_from(raw)
+        return problem_from(raw)
     except (OSError, ValueError, AttributeError, ConfigError):
+        return None
+
+
+def period_timing(folder):
+    """(period_s, upload window_s or None) of the folder's scenario (metadata.json), or
+    (None, None)."""
+    problem = folder_problem(folder)
+    if problem is None:
         return None, None
     window = problem.window_s if problem.timing == 'overlap' and \
         problem.window_s < problem.period_s else None

@@ -16,6 +16,7 @@ model phase; the checkpoint is distilled from this period's data.  Deadlines are
 phase ends: late data does not count, a late checkpoint leaves the old model.
 """
 
+import json
 import logging
 import os
 import secrets
@@ -180,7 +181,8 @@ class PolicyRun(Transport):
                 '--edge', 'http://%s:%d' % (addressing.EDGE_DATA_IP, EDGE_PORT),
                 '--token', self.token, '--dir', os.path.join(self.work, name),
                 '--generated', s.generated[index], '--period', s.period_s,
-                '--sample-bytes', s.problem.sample_bits / 8, '--seed', s.seed + index],
+                '--sample-bytes', s.problem.sample_bits / 8,
+                '--workload', json.dumps(s.workload)],
                 stdout=out, stderr=out, what='device agent %s' % name)
         # The clock starts when every agent is up (it has asked for its plan): dozens of
         # agents starting on two cores take seconds, which would eat the first period.
@@ -211,7 +213,8 @@ class PolicyRun(Transport):
             sys.executable, '-m', 'edgecollab.nodes.edge', '--port', EDGE_PORT,
             '--dir', os.path.join(self.work, 'edge'), '--token', self.token,
             '--devices', ','.join(self.emu.devices),
-            '--compute-per-sample', s.compute_per_sample_s, '--seed', s.seed] + self.edge_args,
+            '--compute-per-sample', s.compute_per_sample_s, '--seed', s.seed,
+            '--workload', json.dumps(s.workload)] + self.edge_args,
             stdout=self.edge_log, stderr=self.edge_log, what='edge agent')
         poll(lambda: _healthy(self.edge_url + '/health'), 20, 'edge agent')
 
@@ -294,7 +297,8 @@ class PolicyRun(Transport):
             trained_bytes = {name: c['bytes'] for name, c in self._edge_counts(k - 1).items()}
         # A device resuming the last checkpoint needs no new one.
         orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
-                         'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits}
+                         'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits,
+                         'data_period': k if sequential else k - 1}
                   for name, a in zip(self.devices, period.plan.devices)
                   if a.model_bytes > 0 and name not in period.resumed}
         self._order(k, self.wall_time(start + u1), orders, delay=m0 if sequential else 0.0)
@@ -420,6 +424,7 @@ class PolicyRun(Transport):
                 'retransmitted_upload_bytes': report.get('upload_retransmitted_bytes'),
                 'class_up_bytes': wire['up'], 'class_down_bytes': wire['down'],
                 'late_upload_bytes': counts['late_bytes'],
+                'measured_accuracy': report.get('measured_accuracy'),
                 # Earlier periods' late bytes that this period's class carried.
                 'carried_upload_bytes': counts['carried_bytes']})
         done(outcomes)

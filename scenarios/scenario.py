@@ -24,6 +24,7 @@ from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CA
 from edgecollab.controller.solver import Problem
 from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
+from edgecollab.nodes import workload as workload_mod
 from edgecollab.scenarios import traces
 from edgecollab.topologies import paths as paths_mod
 from edgecollab.topologies.addressing import DEVICE_RE, MAX_DEVICES, device_name, is_device
@@ -128,6 +129,10 @@ SCHEMA = {
             'type': 'object', 'additionalProperties': False, 'required': ['per_period'],
             'properties': {'per_period': {'type': 'number'}}}]},
         'control_step': QUANTITY,
+        'workload': {'oneOf': [{'type': 'string'}, {
+            'type': 'object', 'additionalProperties': False, 'required': ['name'],
+            'properties': {'name': {'type': 'string'}, 'file': {'type': 'string'},
+                           'drift': {'type': 'number', 'minimum': 0, 'maximum': 180}}}]},
         'forecast': {'oneOf': [{'type': 'string'}, {
             'type': 'object', 'additionalProperties': False, 'required': ['predictor'],
             'properties': {'predictor': {'type': 'string'}, 'window': QUANTITY}}]},
@@ -165,6 +170,9 @@ class Scenario:
     compute_per_sample_s: float
     forecast: object                 # the Predictor the controller plans with
     trace_files: dict = field(default_factory=dict)
+    # What the agents learn from and the devices score (nodes/workload.py from_spec):
+    # name, sample_bytes, sizes, devices, seed, drift, file.
+    workload: dict = field(default_factory=lambda: {'name': 'synthetic'})
 
     @property
     def duration_s(self):
@@ -476,8 +484,10 @@ def _resolve(raw, path, base):
     drift = Drift(spec['per_period'] if isinstance(spec, dict) else spec)
     control_step_s = _within(duration_s(raw.get('control_step', CONTROL_STEP_S),
                                         'control_step'), step_s, period_s, 'control_step')
+    workload = _workload(raw.get('workload', 'synthetic'), base, problem, hosts,
+                         raw.get('seed', 1))
     return Scenario(
-        path=path, raw=raw, forecast=predictor,
+        path=path, raw=raw, forecast=predictor, workload=workload,
         name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
         devices=devices, capacity=capacity, capacity_down=capacity_down, step_s=step_s,
         medium=problem.medium, mode=raw.get('mode', 'strict'), ack=raw.get('ack', True),
@@ -491,6 +501,35 @@ def _resolve(raw, path, base):
         trace_files=dict({k: v for k, v in (('capacity', cap_file),
                                             ('capacity_down', down_file)) if v},
                          **delay_files))
+
+
+def with_workload(scenario, name):
+    """scenario with the workload called name (edgecollab run --workload) instead of
+    its own; ConfigError when it cannot carry it."""
+    spec = dict(scenario.workload, name=name)
+    try:
+        workload_mod.from_spec(spec).check()
+    except ConfigError as exc:
+        raise ConfigError('--workload: %s' % exc) from None
+    scenario.workload = spec
+    return scenario
+
+
+def _workload(value, base, problem, hosts, seed):
+    """The workload spec of a scenario's workload key, checked (the workload loads)."""
+    spec = {'name': value} if isinstance(value, str) else dict(value)
+    if spec.get('file'):
+        spec['file'] = spec['file'] if os.path.isabs(spec['file']) else \
+            os.path.join(base, spec['file'])
+        if not os.path.isfile(spec['file']):
+            raise ConfigError('workload.file: no such file %r' % value['file'])
+    spec.update(sample_bytes=problem.sample_bits / 8, devices=hosts, seed=seed,
+                sizes=[problem.smallest_bytes(), problem.largest_bytes()])
+    try:
+        workload_mod.from_spec(spec).check()
+    except ConfigError as exc:
+        raise ConfigError('workload: %s' % exc) from None
+    return spec
 
 
 def load_scenario(path):

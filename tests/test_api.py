@@ -12,6 +12,7 @@ from edgecollab.controller import policies
 from edgecollab.controller.service import PLAN_WAIT_S, ControllerState, create_app
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint
+from edgecollab.nodes import workload
 from edgecollab.nodes.device import DeviceAgent, SampleBuffer
 from edgecollab.nodes.edge import CHECKPOINT_WAIT_S, EdgeStore
 from edgecollab.nodes.edge import create_app as edge_app
@@ -208,7 +209,7 @@ def test_edge_serves_checkpoints_with_digest_and_range(edge, tmp_path):
     path = tmp_path / 'c.npz'
     path.write_bytes(whole.data)
     assert checkpoint.digest(str(path)) == digest
-    assert checkpoint.load(str(path))['model'] == 'tiny'
+    assert checkpoint.load(str(path))[0]['model'] == 'tiny'
     assert client.get('/v1/checkpoints/d1/2').status_code == 404
 
 
@@ -231,7 +232,8 @@ def test_ordered_checkpoint_is_sent_when_distilled_not_404(tmp_path):
 
 def make_agent(tmp_path):
     return DeviceAgent('d1', 'http://127.0.0.1:1', 'http://127.0.0.1:1', TOKEN,
-                       str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000))
+                       str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000),
+                       workload.from_spec({'name': 'synthetic', 'sample_bytes': 1000}))
 
 
 def test_device_rejects_a_corrupt_checkpoint_and_keeps_its_model(tmp_path):
@@ -279,7 +281,7 @@ def test_checkpoints_are_seeded_noise_distinct_by_seed(tmp_path):
     again = checkpoint.write(paths[1], 300000, {'model': 'a'}, seed=5)
     other = checkpoint.write(paths[2], 300000, {'model': 'a'}, seed=6)
     assert first == again and first != other
-    assert checkpoint.load(paths[2])['params'] == (300000 - checkpoint.HEADER_ALLOWANCE) // 4
+    assert checkpoint.load(paths[2])[0]['params'] == (300000 - checkpoint.HEADER_ALLOWANCE) // 4
 
 
 @pytest.mark.parametrize('query', ['%C2%B2', '9' * 5000, '-1', '1.5', str(10 ** 7)])

@@ -14,14 +14,15 @@ from tests.conftest import REPO
 LAYERS = [
     ('plumbing', ['edgecollab', 'edgecollab.errors', 'edgecollab.units', 'edgecollab.shell',
                   'edgecollab.files', 'edgecollab.http', 'edgecollab.ready',
-                  'edgecollab.wire', 'edgecollab.signals',
+                  'edgecollab.wire', 'edgecollab.signals', 'edgecollab.userfile',
                   # the folders' package files (they import nothing)
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),
     ('link and model', ['edgecollab.controller.linkshare', 'edgecollab.controller.accuracy',
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
                         'edgecollab.controller.fleet', 'edgecollab.controller.holding',
-                        'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint']),
+                        'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint',
+                        'edgecollab.nodes.workload']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',
         'edgecollab.controller.forecast',

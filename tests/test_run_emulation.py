@@ -19,6 +19,7 @@ from edgecollab.controller.fluid import FluidTransport
 from edgecollab.controller.loop import ControlLoop, phases
 from edgecollab.controller.service import ControllerState
 from edgecollab.wire import GOODPUT_PER_WIRE
+from edgecollab.nodes import workload
 from edgecollab.nodes.device import PIECE_BYTES
 from edgecollab.emulation import Emulation
 from edgecollab.ready import poll
@@ -109,7 +110,10 @@ def small_scenario(tmp_path, periods=3, period='6s'):
 
 
 def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
-    scenario = small_scenario(tmp_path, periods=2)
+    # With the digits workload: the edge learns from the samples that really arrived,
+    # the devices score the real students they hold.
+    scenario = load_scenario(scenario_copy(tmp_path, periods=2, period='6s',
+                                           extra='workload: digits\n'))
     run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
                     edge_args=['--corrupt', 'd1:2'])
     assert run.run() == 'completed'
@@ -121,7 +125,23 @@ def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
     assert float(rows[('d1', '2')]['accuracy']) == pytest.approx(
         scenario.drift.decay(float(rows[('d1', '1')]['accuracy']), 1), rel=1e-6)
     assert rows[('d2', '2')]['model_ok'] == 'True'
-    assert 'digest mismatch' in open(tmp_path / 'out' / 'work' / 'equal' / 'd1.log').read()
+    work = tmp_path / 'out' / 'work' / 'equal'
+    assert 'digest mismatch' in open(work / 'd1.log').read()
+    # Period 1's checkpoint knew the factory samples only (overlap: it is distilled from
+    # the period before); d1 measures it again in period 2, a period's drift later.
+    task = workload.from_spec(scenario.workload)
+    first = task.learner('d1').student(float(rows[('d1', '1')]['planned_model_bytes']))
+    for period in (1, 2):
+        assert float(rows[('d1', str(period))]['measured_accuracy']) == pytest.approx(
+            task.score(first, 'd1', period))
+    # d2's period-2 model learnt from the whole samples that reached the edge in time.
+    learnt = int(float(rows[('d2', '1')]['upload_bytes']) // task.sample_bytes)
+    assert learnt > 0
+    assert 'model of d2 learnt from %d samples of period 1' % learnt in \
+        open(work / 'edge.log').read()
+    assert float(rows[('d2', '2')]['measured_accuracy']) != pytest.approx(
+        task.score(task.learner('d2').student(
+            float(rows[('d2', '2')]['planned_model_bytes'])), 'd2', 2))
 
 
 def test_killed_edge_agent_fails_the_period_and_the_next_one_works(tmp_path):
