@@ -3,6 +3,7 @@ the checkpoint size, a held model wears down with drift, a device refuses a dama
 checkpoint and keeps its model, and the fluid backend measures the same at a seed."""
 
 import csv
+import json
 import os
 
 import pytest
@@ -156,3 +157,24 @@ def test_a_users_workload_registers_and_runs_on_the_fluid_backend(tmp_path):
     with open(out / 'periods.csv') as src:
         assert all(float(r['measured_accuracy']) >= 50 for r in csv.DictReader(src))
     assert 'top-1' in done.stdout
+
+
+def test_fit_finds_the_formula_that_a_runs_measurements_follow(tmp_path):
+    out = tmp_path / 'out'
+    done = run_cli('run', scenario_copy(tmp_path, periods=4, extra=(
+        'workload: digits\npolicies: [optimal, equal, upload-first, model-first]\n')),
+        '--backend', 'fluid', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    done = run_cli('fit', str(out), '--json')
+    assert done.returncode == 0, done.stderr
+    fitted = json.loads(done.stdout)
+    assert fitted['rows'] >= 6 and fitted['rmse'] < 15, fitted
+    assert set(fitted['parameters']) == {'a_inf', 'b', 'gamma', 'c', 'd0', 'alpha'}
+    # synthetic measures nothing: one line, exit 2
+    plain = tmp_path / 'plain'
+    assert run_cli('run', scenario_copy(tmp_path, periods=2), '--backend', 'fluid',
+                   '--out', str(plain)).returncode == 0
+    done = run_cli('fit', str(plain))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and 'measured accuracy' in lines[0], \
+        done.stderr
