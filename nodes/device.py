@@ -50,6 +50,7 @@ REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arriv
 REPORT_LATEST_S = REPORT_WAIT_S + CONTROL_TIMEOUT_S
 BLOCK_BYTES = 1 << 20     # the upload stream takes about 1 MB of samples at a time
 PIECE_BYTES = 64 * 1024   # and sends it in pieces, checking the deadline between them
+FACTORY_MODEL = 'factory.npz'   # the model a device ships with (a workload that learns)
 
 
 class SampleBuffer:
@@ -184,7 +185,7 @@ class DeviceAgent:
         self.work = work                   # the Workload: what samples and models are
         self.sent_samples = 0              # the stream's next sample
         self.stream_lock = threading.Lock()
-        self.weights = work.initial(name) if work.measures else None
+        self.weights = self._factory_model() if work.measures else None
         self.model_meta = None
         self.rejected = 0
         os.makedirs(workdir, exist_ok=True)
@@ -205,6 +206,14 @@ class DeviceAgent:
             # next one: each period runs in its own thread.
             threading.Thread(target=self.run_period, args=(plan,), daemon=True,
                              name='period-%d' % done).start()
+
+    def _factory_model(self):
+        """The weights of the model the device ships with (FACTORY_MODEL in its folder,
+        written before the agent starts), or the workload's when there is none."""
+        path = os.path.join(self.workdir, FACTORY_MODEL)
+        if not os.path.exists(path):
+            return self.work.initial(self.name)
+        return checkpoint.load(path)[1]
 
     def sample_bytes(self, period, count):
         """The bytes of the stream's next count samples, produced in period."""

@@ -27,7 +27,9 @@ scenario's seed gives the same streams everywhere.  Register your own with
 names (``workload: {name: mine, file: mine.py}``).
 """
 
+import importlib.util
 import math
+import os
 import struct
 
 import numpy as np
@@ -153,10 +155,8 @@ class Digits(Workload):
 
     def __init__(self, spec):
         super().__init__(spec)
-        from sklearn.datasets import load_digits
-        data = load_digits()
-        self.images = data.images.astype(np.float32) / 16.0      # 0-1
-        self.labels = data.target.astype(np.uint8)
+        images, self.labels = bundled_digits()
+        self.images = images / np.float32(16.0)                  # 0-1
         order = np.random.default_rng(SPLIT_SEED).permutation(len(self.labels))
         self.test_part, self.train_part = order[:TEST_PART], order[TEST_PART:]
         self.drift = float(spec.get('drift', 10.0))
@@ -278,6 +278,19 @@ class Digits(Workload):
         images = self._images(self.angle(period))[chosen].reshape(len(chosen), -1)
         predicted = predict(weights, images)
         return float(100.0 * np.mean(predicted == self.labels[chosen]))
+
+
+def bundled_digits():
+    """(images as (1797, 8, 8) float32 in 0-16, labels) of scikit-learn's bundled
+    digits, read from the package's data file as its load_digits does, without
+    importing scikit-learn: a device agent needs the images, and the library's import
+    costs a second of CPU a process."""
+    found = importlib.util.find_spec('sklearn')
+    if found is None or not found.origin:
+        raise ConfigError('workload digits needs scikit-learn (run install.sh)')
+    path = os.path.join(os.path.dirname(found.origin), 'datasets', 'data', 'digits.csv.gz')
+    data = np.loadtxt(path, delimiter=',', dtype=np.float32)
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.uint8)
 
 
 def predict(weights, X):

@@ -33,7 +33,7 @@ from edgecollab.controller.loop import RECORD_FIELDS, ControlLoop, Outcome, Tran
 from edgecollab.controller.service import ControllerState, create_app
 from edgecollab.emulation import Emulation
 from edgecollab.errors import EdgecollabError
-from edgecollab.nodes import device
+from edgecollab.nodes import checkpoint, device, workload
 from edgecollab.ready import poll, wait
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios import results
@@ -173,6 +173,7 @@ class PolicyRun(Transport):
         self.edge_url = 'http://%s:%d' % (addressing.EDGE_MGMT_IP, EDGE_PORT)
         self.edge_log = self._log_file('edge.log')
         self._start_edge()
+        self._install_factory_models()
         for index, name in enumerate(self.emu.devices):
             out = self._log_file('%s.log' % name)
             self.emu.popen(name, [
@@ -191,6 +192,18 @@ class PolicyRun(Transport):
             raise EdgecollabError('device agents %s did not start within %.0f s (their logs: %s)'
                                   % (', '.join(self.state.unseen()[:5]), wait_s, self.work))
         log.debug('device agents up')
+
+    def _install_factory_models(self):
+        """With a workload that learns: the model each device ships with, in its folder
+        (trained here once, so that dozens of agents do not each train one at start)."""
+        work = workload.from_spec(self.scenario.workload)
+        if not work.measures:
+            return
+        for name in self.emu.devices:
+            os.makedirs(os.path.join(self.work, name), exist_ok=True)
+            checkpoint.write(os.path.join(self.work, name, device.FACTORY_MODEL), 0,
+                             {'model': 'factory', 'device': name},
+                             weights=work.initial(name))
 
     def _write_token(self):
         """The run's API token in the results folder, readable by its owner only, so a

@@ -178,3 +178,10 @@ def test_fit_finds_the_formula_that_a_runs_measurements_follow(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and 'measured accuracy' in lines[0], \
         done.stderr
+
+
+def test_the_devices_read_the_same_digits_as_scikit_learn_without_importing_it():
+    from sklearn.datasets import load_digits
+    images, labels = workload.bundled_digits()
+    reference = load_digits()
+    assert (images == reference.images).all() and (labels == reference.target).all()
