@@ -1,8 +1,10 @@
 """Benchmark: the CPU the digits workload costs a period, as the edge agent spends it
 (each device's model learns from the period's samples and distils one student) and as
-each device spends it (scoring the model it holds), for fleets of N devices.  No root.
+each device spends it (scoring the model it holds), for fleets of N devices; and
+(--curve) its accuracy against samples and checkpoint size beside the reconstructed
+model's, the shape the controller plans with.  No root.
 
-    .venv/bin/python -m benchmarks.workload [--sizes 2,10,50] [--generated 200]
+    .venv/bin/python -m benchmarks.workload [--sizes 2,10,50] [--generated 200] [--curve]
 """
 
 import argparse
@@ -16,13 +18,47 @@ PERIODS = 3
 SIZES = [6.4e6, 136.4e6]
 
 
+def curve(out):
+    """Top-1 of a device's student against the samples its model learnt from (one
+    period, no drift) and the menu's checkpoint sizes, beside the model's mAP."""
+    from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
+    menu = yolov8_menu('fp16')
+    model = AccuracyModel()
+    rows = []
+    for samples in (0, 25, 50, 100, 200, 400, 800):
+        row = {'samples': samples}
+        for seed in range(3):
+            work = workload.from_spec({'name': 'digits', 'sample_bytes': 100000,
+                                       'sizes': SIZES, 'devices': ['d1'], 'seed': seed,
+                                       'drift': 0})
+            learner = work.learner('d1')
+            learner.add(work.samples('d1', 1, 0, samples))
+            for variant in menu:
+                row.setdefault(variant.name, []).append(
+                    work.score(learner.student(variant.size_bytes), 'd1', 1))
+        for variant in menu:
+            row[variant.name] = sum(row[variant.name]) / len(row[variant.name])
+            row[variant.name + ' mAP'] = float(model.accuracy(samples, variant.size_bytes))
+        rows.append(row)
+    emit(rows, [('samples', 'samples', '%d')] +
+         [(v.name, v.name, '%.1f') for v in menu] +
+         [(v.name + ' mAP', v.name[-1] + ' model', '%.1f') for v in menu], out,
+         'digits top-1 %% (mean of 3 seeds) by samples learnt and checkpoint, and the '
+         "reconstructed model's mAP")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', default='2,10,50')
     parser.add_argument('--generated', type=int, default=200,
                         help='samples that arrive from each device a period')
     parser.add_argument('--out', default='benchmarks/results/workload.json')
+    parser.add_argument('--curve', action='store_true',
+                        help='accuracy by samples and size instead of the CPU')
     args = parser.parse_args()
+    if args.curve:
+        curve(args.out.replace('.json', '-curve.json'))
+        return
     rows = []
     for n in [int(v) for v in args.sizes.split(',')]:
         devices = ['d%d' % i for i in range(1, n + 1)]
