@@ -70,6 +70,10 @@ class EdgeStore:
         # device -> [its Learner, the last period learnt from, a lock]
         self.learners = {d: [self.work.learner(d), 0, threading.Lock()]
                          for d in sorted(devices)} if self.work else {}
+        if self.work:
+            # Import and warm the learning libraries now, not in the first period (a
+            # second of CPU that delayed period 1's checkpoints).
+            self.work.initial(sorted(devices)[0])
         self.lock = threading.Lock()
         self.made = threading.Condition(self.lock)     # a checkpoint became ready
         # (dev, period) -> [in time, late, earlier periods' late bytes arriving in it]
