@@ -237,6 +237,11 @@ class DeviceAgent:
 
         def download():
             report.update(self.download(plan))
+            if self.weights is not None:
+                # The model held at the period's end (its download's deadline): the next
+                # period's download may deploy another before this report leaves.
+                report['measured_accuracy'] = self.work.score(self.weights, self.name,
+                                                              plan['period'])
             self._post(dict(report, stage='model'))
         up = threading.Thread(target=lambda: report.update(self.upload(plan)))
         down = threading.Thread(target=download)
@@ -247,9 +252,6 @@ class DeviceAgent:
         up.join()
         down.join()
         report['rejected_total'] = self.rejected
-        if self.weights is not None:
-            report['measured_accuracy'] = self.work.score(self.weights, self.name,
-                                                          plan['period'])
         log.info('period %d: sent %d bytes%s, model %s%s', plan['period'],
                  report.get('upload_bytes', 0), ' (%s)' % report['upload_error']
                  if report.get('upload_error') else '',
