@@ -170,3 +170,13 @@ def test_the_page_shows_a_hundred_devices_readably(many_devices, browser):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_learning_workloads_measured_accuracy_is_in_the_page_data(tmp_path):
+    from tests.helpers import scenario_copy
+    out = tmp_path / 'out'
+    done = run_cli('run', scenario_copy(tmp_path, periods=2, extra='workload: digits\n'),
+                   '--backend', 'fluid', '--policies', 'equal', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    measured = Dashboard(str(out)).snapshot()['accuracy']['measured']
+    assert len(measured) == 2 and all(0 < m <= 100 for m in measured), measured
