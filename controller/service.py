@@ -167,6 +167,17 @@ class ControllerState:
                 'events': self.events[-10:]}
 
 
+def policy_switch(token):
+    """The policy a token-bearing request to switch policies names (JSON {"policy":
+    name}); 401/403 without the token, 400 for an unknown policy."""
+    check_token(token)
+    name = json_body().get('policy')
+    if not isinstance(name, str) or name not in policies.POLICIES:
+        bad_request('unknown policy %r (known: %s)'
+                    % (name, ', '.join(sorted(policies.POLICIES))))
+    return name
+
+
 def create_app(state, token):
     """The controller's Flask app over state."""
     app = Flask('edgecollab.controller')
@@ -225,12 +236,7 @@ def create_app(state, token):
 
     @app.put('/v1/policy')
     def put_policy():
-        check_token(token)
-        name = json_body().get('policy')
-        if not isinstance(name, str) or name not in policies.POLICIES:
-            bad_request('unknown policy %r (known: %s)'
-                        % (name, ', '.join(sorted(policies.POLICIES))))
-        state.set_next_policy(name)
+        state.set_next_policy(policy_switch(token))
         current, upcoming = state.policies()
         return jsonify(policy=current, next=upcoming)
 

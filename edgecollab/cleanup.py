@@ -84,13 +84,31 @@ class RunState:
 
 
 class EmulationLock:
-    """Only one emulation may run on a machine: an exclusive lock held while it runs."""
+    """Only one emulation may run on a machine: an exclusive lock held while it runs.
+    An experiment (experiment=True) holds it across its policies' emulations, so that
+    another run cannot start between two of them; its own emulations run under it, one
+    at a time."""
+    _handle = None          # the process's locked file while anything holds it
+    _holders = 0
+    _running = False        # an emulation of this process runs
 
-    def __init__(self):
-        self.handle = None
+    def __init__(self, experiment=False):
+        self.experiment = experiment
+        self.held = False
 
     def acquire(self):
         """Take the lock or raise EdgecollabError naming the holder."""
+        if not self.experiment and EmulationLock._running:
+            raise EdgecollabError('another emulation is running (pid %d, this process); '
+                                  'only one may run at a time' % os.getpid())
+        if EmulationLock._handle is None:
+            EmulationLock._handle = self._lock_file()
+        EmulationLock._holders += 1
+        EmulationLock._running = EmulationLock._running or not self.experiment
+        self.held = True
+
+    @staticmethod
+    def _lock_file():
         os.makedirs(STATE_DIR, exist_ok=True)
         path = os.path.join(STATE_DIR, LOCK_NAME)
         handle = open(path, 'a+', encoding='utf-8')
@@ -107,13 +125,20 @@ class EmulationLock:
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
-        self.handle = handle
+        return handle
 
     def release(self):
-        """Give the lock back (idempotent)."""
-        if self.handle:
-            self.handle.close()
-            self.handle = None
+        """Give the lock back (idempotent); the file is unlocked when the process's last
+        holder releases it."""
+        if not self.held:
+            return
+        self.held = False
+        if not self.experiment:
+            EmulationLock._running = False
+        EmulationLock._holders -= 1
+        if EmulationLock._holders == 0:
+            EmulationLock._handle.close()
+            EmulationLock._handle = None
 
 
 def lock_is_held():

@@ -8,8 +8,9 @@ import os
 import secrets
 import time
 
+from edgecollab import cleanup
 from edgecollab.controller import accuracy, policies
-from edgecollab.errors import ConfigError
+from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import dashboard, experiment, report, results, traces
 from edgecollab.scenarios.scenario import load_scenario, with_workload
 from edgecollab.shell import runner as command_runner
@@ -44,6 +45,9 @@ def _cmd_run(args):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
     if os.path.exists(os.path.join(out, 'periods.csv')):
         raise ConfigError('%s already holds a run; choose another --out' % out)
+    if args.backend == 'mininet' and cleanup.lock_is_held():
+        raise EdgecollabError('another emulation is running; only one may run at a time '
+                              '(after a crash: edgecollab clean)')
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
     os.makedirs(out, exist_ok=True)
     handler = logging.FileHandler(os.path.join(out, 'run.log'))

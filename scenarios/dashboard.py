@@ -28,7 +28,8 @@ from flask import Flask, abort, jsonify, request
 
 from edgecollab.controller import policies
 from edgecollab.errors import ConfigError
-from edgecollab.http import bad_request, check_token, json_body, json_errors
+from edgecollab.controller.service import policy_switch
+from edgecollab.http import bad_request, json_errors
 from edgecollab.scenarios import results
 
 log = logging.getLogger(__name__)
@@ -391,11 +392,7 @@ def create_app(dashboard, token):
 
     @app.put('/policy')
     def policy():
-        check_token(token)
-        name = json_body().get('policy')
-        if not isinstance(name, str) or name not in policies.POLICIES:
-            bad_request('unknown policy %r (known: %s)'
-                        % (name, ', '.join(sorted(policies.POLICIES))))
+        name = policy_switch(token)
         if dashboard.live is None:
             abort(409, description='this dashboard shows a folder, not a live run: '
                                    'there is no run to switch')

@@ -19,7 +19,7 @@ import time
 
 from tqdm import tqdm
 
-from edgecollab import __version__
+from edgecollab import __version__, cleanup
 from edgecollab.controller import fluid
 from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import EdgecollabError
@@ -42,8 +42,20 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
     statuses = {} if statuses is None else statuses
     run_args = {'prefix': prefix, 'interactive': interactive, 'keep_artifacts': keep_artifacts,
                 'live': live, 'token': token or secrets.token_hex(16)}
+    # The emulation lock for the whole experiment: no other run between two policies.
+    lock = cleanup.EmulationLock(experiment=True)
     if backend != 'fluid':
-        write_fluid_reference(scenario, names, out)
+        lock.acquire()
+    try:
+        if backend != 'fluid':
+            write_fluid_reference(scenario, names, out)
+        _run_all(scenario, names, out, backend, repeat, statuses, run_args)
+    finally:
+        lock.release()
+    return statuses
+
+
+def _run_all(scenario, names, out, backend, repeat, statuses, run_args):
     for r in range(1, repeat + 1):
         seeded = dataclasses.replace(scenario, seed=scenario.seed + r - 1)
         for name in names:
@@ -54,7 +66,6 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
                 raise
             if r == 1 or statuses.get(name) == 'completed':
                 statuses[name] = status          # a failed repetition's status stays
-    return statuses
 
 
 def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, keep_artifacts,

@@ -14,7 +14,7 @@ from edgecollab import cleanup
 from edgecollab.emulation import Emulation
 from edgecollab.ready import poll
 from edgecollab.topologies.star import EdgeStar
-from tests.conftest import REPO, TEST_PREFIX
+from tests.conftest import PYTHON, REPO, TEST_PREFIX
 
 pytestmark = pytest.mark.emulation
 
@@ -110,3 +110,26 @@ def test_second_emulation_is_refused_while_one_runs():
         with pytest.raises(Exception, match='another emulation is running'):
             Emulation(EdgeStar(n=1, prefix=TEST_PREFIX)).start()
         assert cleanup.owned_interfaces(TEST_PREFIX), 'the refused start cleaned the live run'
+
+
+def test_a_run_is_refused_while_an_experiment_holds_the_lock(tmp_path):
+    # An experiment holds the lock across its policies (between two of them too): a
+    # second `edgecollab run` is refused at once, before it makes a results folder.
+    lock = cleanup.EmulationLock(experiment=True)
+    lock.acquire()
+    try:
+        done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'run',
+                               os.path.join(REPO, 'scenarios', 'default.yaml'), '--out',
+                               str(tmp_path / 'out')], capture_output=True, text=True,
+                              timeout=120)
+        # Its own emulations run under it, one at a time.
+        with Emulation(EdgeStar(n=1, prefix=TEST_PREFIX)):
+            with pytest.raises(Exception, match='another emulation is running'):
+                Emulation(EdgeStar(n=1, prefix=TEST_PREFIX)).start()
+    finally:
+        lock.release()
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert 'another emulation is running' in lines[0]
+    assert not (tmp_path / 'out').exists()
+    assert not cleanup.lock_is_held()

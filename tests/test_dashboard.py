@@ -3,11 +3,8 @@ answers to bad requests, and the page in a real browser (headless Chromium)."""
 
 import io
 import json
-import os
 import socket
 import subprocess
-import threading
-import time
 
 import numpy as np
 import pytest
