@@ -48,15 +48,17 @@ def our_processes():
     return out.stdout.split()
 
 
-def test_default_scenario_run_with_three_policies(tmp_path):
+def test_default_scenario_run_open_and_closed_loop(tmp_path):
+    # The paper's open-loop optimum and the closed loop (equal left out for the suite's
+    # time: its plans are the simplest and other tests run it).
     out = tmp_path / 'out'
     done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'run', DEFAULT, '--policies',
-                           'optimal,adaptive,equal', '--out', str(out)],
+                           'optimal,adaptive', '--out', str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ('summary.json', 'periods.csv', 'timeseries.csv', 'replay.csv',
                  'metadata.json', 'accuracy.png', 'timeseries-optimal.png',
-                 'timeseries-adaptive.png', 'timeseries-equal.png', 'commands.sh', 'run.log',
+                 'timeseries-adaptive.png', 'commands.sh', 'run.log', 'report.html',
                  'README.txt'):
         assert (out / name).exists(), name
     check_summary_matches_rows(out)
@@ -73,12 +75,22 @@ def test_default_scenario_run_with_three_policies(tmp_path):
     # the class's queue, before the counter.
     scenario = load_scenario(os.path.join(REPO, 'scenarios', 'default.yaml'))
     previous = {}            # device: the download share of its previous period
+    previous_up = {}         # device: the upload share of its previous period
     for row in rows_of(out, 'optimal'):
         carried = float(row['carried_upload_bytes'])
         wire = float(row['class_up_bytes']) * GOODPUT_PER_WIRE
+        # Late bytes count in the period the edge reads them: those that passed the
+        # shaper before the period began (the leaf queue and what was in flight at the
+        # last deadline) are in the previous period's counters.
+        in_flight = 0.0
+        if carried > 0:
+            rate = previous_up.get(row['device'], 0.0) * float(row['capacity_mbit'])
+            in_flight = (linkshare.leaf_queue_bytes(rate, scenario.queue_ms) +
+                         rate * 1e6 / 8 * 2 * scenario.paths[0].delay_ms / 1000)
         assert abs(float(row['reported_upload_bytes']) + carried - wire) <= max(
-            0.03 * wire, PIECE_BYTES), ('upload of %s period %s vs its class' % (
-                row['device'], row['period']), row)
+            0.03 * wire, PIECE_BYTES) + in_flight, ('upload of %s period %s vs its class' % (
+                row['device'], row['period']), in_flight, row)
+        previous_up[row['device']] = float(row['upload_share'])
         # A checkpoint cut at a deadline leaves its leaf queue full: those bytes leave
         # the shaper in the next period (counted there) after the device has closed the
         # connection.  So the class may carry up to the previous period's leaf queue more
