@@ -83,14 +83,19 @@ def fit(samples, sizes_bytes, maps):
     return AccuracyModel(**dict(zip(names, (float(x) for x in popt))))
 
 
+def measured_rows(rows):
+    """The periods.csv rows a fit uses: a checkpoint arrived and the device measured."""
+    return [r for r in rows if r.get('model_ok') is True and
+            isinstance(r.get('measured_accuracy'), float) and
+            isinstance(r.get('planned_model_bytes'), float)]
+
+
 def fit_measured(rows, sample_bits):
     """Fit every parameter to a run's measurements (periods.csv rows of a workload that
     learns): each device-period whose checkpoint arrived gives D = the samples that
     reached the edge in the period (upload_bytes / the sample's bytes), S = the
     checkpoint's bytes, and the device's measured_accuracy in place of mAP."""
-    used = [r for r in rows if r.get('model_ok') is True and
-            isinstance(r.get('measured_accuracy'), float) and
-            isinstance(r.get('planned_model_bytes'), float)]
+    used = measured_rows(rows)
     if len(used) < 6:
         raise ConfigError('fitting needs at least 6 delivered checkpoints with a measured '
                           'accuracy (a workload that learns, e.g. digits); the run has %d'

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import time
 
 from edgecollab import cleanup
@@ -124,8 +125,7 @@ def _cmd_dashboard(args):
                               args.port)
     print('dashboard of %s: %s  (Ctrl-C to stop)' % (args.folder, server.url), flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        signal.pause()              # the server answers in its thread until Ctrl-C
     except KeyboardInterrupt:
         pass
     finally:
@@ -140,8 +140,7 @@ def _cmd_fit(args):
         raise ConfigError('%s: no readable metadata.json (not a results folder?)'
                           % args.folder)
     model = accuracy.fit_measured(rows, problem.sample_bits)
-    used = [r for r in rows if r.get('model_ok') is True and
-            isinstance(r.get('measured_accuracy'), float)]
+    used = accuracy.measured_rows(rows)
     errors = [model.accuracy(r['upload_bytes'] * 8 / problem.sample_bits,
                              r['planned_model_bytes']) - r['measured_accuracy'] for r in used]
     fitted = dataclasses.asdict(model)

@@ -163,6 +163,7 @@ class Digits(Workload):
         sizes = spec.get('sizes') or [1.0, 1.0]
         self.smallest, self.largest = float(min(sizes)), float(max(sizes))
         self.rotated = {}                    # angle -> every image rotated by it
+        self.streams = {}                    # device -> its stream's image indices
 
     def check(self):
         least = self.HEADER.size + self.PIXELS
@@ -174,8 +175,10 @@ class Digits(Workload):
         return self.devices.index(device) if device in self.devices else 0
 
     def _stream(self, device):
-        rng = np.random.default_rng([self.seed, self._index(device)])
-        return self.train_part[rng.permutation(len(self.train_part))]
+        if device not in self.streams:
+            rng = np.random.default_rng([self.seed, self._index(device)])
+            self.streams[device] = self.train_part[rng.permutation(len(self.train_part))]
+        return self.streams[device]
 
     def angle(self, period):
         """The stream's rotation in period, degrees."""

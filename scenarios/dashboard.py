@@ -273,7 +273,7 @@ class Live:
             return None, None
         status = run.state.status()
         status['next_policy'] = run.state.policies()[1]
-        return run_key(run.policy, run.repeat if run.repeat > 1 else 1), status
+        return run_key(run.policy, run.repeat), status
 
     def switch(self, name):
         """Plan the live run's next periods with policy name (ConfigError: none live)."""
@@ -311,20 +311,25 @@ class Dashboard:
             return
         self.period_s, self.window_s = results.period_timing(self.folder)
 
-    def _view(self, policy, repeat):
-        key = run_key(str(policy), int(repeat) if isinstance(repeat, float) else 1)
+    def _view(self, key):
+        """The RunView of run key (made when first seen)."""
         if key not in self.runs:
             periods = results.expected_periods(self.folder) or 0
             self.runs[key] = RunView(key, periods * (self.period_s or 0))
         return self.runs[key]
 
+    def _view_of(self, row):
+        repeat = row.get('repeat')
+        return self._view(run_key(str(row.get('policy')),
+                                  int(repeat) if isinstance(repeat, float) else 1))
+
     def refresh(self):
         """Read what the run appended to the folder since the last call."""
         self._read_meta()
         for row in self.series_tail.rows():
-            self._view(row.get('policy'), row.get('repeat')).add_sample(row)
+            self._view_of(row).add_sample(row)
         for row in self.periods_tail.rows():
-            self._view(row.get('policy'), row.get('repeat')).rows.append(row)
+            self._view_of(row).rows.append(row)
         for row in self.fluid_tail.rows():
             self.fluid.setdefault(str(row.get('policy')), []).append(row)
 
@@ -333,9 +338,8 @@ class Dashboard:
         with self.lock:
             self.refresh()
             live_key, status = self.live.status() if self.live else (None, None)
-            if live_key and live_key not in self.runs:
-                self.runs[live_key] = RunView(live_key, (results.expected_periods(
-                    self.folder) or 0) * (self.period_s or 0))
+            if live_key:
+                self._view(live_key)
             if status:
                 notes = self.notes.setdefault(live_key, [])
                 notes.extend(e for e in status.get('events', []) if e not in notes)
