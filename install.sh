@@ -19,7 +19,9 @@ fi
 echo "*** Installing Python dependencies into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
     | grep -v "^WARNING: Location" || true
-.venv/bin/python -c 'import edgecollab.cli, mininet.net' || {
+# Import every module of every subpackage from outside the repository (the current
+# folder would otherwise stand in for a broken installation).
+(cd / && "$OLDPWD/.venv/bin/python" -m edgecollab.installcheck) || {
     echo "install.sh: edgecollab did not import after installation" >&2; exit 1; }
 ln -sf "$(pwd)/.venv/bin/edgecollab" /usr/local/bin/edgecollab
 echo "*** edgecollab installed: $(command -v edgecollab)"

@@ -1,12 +1,27 @@
 """Install edgecollab: the repository's folders form the ``edgecollab`` package."""
 
+import ast
+import pathlib
+
 from setuptools import setup
 
-FOLDERS = ['topologies', 'controller', 'nodes', 'scenarios']
+
+def _package_constant(name):
+    """A literal assigned in edgecollab/__init__.py (read, not imported: nothing is
+    installed yet)."""
+    tree = ast.parse(pathlib.Path(__file__).with_name('edgecollab')
+                     .joinpath('__init__.py').read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == name:
+            return ast.literal_eval(node.value)
+    raise LookupError('edgecollab/__init__.py assigns no %s' % name)
+
+
+FOLDERS = list(_package_constant('LAYERS'))
 
 setup(
     name='edgecollab',
-    version='0.1.0',
+    version=_package_constant('__version__'),
     description='Network emulation for end-edge AI model collaboration '
                 '(bandwidth split between data upload and model transmission)',
     python_requires='>=3.9',

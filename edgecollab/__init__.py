@@ -6,3 +6,6 @@ The package maps the repository's top-level folders into one namespace:
 """
 
 __version__ = '0.1.0'
+
+# The repository's folders that setup.py maps into the package, one layer each.
+LAYERS = ('topologies', 'controller', 'nodes', 'scenarios')

@@ -40,7 +40,8 @@ LAYERS = [
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
     ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe']),
-    ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve']),
+    ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',
+                      'edgecollab.installcheck']),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 FOLDERS = {'edgecollab': 'edgecollab', 'controller': 'edgecollab.controller',
