@@ -41,9 +41,15 @@ Share modes: ``strict`` (a class never exceeds its share: ceil = rate) and
 ``work-conserving`` (a class may borrow unused capacity: ceil = C).
 
 Queues: each leaf holds a bfifo of ``queue_ms`` worth of its rate (at least 16 full-size
-packets), resized in place when the rate changes.  Where the kernel has netem, a leaf is a
-netem qdisc instead when a delay or loss is configured; where it does not, a delay or loss
-setting is refused (``UnsupportedError``).
+packets), resized in place when the rate changes.
+
+A path's delay and loss under the netem engine (``NetemPath``) is no leaf of this tree:
+HTB expects work-conserving children, and a netem leaf holds packets the class has already
+been charged for (the kernel logs "htb: netem qdisc is non-work-conserving?"), so a
+packet's queueing and its delay overlapped instead of adding up.  Each device's path is
+a netem root qdisc on the device's own data interface (up) and on an IFB its ingress is
+redirected into (down), in the device's namespace: per device, after the shaper going
+down and before it going up, which adds the same round trip.
 
 Classification uses u32 hash tables keyed on the device address's last octet (one table
 per /24, direction and ACK-ness), so a packet meets a handful of filters, not 4 N.
@@ -51,10 +57,11 @@ per /24, direction and ACK-ness), so a packet meets a handful of filters, not 4 
 
 import ipaddress
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 
-from edgecollab.errors import ConfigError, UnsupportedError
+from edgecollab.errors import ConfigError
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
 from edgecollab.wire import CONTROL_TOS, MTU_FRAME
@@ -95,8 +102,6 @@ class ShapingConfig:
     ack_priority: put pure ACKs in a prioritised child of each direction class.
     ack_fraction: guaranteed ACK rate as a fraction of the reverse direction's share.
     queue_ms: leaf queue length in milliseconds of the leaf's rate.
-    delay_ms: one-way delay added per direction (needs netem).
-    loss_pct: random loss per direction in percent (needs netem).
     """
     capacity_mbit: float
     medium: str = 'shared'
@@ -104,8 +109,6 @@ class ShapingConfig:
     ack_priority: bool = True
     ack_fraction: float = 0.05
     queue_ms: float = 100.0
-    delay_ms: float = 0.0
-    loss_pct: float = 0.0
 
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
@@ -118,15 +121,6 @@ class ShapingConfig:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
             raise ConfigError('queue_ms must be in [%g, %g], got %r' % (QUEUE_MS + (self.queue_ms,)))
-        if not DELAY_MS[0] <= self.delay_ms <= DELAY_MS[1]:
-            raise ConfigError('delay_ms must be in [%g, %g], got %r' % (DELAY_MS + (self.delay_ms,)))
-        if not 0 <= self.loss_pct <= 100:
-            raise ConfigError('loss_pct must be in [0, 100], got %r' % self.loss_pct)
-
-    @property
-    def needs_netem(self):
-        """True when a delay or a loss is asked for."""
-        return self.delay_ms > 0 or self.loss_pct > 0
 
 
 def kernel_has_netem(run, probe):
@@ -210,16 +204,30 @@ def leaf_queue_bytes(rate_mbit, queue_ms):
 def leaf_qdisc(verb, dev, minor, rate_mbit, config):
     """tc arguments to add or change the queue of leaf class minor (rate in Mbit/s)."""
     limit = leaf_queue_bytes(rate_mbit, config.queue_ms)
-    head = ['qdisc', verb, 'dev', dev, 'parent', '1:%s' % _hex(minor), 'handle',
-            '%s:' % _hex(minor)]
-    if not config.needs_netem:
-        return head + ['bfifo', 'limit', str(limit)]
-    netem = ['netem', 'limit', str(max(16, limit // MTU_FRAME))]
-    if config.delay_ms > 0:
-        netem += ['delay', '%gms' % config.delay_ms]
-    if config.loss_pct > 0:
-        netem += ['loss', '%g%%' % config.loss_pct]
-    return head + netem
+    return ['qdisc', verb, 'dev', dev, 'parent', '1:%s' % _hex(minor), 'handle',
+            '%s:' % _hex(minor), 'bfifo', 'limit', str(limit)]
+
+
+def netem_limit_packets(rate_mbit, delay_ms, queue_ms):
+    """The packet limit of a path's netem qdisc.  netem counts every packet still inside
+    its delay, so it must hold what a flow at rate_mbit (Mbit/s) has sent within a round
+    trip of the delay (ms) plus the shaper's queue (ms): data frames, and as many ACKs
+    again (a quick ACK a frame).  A byte-sized limit of 16 packets dropped 18-30% of the
+    ACKs going through a 20 ms netem at 50 Mbit/s."""
+    window_bytes = rate_mbit * 1e6 / 8 * (2 * delay_ms + queue_ms) / 1000
+    return max(MIN_QUEUE_FRAMES, 2 * int(math.ceil(window_bytes / MTU_FRAME)))
+
+
+def netem_qdisc(verb, dev, delay_ms, loss_pct, limit_packets):
+    """tc arguments to add or change the netem root qdisc of dev: a one-way delay (ms)
+    and a random loss (percent)."""
+    if not DELAY_MS[0] <= delay_ms <= DELAY_MS[1]:
+        raise ConfigError('delay must be in [%g, %g] ms, got %r' % (DELAY_MS + (delay_ms,)))
+    if not 0 <= loss_pct <= 100:
+        raise ConfigError('loss must be in [0, 100] %%, got %r' % loss_pct)
+    return ['qdisc', verb, 'dev', dev, 'root', 'handle', '1:', 'netem',
+            'limit', str(int(limit_packets)), 'delay', '%gms' % delay_ms,
+            'loss', '%g%%' % loss_pct]
 
 
 @dataclass
@@ -454,8 +462,6 @@ class LinkShare:
 
     def start(self):
         """Create the IFB, the trees and the filters."""
-        if self.config.needs_netem:
-            self._require_netem()
         create_ifb(self.ifb, self.run)
         self.started = True
         cmds = []
@@ -466,14 +472,6 @@ class LinkShare:
         log.info('*** Link share: %s medium, %s mode, C = %g Mbit/s, %d devices, ACK priority %s',
                  self.config.medium, self.config.mode, self.capacity_mbit, len(self.devices),
                  'on' if self.config.ack_priority else 'off')
-
-    def _require_netem(self):
-        has, out = kernel_has_netem(self.run, self.ifb + 'n')
-        if not has:
-            raise UnsupportedError(
-                'delay/loss need the netem qdisc (sch_netem), which this kernel does not '
-                'have; remove the delay and loss settings, use delay_engine userspace, or '
-                'run on a kernel with netem%s' % (' (%s)' % out if out else ''))
 
     def set_capacity(self, capacity_mbit):
         """Change C in place (Mbit/s), keeping every share's fraction."""
@@ -588,3 +586,37 @@ class AccessLink:
         """Remove the IFB (the port goes with the link); safe to call twice."""
         self.run.run(['ip', 'link', 'del', self.ifb], 'remove IFB device %s' % self.ifb,
                      check=False)
+
+
+class NetemPath:
+    """One device's path imposed by netem on the device's own data interface: a netem
+    root on its egress (up) and on an IFB in the device's namespace that its ingress is
+    redirected into (down).  Both live in the device's namespace and go with it.
+
+    intf: the device's data interface; ifb: the IFB's name; delay_ms: one-way delay each
+    direction (ms); loss_pct: random loss each direction (percent); limit_packets: each
+    netem's limit (``netem_limit_packets``); ns_pid, ns_name: the device's namespace.
+    """
+
+    def __init__(self, intf, ifb, delay_ms, loss_pct, limit_packets, ns_pid, ns_name,
+                 run=default_runner):
+        self.intf, self.ifb, self.ns_pid, self.ns_name = intf, ifb, ns_pid, ns_name
+        self.delay_ms, self.loss_pct, self.limit_packets = delay_ms, loss_pct, limit_packets
+        self.run = run
+
+    def commands(self):
+        """tc commands: both netem roots and the ingress redirect."""
+        return ([netem_qdisc('add', self.intf, self.delay_ms, self.loss_pct,
+                             self.limit_packets),
+                 netem_qdisc('add', self.ifb, self.delay_ms, self.loss_pct,
+                             self.limit_packets)]
+                + redirect_commands(self.intf, self.ifb, ('ingress',)))
+
+    def start(self):
+        """Create the IFB in the device's namespace and impose the path."""
+        where = {'ns_pid': self.ns_pid, 'ns_name': self.ns_name}
+        self.run.run(['ip', 'link', 'add', self.ifb, 'type', 'ifb'],
+                     'create IFB device %s in %s' % (self.ifb, self.ns_name), **where)
+        self.run.run(['ip', 'link', 'set', self.ifb, 'up'], 'bring up %s' % self.ifb, **where)
+        self.run.tc_batch(self.commands(), 'impose the path of %s with netem (%g ms, %g%%)'
+                          % (self.ns_name, self.delay_ms, self.loss_pct), **where)

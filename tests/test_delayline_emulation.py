@@ -97,7 +97,8 @@ def test_each_device_of_a_star_has_its_own_round_trip():
 
 
 def test_a_dead_delay_line_stops_the_run_with_its_name(tmp_path):
-    path = scenario_copy(tmp_path, periods=2, period='6s', extra='delay: 5ms\n')
+    path = scenario_copy(tmp_path, periods=2, period='6s',
+                         extra='delay: 5ms\ndelay_engine: userspace\n')
     scenario = load_scenario(path)
     run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
                     on_ready=lambda r: threading.Timer(2.0, kill_delay_line, [r]).start())

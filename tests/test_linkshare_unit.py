@@ -72,15 +72,40 @@ def test_rates_span_100kbit_to_10gbit():
             ls.ShapingConfig(capacity)
 
 
-def test_netem_leaf_when_delay_is_asked():
-    config = ls.ShapingConfig(20.0, delay_ms=30, loss_pct=1)
-    leaf = ls.leaf_qdisc('add', 'ifb', 9, 5.0, config)
-    assert 'netem' in leaf and '30ms' in leaf and '1%' in leaf
+def test_the_shaper_leaves_are_byte_fifos_never_netem():
+    # HTB expects work-conserving children: a path's netem is outside the tree.
+    tree = ls.ShareTree('ifb', ls.DIRECTIONS, ls.ShapingConfig(20.0), '10.0.0.100', DEVICES)
+    qdiscs = [cmd for cmd in tree.build_commands() if cmd[:2] == ['qdisc', 'add']][1:]
+    assert qdiscs and all('bfifo' in cmd and 'netem' not in cmd for cmd in qdiscs)
+
+
+def test_a_netem_path_delays_each_way_on_the_device_interface():
+    path = ls.NetemPath('d1-eth0', 'd1-ifb', 30, 1, 500, 1234, 'd1')
+    cmds = path.commands()
+    roots = [cmd for cmd in cmds if 'netem' in cmd]
+    assert [cmd[3] for cmd in roots] == ['d1-eth0', 'd1-ifb']
+    for cmd in roots:
+        assert cmd[cmd.index('delay') + 1] == '30ms' and cmd[cmd.index('loss') + 1] == '1%'
+        assert cmd[cmd.index('limit') + 1] == '500'
+    redirect = [cmd for cmd in cmds if 'mirred' in cmd]
+    assert len(redirect) == 1 and 'ingress' in redirect[0] and redirect[0][-1] == 'd1-ifb'
+    with pytest.raises(ConfigError):
+        ls.netem_qdisc('add', 'd1-eth0', -1, 0, 100)
+    with pytest.raises(ConfigError):
+        ls.netem_qdisc('add', 'd1-eth0', 20, 101, 100)
+
+
+def test_a_netem_limit_holds_the_packets_within_its_delay():
+    # 50 Mbit/s, 20 ms each way, a 100 ms queue: 875 KB a round trip and queue is 578
+    # full frames, and as many ACKs again; the old limit held 16 packets.
+    assert ls.netem_limit_packets(50, 20, 100) == 2 * 578
+    assert ls.netem_limit_packets(50, 40, 100) > ls.netem_limit_packets(50, 20, 100)
+    assert ls.netem_limit_packets(0.1, 0, 1) == ls.MIN_QUEUE_FRAMES
 
 
 def test_bad_configs_are_refused():
     for kwargs in ({'medium': 'radio'}, {'mode': 'greedy'}, {'ack_fraction': 0},
-                   {'queue_ms': 0}, {'loss_pct': 101}, {'delay_ms': -1}):
+                   {'queue_ms': 0}):
         with pytest.raises(ConfigError):
             ls.ShapingConfig(20.0, **kwargs)
 

@@ -52,7 +52,8 @@ def test_the_path_engine_is_chosen_once_by_what_the_paths_need():
     assert choose_engine('auto', [Path(), Path()], never) is None
     assert choose_engine('userspace', uniform, never) == 'userspace'
     assert choose_engine('auto', jittery, never) == 'userspace'
-    assert choose_engine('auto', [Path(5), Path(50)], never) == 'userspace'
+    assert choose_engine('auto', [Path(5), Path(50, loss_pct=1)], lambda: True) == 'netem'
+    assert choose_engine('auto', [Path(5), Path(50)], lambda: False) == 'userspace'
     assert choose_engine('auto', uniform, lambda: True) == 'netem'
     assert choose_engine('auto', uniform, lambda: False) == 'userspace'
     with pytest.raises(UnsupportedError, match='no netem'):

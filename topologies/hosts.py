@@ -10,6 +10,7 @@ socket's buffer only as far as its flow needs, so a slow share uses what it did 
 
 from mininet.node import Host
 
+from edgecollab.controller.linkshare import NetemPath
 from edgecollab.shell import runner
 
 BUFFER_BYTES = 64 << 20
@@ -19,11 +20,16 @@ TCP_BUFFERS = {'net.ipv4.tcp_rmem': '4096 131072 %d' % BUFFER_BYTES,
 
 
 class DataHost(Host):
-    """A device or edge host whose TCP buffers hold BUFFER_BYTES."""
+    """A device or edge host whose TCP buffers hold BUFFER_BYTES; netem: (delay ms,
+    loss %, limit packets) of its path imposed by netem on its data interface."""
 
-    def config(self, **params):
+    def config(self, netem=None, **params):
         result = Host.config(self, **params)
         runner.run(['sysctl', '-q', '-w'] + ['%s=%s' % item for item in TCP_BUFFERS.items()],
                    'size the TCP buffers of %s' % self.name, ns_pid=self.pid,
                    ns_name=self.name)
+        if netem:
+            delay_ms, loss_pct, limit = netem
+            NetemPath(self.intfs[0].name, '%s-ifb' % self.name, delay_ms, loss_pct, limit,
+                      self.pid, self.name).start()
         return result

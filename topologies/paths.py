@@ -5,8 +5,9 @@ The shaper (HTB, ``controller/linkshare.py``) is where a path queues; what a pat
 after it is propagation: a fixed one-way delay per direction, an optional jitter and a
 random loss.  Two engines impose them:
 
-    netem      the kernel's netem qdisc as each shaper leaf (one delay and loss for
-               every device, no jitter); only where the kernel has sch_netem
+    netem      the kernel's netem qdisc on each device's own data interface, each way
+               (a delay and loss per device, no jitter); only where the kernel has
+               sch_netem
     userspace  the delay line (``nodes/delayline.py``): a process in a host of its own
                between the shaped bridge and the edge, per device and direction, any
                kernel (Mahimahi's mm-delay takes the same user-space approach)
@@ -146,14 +147,12 @@ def kernel_has_netem(prefix):
 
 
 def netem_can_express(paths):
-    """Why netem cannot impose paths ('' when it can): one delay and loss for all, no
-    jitter, bursts or delay trace."""
+    """Why netem cannot impose paths ('' when it can): a delay and a random loss per
+    device, no jitter (netem's reorders frames), bursts or delay trace."""
     if any(p.jitter_ms > 0 for p in paths):
         return 'netem here imposes no jitter'
     if any(p.bursts or p.delay_steps for p in paths):
         return 'netem here imposes no bursty loss or delay trace'
-    if len({(p.delay_ms, p.loss_pct) for p in paths}) > 1:
-        return 'netem here imposes one delay and loss on every device'
     return ''
 
 

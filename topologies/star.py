@@ -10,7 +10,8 @@ the root namespace joins, so control traffic never competes with the data plane.
 
 With a delay, jitter or loss (``topologies/paths.py``) the user-space engine puts a
 host ``dl`` between the bridge and the edge, whose delay line holds each device's frames
-for its path; the netem engine makes the shaper's leaves netem qdiscs instead.
+for its path; the netem engine gives each device's own data interface a netem qdisc each
+way instead (``linkshare.NetemPath``), outside the shaper's tree.
 
 Load it as Mininet users expect (no OpenFlow controller is needed)::
 
@@ -20,13 +21,16 @@ Load it as Mininet users expect (no OpenFlow controller is needed)::
 
 from mininet.topo import Topo
 
-from edgecollab.controller.linkshare import ShapingConfig
+from edgecollab.controller.linkshare import ShapingConfig, netem_limit_packets
 from edgecollab.errors import ConfigError
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
 from edgecollab.topologies.hosts import DataHost
 from edgecollab.topologies.line import DelayLineHost
 from edgecollab.units import duration_s, rate_mbit
+
+# The rate a netem path's packet limit is sized for, at the least (Mbit/s).
+NETEM_RATE_FLOOR_MBIT = 1000.0
 
 
 def flag(value, what):
@@ -42,12 +46,11 @@ def flag(value, what):
 
 
 def shaping_config(capacity='20mbit', medium='shared', mode='strict', ack=True,
-                   delay='0ms', loss=0.0, queue='100ms'):
+                   queue='100ms'):
     """A ShapingConfig from topology-style arguments with units."""
     return ShapingConfig(capacity_mbit=rate_mbit(capacity, 'capacity'), medium=medium,
                          mode=mode, ack_priority=flag(ack, 'ack'),
-                         delay_ms=duration_s(delay, 'delay') * 1000,
-                         loss_pct=float(loss), queue_ms=duration_s(queue, 'queue') * 1000)
+                         queue_ms=duration_s(queue, 'queue') * 1000)
 
 
 class EdgeStar(Topo):
@@ -74,11 +77,7 @@ class EdgeStar(Topo):
         self.engine = paths_mod.choose_engine(
             delay_engine, list(self.paths.values()),
             lambda: paths_mod.kernel_has_netem(self.prefix))
-        first = self.paths[names[0]]
-        netem = self.engine == 'netem'
-        shaping = shaping_config(capacity, medium, mode, ack,
-                                 '%gms' % first.delay_ms if netem else '0ms',
-                                 first.loss_pct if netem else 0.0, queue)
+        shaping = shaping_config(capacity, medium, mode, ack, queue)
         line = self.engine == 'userspace'
         medium_sw = self.addSwitch(addressing.data_switch(prefix), cls=MediumBridge,
                                    shaping=shaping,
@@ -103,10 +102,22 @@ class EdgeStar(Topo):
         else:
             self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
         for index in range(1, n + 1):
-            device = self.addHost(addressing.device_name(index), cls=DataHost,
+            name = addressing.device_name(index)
+            device = self.addHost(name, cls=DataHost,
                                   ip='%s/%d' % (addressing.device_data_ip(index),
-                                                addressing.PREFIX_LEN))
+                                                addressing.PREFIX_LEN),
+                                  netem=self._netem(self.paths[name], shaping))
             self._attach(device, medium_sw, mgmt_sw, addressing.device_mgmt_ip(index))
+
+    def _netem(self, path, shaping):
+        """(delay ms, loss %, limit packets) of a device's netem path, or None."""
+        if self.engine != 'netem' or not path.impaired:
+            return None
+        # Sized for at least NETEM_RATE_FLOOR_MBIT: a trace may rise above the capacity
+        # the topology starts with, and the limit costs memory only when packets queue.
+        rate = max(shaping.capacity_mbit, NETEM_RATE_FLOOR_MBIT)
+        return (path.delay_ms, path.loss_pct,
+                netem_limit_packets(rate, path.delay_ms, shaping.queue_ms))
 
     def _attach(self, host, medium_sw, mgmt_sw, mgmt_ip):
         # Explicit ports keep eth0 on the data plane and eth1 on the management plane
