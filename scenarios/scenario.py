@@ -7,6 +7,7 @@ mapping into a ``Scenario`` of plain numbers with units in their names; relative
 and policy-file paths are relative to the scenario file.
 """
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -210,10 +211,11 @@ class _Loader(yaml.SafeLoader):
 
 def _check_size(data, path):
     """ConfigError unless data holds at most MAX_VALUES values (an alias counted each time
-    it is used) nested at most MAX_DEPTH deep."""
-    count, stack = 0, [(data, 1)]
+    it is used) nested at most MAX_DEPTH deep, every number of them finite (a range check
+    against NaN is always false, so NaN and infinity are refused here, once for all keys)."""
+    count, stack = 0, [(data, 1, ())]
     while stack:
-        value, depth = stack.pop()
+        value, depth, where = stack.pop()
         count += 1
         if count > MAX_VALUES:
             raise ConfigError('%s: more than %d values (with aliases expanded): not a '
@@ -221,10 +223,13 @@ def _check_size(data, path):
         if depth > MAX_DEPTH:
             raise ConfigError('%s: values nested more than %d deep: not a scenario'
                               % (path, MAX_DEPTH))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError('%s: %s: %r is not a finite number'
+                              % (path, '.'.join(map(str, where)) or '(top level)', value))
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((v, depth + 1, where + (k,)) for k, v in value.items())
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+            stack.extend((v, depth + 1, where + (i,)) for i, v in enumerate(value))
 
 
 def read(path):

@@ -97,6 +97,14 @@ BAD = [
      'loss.1.gilbert_elliott.r: 200 is greater than the maximum of 100'),
     ('bursty loss under netem', GOOD + 'loss: {gilbert_elliott: {p: 1, r: 30}}\n'
      'delay_engine: netem\n', 'no bursty loss or delay trace'),
+    # NaN passes every range check (a comparison with it is false): refused for any key.
+    ('NaN in a list', GOOD + 'data: {generated: [100, .nan]}\n',
+     'data.generated.1: nan is not a finite number'),
+    ('NaN tolerance', GOOD + 'tolerance: .nan\n', 'tolerance: nan is not a finite number'),
+    ('NaN trace scale', GOOD.replace('capacity: 20mbit',
+                                     'capacity: {trace: bad.txt, scale: .NaN}'),
+     'capacity.scale: nan is not a finite number'),
+    ('an infinite loss', GOOD + 'loss: {d1: -.inf}\n', 'loss.d1: -inf is not a finite'),
 ]
 
 

@@ -10,7 +10,8 @@
 # this checkout's files (tracked and untracked, not ignored) in /root/edgecollab, runs
 # the README's install command there (./install.sh, natively in a chroot: Debian's own
 # python3 and pip 23.0.1, the check importing every module), writes an ext4 image and
-# boots it under qemu (TCG by default: EDGECOLLAB_VM_ACCEL=kvm where KVM works), as root.
+# boots it under qemu (TCG by default: EDGECOLLAB_VM_ACCEL=kvm where KVM works; -cpu max,
+# since numpy's wheels use instructions qemu's default CPU model lacks), as root.
 # The guest's console is printed here and kept in $EDGECOLLAB_VM_CACHE/last.log; the
 # exit status is the guest command's.  ../shared is copied in beside the checkout when
 # present (tests read traces from it).
@@ -157,9 +158,9 @@ cat > "$RUN/root/sbin/edgecollab-vm-init" <<'EOF'
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH HOME=/root LANG=C.UTF-8 CI=true
 mount -o remount,rw /
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sys /sys
+mountpoint -q /dev || mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
@@ -188,7 +189,7 @@ rm -rf "$RUN/root"
 
 say "booting $(basename "$kernel") under qemu ($ACCEL, $CPUS CPUs, $MEMORY MiB): $JOB"
 set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m "$MEMORY" -smp "$CPUS" \
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu max -m "$MEMORY" -smp "$CPUS" \
     -kernel "$RUN/vmlinuz" -initrd "$RUN/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 loglevel=5 net.ifnames=0 panic=-1 init=/sbin/edgecollab-vm-init" \
     -drive "file=$RUN/disk.img,format=raw,if=virtio" -nic none \
