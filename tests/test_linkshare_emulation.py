@@ -10,7 +10,7 @@ from edgecollab.emulation import Emulation
 from edgecollab.iperf import Flow, mean_between
 from edgecollab.topologies.access import EdgeAccessStar
 from edgecollab.topologies.star import EdgeStar
-from tests.conftest import TEST_PREFIX
+from tests.conftest import SOFTWARE_EMULATED, TEST_PREFIX
 from edgecollab.ready import sleep_until
 from tests.helpers import assert_within
 
@@ -117,10 +117,18 @@ def test_without_ack_priority_opposite_flows_collapse():
     # the ACK child the upload's ACKs wait behind the download's data (measured here:
     # 12.7-13.5 Mbit/s, 89-94% of what the share gives; with the child 14.24-14.25,
     # steady to 0.1%, so 0.96 of it separates the two).
+    # On Debian 12's 6.1 kernel under qemu's software emulation (tests/vm/run.sh) the
+    # upload did not collapse (14.16 Mbit/s both ways, 2026-12-03): there the ACK child is
+    # checked never to cost the upload anything, and the collapse is not asserted.
     full = 15 * GOODPUT_PER_WIRE
     with_ack = upload_goodput(True, '2500ms')
     without_ack = upload_goodput(False, '2500ms')
     assert_within(with_ack, full, 0.07, 'upload with the ACK child')
+    assert without_ack <= 1.01 * with_ack, (without_ack, with_ack)
+    if SOFTWARE_EMULATED:
+        pytest.skip('the collapse without the ACK child is not asserted under software '
+                    'emulation (measured: %.2f Mbit/s without, %.2f with)'
+                    % (without_ack, with_ack))
     assert without_ack < 0.96 * with_ack, (
         'upload with its ACKs queued behind download data should collapse: measured '
         '%.2f Mbit/s, the share gives %.2f, the ACK child %.2f' % (without_ack, full, with_ack))

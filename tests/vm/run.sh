@@ -43,7 +43,7 @@ if [ "${1:-}" = --command ]; then
     [ $# = 2 ] || die "--command takes one argument, the guest's shell command"
     JOB=$2
 else
-    JOB=".venv/bin/python -m pytest -q -p no:cacheprovider $(printf '%q ' "$@")"
+    JOB=".venv/bin/python -m pytest -q --color=no -p no:cacheprovider $(printf '%q ' "$@")"
 fi
 
 need=""
@@ -156,7 +156,7 @@ cat > "$RUN/root/sbin/edgecollab-vm-init" <<'EOF'
 #!/bin/sh
 # PID 1 of the guest: mount what Mininet needs, run the job, power off.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH HOME=/root LANG=C.UTF-8 CI=true
+export PATH HOME=/root LANG=C.UTF-8 CI=true EDGECOLLAB_VM_ACCEL=@ACCEL@
 mount -o remount,rw /
 mountpoint -q /proc || mount -t proc proc /proc
 mountpoint -q /sys || mount -t sysfs sys /sys
@@ -177,6 +177,8 @@ echo 1 > /proc/sys/kernel/sysrq
 echo o > /proc/sysrq-trigger
 sleep 60
 EOF
+# The tests read EDGECOLLAB_VM_ACCEL to tell software emulation (tcg) from a real CPU.
+sed -i "s/@ACCEL@/$ACCEL/" "$RUN/root/sbin/edgecollab-vm-init"
 chmod +x "$RUN/root/sbin/edgecollab-vm-init"
 kernel=$(ls "$RUN"/root/boot/vmlinuz-* | sort -V | tail -n 1)
 initrd=$(ls "$RUN"/root/boot/initrd.img-* | sort -V | tail -n 1)
