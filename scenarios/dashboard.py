@@ -15,7 +15,6 @@ run (``Live``) adds its policy, events and the control to switch it.
 """
 
 import csv
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ import time
 
 from flask import Flask, abort, jsonify, request
 
+from edgecollab import files
 from edgecollab.controller import policies
 from edgecollab.errors import ConfigError
 from edgecollab.controller.service import policy_switch
@@ -70,10 +70,10 @@ class CsvTail:
         """Yield the rows appended since the last call."""
         while True:
             try:
-                with open(self.path, 'rb') as src:
+                with files.open_regular(self.path) as src:
                     src.seek(self.offset)
                     data = src.read(READ_CHUNK)
-            except FileNotFoundError:
+            except (OSError, ConfigError):
                 return
             end = data.rfind(b'\n')
             if end < 0:
@@ -304,10 +304,8 @@ class Dashboard:
     def _read_meta(self):
         if self.meta:
             return
-        try:
-            with open(os.path.join(self.folder, 'metadata.json'), encoding='utf-8') as src:
-                self.meta = json.load(src)
-        except (OSError, ValueError):
+        self.meta = results.read_meta(self.folder)
+        if not self.meta:
             return
         self.period_s, self.window_s = results.period_timing(self.folder)
 

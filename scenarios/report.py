@@ -7,10 +7,10 @@ the fluid reference).  Both are rebuilt from the folder alone by ``edgecollab re
 import base64
 import fnmatch
 import html
-import json
 import os
 import textwrap
 
+from edgecollab import files
 from edgecollab.controller.loop import OUTCOMES, RECORD_COLUMNS
 from edgecollab.scenarios import results
 
@@ -19,12 +19,7 @@ MAX_NOTES = 50                                  # device-periods listed per poli
 
 
 def _metadata(folder):
-    try:
-        with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
-            meta = json.load(src)
-        return meta if isinstance(meta, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return results.read_meta(folder)
 
 
 def _title(meta):
@@ -71,8 +66,7 @@ def write_readme(folder):
     lines += ['    %-27s %s' % (name, meaning) for name, _, meaning in results.COLUMNS]
     lines += ['', 'Rebuild the summary, plots, this file and report.html: '
               'edgecollab report %s' % folder, '']
-    with open(os.path.join(folder, 'README.txt'), 'w', encoding='utf-8') as out:
-        out.write('\n'.join(lines))
+    files.write_replacing(os.path.join(folder, 'README.txt'), '\n'.join(lines))
 
 
 def _image(folder, name):
@@ -166,8 +160,7 @@ def write_html(folder, summary):
             '<dt>%s</dt><dd>%s</dd>' % (html.escape(n), html.escape(m))
             for n, m in RECORD_COLUMNS.items()),
         '</body></html>']
-    with open(os.path.join(folder, 'report.html'), 'w', encoding='utf-8') as out:
-        out.write('\n'.join(parts))
+    files.write_replacing(os.path.join(folder, 'report.html'), '\n'.join(parts))
 
 
 def write(folder, summary):

@@ -124,10 +124,9 @@ def read_rows(path, numbers, integers=()):
     short (what a killed run leaves) is dropped and cut is True; any other damage
     (binary data, a missing column, a cell that is no number) is a ConfigError naming
     the file and line."""
-    if not os.path.isfile(path):
-        raise ConfigError('%s: %s' % (path, 'not a file' if os.path.exists(path) else
-                                      'no such file (not a results folder?)'))
-    with open(path, 'rb') as src:
+    if not os.path.exists(path):
+        raise ConfigError('%s: no such file (not a results folder?)' % path)
+    with files.open_regular(path) as src:
         data = src.read()
     if b'\0' in data:
         raise ConfigError('%s: binary data, not a results CSV' % path)
@@ -197,11 +196,29 @@ def read_periods(folder):
     return rows
 
 
+MAX_JSON_BYTES = 64 << 20     # metadata.json, summary.json
+
+
+def read_json(path):
+    """The JSON value in the file at path, or None when it is missing, not a regular
+    file, larger than MAX_JSON_BYTES or not JSON."""
+    try:
+        with files.open_regular(path, 'r', MAX_JSON_BYTES, 'utf-8') as src:
+            return json.load(src)
+    except (OSError, ValueError, ConfigError):
+        return None
+
+
+def read_meta(folder):
+    """The folder's metadata.json as a mapping ({} when it holds none)."""
+    meta = read_json(os.path.join(folder, 'metadata.json'))
+    return meta if isinstance(meta, dict) else {}
+
+
 def expected_periods(folder):
     """The number of periods the folder's run was asked for (metadata.json), or None."""
     try:
-        with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
-            meta = json.load(src)
+        meta = read_meta(folder)
         asked = (meta.get('arguments') or {}).get('periods')
         return int(asked if asked is not None else (meta.get('scenario') or {}).get(
             'periods', 3))
@@ -385,11 +402,8 @@ def ranking_text(order):
 
 def read_ranking(folder):
     """The ranking summary.json holds (None when it holds none)."""
-    try:
-        with open(os.path.join(folder, 'summary.json'), encoding='utf-8') as src:
-            return json.load(src).get('ranking')
-    except (OSError, ValueError, AttributeError):
-        return None
+    summary = read_json(os.path.join(folder, 'summary.json'))
+    return summary.get('ranking') if isinstance(summary, dict) else None
 
 
 def table(summary, order=None):
@@ -417,8 +431,7 @@ def write_summary(folder, statuses=None):
     order = ranking(rows)
     if order:
         content['ranking'] = order
-    with open(os.path.join(folder, 'summary.json'), 'w', encoding='utf-8') as out:
-        json.dump(content, out, indent=2)
+    files.write_replacing(os.path.join(folder, 'summary.json'), json.dumps(content, indent=2))
     return summary
 
 
@@ -430,8 +443,7 @@ def folder_problem(folder):
     """The Problem of the folder's scenario (metadata.json), or None."""
     from edgecollab.scenarios.scenario import problem_from
     try:
-        with open(os.path.join(folder, 'metadata.json'), encoding='utf-8') as src:
-            raw = json.load(src).get('scenario') or {}
+        raw = read_meta(folder).get('scenario') or {}
         return problem_from(raw)
     except (OSError, ValueError, AttributeError, ConfigError):
         return None

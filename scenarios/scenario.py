@@ -23,6 +23,7 @@ from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
 from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
+from edgecollab import files
 from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
 from edgecollab.nodes import workload as workload_mod
@@ -187,6 +188,7 @@ class Scenario:
 
 
 MAX_VALUES = 100000    # values a scenario may hold, aliases counted as expanded
+MAX_SCENARIO_BYTES = 16 << 20   # a scenario file's size
 MAX_DEPTH = 32         # nesting a scenario may have
 
 # JSON Schema counts 2.0 as an integer; a count in a scenario must be written as one.
@@ -235,7 +237,11 @@ def _check_size(data, path):
 def read(path):
     """The validated scenario mapping in path."""
     try:
-        with open(path, encoding='utf-8') as src:
+        src = files.open_regular(path, 'r', MAX_SCENARIO_BYTES, 'utf-8')
+    except OSError as exc:
+        raise ConfigError('%s: %s' % (path, exc.strerror)) from None
+    try:
+        with src:
             data = yaml.load(src, Loader=_Loader)
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None

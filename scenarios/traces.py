@@ -128,7 +128,7 @@ MAX_LINE_BYTES = 4096    # longer lines are not a trace: refused before they are
 
 def _open(path):
     try:
-        return open(path, 'rb')
+        return files.open_regular(path)
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None
 

@@ -328,7 +328,9 @@ def test_report_of_a_killed_runs_folder_keeps_the_whole_rows(fluid_folder):
     (lambda p: p.write_text(p.read_text().replace('optimal,1,', 'optimal,one,', 1)),
      'period'),
     (lambda p: p.write_bytes(b'\x00\x01binary' * 100), 'binary data'),
-    (lambda p: (p.unlink(), p.mkdir()), 'not a file'),
+    (lambda p: (p.unlink(), p.mkdir()), 'a directory, not a regular file'),
+    # A named pipe opened the ordinary way blocks until a writer comes: forever.
+    (lambda p: (p.unlink(), os.mkfifo(p)), 'a named pipe, not a regular file'),
     (lambda p: p.write_text(p.read_text().splitlines()[0] + '\n'), 'no period finished'),
     (lambda p: p.write_text(''), 'missing column'),
     (lambda p: p.unlink(), 'no such file'),
@@ -338,6 +340,36 @@ def test_report_of_a_damaged_folder_gives_one_line_and_exit_2(fluid_folder, dama
     done = run_cli('report', str(fluid_folder))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+
+
+@pytest.mark.parametrize('name', ['metadata.json', 'summary.json'])
+def test_report_reads_a_folder_whose_json_is_a_named_pipe_without_waiting(fluid_folder,
+                                                                         name):
+    (fluid_folder / name).unlink()
+    os.mkfifo(fluid_folder / name)
+    done = run_cli('report', str(fluid_folder))      # run_cli's timeout: no hang
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize('make', [os.mkfifo, os.mkdir,
+                                  lambda p: os.symlink('/dev/zero', p)])
+def test_a_scenario_path_that_is_no_regular_file_gives_one_line(tmp_path, make):
+    path = tmp_path / 'scenario.yaml'
+    make(path)
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert 'scenario.yaml: a ' in lines[0] and 'not a regular file' in lines[0], lines
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_trace_that_is_a_named_pipe_gives_one_line(tmp_path):
+    os.mkfifo(tmp_path / 'fifo.txt')
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: fifo.txt}'))
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 2 and "'fifo.txt' is not a regular file" in done.stderr, \
+        done.stderr
 
 
 def test_report_plots_a_cut_timeseries(fluid_folder):
