@@ -501,20 +501,7 @@ class LinkShare:
 
     def counters(self):
         """{(device, direction): ClassCounters}, read from the kernel now."""
-        result = {(d.name, direction): ClassCounters() for d in self.devices
-                  for direction in DIRECTIONS}
-        for tree in self.trees:
-            text = self.run.run(['tc', '-s', 'class', 'show', 'dev', tree.dev],
-                                'read class counters of %s' % tree.dev)
-            stats = parse_class_stats(text)
-            for minor, (name, direction, is_ack) in tree.leaf_minors().items():
-                if minor in stats:
-                    total, leaf = result[(name, direction)], stats[minor]
-                    for attr in vars(total):
-                        setattr(total, attr, getattr(total, attr) + getattr(leaf, attr))
-                    if is_ack:
-                        total.ack_bytes += leaf.bytes
-        return result
+        return tree_counters(self.trees, self.devices, self.run)
 
     def qdisc_handles(self):
         """Sorted 'dev handle kind' strings of every qdisc on our devices (for checks)."""
@@ -539,6 +526,25 @@ class LinkShare:
                          'remove share tree from %s' % self.port, check=False)
         self.run.run(['ip', 'link', 'del', self.ifb], 'remove IFB device %s' % self.ifb,
                      check=False)
+
+
+def tree_counters(trees, devices, run):
+    """{(device, direction): ClassCounters} of the devices' classes in trees, read from
+    the kernel now (a class's leaves summed; its ACK child's bytes also in ack_bytes)."""
+    result = {(d.name, direction): ClassCounters() for d in devices
+              for direction in DIRECTIONS}
+    for tree in trees:
+        text = run.run(['tc', '-s', 'class', 'show', 'dev', tree.dev],
+                       'read class counters of %s' % tree.dev)
+        stats = parse_class_stats(text)
+        for minor, (name, direction, is_ack) in tree.leaf_minors().items():
+            if minor in stats:
+                total, leaf = result[(name, direction)], stats[minor]
+                for attr in vars(total):
+                    setattr(total, attr, getattr(total, attr) + getattr(leaf, attr))
+                if is_ack:
+                    total.ack_bytes += leaf.bytes
+    return result
 
 
 def create_ifb(name, run):
@@ -573,6 +579,10 @@ class AccessLink:
         self.run.tc_batch(self.down.build_commands() + self.up.build_commands() +
                           redirect_commands(self.port, self.ifb, ('ingress',)),
                           'shape access link of %s' % self.name)
+
+    def counters(self):
+        """{(device, direction): ClassCounters} of this access link, read now."""
+        return tree_counters((self.up, self.down), self.up.devices, self.run)
 
     def set_capacity(self, capacity_mbit):
         """Change the access capacity in place (Mbit/s)."""

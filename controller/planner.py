@@ -7,12 +7,16 @@ direction on a duplex medium).
 """
 
 import dataclasses
+import math
+import numbers
 import time
 from dataclasses import dataclass
 
+from edgecollab import userfile
 from edgecollab.controller import policies
 from edgecollab.controller.fleet import FleetAllocation
 from edgecollab.controller.policies import PolicyState
+from edgecollab.controller.solver import Allocation
 from edgecollab.errors import PolicyError
 
 
@@ -42,13 +46,58 @@ def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=N
     state = PolicyState(dataclasses.replace(problem, capacity_mbit=capacity_mbit),
                         future_capacity_mbit=future_mbit, efficiency=efficiency,
                         ratio=ratio, floor=floor, kept=kept, inflight=inflight)
-    try:
-        answer = policy.plan(state, [float(g) for g in generated])
-    except (Exception, SystemExit) as exc:
-        if policy.source is None:
-            raise
-        # A user's policy is code from a file: name it, and never end the process.
-        raise PolicyError('policy %r from %s failed: %s: %s' % (
-            name, policy.source, type(exc).__name__, exc)) from exc
+    volumes = [float(g) for g in generated]
+    if policy.source is None:
+        answer = policy.plan(state, volumes)
+    else:
+        # A user's policy is code from a file: time-limited, named when it fails, and
+        # never ending the process.
+        try:
+            answer = userfile.limited(lambda: policy.plan(state, volumes),
+                                      policy.time_limit_s or userfile.DEFAULT_TIME_LIMIT_S,
+                                      'policy %r from %s, planning' % (name, policy.source))
+        except userfile.Overran as exc:
+            raise PolicyError(str(exc)) from None
+        except (Exception, SystemExit) as exc:
+            raise PolicyError('policy %r from %s failed: %s: %s' % (
+                name, policy.source, type(exc).__name__, exc)) from exc
+    why = answer_problem(answer, len(volumes), problem.medium)
+    if why:
+        raise PolicyError('policy %r%s answered %s' % (
+            name, ' from %s' % policy.source if policy.source else ' (built in)', why))
     return Plan(name, policy.planning_capacity(state), answer,
                 (time.perf_counter() - began) * 1000)
+
+
+SHARE_SLACK = 1e-6     # rounding a policy's shares may carry past a whole budget
+
+
+def answer_problem(answer, devices, medium):
+    """What is wrong with a policy's answer for devices on medium ('' when nothing): a
+    FleetAllocation of one Allocation a device, every number finite, shares and bytes
+    >= 0, accuracies in [0, 100], the shares within the budget (per direction on a
+    duplex medium).  Built-in and user policies alike."""
+    if not isinstance(answer, FleetAllocation):
+        return 'a %s, not a FleetAllocation' % type(answer).__name__
+    if not isinstance(answer.devices, (list, tuple)) or len(answer.devices) != devices:
+        return 'no list of %d device allocations' % devices
+    for index, a in enumerate(answer.devices, start=1):
+        if not isinstance(a, Allocation):
+            return 'a %s for device %d, not an Allocation' % (type(a).__name__, index)
+        for field in ('upload_share', 'download_share', 'upload_bytes', 'model_bytes',
+                      'accuracy'):
+            value = getattr(a, field)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                    not math.isfinite(value) or value < 0:
+                return '%s %r for device %d (a finite number >= 0 is needed)' % (
+                    field, value, index)
+        if a.accuracy > 100:
+            return 'accuracy %r for device %d (at most 100 mAP)' % (a.accuracy, index)
+    up = sum(a.upload_share for a in answer.devices)
+    down = sum(a.download_share for a in answer.devices)
+    totals = {'up': up, 'down': down} if medium == 'duplex' else {'both ways': up + down}
+    for direction, total in totals.items():
+        if total > 1 + SHARE_SLACK:
+            return 'shares summing to %.6g of the budget (%s), more than the whole' % (
+                total, direction)
+    return ''

@@ -63,6 +63,7 @@ class Policy:
     corrects = False      # the controller re-splits the rest of a period that would miss
     link_mode = None      # the link mode the policy needs (None: the scenario's)
     source = None         # the policy file it came from (None: built in)
+    time_limit_s = None   # how long its plan may take (a policy file's: user code)
 
     def __init__(self, name):
         self.name = name
@@ -209,15 +210,21 @@ def get(name):
                           % (name, ', '.join(sorted(POLICIES)))) from None
 
 
-def load_file(path):
+def load_file(path, time_limit_s=userfile.DEFAULT_TIME_LIMIT_S):
     """Import a user's Python file whose @register calls add policies (its errors are a
-    ConfigError naming it)."""
+    ConfigError naming it); its import and each of its policies' plans may take
+    time_limit_s at most."""
     global _loading
     _loading = path
     try:
-        return userfile.load(path, 'edgecollab_user_policies', 'policy file')
+        module = userfile.load(path, 'edgecollab_user_policies', 'policy file',
+                               time_limit_s)
     finally:
         _loading = None
+    for policy in POLICIES.values():
+        if policy.source == path:
+            policy.time_limit_s = time_limit_s
+    return module
 
 
 def _split(problem, upload_fraction):

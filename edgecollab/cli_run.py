@@ -21,11 +21,8 @@ log = logging.getLogger('edgecollab')
 
 
 def _cmd_run(args):
-    scenario = load_scenario(args.scenario)
-    if args.periods is not None:
-        if args.periods < 1:
-            raise ConfigError('--periods must be at least 1, got %d' % args.periods)
-        scenario.periods = args.periods
+    scenario = load_scenario(args.scenario, {} if args.periods is None
+                             else {'periods': args.periods})
     if args.workload:
         with_workload(scenario, args.workload)
     names = args.policies.split(',') if args.policies else scenario.policies
@@ -40,7 +37,7 @@ def _cmd_run(args):
                                                                  args.repeat))
     if args.cli and args.repeat != 1:
         raise ConfigError('--cli runs one policy once: leave --repeat out')
-    out = args.out or os.path.join('results', '%s-%s' % (scenario.name,
+    out = args.out or os.path.join('results', '%s-%s' % (results.safe_name(scenario.name),
                                                           time.strftime('%Y%m%d-%H%M%S')))
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
@@ -50,7 +47,17 @@ def _cmd_run(args):
         raise EdgecollabError('another emulation is running; only one may run at a time '
                               '(after a crash: edgecollab clean)')
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
-    os.makedirs(out, exist_ok=True)
+    token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
+    live = dashboard.Live() if args.dashboard is not None else None
+    # The port is bound before the folder is made: a refused port leaves nothing behind.
+    server = dashboard.Server(dashboard.Dashboard(out, live), token, args.dashboard) \
+        if live else None
+    try:
+        results.make_folder(out)
+    except ConfigError:
+        if server:
+            server.stop()
+        raise
     handler = logging.FileHandler(os.path.join(out, 'run.log'))
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter('%(asctime)s %(name)s %(levelname)s %(message)s'))
@@ -71,10 +78,6 @@ def _cmd_run(args):
                               ' %g%% loss' % p.loss_pct if p.loss_pct else '')
             for name, p in zip(scenario.device_names, scenario.paths)))
     statuses = {}
-    token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
-    live = dashboard.Live() if args.dashboard is not None else None
-    server = dashboard.Server(dashboard.Dashboard(out, live), token, args.dashboard) \
-        if live else None
     if server:
         print('dashboard: %s#token=%s  (the token switches the policy; also in %s)'
               % (server.url, token, os.path.join(out, 'token')), flush=True)
@@ -100,6 +103,9 @@ def _cmd_run(args):
         print(results.table(summary, results.read_ranking(out)))
         logging.getLogger().removeHandler(handler)
         handler.close()
+        if not args.keep_artifacts:
+            results.compress_logs(out)
+            report.write_readme(out)      # the names as they now are
     print('results in %s' % out)
     return 0 if statuses and all(v == 'completed' for v in statuses.values()) else 1
 
@@ -223,7 +229,8 @@ def register(sub):
     p.add_argument('--keep-artifacts', action='store_true',
                    help='keep the checkpoints and data files in work/ (default: verified, '
                         'listed in work/<policy>/artifacts.csv with size and sha256, '
-                        'deleted)')
+                        'deleted) and run.log and commands.sh as they are (default: '
+                        'gzip-compressed above 1 MB)')
     p.add_argument('--workload', help="the learning workload (overrides the scenario's): "
                    'synthetic, or digits (real training and top-1 accuracy measured)')
     p.add_argument('--dashboard', type=int, nargs='?', const=dashboard.DEFAULT_PORT,

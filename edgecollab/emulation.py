@@ -13,6 +13,7 @@ process the emulation started, removes the shaping and every interface it create
 import logging
 import os
 import subprocess
+import threading
 import time
 
 from mininet.link import Link
@@ -28,6 +29,9 @@ from edgecollab.topologies.line import DelayLineHost
 
 log = logging.getLogger(__name__)
 
+NET_STOP_S = 30.0          # how long Mininet's own stop may take before we clean up alone
+LINK_CHECK_S = 1.0         # how often check_vital lists the interfaces (at most)
+
 
 class Emulation:
     """A started Mininet network of topo whose root-namespace names start with prefix."""
@@ -41,6 +45,8 @@ class Emulation:
         self.lock = cleanup.EmulationLock()
         self.procs = []
         self.start_s = None
+        self.interfaces = set()   # the root-namespace interfaces the network is made of
+        self.links_checked = 0.0
 
     # lifecycle
     def start(self):
@@ -63,6 +69,7 @@ class Emulation:
             for host in self.delay_lines:
                 # A delay line's relay: recorded (cleanup) and watched (check_vital).
                 self._record(host.relay, 'delay line in %s' % host.name, vital=True)
+            self.interfaces = set(cleanup.owned_interfaces(self.prefix))
             self.start_s = time.monotonic() - began
             log.info('*** Emulation %r up: %d hosts in %.1f s', self.prefix,
                      len(self.net.hosts), self.start_s)
@@ -83,10 +90,7 @@ class Emulation:
             self.procs = []
             if self.net is not None:
                 net, self.net = self.net, None
-                try:
-                    net.stop()
-                except Exception as exc:  # keep cleaning even if Mininet's stop fails
-                    log.warning('Mininet stop failed: %s: %s', type(exc).__name__, exc)
+                _stop_network(net)
             cleanup.clean(self.prefix)
         finally:
             self.lock.release()
@@ -136,7 +140,10 @@ class Emulation:
     @property
     def devices(self):
         """Names of the device hosts, in order."""
-        return [h.name for h in self.net.hosts if addressing.is_device(h.name)]
+        net = self.net
+        if net is None:
+            raise EdgecollabError('the emulation is not running')
+        return [h.name for h in net.hosts if addressing.is_device(h.name)]
 
     def popen(self, name, argv, stdout=None, stderr=None, env=None, what=None,
               vital=False):
@@ -157,16 +164,64 @@ class Emulation:
         return popen
 
     def check_vital(self):
-        """Raise EdgecollabError when a process the network needs has exited."""
+        """Raise EdgecollabError when a process the network needs has exited, a host's
+        or switch's shell is gone, or an interface of the network has vanished (the
+        network torn down from outside: another Mininet's cleanup, ``mn -c``)."""
         for proc in self.procs:
             if proc.vital and proc.popen.poll() is not None:
                 raise EdgecollabError('the %s exited (code %s): the network is broken'
                                       % (proc.what, proc.popen.returncode))
+        net = self.net
+        if net is None:           # stopped: nothing left to watch
+            return
+        dead = _dead_shells(net)
+        if dead:
+            raise EdgecollabError('the shell of %s is gone: the network was torn down '
+                                  'from outside (another Mininet cleanup?)' % ', '.join(dead))
+        now = time.monotonic()
+        if self.interfaces and now - self.links_checked >= LINK_CHECK_S:
+            self.links_checked = now
+            missing = self.interfaces - set(cleanup.owned_interfaces(self.prefix))
+            if missing:
+                raise EdgecollabError('interface %s vanished: the network was torn down '
+                                      'from outside (another Mininet cleanup?)'
+                                      % ', '.join(sorted(missing)))
 
     def cmd(self, name, argv, doing, timeout=60):
         """Run argv in host name's namespace to completion; return stdout (checked)."""
         host = self.host(name)
         return runner.run(argv, doing, ns_pid=host.pid, ns_name=name, timeout=timeout)
+
+
+def _dead_shells(net):
+    """Names of the nodes of net whose shell has exited."""
+    return [node.name for node in net.hosts + net.switches
+            if node.shell is None or node.shell.poll() is not None]
+
+
+def _stop_network(net):
+    """Mininet's stop of net, with a bounded wait: it talks to each node's shell and
+    waits for its answer, forever when the shell is gone, so a net with a dead shell is
+    left to our cleanup, and a stop that overruns NET_STOP_S is abandoned to it."""
+    dead = _dead_shells(net)
+    if dead:
+        log.warning('the shell of %s is gone: removing the network without Mininet\'s '
+                    'stop', ', '.join(dead))
+        return
+    failed = []
+
+    def stop():
+        try:
+            net.stop()
+        except Exception as exc:  # keep cleaning even if Mininet's stop fails
+            failed.append('%s: %s' % (type(exc).__name__, exc))
+    worker = threading.Thread(target=stop, name='mininet stop', daemon=True)
+    worker.start()
+    worker.join(NET_STOP_S)
+    if worker.is_alive():
+        log.warning('Mininet stop did not finish in %g s: removing what is left', NET_STOP_S)
+    elif failed:
+        log.warning('Mininet stop failed: %s', failed[0])
 
 
 class _Proc:

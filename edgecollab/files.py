@@ -9,6 +9,8 @@ A named pipe opened the ordinary way blocks until a writer comes: forever.
 """
 
 import hashlib
+import json
+import math
 import os
 import stat
 
@@ -55,3 +57,22 @@ def write_replacing(path, text):
     with open(partial, 'w', encoding='utf-8') as out:
         out.write(text)
     os.replace(partial, path)
+
+
+def json_safe(value):
+    """value with every float that is not finite (NaN, infinity) made None: JSON has no
+    such numbers, and a file holding them is not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path, value, default=None):
+    """Write value as JSON to a new file that replaces path (json_safe first; default:
+    what json.dumps calls for values it cannot write)."""
+    write_replacing(path, json.dumps(json_safe(value), indent=2, default=default,
+                                     allow_nan=False))

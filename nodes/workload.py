@@ -55,7 +55,8 @@ def from_spec(spec):
     """The workload a spec describes: {"name", "sample_bytes", "sizes": [smallest,
     largest checkpoint bytes], "devices", "seed", "drift", "file"}."""
     if spec.get('file'):
-        userfile.load(spec['file'], 'edgecollab_user_workload', 'workload file')
+        userfile.load(spec['file'], 'edgecollab_user_workload', 'workload file',
+                      spec.get('time_limit_s', userfile.DEFAULT_TIME_LIMIT_S))
     name = spec.get('name', 'synthetic')
     if name not in WORKLOADS:
         raise ConfigError('unknown workload %r (known: %s)'

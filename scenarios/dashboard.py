@@ -37,10 +37,12 @@ PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'dashboard.html'
 DEFAULT_PORT = 8050
 LINK_POINTS = 300      # the link chart's points (a longer run is averaged into as many)
 HEAT_BINS = 60         # the goodput heatmap's time bins over the run
+MAX_HEAT_BINS = 10 * HEAT_BINS   # the bins a heatmap shows, whatever the times say
 FEW_DEVICES = 12       # up to this many devices get a bar each; more: the extremes
 EXTREMES = 5           # lowest and highest devices listed when there are many
 EVENT_GROUP = 3        # more devices than this with one outcome in a period: one event
 READ_CHUNK = 4 << 20   # bytes of a growing CSV read at a time (bounded memory)
+CHUNKS_PER_READ = 4      # chunks of a file one request reads at most
 MAX_EVENTS = 200
 
 
@@ -67,8 +69,10 @@ class CsvTail:
         self.skipped = 0
 
     def rows(self):
-        """Yield the rows appended since the last call."""
-        while True:
+        """Yield the rows appended since the last call, at most CHUNKS_PER_READ chunks
+        of them (a request is answered in bounded time; a huge file is read over
+        several)."""
+        for _ in range(CHUNKS_PER_READ):
             try:
                 with files.open_regular(self.path) as src:
                     src.seek(self.offset)
@@ -170,6 +174,10 @@ class RunView:
         if not bins:
             return {'bins': [], 'devices': devices, 'values': []}
         span = range(bins[0], bins[-1] + 1)
+        if len(span) > MAX_HEAT_BINS:
+            # Times far beyond the run's span (a damaged or foreign folder): the bins
+            # that hold samples, the latest ones, so a request never walks the gap.
+            span = bins[-MAX_HEAT_BINS:]
         values = []
         for d in devices:
             cells = self.use.get(d, {})
@@ -345,9 +353,10 @@ class Dashboard:
             if key not in self.runs:
                 key = live_key or (list(self.runs)[-1] if self.runs else None)
             view = self.runs.get(key)
-            scenario = self.meta.get('scenario') or {}
+            scenario = self.meta.get('scenario')
+            name = scenario.get('name') if isinstance(scenario, dict) else None
             data = {
-                'title': scenario.get('name') or os.path.basename(
+                'title': str(name) if name else os.path.basename(
                     os.path.abspath(self.folder)),
                 'folder': os.path.abspath(self.folder), 'runs': list(self.runs),
                 'run': key, 'live': key is not None and key == live_key,

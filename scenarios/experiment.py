@@ -7,7 +7,6 @@ emulation each, or the fluid backend) and appends its records to ``periods.csv``
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -19,7 +18,7 @@ import time
 
 from tqdm import tqdm
 
-from edgecollab import __version__, cleanup
+from edgecollab import __version__, cleanup, files
 from edgecollab.controller import fluid
 from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import EdgecollabError
@@ -200,8 +199,7 @@ def write_metadata(scenario, arguments, out, engine):
             'paths': {'engine': engine,
                       'devices': {name: p.as_dict() for name, p in
                                   zip(scenario.device_names, scenario.paths)}}}
-    with open(os.path.join(out, 'metadata.json'), 'w', encoding='utf-8') as dst:
-        json.dump(meta, dst, indent=2, default=str)
+    files.write_json(os.path.join(out, 'metadata.json'), meta, default=str)
 
 
 def path_engine(scenario, backend, prefix='ec'):

@@ -7,10 +7,12 @@ folder alone: ``edgecollab report DIR``.
 
 import collections
 import csv
+import gzip
 import json
 import logging
 import math
 import os
+import shutil
 import statistics
 
 from edgecollab.controller.loop import RECORD_FIELDS
@@ -55,7 +57,9 @@ FILES = {
     'timeseries-*.png': 'per policy: capacity, shares and goodput over time, period '
                         'boundaries and upload deadlines',
     'commands.sh': 'every tc and ip command the run ran, in order',
+    'commands.sh.gz': 'the same, gzip-compressed (above 1 MB; zcat reads it)',
     'run.log': 'the debug log of the run',
+    'run.log.gz': 'the same, gzip-compressed (above 1 MB; zcat reads it)',
     'token': "the latest policy run's API token (mode 0600), to script the API",
     'work': 'per policy, the agents\' logs; artifacts.csv names each checkpoint and data '
             'file the agents moved, with its size and sha256, once verified and deleted '
@@ -118,42 +122,140 @@ def _cell(value):
     return value
 
 
+LOG_FILES = ('run.log', 'commands.sh')
+LOG_KEEP_BYTES = 1 << 20     # a log above this is compressed at the end of a run
+
+
+def compress_logs(folder, limit_bytes=LOG_KEEP_BYTES):
+    """gzip the folder's run.log and commands.sh that hold more than limit_bytes into
+    NAME.gz (the original removed), so a long real-trace run's folder stays small (its
+    tc log compresses about 20 times); the names compressed."""
+    done = []
+    for name in LOG_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and os.path.getsize(path) > limit_bytes:
+            with open(path, 'rb') as src, gzip.open(path + '.gz.partial', 'wb') as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(path + '.gz.partial', path + '.gz')
+            os.unlink(path)
+            done.append(name)
+    return done
+
+
+def safe_name(name):
+    """name as one folder name: letters, digits, '.', '_' and '-' kept, anything else
+    (a '/', '..' that would climb out of results/) made '-'; never empty or hidden."""
+    safe = ''.join(c if c.isascii() and (c.isalnum() or c in '._-') else '-'
+                   for c in str(name))[:100].lstrip('.')
+    return safe or 'run'
+
+
+def make_folder(out):
+    """Make the results folder out (and its parents), or a ConfigError saying why not."""
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, '.edgecollab-write-test')
+        with open(probe, 'w', encoding='utf-8'):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError('--out %s: cannot write a results folder there: %s'
+                          % (out, exc.strerror or exc)) from None
+
+
+MAX_LINE_BYTES = 1 << 20     # a results CSV line
+MAX_MAGNITUDE = 1e18         # any number a results CSV holds, in absolute value
+# Numbers with a narrower range than finite and within MAX_MAGNITUDE (column: bounds).
+CELL_BOUNDS = {'accuracy': (0.0, 100.0), 'predicted_accuracy': (0.0, 100.0),
+               'kept_accuracy': (0.0, 100.0), 'measured_accuracy': (0.0, 100.0)}
+
+
+class _Lines:
+    """The lines of a results CSV, read one at a time (memory bounded by the longest
+    line), each checked: at most MAX_LINE_BYTES, no NUL byte, UTF-8, not blank (the
+    writers never write a blank line).  ended: whether the last line read ended with a
+    newline (a killed run leaves its last row without one)."""
+
+    def __init__(self, src, path):
+        self.src, self.path, self.number, self.ended = src, path, 0, True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raw = self.src.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        where = '%s:%d' % (self.path, self.number)
+        if len(raw) > MAX_LINE_BYTES:
+            raise ConfigError('%s: a line longer than %d bytes: not a results CSV'
+                              % (where, MAX_LINE_BYTES))
+        if b'\0' in raw:
+            raise ConfigError('%s: binary data, not a results CSV' % where)
+        try:
+            text = raw.decode('utf-8')
+        except UnicodeDecodeError as exc:
+            if raw.endswith(b'\n'):
+                raise ConfigError('%s: not UTF-8 text at byte %d' % (where, exc.start)) \
+                    from None
+            text = raw.decode('utf-8', 'replace')     # a last line cut inside a character
+        if not text.strip():
+            raise ConfigError('%s: a blank line: not a results CSV row' % where)
+        self.ended = text.endswith('\n')
+        return text
+
+
 def read_rows(path, numbers, integers=()):
-    """(rows, cut) of a results CSV: every row with the columns in numbers parsed as
-    floats (those in integers as ints), 'True'/'False' as booleans.  A last row cut
-    short (what a killed run leaves) is dropped and cut is True; any other damage
-    (binary data, a missing column, a cell that is no number) is a ConfigError naming
-    the file and line."""
+    """(rows, cut) of a results CSV, read as a stream: every row with the columns in
+    numbers parsed as floats (those in integers as ints), 'True'/'False' as booleans,
+    every number finite and within its bounds (CELL_BOUNDS, MAX_MAGNITUDE).  A last row
+    cut short (what a killed run leaves) is dropped and cut is True; any other damage
+    (binary data, a blank or overlong line, a missing column, a cell that is no number
+    or out of range) is a ConfigError naming the file and line."""
     if not os.path.exists(path):
         raise ConfigError('%s: no such file (not a results folder?)' % path)
     with files.open_regular(path) as src:
-        data = src.read()
-    if b'\0' in data:
-        raise ConfigError('%s: binary data, not a results CSV' % path)
-    try:
-        text = data.decode('utf-8')
-    except UnicodeDecodeError as exc:
-        raise ConfigError('%s: not UTF-8 text at byte %d' % (path, exc.start)) from None
-    lines = text.splitlines(keepends=True)
-    reader = csv.DictReader(lines)
-    header = reader.fieldnames or []
-    missing = [c for c in numbers if c not in header]
-    if missing:
-        raise ConfigError('%s:1: missing column(s) %s' % (path, ', '.join(missing)))
-    rows, cut = [], False
-    for row in reader:
-        last = reader.line_num == len(lines)
+        lines = _Lines(src, path)
+        reader = csv.DictReader(lines)
         try:
-            rows.append(_parsed(row, numbers, integers))
-        except (TypeError, ValueError) as exc:
-            if last:
+            header = reader.fieldnames or []
+            missing = [c for c in numbers if c not in header]
+            if missing:
+                raise ConfigError('%s:1: missing column(s) %s' % (path, ', '.join(missing)))
+            rows, cut, pending = [], False, None
+            for row in reader:
+                if pending is not None:
+                    rows.append(_parsed_at(pending, path, numbers, integers))
+                pending = (row, reader.line_num)
+        except csv.Error as exc:
+            raise ConfigError('%s:%d: %s' % (path, lines.number, exc)) from None
+    if pending is not None:
+        if not lines.ended:
+            cut = True                 # a last line without its newline was cut short
+        else:
+            try:
+                rows.append(_parsed(pending[0], numbers, integers))
+            except (TypeError, ValueError):
                 cut = True             # the row a stopped run was writing
-                break
-            raise ConfigError('%s:%d: %s' % (path, reader.line_num, exc)) from None
-    if lines and not lines[-1].endswith('\n') and rows and not cut:
-        rows.pop()                     # a last line without its newline was cut short
-        cut = True
     return rows, cut
+
+
+def _parsed_at(pending, path, numbers, integers):
+    row, number = pending
+    try:
+        return _parsed(row, numbers, integers)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError('%s:%d: %s' % (path, number, exc)) from None
+
+
+def _number(key, value):
+    """The float in a cell, or ValueError when it is not finite or out of bounds."""
+    number = float(value)
+    low, high = CELL_BOUNDS.get(key, (-MAX_MAGNITUDE, MAX_MAGNITUDE))
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError('%s %r is not a number in [%g, %g]' % (key, value, low, high))
+    return number
 
 
 def _parsed(row, numbers, integers):
@@ -163,19 +265,21 @@ def _parsed(row, numbers, integers):
         if value in ('True', 'False'):
             row[key] = value == 'True'
         elif key in integers:
-            if not str(value).isdigit():
+            if not str(value).isdigit() or len(value) > 18:
                 raise ValueError('%s %r is not a whole number' % (key, value))
             row[key] = int(value)
         elif key in numbers:
             try:
-                row[key] = float(value)
-            except (TypeError, ValueError):
-                raise ValueError('%s %r is not a number' % (key, value)) from None
+                row[key] = _number(key, value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(str(exc) if 'is not a number in' in str(exc) else
+                                 '%s %r is not a number' % (key, value)) from None
         elif value not in (None, ''):
             try:
-                row[key] = float(value)
+                float(value)
             except (TypeError, ValueError):
-                pass
+                continue              # a text cell (policy, device, outcome, ...)
+            row[key] = _number(key, value)
     return row
 
 
@@ -431,7 +535,7 @@ def write_summary(folder, statuses=None):
     order = ranking(rows)
     if order:
         content['ranking'] = order
-    files.write_replacing(os.path.join(folder, 'summary.json'), json.dumps(content, indent=2))
+    files.write_json(os.path.join(folder, 'summary.json'), content)
     return summary
 
 
@@ -551,16 +655,21 @@ def _or_dash(value):
     return '%.2f' % value if isinstance(value, float) else '-'
 
 
+MAX_MARKED_PERIODS = 10000   # period boundaries a plot draws at most (the most periods a
+                             # scenario may have, scenario.MAX_PERIODS)
+
+
 def _mark_periods(ax, times, period_s, window_s):
     """Period boundaries (grey) and upload deadlines (dotted) over the time axis."""
     if not period_s or not times:
         return
-    k = 0
-    while k * period_s <= max(times):
+    # At most one line a period of the longest run a scenario may ask for, whatever the
+    # times in a damaged folder say.
+    last = min(int(max(times) // period_s), MAX_MARKED_PERIODS)
+    for k in range(max(last, -1) + 1):
         ax.axvline(k * period_s, color='grey', linewidth=0.8, alpha=0.6)
         if window_s:
             ax.axvline(k * period_s + window_s, color='grey', linestyle=':', linewidth=0.8)
-        k += 1
 
 
 def _plot_timeseries(folder, path, plt, summary):

@@ -48,6 +48,7 @@ EDGE_PORT = 8080
 # How long after a period's end its reports are waited for: the latest a device sends
 # one, and time for it to arrive.
 REPORT_GRACE_S = device.REPORT_LATEST_S + 2.0
+FINISHER_MARGIN_S = 5.0    # beyond the grace: the scoring itself (edge counts, a few requests)
 START_DELAY_S = 1.0
 AGENT_START_S = 20.0             # wait for the device agents: this long
 AGENT_START_PER_DEVICE_S = 0.25  # plus this long a device
@@ -522,6 +523,10 @@ class PolicyRun(Transport):
         for timer in self.timers:
             timer.cancel()
         self.sampler_stop.set()
+        if self.finisher is not None:
+            # The last period's scoring reads the network: it ends before the network
+            # does (it waits for the devices' reports at most REPORT_GRACE_S).
+            self.finisher.join(REPORT_GRACE_S + FINISHER_MARGIN_S)
         if self.replayer:
             self.replayer.stop()
         if self.server is not None:

@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import yaml
 from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import best_match
@@ -23,7 +24,7 @@ from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
 from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
-from edgecollab import files
+from edgecollab import files, userfile
 from edgecollab.errors import ConfigError, quoted
 from edgecollab.nodes import checkpoint
 from edgecollab.nodes import workload as workload_mod
@@ -40,6 +41,7 @@ MAX_PERIODS = 10000
 MAX_REPLAY_STEPS = 10 ** 7     # steps of one policy's run (its duration / step)
 MAX_SAMPLE_BYTES = 1e9         # a device buffers samples in memory
 MAX_COMPUTE_PER_SAMPLE_S = 60.0
+MIN_CODE_LIMIT_S, MAX_CODE_LIMIT_S = 0.1, 3600.0   # user_code_time_limit
 MAX_GENERATED = 1e9            # samples a device produces in a period
 MAX_CHECKPOINT_BYTES = checkpoint.MAX_BYTES    # the largest checkpoint the edge writes
 
@@ -124,6 +126,7 @@ SCHEMA = {
         'accuracy': {'type': 'object'},
         'policies': {'type': 'array', 'items': {'type': 'string'}, 'minItems': 1},
         'policy_file': {'type': 'string'},
+        'user_code_time_limit': QUANTITY,
         'ratio': {'type': 'number', 'minimum': 0, 'maximum': 1},
         'floor': {'type': 'number', 'minimum': 0},
         'tolerance': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 1},
@@ -234,8 +237,10 @@ def _check_size(data, path):
             stack.extend((v, depth + 1, where + (i,)) for i, v in enumerate(value))
 
 
-def read(path):
-    """The validated scenario mapping in path."""
+def read(path, overrides=None):
+    """The validated scenario mapping in path, with the top-level keys in overrides (a
+    command line's, e.g. {'periods': 5}) put in before it is checked, so they meet the
+    same rules as the file's."""
     try:
         src = files.open_regular(path, 'r', MAX_SCENARIO_BYTES, 'utf-8')
     except OSError as exc:
@@ -253,6 +258,7 @@ def read(path):
         raise ConfigError('%s: %s' % (path, exc)) from None
     if not isinstance(data, dict):
         raise ConfigError('%s: a scenario must be a mapping of keys' % path)
+    data.update(overrides or {})
     _check_size(data, path)
     errors = sorted(_VALIDATOR(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
     if errors:
@@ -341,7 +347,14 @@ def _capacity(spec, where, base_dir):
     offset = str(spec.get('offset', 0)).strip()
     sign = -1.0 if offset.startswith('-') else 1.0
     offset_mbit = sign * rate_mbit(offset.lstrip('-'), '%s.offset' % where)
-    return trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True)), path
+    trace = trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True))
+    peak = float(np.max(trace.rate_mbit))
+    if peak > MAX_CAPACITY_MBIT:
+        # The same bound as a constant's: the link layer shapes at most this much.
+        raise ConfigError('%s.trace: %s reaches %.6g Mbit/s (after scale and offset), above '
+                          'the %g Mbit/s a link may have (a trace in kbit/s needs scale: '
+                          '0.001)' % (where, spec['trace'], peak, MAX_CAPACITY_MBIT))
+    return trace, path
 
 
 def _delay(spec, where, base_dir, trace_files):
@@ -440,12 +453,16 @@ def _resolve(raw, path, base):
     hosts = [device_name(i) for i in range(1, devices + 1)]
     generated = _per_device(raw.get('data', {}), 'generated', hosts, lambda v, key: v, 3000,
                             label='data.generated')
+    code_limit_s = _within(duration_s(raw.get('user_code_time_limit',
+                                              userfile.DEFAULT_TIME_LIMIT_S),
+                                      'user_code_time_limit'),
+                           MIN_CODE_LIMIT_S, MAX_CODE_LIMIT_S, 'user_code_time_limit', 's')
     if 'policy_file' in raw:
         policy_path = raw['policy_file'] if os.path.isabs(raw['policy_file']) else \
             os.path.join(base, raw['policy_file'])
         if not os.path.isfile(policy_path):
             raise ConfigError('policy_file: no such file %r' % raw['policy_file'])
-        policies_mod.load_file(policy_path)
+        policies_mod.load_file(policy_path, code_limit_s)
     names = raw.get('policies', policies_mod.DEFAULT_POLICIES)
     for name in names:
         try:
@@ -496,7 +513,7 @@ def _resolve(raw, path, base):
     control_step_s = _within(duration_s(raw.get('control_step', CONTROL_STEP_S),
                                         'control_step'), step_s, period_s, 'control_step')
     workload = _workload(raw.get('workload', 'synthetic'), base, problem, hosts,
-                         raw.get('seed', 1))
+                         raw.get('seed', 1), code_limit_s)
     return Scenario(
         path=path, raw=raw, forecast=predictor, workload=workload,
         name=raw.get('name', os.path.splitext(os.path.basename(path))[0]),
@@ -526,8 +543,9 @@ def with_workload(scenario, name):
     return scenario
 
 
-def _workload(value, base, problem, hosts, seed):
-    """The workload spec of a scenario's workload key, checked (the workload loads)."""
+def _workload(value, base, problem, hosts, seed, time_limit_s):
+    """The workload spec of a scenario's workload key, checked (the workload loads; a
+    user's file within time_limit_s)."""
     spec = {'name': value} if isinstance(value, str) else dict(value)
     if spec.get('file'):
         spec['file'] = spec['file'] if os.path.isabs(spec['file']) else \
@@ -535,7 +553,8 @@ def _workload(value, base, problem, hosts, seed):
         if not os.path.isfile(spec['file']):
             raise ConfigError('workload.file: no such file %r' % value['file'])
     spec.update(sample_bytes=problem.sample_bits / 8, devices=hosts, seed=seed,
-                sizes=[problem.smallest_bytes(), problem.largest_bytes()])
+                sizes=[problem.smallest_bytes(), problem.largest_bytes()],
+                time_limit_s=time_limit_s)
     try:
         workload_mod.from_spec(spec).check()
     except ConfigError as exc:
@@ -543,6 +562,7 @@ def _workload(value, base, problem, hosts, seed):
     return spec
 
 
-def load_scenario(path):
-    """Read, validate and resolve the scenario in path."""
-    return resolve(read(path), path)
+def load_scenario(path, overrides=None):
+    """Read, validate and resolve the scenario in path (overrides: top-level keys that
+    replace the file's, checked by the same rules)."""
+    return resolve(read(path, overrides), path)

@@ -19,6 +19,7 @@ Every problem is one ``ConfigError`` naming the file and line; lines are read bo
 import csv
 import math
 import os
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -318,29 +319,54 @@ def _load_mahimahi(path, bin_s):
     return Trace(times, rates, duration, str(path))
 
 
-def _check_times(times, path, numbers):
-    for i in range(1, len(times)):
-        if times[i] <= times[i - 1]:
+class _Samples:
+    """The (time, rate) samples of a trace as they are read: held compactly (8 bytes a
+    number, not a Python float each) and checked in order as they come, so a trace of
+    ten million lines costs about 160 MB, not gigabytes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.times, self.rates = array('d'), array('d')
+        self.last_number = None
+
+    def add(self, time_s, rate, number):
+        """One sample read from line number."""
+        if self.times and time_s <= self.times[-1]:
             raise ConfigError('%s:%d: time %g s is not after the previous %g s'
-                              % (path, numbers[i], times[i], times[i - 1]))
+                              % (self.path, number, time_s, self.times[-1]))
+        self.times.append(time_s)
+        self.rates.append(rate)
+        self.last_number = number
+
+    def extend(self, times_s, rates, first_number, last_number):
+        """Samples already checked (finite, >= 0, times rising) from a block of lines;
+        False, taking none, when their first time is not after the last one held."""
+        if self.times and times_s[0] <= self.times[-1]:
+            return False
+        self.times.frombytes(np.ascontiguousarray(times_s, dtype=np.float64).tobytes())
+        self.rates.frombytes(np.ascontiguousarray(rates, dtype=np.float64).tobytes())
+        self.last_number = last_number
+        return True
 
 
-def _finish(times, rates, path, numbers, duration_s=None):
-    if not times:
+def _finish(samples, duration_s=None):
+    path = samples.path
+    if not samples.times:
         raise ConfigError('%s: the trace is empty' % path)
-    _check_times(times, path, numbers)
+    times = np.frombuffer(samples.times, dtype=np.float64)
     if times[-1] - times[0] > MAX_DURATION_S:
         raise ConfigError('%s:%d: time %g s is past the %g s a trace may last'
-                          % (path, numbers[-1], times[-1], MAX_DURATION_S))
-    times = np.array(times) - times[0]
+                          % (path, samples.last_number, times[-1], MAX_DURATION_S))
+    times = times - times[0]
     # The last sample lasts as long as the file says (a '# duration_s' line, as
     # edgecollab writes it), else as long as the mean step before it (1 s for one).
-    last = float(np.mean(np.diff(times))) if len(times) > 1 else 1.0
+    last = float(times[-1] / (len(times) - 1)) if len(times) > 1 else 1.0
     duration = times[-1] + last if duration_s is None else duration_s
     if not times[-1] < duration <= MAX_DURATION_S:
         raise ConfigError('%s: duration_s %g must be after the last step (%g s) and at most '
                           '%g s' % (path, duration, times[-1], MAX_DURATION_S))
-    return Trace(times, np.array(rates), float(duration), str(path))
+    return Trace(times, np.frombuffer(samples.rates, dtype=np.float64).copy(),
+                 float(duration), str(path))
 
 
 def _duration_comment(path):
@@ -354,23 +380,61 @@ def _duration_comment(path):
     return None
 
 
+_TWOCOL = np.zeros(256, dtype=bool)          # bytes of a line in the fast path's form
+_TWOCOL[[ord(c) for c in '0123456789. \n']] = True
+
+
+def _twocol_block(block):
+    """(times, rates) of a block of lines 'number number\\n' (digits and points, one
+    space between, no blank line), parsed in C, every number finite and >= 0 and the
+    times rising; None when the block needs the line-by-line check."""
+    lines = block.count(b'\n')
+    if not block.endswith(b'\n') or block.count(b' ') != lines or b'\n\n' in block or \
+            b' \n' in block or b'\n ' in block or block.startswith((b' ', b'\n')):
+        return None
+    if not _TWOCOL[np.frombuffer(block, dtype=np.uint8)].all():
+        return None
+    values = np.fromstring(block, dtype=np.float64, sep=' ')
+    if values.size != 2 * lines:
+        return None
+    times, rates = values[0::2], values[1::2]
+    if not np.isfinite(values).all() or np.any(np.diff(times) <= 0):
+        return None
+    return times, rates
+
+
+def _twocol_line(samples, path, number, line):
+    fields = line.split()
+    if len(fields) != 2:
+        raise ConfigError('%s:%d: expected 2 columns (time_s rate_mbit), got %d'
+                          % (path, number, len(fields)))
+    samples.add(_number(fields[0], path, number, 'time'),
+                _number(fields[1], path, number, 'rate'), number)
+
+
 def _load_twocol(path):
-    times, rates, numbers = [], [], []
-    for number, line in _lines(path):
-        if not line:
-            continue
-        fields = line.split()
-        if len(fields) != 2:
-            raise ConfigError('%s:%d: expected 2 columns (time_s rate_mbit), got %d'
-                              % (path, number, len(fields)))
-        times.append(_number(fields[0], path, number, 'time'))
-        rates.append(_number(fields[1], path, number, 'rate'))
-        numbers.append(number)
-    return _finish(times, rates, path, numbers, _duration_comment(path))
+    # Streamed in blocks: a block of plain lines is parsed in C, any other line by line
+    # (comments, a byte-order mark, tabs, a damaged line: its error names it).
+    samples, number = _Samples(path), 1
+    for block in _blocks(path):
+        parsed = _twocol_block(block)
+        lines = block.count(b'\n') + (0 if block.endswith(b'\n') else 1)
+        if parsed is None or not samples.extend(parsed[0], parsed[1], number,
+                                                number + lines - 1):
+            pieces = block.split(b'\n')
+            if not pieces[-1]:
+                pieces.pop()
+            for offset, raw in enumerate(pieces):
+                line = _line_text(raw, path, number + offset)
+                line = (line.lstrip('\ufeff') if number + offset == 1 else line).strip()
+                if line and not line.startswith('#'):
+                    _twocol_line(samples, path, number + offset, line)
+        number += lines
+    return _finish(samples, _duration_comment(path))
 
 
 def _load_csv(path, column):
-    times, rates, numbers = [], [], []
+    samples = _Samples(path)
     try:
         reader = csv.DictReader(text.lstrip('\ufeff') for _, text in _text_lines(path)
                                 if not text.lstrip('\ufeff').startswith('#'))
@@ -382,12 +446,11 @@ def _load_csv(path, column):
                                   % (path, need, ', '.join(header) or 'none'))
         for row in reader:
             number = reader.line_num
-            times.append(_number(row['time_s'], path, number, 'time_s'))
-            rates.append(_number(row[column], path, number, column))
-            numbers.append(number)
+            samples.add(_number(row['time_s'], path, number, 'time_s'),
+                        _number(row[column], path, number, column), number)
     except csv.Error as exc:
         raise ConfigError('%s: bad CSV: %s' % (path, exc)) from None
-    return _finish(times, rates, path, numbers, _duration_comment(path))
+    return _finish(samples, _duration_comment(path))
 
 
 def checksum(path):

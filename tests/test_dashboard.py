@@ -177,3 +177,37 @@ def test_a_learning_workloads_measured_accuracy_is_in_the_page_data(tmp_path):
     assert done.returncode == 0, done.stderr
     measured = Dashboard(str(out)).snapshot()['accuracy']['measured']
     assert len(measured) == 2 and all(0 < m <= 100 for m in measured), measured
+
+
+@pytest.fixture
+def copy_of(many_devices, tmp_path):
+    """A copy of the 100-device folder to damage."""
+    import shutil
+    out = tmp_path / 'copy'
+    shutil.copytree(many_devices, out)
+    return out
+
+
+@pytest.mark.parametrize('damage', [
+    lambda f: (f / 'metadata.json').write_text('[1, 2, 3]'),
+    lambda f: (f / 'metadata.json').write_text('{"scenario": [1, 2], "arguments": 7}'),
+    lambda f: (f / 'metadata.json').write_text('{"scenario": {"period": NaN}}'),
+    lambda f: ((f / 'metadata.json').unlink(), __import__('os').mkfifo(f / 'metadata.json')),
+    lambda f: ((f / 'timeseries.csv').unlink(), __import__('os').mkfifo(f / 'timeseries.csv')),
+    # A time far beyond the run: the heatmap once walked every bin up to it.
+    lambda f: open(f / 'timeseries.csv', 'a').write('equal,1e12,20,d1,up,0.1,0.1\n'),
+])
+def test_a_damaged_folder_is_answered_in_bounded_time_never_500(copy_of, damage):
+    import time
+    damage(copy_of)
+    client = dashboard.create_app(Dashboard(str(copy_of)), TOKEN).test_client()
+    began = time.monotonic()
+    for _ in range(2):
+        answer = client.get('/data')
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+        data = answer.get_json()
+        assert data['title']
+    assert time.monotonic() - began < 20
+    heat = data.get('use_heat')
+    if heat:
+        assert len(heat['bins']) <= dashboard.MAX_HEAT_BINS

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from edgecollab import cleanup
+from edgecollab.errors import EdgecollabError
 from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
@@ -194,3 +195,33 @@ def test_a_device_agent_that_does_not_start_stops_the_run_with_its_name(tmp_path
         run.run()
     assert not agent_processes()
     assert not cleanup.owned_interfaces(TEST_PREFIX) and not cleanup.lock_is_held()
+
+
+def kill_shell_of_d1(run):
+    os.kill(run.emu.host('d1').shell.pid, signal.SIGKILL)
+
+
+def delete_the_port_of_d1(run):
+    # The root-namespace end of d1's data link, as a Mininet cleanup (mn -c) removes it.
+    intf = run.emu.host('d1').intf('d1-eth0')
+    port = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
+    command_runner.run(['ip', 'link', 'del', port.name], 'delete %s' % port.name)
+
+
+@pytest.mark.parametrize('tear,words', [(kill_shell_of_d1, 'the shell of d1 is gone'),
+                                        (delete_the_port_of_d1, 'vanished')])
+def test_a_network_torn_down_from_outside_stops_the_run_in_bounded_time(tmp_path, tear,
+                                                                        words):
+    # Mininet's own stop would wait forever on a shell that is gone: the run notices
+    # within a replay step or a second, stops with one error naming what vanished, and
+    # tears down with bounded waits.
+    scenario = load_scenario(scenario_file(tmp_path, periods=3, period='6s'))
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
+                    on_ready=lambda r: at(r, 2.0, lambda: tear(r)))
+    began = time.monotonic()
+    with pytest.raises(EdgecollabError, match=words):
+        run.run()
+    # Wide bound (a loaded machine): the run's 18 s were not waited out, nor minutes.
+    assert time.monotonic() - began < scenario.duration_s + 20
+    assert not cleanup.owned_interfaces(TEST_PREFIX)
+    assert not agent_processes()

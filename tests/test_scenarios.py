@@ -14,6 +14,7 @@ import time
 import pytest
 
 from edgecollab import files
+from edgecollab.scenarios import report, results
 from edgecollab.scenarios.results import ARTIFACTS_FILE, prune_artifacts
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import PYTHON, REPO
@@ -287,6 +288,53 @@ def test_a_policy_file_that_fails_is_named_and_never_ends_the_run(tmp_path, name
     assert name in lines[0] and words in lines[0], lines
 
 
+@pytest.mark.parametrize('policy,words', [
+    ('nan-shares', 'upload_share nan for device 1'),
+    ('too-much', 'shares summing to 1.8 of the budget'),
+    ('no-allocation', 'a dict, not a FleetAllocation'),
+    ('negative-bytes', 'upload_bytes -5.0 for device 1'),
+])
+def test_a_user_policy_that_lies_is_refused_by_name(tmp_path, policy, words):
+    # Every answer goes through the checks a built-in's does (fluid backend: there is
+    # no shaper to refuse a share either).
+    path = scenario_copy(tmp_path, extra='policy_file: %s\n'
+                         % os.path.join(POLICY_FILES, 'lies.py'))
+    done = run_cli('run', path, '--backend', 'fluid', '--policies', 'equal,' + policy,
+                   '--out', str(tmp_path / 'out'))
+    assert done.returncode == 1, done.stderr
+    assert "policy '%s' from " % policy in done.stderr and 'lies.py' in done.stderr
+    assert words in done.stderr, done.stderr
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['policies']['equal']['status'] == 'completed'
+    assert summary['policies'][policy]['status'] != 'completed'
+
+
+def test_a_user_policy_that_spins_is_stopped_at_its_time_limit(tmp_path):
+    path = scenario_copy(tmp_path, extra='policy_file: %s\nuser_code_time_limit: 1s\n'
+                         % os.path.join(POLICY_FILES, 'spins.py'))
+    began = time.monotonic()
+    done = run_cli('run', path, '--backend', 'fluid', '--policies', 'spins,equal',
+                   '--out', str(tmp_path / 'out'))
+    assert time.monotonic() - began < 60
+    assert done.returncode == 1, done.stderr
+    assert "policy 'spins' from " in done.stderr and 'did not return within 1 s' in \
+        done.stderr, done.stderr
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['policies']['equal']['status'] == 'completed'
+
+
+def test_a_policy_file_that_spins_on_import_gives_one_line(tmp_path):
+    path = scenario_copy(tmp_path, extra='policy_file: %s\nuser_code_time_limit: 1s\n'
+                         % os.path.join(POLICY_FILES, 'spins_on_import.py'))
+    began = time.monotonic()
+    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert time.monotonic() - began < 60
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert 'spins_on_import.py: the policy file did not return within 1 s' in lines[0]
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.parametrize('policy,words', [('crashes', 'ZeroDivisionError'),
                                           ('quits', 'SystemExit')])
 def test_a_user_policy_that_fails_while_planning_names_its_file(tmp_path, policy, words):
@@ -370,6 +418,53 @@ def test_a_trace_that_is_a_named_pipe_gives_one_line(tmp_path):
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 2 and "'fifo.txt' is not a regular file" in done.stderr, \
         done.stderr
+
+
+def set_first_cell(path, column, value):
+    with open(path, newline='') as src:
+        rows = list(csv.DictReader(src))
+    rows[0][column] = value
+    with open(path, 'w', newline='') as out:
+        writer = csv.DictWriter(out, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+SERIES_HEAD = 'policy,time_s,capacity_mbit,device,direction,share_mbit,goodput_mbit\n'
+
+
+@pytest.mark.parametrize('name,damage,words', [
+    ('periods.csv', lambda p: set_first_cell(p, 'accuracy', 'nan'),
+     "periods.csv:2: accuracy 'nan' is not a number in [0, 100]"),
+    ('periods.csv', lambda p: set_first_cell(p, 'accuracy', '250'),
+     "accuracy '250' is not a number in [0, 100]"),
+    ('periods.csv', lambda p: set_first_cell(p, 'upload_bytes', '-inf'),
+     "upload_bytes '-inf' is not a number"),
+    # Once an endless loop growing past 800 MB (a boundary line a period up to inf).
+    ('timeseries.csv', lambda p: p.write_text(
+        SERIES_HEAD + 'optimal,0.1,50,d1,up,10,9.5\noptimal,inf,50,d1,up,10,9.6\n'
+        'optimal,0.3,50,d1,up,10,9.6\n'), "timeseries.csv:3: time_s 'inf' is not a number"),
+    # 100 MB of these once took 30 s and 1 GB: a results CSV never holds a blank line.
+    ('periods.csv', lambda p: p.write_text(p.read_text() + '\n' * 5000000),
+     'a blank line: not a results CSV row'),
+])
+def test_report_refuses_impossible_cells_with_file_and_line(fluid_folder, name, damage,
+                                                            words):
+    damage(fluid_folder / name)
+    began = time.monotonic()
+    done = run_cli('report', str(fluid_folder))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert time.monotonic() - began < 60
+
+
+def test_report_of_times_far_beyond_the_run_draws_in_bounded_time(fluid_folder):
+    (fluid_folder / 'timeseries.csv').write_text(
+        SERIES_HEAD + 'optimal,0.1,50,d1,up,10,9.5\noptimal,1e15,50,d1,up,10,9.6\n')
+    began = time.monotonic()
+    done = run_cli('report', str(fluid_folder))
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began < 120
 
 
 def test_report_plots_a_cut_timeseries(fluid_folder):
@@ -484,3 +579,55 @@ def test_a_bad_repeat_gives_one_line_and_exit_2(tmp_path, value):
     # option); no traceback, no folder.
     assert done.returncode == 2 and 'repeat' in lines[-1], done.stderr
     assert 'Traceback' not in done.stderr and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args,words', [
+    (['--periods', '100000000'], 'periods: 100000000 is greater than the maximum of 10000'),
+    (['--periods', '0'], 'periods: 0 is less than the minimum of 1'),
+    (['--out', '/proc/edgecollab-results'], '--out /proc/edgecollab-results: cannot write'),
+    (['--dashboard', '99999'], 'dashboard port must be in [0, 65535]'),
+])
+def test_bad_command_line_values_give_one_line_and_write_nothing(tmp_path, args, words):
+    path = scenario_copy(tmp_path)
+    done = run_cli('run', path, '--backend', 'fluid', *args, cwd=str(tmp_path))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not (tmp_path / 'results').exists()
+
+
+def test_a_scenario_name_cannot_place_its_results_outside_results(tmp_path):
+    (tmp_path / 'work').mkdir()
+    path = scenario_copy(tmp_path / 'work', periods=1, extra="name: '../../escaped'\n")
+    done = run_cli('run', path, '--backend', 'fluid', '--policies', 'equal',
+                   cwd=str(tmp_path / 'work'))
+    assert done.returncode == 0, done.stderr
+    [folder] = os.listdir(tmp_path / 'work' / 'results')
+    assert '/' not in folder and not folder.startswith('.') and 'escaped' in folder
+    assert not list(tmp_path.glob('escaped*')) and not list(tmp_path.parent.glob('escaped*'))
+
+
+def test_large_logs_are_compressed_and_listed(tmp_path):
+    (tmp_path / 'run.log').write_text('debug line of a long run\n' * 100000)   # 2.5 MB
+    (tmp_path / 'commands.sh').write_text('tc class change\n')
+    assert results.compress_logs(str(tmp_path), limit_bytes=1 << 20) == ['run.log']
+    assert not (tmp_path / 'run.log').exists() and (tmp_path / 'commands.sh').exists()
+    import gzip
+    with gzip.open(tmp_path / 'run.log.gz', 'rt') as src:
+        assert src.read() == 'debug line of a long run\n' * 100000
+    assert os.path.getsize(tmp_path / 'run.log.gz') < 100000
+    assert 'run.log.gz' in dict(report.present_files(str(tmp_path)))
+
+
+def test_a_trace_above_what_a_link_may_have_is_refused(tmp_path):
+    # A kbit/s recording read as Mbit/s: 20000 "Mbit/s", above a constant's 10 Gbit/s.
+    (tmp_path / 'kbit.txt').write_text('0 20000\n1 18000\n2 21000\n')
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: kbit.txt}'))
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert 'reaches 21000 Mbit/s' in lines[0] and 'scale: 0.001' in lines[0], lines
+    path.write_text(GOOD.replace('capacity: 20mbit',
+                                 'capacity: {trace: kbit.txt, scale: 0.001}'))
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr

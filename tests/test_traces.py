@@ -127,6 +127,50 @@ def test_one_gigabyte_mahimahi_file_is_inspected_in_bounded_memory(tmp_path):
     assert stats['duration_s'] == pytest.approx(ms / 1000)
 
 
+def test_a_long_two_column_trace_is_read_in_bounded_memory(tmp_path):
+    # Ten million lines once took 21 s and 1.4 GB (a Python float and list slot a value,
+    # three lists); now blocks of plain lines are parsed in C and the samples held 8
+    # bytes a number (10 million: 7.8 s, 486 MB, docs/hostile-inputs.md).  Three million
+    # here, to keep the suite short: about 50 bytes a line at the peak.
+    path = tmp_path / 'long.txt'
+    steps = 3 * 10 ** 6
+    with open(path, 'w') as out:
+        block = 100000
+        for start in range(0, steps, block):
+            t = np.arange(start, start + block) * 0.001
+            out.write(''.join('%.3f %d\n' % (a, 5 + (i % 7))
+                              for i, a in zip(range(start, start + block), t)))
+    code, err, peak_mb, seconds = run_measured(
+        [PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', '--json', str(path)], tmp_path)
+    path.unlink()
+    print('3 million two-column lines inspected in %.1f s, peak %.0f MB' % (seconds, peak_mb))
+    assert code == 0, err
+    # Two 24 MB arrays of samples and a few copies for the statistics; not gigabytes.
+    assert peak_mb < 300, 'peak resident memory %.0f MB' % peak_mb
+    stats = json.loads((tmp_path / 'out.txt').read_text())
+    assert stats['duration_s'] == pytest.approx(steps * 0.001)
+
+
+def test_plain_and_irregular_two_column_lines_read_alike(tmp_path):
+    # The fast path (plain blocks) and the line-by-line path (tabs, comments, a mark)
+    # give the same samples; a damaged line is named by its number in either.
+    plain, odd = tmp_path / 'plain.txt', tmp_path / 'odd.txt'
+    rows = [(0.5 * i, 3 + i % 4) for i in range(2000)]
+    plain.write_text(''.join('%g %g\n' % r for r in rows))
+    odd.write_text('\ufeff# a comment\n' + ''.join('%g\t%g\n' % r for r in rows))
+    a, b = traces.load(str(plain)), traces.load(str(odd))
+    assert np.array_equal(a.times_s, b.times_s) and np.array_equal(a.rate_mbit, b.rate_mbit)
+    lines = plain.read_text().splitlines(keepends=True)
+    lines[1500] = '749.5 -3\n'
+    plain.write_text(''.join(lines))
+    with pytest.raises(ConfigError, match=r'plain.txt:1501: rate'):
+        traces.load(str(plain))
+    lines[1500] = '700 3\n'                      # time going back
+    plain.write_text(''.join(lines))
+    with pytest.raises(ConfigError, match=r'plain.txt:1501: time 700 s is not after'):
+        traces.load(str(plain))
+
+
 # Runs argv[2:] and writes its peak resident KB to argv[1].  A child's ru_maxrss counts
 # the memory of the process it was forked from (Linux folds the old address space's
 # high-water mark in at exec): forked from the test process (hundreds of MB once the

@@ -43,7 +43,7 @@ if [ "${1:-}" = --command ]; then
     [ $# = 2 ] || die "--command takes one argument, the guest's shell command"
     JOB=$2
 else
-    JOB=".venv/bin/python -m pytest -q --color=no -p no:cacheprovider $(printf '%q ' "$@")"
+    JOB=".venv/bin/python -m pytest -q -rs --color=no -p no:cacheprovider $(printf '%q ' "$@")"
 fi
 
 need=""

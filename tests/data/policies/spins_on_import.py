@@ -1,0 +1,3 @@
+"""A policy file that never finishes being imported."""
+while True:
+    pass
