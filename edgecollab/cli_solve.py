@@ -50,6 +50,18 @@ def _sweep(problem, names, values, field, parse, fleet):
     return '\n'.join(rows)
 
 
+def _volume(text):
+    """A swept data volume (samples a period): a finite number in [0, MAX_GENERATED]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError('--generated-list: %r is not a number' % text) from None
+    if not 0 <= value <= scenario_mod.MAX_GENERATED:
+        raise ConfigError('--generated-list: %r is not a number of samples in [0, %g]'
+                          % (text, scenario_mod.MAX_GENERATED))
+    return value
+
+
 def run_solve(args):
     """The core of ``edgecollab solve``."""
     scenario = scenario_mod.load(args.scenario) if args.scenario else {}
@@ -66,6 +78,8 @@ def run_solve(args):
         scenario['data'] = data
     if args.menu:
         scenario['model'] = dict(scenario.get('model', {}), menu=args.menu)
+    # The arguments meet the rules a scenario file's keys do.
+    scenario_mod.validate(scenario, where)
     problem = scenario_mod.problem_from(scenario, where)
     names = args.policies.split(',') if args.policies else \
         scenario.get('policies', DEFAULT_POLICIES)
@@ -87,7 +101,7 @@ def run_solve(args):
     if args.generated_list:
         # A swept volume applies to every device.
         return _sweep(problem, names, args.generated_list.split(','), 'generated',
-                      ('generated', float), dict(fleet, generated=None))
+                      ('generated', _volume), dict(fleet, generated=None))
     result = solve_all(problem, names, **fleet)
     return json.dumps(result, indent=2) if args.json else _table(result)
 

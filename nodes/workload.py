@@ -61,7 +61,42 @@ def from_spec(spec):
     if name not in WORKLOADS:
         raise ConfigError('unknown workload %r (known: %s)'
                           % (name, ', '.join(sorted(WORKLOADS))))
-    return WORKLOADS[name](spec)
+    work = WORKLOADS[name](spec)
+    return Checked(work, spec['file']) if spec.get('file') else work
+
+
+class Checked:
+    """A user's workload whose answers are checked as a built-in's are: samples of the
+    bytes asked for, a score that is a finite percentage; a wrong answer is a
+    ConfigError naming the workload and its file."""
+
+    def __init__(self, work, path):
+        self.work, self.path = work, path
+
+    def __getattr__(self, name):
+        return getattr(self.work, name)
+
+    def _wrong(self, what, answer, rule):
+        return ConfigError('workload %r from %s: %s answered %s (%s)'
+                           % (self.work.name, self.path, what, str(answer)[:40], rule))
+
+    def samples(self, device, period, first, count):
+        """The workload's samples, checked to be count x sample_bytes bytes."""
+        blob = self.work.samples(device, period, first, count)
+        want = count * self.work.sample_bytes
+        if not isinstance(blob, (bytes, bytearray)) or len(blob) != want:
+            raise self._wrong('samples', '%s of %s bytes' % (
+                type(blob).__name__, len(blob) if hasattr(blob, '__len__') else '?'),
+                '%d bytes are needed' % want)
+        return blob
+
+    def score(self, weights, device, period):
+        """The workload's score, checked to be a finite percentage."""
+        value = self.work.score(weights, device, period)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or \
+                not math.isfinite(value) or not 0 <= value <= 100:
+            raise self._wrong('score', repr(value), 'a finite percentage in [0, 100]')
+        return float(value)
 
 
 class Workload:

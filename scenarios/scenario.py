@@ -259,6 +259,13 @@ def read(path, overrides=None):
     if not isinstance(data, dict):
         raise ConfigError('%s: a scenario must be a mapping of keys' % path)
     data.update(overrides or {})
+    return validate(data, path)
+
+
+def validate(data, path):
+    """data, a scenario mapping from path (a file, or 'arguments' for a command line's),
+    when it keeps every rule: its size, finite numbers, the schema; else a ConfigError
+    naming the key and the rule."""
     _check_size(data, path)
     errors = sorted(_VALIDATOR(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
     if errors:

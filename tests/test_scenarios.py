@@ -631,3 +631,15 @@ def test_a_trace_above_what_a_link_may_have_is_refused(tmp_path):
                                  'capacity: {trace: kbit.txt, scale: 0.001}'))
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize('args,words', [
+    (['--generated', 'nan'], 'data.generated: nan is not a finite number'),
+    (['--generated', '1e300'], 'data.generated: 1e+300 is greater than the maximum'),
+    (['--generated-list', '100,nan'], "--generated-list: 'nan' is not a number of samples"),
+    (['--capacities', '20mbit,nanmbit'], "cannot read 'nanmbit' as a quantity"),
+])
+def test_solve_flags_meet_the_scenario_rules(args, words):
+    done = run_cli('solve', *args)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr

@@ -185,3 +185,34 @@ def test_the_devices_read_the_same_digits_as_scikit_learn_without_importing_it()
     images, labels = workload.bundled_digits()
     reference = load_digits()
     assert (images == reference.images).all() and (labels == reference.target).all()
+
+
+@pytest.mark.parametrize('answer,words', [
+    ('return float("nan")', 'score answered nan (a finite percentage in [0, 100])'),
+    ('return 250.0', 'score answered 250.0'),
+])
+def test_a_users_workload_that_lies_is_named_with_its_file(tmp_path, answer, words):
+    (tmp_path / 'liar.py').write_text(
+        'from edgecollab.nodes import workload\n'
+        '@workload.register("liar")\n'
+        'class Liar(workload.Workload):\n'
+        '    measures = True\n'
+        '    def samples(self, device, period, first, count):\n'
+        '        return bytes(int(self.sample_bytes) * count)\n'
+        '    def learner(self, device):\n'
+        '        return self\n'
+        '    def add(self, blob):\n'
+        '        return 0\n'
+        '    def student(self, size):\n'
+        '        return {"size": size}\n'
+        '    def initial(self, device):\n'
+        '        return {"size": 0}\n'
+        '    def score(self, weights, device, period):\n'
+        '        %s\n' % answer)
+    out = tmp_path / 'out'
+    done = run_cli('run', scenario_copy(tmp_path, periods=1, extra=(
+        'workload: {name: liar, file: %s}\npolicies: [equal]\n' % (tmp_path / 'liar.py'))),
+        '--backend', 'fluid', '--out', str(out))
+    assert done.returncode != 0
+    assert "workload 'liar' from " in done.stderr and 'liar.py' in done.stderr, done.stderr
+    assert words in done.stderr, done.stderr
