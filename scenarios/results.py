@@ -164,6 +164,11 @@ def make_folder(out):
 
 
 MAX_LINE_BYTES = 1 << 20     # a results CSV line
+MAX_ROWS = 2 * 10 ** 6       # rows of a results CSV read (each is held: about 1 KB)
+
+
+class TooManyRows(ConfigError):
+    """A results CSV with more than MAX_ROWS rows."""
 MAX_MAGNITUDE = 1e18         # any number a results CSV holds, in absolute value
 # Numbers with a narrower range than finite and within MAX_MAGNITUDE (column: bounds).
 CELL_BOUNDS = {'accuracy': (0.0, 100.0), 'predicted_accuracy': (0.0, 100.0),
@@ -227,6 +232,9 @@ def read_rows(path, numbers, integers=()):
             for row in reader:
                 if pending is not None:
                     rows.append(_parsed_at(pending, path, numbers, integers))
+                    if len(rows) > MAX_ROWS:
+                        raise TooManyRows('%s: more than %d rows: more than a results '
+                                          'file of edgecollab holds' % (path, MAX_ROWS))
                 pending = (row, reader.line_num)
         except csv.Error as exc:
             raise ConfigError('%s:%d: %s' % (path, lines.number, exc)) from None
@@ -308,9 +316,13 @@ def read_json(path):
     file, larger than MAX_JSON_BYTES or not JSON."""
     try:
         with files.open_regular(path, 'r', MAX_JSON_BYTES, 'utf-8') as src:
-            return json.load(src)
-    except (OSError, ValueError, ConfigError):
+            return json.load(src, parse_constant=_not_a_number)
+    except (OSError, ValueError, ConfigError, RecursionError):
         return None
+
+
+def _not_a_number(name):
+    raise ValueError('%s is not a JSON number' % name)
 
 
 def read_meta(folder):
@@ -583,7 +595,10 @@ def plot(folder):
     _plot_accuracy(folder, rows, fluid, plt)
     series = os.path.join(folder, 'timeseries.csv')
     if os.path.exists(series):
-        _plot_timeseries(folder, series, plt, summarise(rows))
+        try:
+            _plot_timeseries(folder, series, plt, summarise(rows))
+        except TooManyRows as exc:
+            log.warning('%s; the time series plots are left out', exc)
 
 
 def _plot_accuracy(folder, rows, fluid, plt):

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from edgecollab import files
+from edgecollab.errors import ConfigError
 from edgecollab.scenarios import report, results
 from edgecollab.scenarios.results import ARTIFACTS_FILE, prune_artifacts
 from edgecollab.scenarios.scenario import load_scenario
@@ -643,3 +644,18 @@ def test_solve_flags_meet_the_scenario_rules(args, words):
     done = run_cli('solve', *args)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+
+
+def test_a_results_file_past_its_row_bound_is_refused_or_left_unplotted(fluid_folder,
+                                                                        monkeypatch, caplog):
+    # Every row read is held (about 1 KB): a file past MAX_ROWS is refused (periods.csv)
+    # or its plots left out (timeseries.csv), never read into gigabytes.
+    monkeypatch.setattr(results, 'MAX_ROWS', 3)
+    with pytest.raises(ConfigError, match='more than 3 rows'):
+        results.read_periods(str(fluid_folder))
+    monkeypatch.setattr(results, 'MAX_ROWS', 1000)
+    (fluid_folder / 'timeseries.csv').write_text(SERIES_HEAD + ''.join(
+        'optimal,%g,50,d1,up,10,9.5\n' % (0.1 * i) for i in range(2000)))
+    results.plot(str(fluid_folder))
+    assert 'the time series plots are left out' in caplog.text
+    assert not (fluid_folder / 'timeseries-optimal.png').exists()
