@@ -31,6 +31,15 @@ class FluidTransport(Transport):
         self.pending = []       # [(offset_s, action)] to run within the period
         self.got = {}           # device -> (checkpoint bytes, whole) of the last period
         self.learning = Learning(scenario, self.devices)
+        # A trace's capacity as the link applies it (traces.as_link: per replay step,
+        # within what the link layer shapes), as the Mininet replayer applies it.
+        self.links = {direction: trace.as_link(scenario.step_s, scenario.duration_s)
+                      if trace is not None and scenario.trace_files.get(key) else trace
+                      for direction, trace, key in (
+                          ('up', scenario.capacity, 'capacity'),
+                          ('down', scenario.capacity_down, 'capacity_down'))}
+        if self.links['down'] is None:
+            self.links['down'] = self.links['up']
 
     def wait_until(self, offset_s):
         self.now_s = max(self.now_s, offset_s)
@@ -60,7 +69,7 @@ class FluidTransport(Transport):
         s = self.scenario
         start, end = period.start_s, period.start_s + s.period_s
         (u0, u1), (m0, m1) = period.phases
-        traces = {'up': s.capacity, 'down': s.capacity_down or s.capacity}
+        traces = self.links
         windows = {'up': (start + u0, start + u1), 'down': (start + m0, start + m1)}
         left = {}
         for name in self.devices:

@@ -47,26 +47,33 @@ def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=N
                         future_capacity_mbit=future_mbit, efficiency=efficiency,
                         ratio=ratio, floor=floor, kept=kept, inflight=inflight)
     volumes = [float(g) for g in generated]
+
+    def ask():
+        return policy.plan(state, volumes), policy.planning_capacity(state)
     if policy.source is None:
-        answer = policy.plan(state, volumes)
+        answer, planned_mbit = ask()
     else:
         # A user's policy is code from a file: time-limited, named when it fails, and
         # never ending the process.
         try:
-            answer = userfile.limited(lambda: policy.plan(state, volumes),
-                                      policy.time_limit_s or userfile.DEFAULT_TIME_LIMIT_S,
-                                      'policy %r from %s, planning' % (name, policy.source))
+            answer, planned_mbit = userfile.limited(
+                ask, policy.time_limit_s or userfile.DEFAULT_TIME_LIMIT_S,
+                'policy %r from %s, planning' % (name, policy.source))
         except userfile.Overran as exc:
             raise PolicyError(str(exc)) from None
         except (Exception, SystemExit) as exc:
             raise PolicyError('policy %r from %s failed: %s: %s' % (
                 name, policy.source, type(exc).__name__, exc)) from exc
     why = answer_problem(answer, len(volumes), problem.medium)
+    if not why and (isinstance(planned_mbit, bool) or
+                    not isinstance(planned_mbit, numbers.Real) or
+                    not math.isfinite(planned_mbit) or planned_mbit < 0):
+        why = 'a planning capacity of %r Mbit/s (a finite number >= 0 is needed)' % (
+            planned_mbit,)
     if why:
         raise PolicyError('policy %r%s answered %s' % (
             name, ' from %s' % policy.source if policy.source else ' (built in)', why))
-    return Plan(name, policy.planning_capacity(state), answer,
-                (time.perf_counter() - began) * 1000)
+    return Plan(name, float(planned_mbit), answer, (time.perf_counter() - began) * 1000)
 
 
 SHARE_SLACK = 1e-6     # rounding a policy's shares may carry past a whole budget

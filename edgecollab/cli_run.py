@@ -13,7 +13,7 @@ from edgecollab import cleanup
 from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import dashboard, experiment, report, results, traces
-from edgecollab.scenarios.scenario import load_scenario, with_workload
+from edgecollab.scenarios.scenario import load_scenario, trace_of, validate, with_workload
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
 
@@ -103,9 +103,11 @@ def _cmd_run(args):
         print(results.table(summary, results.read_ranking(out)))
         logging.getLogger().removeHandler(handler)
         handler.close()
-        if not args.keep_artifacts:
-            results.compress_logs(out)
-            report.write_readme(out)      # the names as they now are
+        if not args.keep_artifacts and results.compress_logs(out):
+            # README.txt and report.html list the files by the names they now have.
+            report.write_readme(out)
+            if os.path.exists(os.path.join(out, 'report.html')):
+                report.write(out, summary)
     print('results in %s' % out)
     return 0 if statuses and all(v == 'completed' for v in statuses.values()) else 1
 
@@ -166,16 +168,33 @@ def _cmd_fit(args):
     return 0
 
 
+def _trace_spec(args):
+    """The trace mapping the trace tools' flags describe, checked as a scenario's is."""
+    spec = {'trace': os.path.abspath(args.file), 'format': args.format}
+    time_spec = {key: value for key, value in (
+        ('column', args.time_column), ('format', args.time_format),
+        ('unit', args.time_unit)) if value is not None}
+    for key, value in (('column', args.column), ('unit', args.unit), ('time', time_spec),
+                       ('interval', args.interval), ('start', args.start),
+                       ('duration', args.duration), ('scale', args.scale)):
+        if value not in (None, {}):
+            spec[key] = value
+    validate({'capacity': spec}, 'arguments')
+    return spec
+
+
 def _cmd_trace(args):
     if args.action == 'inspect':
-        trace = traces.load(args.file, args.format, args.column,
-                            duration_s(args.step, 'step'))
-        stats = trace.stats(duration_s(args.step, 'step'))
+        step = duration_s(args.step, 'step')
+        trace, _ = trace_of(_trace_spec(args), 'arguments', '.', bin_s=step, link=False)
+        # Nine significant digits: what the file says, not float noise (0.9999999962...).
+        stats = {k: float('%.9g' % v) if isinstance(v, float) else v
+                 for k, v in trace.stats(step).items()}
         print(json.dumps(stats, indent=2) if args.json else '\n'.join(
             '%-11s %s' % (k, ('%.3f' % v) if isinstance(v, float) else v)
             for k, v in stats.items()))
     elif args.action == 'convert':
-        trace = traces.load(args.file, args.format, args.column)
+        trace, _ = trace_of(_trace_spec(args), 'arguments', '.', link=False)
         traces.write(trace, args.output, args.to)
         print('wrote %s (%s)' % (args.output, args.to))
     else:
@@ -270,6 +289,17 @@ def register(sub):
         q.add_argument('file')
         q.add_argument('--format', default='auto', choices=['auto'] + list(traces.FORMATS))
         q.add_argument('--column', help='CSV rate column (default rate_mbit)')
+        q.add_argument('--unit', choices=list(traces.RATE_UNITS),
+                       help='the rate column\'s unit (default Mbit/s)')
+        q.add_argument('--time-column', help='CSV time column (default time_s)')
+        q.add_argument('--time-format', help="strptime format of the time column's "
+                       "timestamps, e.g. '%%Y.%%m.%%d_%%H.%%M.%%S'")
+        q.add_argument('--time-unit', choices=list(traces.TIME_UNITS),
+                       help='unit of a numeric time column (default s)')
+        q.add_argument('--interval', help='no time column: row i at i x interval, e.g. 1s')
+        q.add_argument('--start', help='cut from this time, e.g. 600s')
+        q.add_argument('--duration', help='cut this long, e.g. 120s')
+        q.add_argument('--scale', type=float, help='multiply every rate')
     inspect.add_argument('--step', default='100ms', help='resampling step for p5/p95')
     inspect.add_argument('--json', action='store_true')
     convert.add_argument('--to', required=True, choices=traces.FORMATS)

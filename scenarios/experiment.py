@@ -54,9 +54,30 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
     return statuses
 
 
+def repeat_offsets(scenario, repeat):
+    """The time (s) into its capacity trace at which each of repeat repetitions starts:
+    spread evenly over the trace (0 for a constant capacity), so that repetitions on a
+    trace meet different parts of it and their interval says something."""
+    if not scenario.trace_files.get('capacity'):
+        return [0.0] * repeat
+    return [round((r - 1) * scenario.capacity.duration_s / repeat, 6)
+            for r in range(1, repeat + 1)]
+
+
+def repetition(scenario, r, repeat):
+    """Repetition r of repeat: seed + r - 1, its traces started at its offset."""
+    offset = repeat_offsets(scenario, repeat)[r - 1]
+    changes = {'seed': scenario.seed + r - 1}
+    if offset:
+        changes['capacity'] = scenario.capacity.shifted(offset)
+        if scenario.capacity_down is not None:
+            changes['capacity_down'] = scenario.capacity_down.shifted(offset)
+    return dataclasses.replace(scenario, **changes)
+
+
 def _run_all(scenario, names, out, backend, repeat, statuses, run_args):
     for r in range(1, repeat + 1):
-        seeded = dataclasses.replace(scenario, seed=scenario.seed + r - 1)
+        seeded = repetition(scenario, r, repeat)
         for name in names:
             try:
                 status = run_policy(seeded, name, out, backend, r, repeat, **run_args)
@@ -190,6 +211,8 @@ def write_metadata(scenario, arguments, out, engine):
     commit = version(['git', '-C', REPO, 'rev-parse', 'HEAD'])
     meta = {'edgecollab': __version__, 'git_commit': commit, 'started': time.time(),
             'arguments': arguments,
+            # Where each repetition (--repeat) started in the capacity trace.
+            'repeat_offsets_s': repeat_offsets(scenario, int(arguments.get('repeat') or 1)),
             'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
             'workload': scenario.workload,
             'kernel': platform.release(), 'python': platform.python_version(),

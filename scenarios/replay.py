@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 
-from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +26,19 @@ class Replayer(threading.Thread):
         self.error = None
 
     def run(self):
-        count = int(round(self.duration_s / self.step_s))
+        rates, clipped = self.trace.link_steps(self.step_s, self.duration_s)
         last = None
         try:
-            for k in range(count):
+            for k, (rate, was_clipped) in enumerate(zip(rates.tolist(), clipped.tolist())):
                 planned = self.start_s + k * self.step_s
                 if self.stop_event.wait(max(0.0, planned - time.monotonic())):
                     return
-                want = self.trace.mean_between(k * self.step_s, (k + 1) * self.step_s)
-                rate = min(max(want, MIN_CAPACITY_MBIT), MAX_CAPACITY_MBIT)
                 if rate != last:
                     self.apply(rate)
                     last = rate
                 applied = time.monotonic()
                 self.steps.append((k, planned - self.start_s, applied - self.start_s, rate,
-                                   rate != want))
+                                   was_clipped))
         except Exception as exc:   # reported by the runner, which stops the run
             self.error = exc
             log.error('trace replay stopped: %s: %s', type(exc).__name__, exc)

@@ -142,6 +142,16 @@ def compress_logs(folder, limit_bytes=LOG_KEEP_BYTES):
     return done
 
 
+def read_log(folder, name):
+    """The text of the folder's log name (run.log, commands.sh), compressed or not."""
+    path = os.path.join(folder, name)
+    if os.path.exists(path + '.gz'):
+        with gzip.open(path + '.gz', 'rt', encoding='utf-8') as src:
+            return src.read()
+    with files.open_regular(path, 'r', encoding='utf-8') as src:
+        return src.read()
+
+
 def safe_name(name):
     """name as one folder name: letters, digits, '.', '_' and '-' kept, anything else
     (a '/', '..' that would climb out of results/) made '-'; never empty or hidden."""

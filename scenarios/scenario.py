@@ -83,6 +83,13 @@ TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
          'properties': {'trace': {'type': 'string'},
                         'format': {'enum': ['auto'] + list(traces.FORMATS)},
                         'column': {'type': 'string'},
+                        'unit': {'enum': list(traces.RATE_UNITS)},
+                        'time': {'oneOf': [{'type': 'string'}, {
+                            'type': 'object', 'additionalProperties': False,
+                            'properties': {'column': {'type': 'string'},
+                                           'format': {'type': 'string'},
+                                           'unit': {'enum': list(traces.TIME_UNITS)}}}]},
+                        'interval': QUANTITY, 'start': QUANTITY, 'duration': QUANTITY,
                         'scale': {'type': 'number', 'minimum': 0},
                         'offset': QUANTITY, 'loop': {'type': 'boolean'}}}
 CAPACITY = {'oneOf': [QUANTITY, TRACE]}
@@ -349,19 +356,52 @@ def _capacity(spec, where, base_dir):
         if rate != 0:                         # 0: no capacity (every device keeps its model)
             _within(rate, MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT, where, 'Mbit/s')
         return traces.constant(_positive(rate, where, True)), None
+    return trace_of(spec, where, base_dir)
+
+
+def trace_of(spec, where, base_dir, bin_s=traces.DEFAULT_STEP_S, link=True):
+    """(Trace, file path) of a trace mapping (its file relative to base_dir): read with
+    its column keys, cut to its window, scaled and offset; link: also refused when it
+    reaches more than a link may have (the trace tools inspect any file)."""
     path = _trace_file(spec, where, base_dir)
-    trace = traces.load(path, spec.get('format', 'auto'), spec.get('column'))
+    trace = traces.load(path, spec.get('format', 'auto'), bin_s=bin_s,
+                        reading=_reading(spec, where)).window(*_window(spec, where))
     offset = str(spec.get('offset', 0)).strip()
     sign = -1.0 if offset.startswith('-') else 1.0
     offset_mbit = sign * rate_mbit(offset.lstrip('-'), '%s.offset' % where)
     trace = trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True))
     peak = float(np.max(trace.rate_mbit))
-    if peak > MAX_CAPACITY_MBIT:
+    if link and peak > MAX_CAPACITY_MBIT:
         # The same bound as a constant's: the link layer shapes at most this much.
         raise ConfigError('%s.trace: %s reaches %.6g Mbit/s (after scale and offset), above '
                           'the %g Mbit/s a link may have (a trace in kbit/s needs scale: '
                           '0.001)' % (where, spec['trace'], peak, MAX_CAPACITY_MBIT))
     return trace, path
+
+
+def _reading(spec, where):
+    """The traces.Reading of a trace mapping's column keys: column, unit, time (a column
+    name, or {column, format, unit}), interval."""
+    time_spec = spec.get('time', {})
+    time_spec = {'column': time_spec} if isinstance(time_spec, str) else time_spec
+    interval = spec.get('interval')
+    try:
+        return traces.Reading(
+            column=spec.get('column'), unit=spec.get('unit', 'Mbit/s'),
+            time_column=time_spec.get('column', 'time_s'), time_format=time_spec.get('format'),
+            time_unit=time_spec.get('unit', 's'),
+            interval_s=None if interval is None else duration_s(interval, '%s.interval'
+                                                                % where))
+    except ConfigError as exc:
+        raise ConfigError('%s: %s' % (where, exc)) from None
+
+
+def _window(spec, where):
+    """(start_s, duration_s or None) of a trace mapping's start and duration keys."""
+    start = duration_s(spec.get('start', 0), '%s.start' % where)
+    length = spec.get('duration')
+    return start, None if length is None else _positive(
+        duration_s(length, '%s.duration' % where), '%s.duration' % where)
 
 
 def _delay(spec, where, base_dir, trace_files):

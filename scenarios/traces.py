@@ -12,23 +12,44 @@ to the next time (the last until ``duration_s``), starting at 0 s.  Formats read
   irregular steps, a non-zero start time is shifted to 0.
 - ``csv``: a header naming ``time_s`` and a rate column (``rate_mbit`` or the one given).
 
+A recording is read as it is, with a ``Reading``: the rate column and its unit
+(``RATE_UNITS``: kbit/s, bytes/s, ...), the time column and either its unit (``s``,
+``ms``, ...) or a ``strptime`` format for timestamps such as ``2021.03.01_10.15.02``, or
+no time column at all (``interval``: row i at i x interval).  Two rules make any such
+file a step function: rows that share a time (a timestamp with whole seconds, several
+rows a second) are spread evenly over the step to the next time, and a gap (a missing
+time, a step over twice the usual one) holds the rate before it, with a notice.
+``Trace.window`` cuts ``start``/``duration`` from a long recording.
+
 Every problem is one ``ConfigError`` naming the file and line; lines are read bounded
 (``MAX_LINE_BYTES``), so a file without newlines is refused, never read whole.
 """
 
+import calendar
 import csv
+import logging
 import math
 import os
+import time as time_mod
 from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgecollab import files
-from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT
+from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
 from edgecollab.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 FORMATS = ('mahimahi', 'twocol', 'csv')
+# A rate column's unit: Mbit/s per unit.
+RATE_UNITS = {'bit/s': 1e-6, 'bps': 1e-6, 'kbit/s': 1e-3, 'kbps': 1e-3, 'Mbit/s': 1.0,
+              'Mbps': 1.0, 'Gbit/s': 1e3, 'Gbps': 1e3, 'B/s': 8e-6, 'bytes/s': 8e-6,
+              'kB/s': 8e-3, 'KB/s': 8e-3, 'MB/s': 8.0}
+# A numeric time column's unit: seconds per unit.
+TIME_UNITS = {'s': 1.0, 'ms': 1e-3, 'us': 1e-6, 'min': 60.0}
+GAP_STEPS = 2.0                # a step longer than this many usual steps is a gap
 MAHIMAHI_PACKET_BITS = 1500 * 8
 DEFAULT_STEP_S = 0.1
 # A trace's cost must follow its file's size: a few bytes may not ask for years of bins.
@@ -98,6 +119,54 @@ class Trace:
         starts = np.arange(count) * step_s
         edges = self._cumulative(np.append(starts, count * step_s))
         return starts, np.diff(edges) / step_s
+
+    def window(self, start_s=0.0, duration_s=None):
+        """The part of the trace from start_s lasting duration_s (to its end when None),
+        starting at 0 s: the step in force at start_s first."""
+        end = self.duration_s if duration_s is None else start_s + duration_s
+        if not 0 <= start_s < self.duration_s:
+            raise ConfigError('%s: start %g s is not within the trace (%g s long)'
+                              % (self.source, start_s, self.duration_s))
+        if not start_s < end <= self.duration_s + 1e-9:
+            raise ConfigError('%s: start %g s and duration %g s reach past the trace\'s '
+                              'end (%g s)' % (self.source, start_s, end - start_s,
+                                              self.duration_s))
+        first = int(np.searchsorted(self.times_s, start_s, side='right')) - 1
+        last = int(np.searchsorted(self.times_s, end, side='left'))
+        times = np.maximum(self.times_s[first:last], start_s) - start_s
+        return Trace(times, self.rate_mbit[first:last].copy(),
+                     min(end, self.duration_s) - start_s, self.source, self.loop)
+
+    def link_steps(self, step_s, length_s):
+        """(rates, clipped) the link applies at each replay step of step_s over
+        length_s: the mean over the step, within what the link layer shapes ([0.1,
+        10000] Mbit/s; clipped marks the steps that were not).  The one rule of both
+        backends: the Mininet replayer applies these rates, the fluid backend
+        integrates them (as_link)."""
+        _, means = self.resample(step_s, length_s)
+        rates = np.clip(means, MIN_CAPACITY_MBIT, MAX_CAPACITY_MBIT)
+        return rates, rates != means
+
+    def as_link(self, step_s, length_s):
+        """The trace as the link applies it over length_s (link_steps): a step function
+        holding its last step past length_s."""
+        rates, _ = self.link_steps(step_s, length_s)
+        return Trace(np.arange(len(rates)) * step_s, rates, len(rates) * step_s,
+                     self.source, loop=False)
+
+    def shifted(self, offset_s):
+        """The trace started offset_s into itself: a looping one wraps around (its part
+        before offset_s follows its end), one that does not loop starts later."""
+        offset_s = float(offset_s) % self.duration_s
+        if offset_s == 0:
+            return self
+        later = self.window(offset_s)
+        if not self.loop:
+            return later
+        before = self.window(0.0, offset_s)
+        return Trace(np.concatenate((later.times_s, before.times_s + later.duration_s)),
+                     np.concatenate((later.rate_mbit, before.rate_mbit)),
+                     self.duration_s, self.source, self.loop)
 
     def transformed(self, scale=1.0, offset_mbit=0.0, loop=True):
         """A copy with rate x scale + offset (clipped at 0) and the given looping."""
@@ -200,17 +269,70 @@ def detect(path):
     raise ConfigError('%s: the trace is empty' % path)
 
 
-def load(path, fmt='auto', column=None, bin_s=DEFAULT_STEP_S):
-    """The Trace in path (format detected unless given)."""
+@dataclass(frozen=True)
+class Reading:
+    """How a trace file's columns are read (a trace mapping's keys, the trace tools'
+    flags).  column: the CSV rate column (default rate_mbit); unit: its unit
+    (RATE_UNITS); time_column: the CSV time column; time_format: a strptime format of
+    its timestamps (else it is a number in time_unit, TIME_UNITS; twocol's first column
+    too); interval_s: no time column, row i at i x interval_s."""
+    column: str = None
+    unit: str = 'Mbit/s'
+    time_column: str = 'time_s'
+    time_format: str = None
+    time_unit: str = 's'
+    interval_s: float = None
+
+    def __post_init__(self):
+        if self.unit not in RATE_UNITS:
+            raise ConfigError('unit %r is unknown (known: %s)'
+                              % (self.unit, ', '.join(RATE_UNITS)))
+        if self.time_unit not in TIME_UNITS:
+            raise ConfigError('time unit %r is unknown (known: %s)'
+                              % (self.time_unit, ', '.join(TIME_UNITS)))
+        if self.interval_s is not None and not (
+                math.isfinite(self.interval_s) and 0 < self.interval_s <= MAX_DURATION_S):
+            raise ConfigError('interval must be in (0, %g] s, got %r'
+                              % (MAX_DURATION_S, self.interval_s))
+
+    @property
+    def plain(self):
+        """True when it reads the formats' own columns as they are."""
+        return self == Reading(column=self.column)
+
+    def rate(self, text, path, number, what):
+        """The rate in a cell, in Mbit/s."""
+        return _number(text, path, number, what) * RATE_UNITS[self.unit]
+
+    def time(self, text, path, number):
+        """The time in a cell, in seconds (a timestamp: since the epoch, as UTC)."""
+        if self.time_format is None:
+            return _number(text, path, number, self.time_column) * TIME_UNITS[self.time_unit]
+        try:
+            return float(calendar.timegm(time_mod.strptime(str(text).strip(),
+                                                           self.time_format)))
+        except (TypeError, ValueError):
+            raise ConfigError('%s:%d: %s %r does not match the time format %r'
+                              % (path, number, self.time_column, text, self.time_format)) \
+                from None
+
+
+def load(path, fmt='auto', column=None, bin_s=DEFAULT_STEP_S, reading=None):
+    """The Trace in path (format detected unless given), its columns read as reading
+    says (a Reading; default: the format's own columns, column the CSV rate column)."""
+    reading = reading or Reading(column=column)
     fmt = detect(path) if fmt == 'auto' else fmt
     if fmt not in FORMATS:
         raise ConfigError('%s: unknown trace format %r (known: auto, %s)'
                           % (path, fmt, ', '.join(FORMATS)))
     if fmt == 'mahimahi':
+        if not reading.plain:
+            raise ConfigError('%s: a Mahimahi trace has no columns: a unit, time or '
+                              'interval does not apply to it' % path)
         return _load_mahimahi(path, bin_s)
     if fmt == 'csv':
-        return _load_csv(path, column)
-    return _load_twocol(path)
+        return _load_csv(path, reading)
+    return _load_twocol(path, reading)
 
 
 CHUNK_BYTES = 1 << 18
@@ -330,9 +452,9 @@ class _Samples:
         self.last_number = None
 
     def add(self, time_s, rate, number):
-        """One sample read from line number."""
-        if self.times and time_s <= self.times[-1]:
-            raise ConfigError('%s:%d: time %g s is not after the previous %g s'
+        """One sample read from line number (its time may repeat the previous one's)."""
+        if self.times and time_s < self.times[-1]:
+            raise ConfigError('%s:%d: time %g s is before the previous %g s'
                               % (self.path, number, time_s, self.times[-1]))
         self.times.append(time_s)
         self.rates.append(rate)
@@ -349,6 +471,32 @@ class _Samples:
         return True
 
 
+def _spread(times, path):
+    """times (non-decreasing) with each run of k equal times spread evenly over the step
+    to the next time (the usual step after the last); a notice of the repeats and of
+    the gaps (steps over GAP_STEPS usual ones, which hold the rate before them)."""
+    steps = np.diff(times)
+    if steps.size and not steps.all():             # some times repeat (a step of 0)
+        distinct, first, counts = np.unique(times, return_index=True, return_counts=True)
+        steps = np.diff(distinct)
+    else:
+        distinct, first, counts = times, None, None
+    usual = float(np.median(steps)) if steps.size else 1.0
+    if counts is not None:
+        nxt = np.append(distinct[1:], distinct[-1] + usual)
+        width = (nxt - distinct) / counts
+        within = np.arange(times.size) - np.repeat(first, counts)
+        times = np.repeat(distinct, counts) + within * np.repeat(width, counts)
+        log.warning('%s: %d rows share their time with the row before: spread evenly '
+                    'over their step', path, times.size - counts.size)
+    gaps = int(np.count_nonzero(steps > GAP_STEPS * usual)) if steps.size else 0
+    if gaps:
+        log.warning('%s: %d gaps in its times (the longest %g s, the usual step %g s): '
+                    'the rate before each gap holds through it', path, gaps,
+                    float(steps.max()), usual)
+    return times
+
+
 def _finish(samples, duration_s=None):
     path = samples.path
     if not samples.times:
@@ -357,7 +505,7 @@ def _finish(samples, duration_s=None):
     if times[-1] - times[0] > MAX_DURATION_S:
         raise ConfigError('%s:%d: time %g s is past the %g s a trace may last'
                           % (path, samples.last_number, times[-1], MAX_DURATION_S))
-    times = times - times[0]
+    times = _spread(times, path) - times[0]
     # The last sample lasts as long as the file says (a '# duration_s' line, as
     # edgecollab writes it), else as long as the mean step before it (1 s for one).
     last = float(times[-1] / (len(times) - 1)) if len(times) > 1 else 1.0
@@ -403,24 +551,25 @@ def _twocol_block(block):
     return times, rates
 
 
-def _twocol_line(samples, path, number, line):
+def _twocol_line(samples, path, number, line, reading):
     fields = line.split()
     if len(fields) != 2:
         raise ConfigError('%s:%d: expected 2 columns (time_s rate_mbit), got %d'
                           % (path, number, len(fields)))
-    samples.add(_number(fields[0], path, number, 'time'),
-                _number(fields[1], path, number, 'rate'), number)
+    samples.add(_number(fields[0], path, number, 'time') * TIME_UNITS[reading.time_unit],
+                reading.rate(fields[1], path, number, 'rate'), number)
 
 
-def _load_twocol(path):
+def _load_twocol(path, reading=Reading()):
     # Streamed in blocks: a block of plain lines is parsed in C, any other line by line
     # (comments, a byte-order mark, tabs, a damaged line: its error names it).
     samples, number = _Samples(path), 1
     for block in _blocks(path):
         parsed = _twocol_block(block)
         lines = block.count(b'\n') + (0 if block.endswith(b'\n') else 1)
-        if parsed is None or not samples.extend(parsed[0], parsed[1], number,
-                                                number + lines - 1):
+        if parsed is None or not samples.extend(
+                parsed[0] * TIME_UNITS[reading.time_unit],
+                parsed[1] * RATE_UNITS[reading.unit], number, number + lines - 1):
             pieces = block.split(b'\n')
             if not pieces[-1]:
                 pieces.pop()
@@ -428,26 +577,32 @@ def _load_twocol(path):
                 line = _line_text(raw, path, number + offset)
                 line = (line.lstrip('\ufeff') if number + offset == 1 else line).strip()
                 if line and not line.startswith('#'):
-                    _twocol_line(samples, path, number + offset, line)
+                    _twocol_line(samples, path, number + offset, line, reading)
         number += lines
     return _finish(samples, _duration_comment(path))
 
 
-def _load_csv(path, column):
+def _load_csv(path, reading=Reading()):
     samples = _Samples(path)
     try:
         reader = csv.DictReader(text.lstrip('\ufeff') for _, text in _text_lines(path)
                                 if not text.lstrip('\ufeff').startswith('#'))
-        header = reader.fieldnames or []
-        column = column or 'rate_mbit'
-        for need in ('time_s', column):
+        header = [name.strip() for name in reader.fieldnames or []]
+        reader.fieldnames = header
+        column = reading.column or 'rate_mbit'
+        timed = reading.interval_s is None
+        for need in ((reading.time_column,) if timed else ()) + (column,):
             if need not in header:
-                raise ConfigError('%s:1: CSV needs a %r column (has: %s)'
-                                  % (path, need, ', '.join(header) or 'none'))
-        for row in reader:
+                raise ConfigError('%s:1: CSV needs a %r column (has: %s)%s'
+                                  % (path, need, ', '.join(header) or 'none',
+                                     '; name the time column with time: {column: ...} or '
+                                     'give interval:' if need == reading.time_column
+                                     else ''))
+        for index, row in enumerate(reader):
             number = reader.line_num
-            samples.add(_number(row['time_s'], path, number, 'time_s'),
-                        _number(row[column], path, number, column), number)
+            at = reading.time(row[reading.time_column], path, number) if timed else \
+                index * reading.interval_s
+            samples.add(at, reading.rate(row[column], path, number, column), number)
     except csv.Error as exc:
         raise ConfigError('%s: bad CSV: %s' % (path, exc)) from None
     return _finish(samples, _duration_comment(path))
@@ -465,8 +620,11 @@ def write(trace, path, fmt):
         raise ConfigError('unknown trace format %r (known: %s)' % (fmt, ', '.join(FORMATS)))
     if os.path.isdir(path):
         raise ConfigError('%s is a folder: name a file to write' % path)
+    # Written beside it and renamed over it when whole: a failed conversion leaves no
+    # empty or half file, and a named pipe at path is replaced, not written into.
+    partial = '%s.partial' % path
     try:
-        with open(path, 'w', encoding='ascii') as out:
+        with open(partial, 'w', encoding='ascii') as out:
             if fmt == 'mahimahi':
                 _write_mahimahi(trace, out)
             elif fmt == 'twocol':
@@ -477,8 +635,12 @@ def write(trace, path, fmt):
                 out.write('# duration_s %.6f\ntime_s,rate_mbit\n' % trace.duration_s)
                 out.writelines('%.6f,%.6f\n' % (t, r)
                                for t, r in zip(trace.times_s, trace.rate_mbit))
+        os.replace(partial, path)
     except OSError as exc:
         raise ConfigError('%s: %s' % (path, exc.strerror)) from None
+    finally:
+        if os.path.lexists(partial):
+            os.unlink(partial)
 
 
 def _write_mahimahi(trace, out, chunk=1 << 20):
@@ -497,7 +659,9 @@ def _write_mahimahi(trace, out, chunk=1 << 20):
     reached = trace._cumulative(times)
     last = np.r_[reached[1:] > reached[:-1], True]
     times, reached = times[last], reached[last]
-    total_ms = int(round(trace.duration_s * 1000))
+    # The opportunities' milliseconds are rounded up: so is the trace's last line, or a
+    # duration of 3.0007 s ended on 3001 after an opportunity at 3002.
+    total_ms = int(math.ceil(trace.duration_s * 1000 - 1e-6))
     final = 0
     for first in range(1, count + 1, chunk):
         k = np.arange(first, min(first + chunk, count + 1))
@@ -505,7 +669,7 @@ def _write_mahimahi(trace, out, chunk=1 << 20):
                         1).astype(np.int64)
         out.write('\n'.join(map(str, ms.tolist())) + '\n')
         final = int(ms[-1])
-    if final != total_ms:
+    if final < total_ms:
         out.write('%d\n' % total_ms)
 
 

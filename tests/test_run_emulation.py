@@ -23,7 +23,7 @@ from edgecollab.nodes import workload
 from edgecollab.nodes.device import PIECE_BYTES
 from edgecollab.emulation import Emulation
 from edgecollab.ready import poll
-from edgecollab.scenarios import dashboard, experiment, runner, traces
+from edgecollab.scenarios import dashboard, experiment, results, runner, traces
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.runner import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
@@ -58,11 +58,13 @@ def test_default_scenario_run_open_and_closed_loop(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ('summary.json', 'periods.csv', 'timeseries.csv', 'replay.csv',
                  'metadata.json', 'accuracy.png', 'timeseries-optimal.png',
-                 'timeseries-adaptive.png', 'commands.sh', 'run.log', 'report.html',
-                 'README.txt'):
+                 'timeseries-adaptive.png', 'report.html', 'README.txt'):
         assert (out / name).exists(), name
+    for name in results.LOG_FILES:           # gzip-compressed above 1 MB
+        assert (out / name).exists() or (out / (name + '.gz')).exists(), name
+        assert name in (out / 'README.txt').read_text()
     check_summary_matches_rows(out)
-    assert 'tc class change' in (out / 'commands.sh').read_text()
+    assert 'tc class change' in results.read_log(str(out), 'commands.sh')
     # Checkpoints and data are listed with their digests and deleted: a small folder.
     size = sum(p.stat().st_size for p in out.rglob('*') if p.is_file())
     assert size < 10e6, '%.1f MB' % (size / 1e6)

@@ -294,6 +294,7 @@ def test_a_policy_file_that_fails_is_named_and_never_ends_the_run(tmp_path, name
     ('too-much', 'shares summing to 1.8 of the budget'),
     ('no-allocation', 'a dict, not a FleetAllocation'),
     ('negative-bytes', 'upload_bytes -5.0 for device 1'),
+    ('nan-capacity', 'capacity_mbit must be a finite number >= 0, got nan'),
 ])
 def test_a_user_policy_that_lies_is_refused_by_name(tmp_path, policy, words):
     # Every answer goes through the checks a built-in's does (fluid backend: there is
@@ -659,3 +660,47 @@ def test_a_results_file_past_its_row_bound_is_refused_or_left_unplotted(fluid_fo
     results.plot(str(fluid_folder))
     assert 'the time series plots are left out' in caplog.text
     assert not (fluid_folder / 'timeseries-optimal.png').exists()
+
+
+def test_a_recording_runs_as_it_is_with_its_keys(tmp_path):
+    # A 5G recording: whole-second timestamps that repeat, kbit/s, a window cut from it.
+    rows = ['Timestamp,DL_bitrate']
+    for second in range(300):
+        for part in range(1 + second % 2):
+            rows.append('2021.03.01_10.%02d.%02d,%d' % (second // 60, second % 60,
+                                                      20000 + 1000 * (second % 7)))
+    (tmp_path / 'fiveg.csv').write_text('\n'.join(rows) + '\n')
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(GOOD.replace('capacity: 20mbit', (
+        "capacity: {trace: fiveg.csv, column: DL_bitrate, unit: kbit/s, time: {column: "
+        "Timestamp, format: '%Y.%m.%d_%H.%M.%S'}, start: 60s, duration: 40s}")))
+    scenario = load_scenario(str(path))
+    assert scenario.capacity.duration_s == 40.0
+    assert 20 <= scenario.capacity.mean_between(0, 40) <= 26
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+    path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: fiveg.csv, column: '
+                                 'DL_bitrate, unit: kbit/s, interval: 500ms}'))
+    assert load_scenario(str(path)).capacity.duration_s == pytest.approx(
+        0.5 * (len(rows) - 1))
+    path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: fiveg.csv, column: '
+                                 'DL_bitrate, unit: kbit/s}'))
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'o2'))
+    assert done.returncode == 2 and "needs a 'time_s' column" in done.stderr, done.stderr
+
+
+def test_repeats_on_a_trace_start_at_different_offsets(tmp_path):
+    (tmp_path / 'steps.txt').write_text('0 40\n20 5\n40 20\n')           # 60 s
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: steps.txt}')
+                    .replace('policies: [optimal, equal]', 'policies: [equal]'))
+    out = tmp_path / 'out'
+    done = run_cli('run', str(path), '--backend', 'fluid', '--repeat', '3', '--out', str(out))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((out / 'metadata.json').read_text())
+    assert meta['repeat_offsets_s'] == [0.0, 20.0, 40.0]
+    with open(out / 'periods.csv') as src:
+        capacity = {(r['repeat'], r['period']): float(r['capacity_mbit'])
+                    for r in csv.DictReader(src)}
+    # Period 1 (10 s) of each repetition sees another part of the trace.
+    assert len({capacity[(str(r), '1')] for r in (1, 2, 3)}) == 3, capacity

@@ -57,7 +57,7 @@ def write(tmp_path, text, name='t.txt', mode='w'):
 @pytest.mark.parametrize('text,message', [
     ('', 'empty'),
     ('\n\n  \n', 'empty'),
-    ('0 5\n2 3\n1 4\n', 'not after the previous'),
+    ('0 5\n2 3\n1 4\n', 'time 1 s is before the previous 2 s'),
     ('0 5\n1 -3\n', 'must be a finite number >= 0'),
     ('0 5\n1 fast\n', 'is not a number'),
     ('10\n5\n', 'before the previous'),
@@ -123,7 +123,8 @@ def test_one_gigabyte_mahimahi_file_is_inspected_in_bounded_memory(tmp_path):
         % (peak_mb, small_mb))
     assert code == 0, err
     stats = json.loads((tmp_path / 'out.txt').read_text())
-    assert_within(stats['mean_mbit'], lines * 12000 / (ms / 1000) / 1e6, 1e-9, 'mean')
+    # inspect prints nine significant digits (not float noise)
+    assert_within(stats['mean_mbit'], lines * 12000 / (ms / 1000) / 1e6, 1e-8, 'mean')
     assert stats['duration_s'] == pytest.approx(ms / 1000)
 
 
@@ -167,7 +168,7 @@ def test_plain_and_irregular_two_column_lines_read_alike(tmp_path):
         traces.load(str(plain))
     lines[1500] = '700 3\n'                      # time going back
     plain.write_text(''.join(lines))
-    with pytest.raises(ConfigError, match=r'plain.txt:1501: time 700 s is not after'):
+    with pytest.raises(ConfigError, match=r'plain.txt:1501: time 700 s is before'):
         traces.load(str(plain))
 
 
@@ -255,10 +256,43 @@ def test_trace_cli(tmp_path):
     done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', out, '--json'],
                           capture_output=True, text=True)
     assert done.returncode == 0 and '"mean_mbit": 12.5' in done.stdout, done.stdout
-    bad = write(tmp_path, '0 1\n0 2\n', 'bad.txt')
+    bad = write(tmp_path, '1 1\n0 2\n', 'bad.txt')
     done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace', 'inspect', bad],
                           capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def trace_cli(*args):
+    return subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'trace'] + list(args),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_mahimahi_conversion_never_goes_back_in_time(tmp_path):
+    # A duration that is no whole number of milliseconds (3.00105 s here): its last line
+    # was rounded down below the last opportunity, rounded up.
+    src = write(tmp_path, '0 1000\n1 1000\n2.0007 1000\n', 'odd.txt')
+    out = str(tmp_path / 'odd.up')
+    done = trace_cli('convert', src, '--to', 'mahimahi', '-o', out)
+    assert done.returncode == 0, done.stderr
+    done = trace_cli('inspect', out)
+    assert done.returncode == 0, done.stderr
+    with open(out) as lines:
+        stamps = [int(line) for line in lines]
+    assert stamps == sorted(stamps) and stamps[-1] == 3002
+
+
+def test_a_failed_conversion_leaves_no_file_and_a_pipe_is_replaced(tmp_path):
+    big = write(tmp_path, '0 10000\n200 10000\n', 'big.txt')     # 3.3e8 packets
+    out = tmp_path / 'big.up'
+    done = trace_cli('convert', big, '--to', 'mahimahi', '-o', str(out))
+    assert done.returncode == 2 and 'Mahimahi' in done.stderr, done.stderr
+    assert not out.exists() and not list(tmp_path.glob('*.partial'))
+    fifo = tmp_path / 'fifo.txt'
+    os.mkfifo(fifo)
+    small = write(tmp_path, '0 5\n1 6\n', 'small.txt')
+    done = trace_cli('convert', small, '--to', 'twocol', '-o', str(fifo))   # no hang
+    assert done.returncode == 0, done.stderr
+    assert fifo.is_file() and traces.load(str(fifo)).duration_s == 2.0
 
 
 BAD_TRACES = sorted(glob.glob(os.path.join(REPO, 'tests', 'data', 'bad-traces', '*')))
@@ -363,3 +397,84 @@ def test_trace_generate_reads_levels_in_the_same_grammar(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert list(traces.load(str(out)).rate_mbit) == [80.0, 0.1]
+
+
+FIVE_G = ('Timestamp,Longitude,DL_bitrate,UL_bitrate\n'
+          '2021.03.01_10.15.01,11.0,20000,1000\n'
+          '2021.03.01_10.15.01,11.0,30000,1000\n'       # the same second twice
+          '2021.03.01_10.15.02,11.0,10000,900\n'
+          '2021.03.01_10.15.03,11.0,40000,800\n'
+          '2021.03.01_10.15.09,11.0,5000,700\n'         # 04-08 missing
+          '2021.03.01_10.15.10,11.0,8000,600\n')
+
+
+def test_a_recording_with_timestamps_and_kbit_is_read_as_it_is(tmp_path, caplog):
+    path = write(tmp_path, FIVE_G, 'fiveg.csv')
+    reading = traces.Reading(column='DL_bitrate', unit='kbit/s', time_column='Timestamp',
+                             time_format='%Y.%m.%d_%H.%M.%S')
+    trace = traces.load(path, reading=reading)
+    # The two rows of second 01 share it: 0 and 0.5 s; the gap 03-09 holds 40 Mbit/s.
+    assert list(trace.times_s) == [0.0, 0.5, 1.0, 2.0, 8.0, 9.0]
+    assert list(trace.rate_mbit) == [20.0, 30.0, 10.0, 40.0, 5.0, 8.0]
+    # The last row lasts the mean step before it (9 s over 5 steps), as in any trace.
+    assert trace.rate_at(5.0) == 40.0 and trace.duration_s == pytest.approx(10.8)
+    assert 'share their time' in caplog.text and '1 gaps' in caplog.text
+    with pytest.raises(ConfigError, match=r"fiveg.csv:2: Timestamp '2021.03.01_10.15.01' "
+                                          r"does not match the time format"):
+        traces.load(path, reading=traces.Reading(column='DL_bitrate', time_column='Timestamp',
+                                                 time_format='%H:%M:%S'))
+    with pytest.raises(ConfigError, match="needs a 'time_s' column.*interval"):
+        traces.load(path, reading=traces.Reading(column='DL_bitrate'))
+
+
+def test_a_recording_without_times_and_other_units_read_with_an_interval(tmp_path):
+    path = write(tmp_path, 'seq_num,carrier_mbps\n1,10\n2,20\n3,30\n', 'fivegophers.csv')
+    trace = traces.load(path, reading=traces.Reading(column='carrier_mbps', interval_s=1.0))
+    assert list(trace.times_s) == [0.0, 1.0, 2.0] and trace.duration_s == 3.0
+    bytes_per_s = write(tmp_path, '0 125000\n1 250000\n', 'bytes.txt')
+    assert list(traces.load(bytes_per_s, reading=traces.Reading(unit='B/s')).rate_mbit) == \
+        [1.0, 2.0]
+    ms = write(tmp_path, '0 5\n500 6\n1000 7\n', 'ms.txt')
+    assert list(traces.load(ms, reading=traces.Reading(time_unit='ms')).times_s) == \
+        [0.0, 0.5, 1.0]
+    with pytest.raises(ConfigError, match="unit 'furlongs' is unknown"):
+        traces.Reading(unit='furlongs')
+    with pytest.raises(ConfigError, match='no columns'):
+        traces.load(write(tmp_path, '1\n2\n', 'mm.up'), reading=traces.Reading(unit='B/s'))
+
+
+def test_a_window_cuts_a_long_recording(tmp_path):
+    trace = traces.load(write(tmp_path, ''.join('%d %d\n' % (t, t) for t in range(100))))
+    cut = trace.window(10.5, 20)
+    assert cut.duration_s == 20 and cut.times_s[0] == 0 and cut.rate_at(0) == 10
+    assert cut.rate_at(0.6) == 11 and cut.rate_at(19.9) == 30
+    assert trace.window(90).duration_s == 10
+    with pytest.raises(ConfigError, match='reach past'):
+        trace.window(90, 20)
+    with pytest.raises(ConfigError, match='not within'):
+        trace.window(100)
+
+
+def test_a_shifted_trace_wraps_around_and_keeps_its_bits(tmp_path):
+    trace = traces.load(write(tmp_path, '0 10\n2 20\n4 30\n', 'three.txt'))   # 6 s
+    moved = trace.shifted(3.0)
+    assert list(moved.times_s) == [0.0, 1.0, 3.0, 5.0] and moved.duration_s == 6.0
+    assert list(moved.rate_mbit) == [20.0, 30.0, 10.0, 20.0]
+    assert moved.bits_between(0, 6) == pytest.approx(trace.bits_between(0, 6))
+    assert trace.shifted(0.0) is trace and trace.shifted(6.0) is trace
+    held = traces.Trace(trace.times_s, trace.rate_mbit, 6.0, 'x', loop=False).shifted(3.0)
+    assert list(held.times_s) == [0.0, 1.0] and held.duration_s == 3.0
+
+
+def test_both_backends_apply_one_clip_rule(tmp_path):
+    # The replayer's steps and the fluid backend's link are one function of the trace:
+    # each replay step's mean, within [0.1, 10000] Mbit/s.
+    from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+    trace = traces.load(write(tmp_path, '0 0\n1 5\n2 0.05\n', 'low.txt'))      # 3 s
+    rates, clipped = trace.link_steps(0.5, 3.0)
+    assert list(rates) == [MIN_CAPACITY_MBIT, MIN_CAPACITY_MBIT, 5.0, 5.0,
+                           MIN_CAPACITY_MBIT, MIN_CAPACITY_MBIT]
+    assert list(clipped) == [True, True, False, False, True, True]
+    link = trace.as_link(0.5, 3.0)
+    assert link.bits_between(0, 3) == pytest.approx((4 * 0.1 * 0.5 + 2 * 5 * 0.5) * 1e6)
+    assert not link.loop and link.duration_s == 3.0

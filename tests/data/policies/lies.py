@@ -28,3 +28,11 @@ class NegativeBytes(policies.FleetPolicy):
 
 
 policies.register('negative-bytes')(NegativeBytes)
+
+
+class NanCapacity(policies.FleetPolicy):
+    def planning_capacity(self, state):
+        return float('nan')
+
+
+policies.register('nan-capacity')(NanCapacity)
