@@ -680,17 +680,17 @@ def _or_dash(value):
     return '%.2f' % value if isinstance(value, float) else '-'
 
 
-MAX_MARKED_PERIODS = 10000   # period boundaries a plot draws at most (the most periods a
-                             # scenario may have, scenario.MAX_PERIODS)
+MAX_MARKED_PERIODS = 200     # period boundaries a plot draws at most: more are a grey
+                             # smear, not lines (and a damaged folder's times cost nothing)
 
 
 def _mark_periods(ax, times, period_s, window_s):
     """Period boundaries (grey) and upload deadlines (dotted) over the time axis."""
     if not period_s or not times:
         return
-    # At most one line a period of the longest run a scenario may ask for, whatever the
-    # times in a damaged folder say.
-    last = min(int(max(times) // period_s), MAX_MARKED_PERIODS)
+    last = int(max(times) // period_s)
+    if last > MAX_MARKED_PERIODS:
+        return
     for k in range(max(last, -1) + 1):
         ax.axvline(k * period_s, color='grey', linewidth=0.8, alpha=0.6)
         if window_s:
