@@ -107,6 +107,8 @@ BAD = [
                                      'capacity: {trace: bad.txt, scale: .NaN}'),
      'capacity.scale: nan is not a finite number'),
     ('an infinite loss', GOOD + 'loss: {d1: -.inf}\n', 'loss.d1: -inf is not a finite'),
+    ('NaN download scale', GOOD + 'medium: duplex\ncapacity_down: {trace: bad.txt, '
+     'scale: .nan}\n', 'capacity_down.scale: nan is not a finite number'),
 ]
 
 
@@ -704,3 +706,25 @@ def test_repeats_on_a_trace_start_at_different_offsets(tmp_path):
                     for r in csv.DictReader(src)}
     # Period 1 (10 s) of each repetition sees another part of the trace.
     assert len({capacity[(str(r), '1')] for r in (1, 2, 3)}) == 3, capacity
+
+
+@pytest.mark.parametrize('command,name', [('fit', 'periods.csv'),
+                                          ('report', 'timeseries.csv')])
+def test_fit_and_report_refuse_a_named_pipe_in_the_folder(fluid_folder, command, name):
+    target = fluid_folder / name
+    if target.exists():
+        target.unlink()
+    os.mkfifo(target)
+    done = run_cli(command, str(fluid_folder))          # run_cli's timeout: no hang
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert '%s: a named pipe, not a regular file' % name in lines[0], lines
+
+
+def test_no_nan_or_infinity_is_ever_written_to_json(tmp_path):
+    from edgecollab import files
+    path = tmp_path / 'x.json'
+    files.write_json(str(path), {'a': float('nan'), 'b': [1.0, float('inf')],
+                                 'c': {'d': -float('inf'), 'e': 2.5}})
+    assert json.loads(path.read_text(), parse_constant=lambda c: 1 / 0) == {
+        'a': None, 'b': [1.0, None], 'c': {'d': None, 'e': 2.5}}
