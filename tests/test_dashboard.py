@@ -207,7 +207,7 @@ def test_a_damaged_folder_is_answered_in_bounded_time_never_500(copy_of, damage)
         assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
         data = answer.get_json()
         assert data['title']
-    assert time.monotonic() - began < 20
+    assert time.monotonic() - began < 60      # wide: a loaded machine; once it blocked
     heat = data.get('use_heat')
     if heat:
         assert len(heat['bins']) <= dashboard.MAX_HEAT_BINS

@@ -16,16 +16,7 @@ from edgecollab.topologies import addressing
 from edgecollab.topologies.paths import Path
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import TEST_PREFIX
-
-
-def kernel_has_netem():
-    probe = '%snprobe' % TEST_PREFIX
-    subprocess.run(['ip', 'link', 'add', probe, 'type', 'ifb'], check=True)
-    try:
-        return subprocess.run(['tc', 'qdisc', 'add', 'dev', probe, 'root', 'netem'],
-                              capture_output=True).returncode == 0
-    finally:
-        subprocess.run(['ip', 'link', 'del', probe], check=True)
+from tests.test_topologies_emulation import netem_available
 
 
 pytestmark = [pytest.mark.emulation]
@@ -33,7 +24,7 @@ pytestmark = [pytest.mark.emulation]
 
 @pytest.fixture(scope='module', autouse=True)
 def needs_netem(request):
-    if not kernel_has_netem():
+    if not netem_available():
         pytest.skip('this kernel has no sch_netem (tests/vm/run.sh -k netem runs these on '
                     'a stock Debian kernel)')
 

@@ -129,11 +129,13 @@ def test_bad_workloads_give_one_line_and_exit_2(tmp_path, extra, words):
     assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
 
 
-def test_a_users_workload_registers_and_runs_on_the_fluid_backend(tmp_path):
-    (tmp_path / 'mine.py').write_text(
+def user_workload(path, name, score_line):
+    """Write a user's workload file at path registering name, whose score runs
+    score_line (the weights hold the checkpoint size)."""
+    path.write_text(
         'from edgecollab.nodes import workload\n'
-        '@workload.register("constant")\n'
-        'class Constant(workload.Workload):\n'
+        '@workload.register(%r)\n'
+        'class Mine(workload.Workload):\n'
         '    measures = True\n'
         '    def samples(self, device, period, first, count):\n'
         '        return bytes(int(self.sample_bytes) * count)\n'
@@ -146,7 +148,11 @@ def test_a_users_workload_registers_and_runs_on_the_fluid_backend(tmp_path):
         '    def initial(self, device):\n'
         '        return {"size": 0}\n'
         '    def score(self, weights, device, period):\n'
-        '        return 50.0 + weights["size"] / 1e7\n')
+        '        %s\n' % (name, score_line))
+
+
+def test_a_users_workload_registers_and_runs_on_the_fluid_backend(tmp_path):
+    user_workload(tmp_path / 'mine.py', 'constant', 'return 50.0 + weights["size"] / 1e7')
     rows = fluid_measured(tmp_path, 'workload: {name: constant, file: mine.py}\n')
     assert all(m > 50.0 for _, _, outcome, m in rows if outcome == 'delivered'), rows
     out = tmp_path / 'out'
@@ -192,23 +198,7 @@ def test_the_devices_read_the_same_digits_as_scikit_learn_without_importing_it()
     ('return 250.0', 'score answered 250.0'),
 ])
 def test_a_users_workload_that_lies_is_named_with_its_file(tmp_path, answer, words):
-    (tmp_path / 'liar.py').write_text(
-        'from edgecollab.nodes import workload\n'
-        '@workload.register("liar")\n'
-        'class Liar(workload.Workload):\n'
-        '    measures = True\n'
-        '    def samples(self, device, period, first, count):\n'
-        '        return bytes(int(self.sample_bytes) * count)\n'
-        '    def learner(self, device):\n'
-        '        return self\n'
-        '    def add(self, blob):\n'
-        '        return 0\n'
-        '    def student(self, size):\n'
-        '        return {"size": size}\n'
-        '    def initial(self, device):\n'
-        '        return {"size": 0}\n'
-        '    def score(self, weights, device, period):\n'
-        '        %s\n' % answer)
+    user_workload(tmp_path / 'liar.py', 'liar', answer)
     out = tmp_path / 'out'
     done = run_cli('run', scenario_copy(tmp_path, periods=1, extra=(
         'workload: {name: liar, file: %s}\npolicies: [equal]\n' % (tmp_path / 'liar.py'))),
