@@ -12,17 +12,38 @@ import time
 from edgecollab import cleanup
 from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
-from edgecollab.scenarios import dashboard, experiment, report, results, traces
+from edgecollab.scenarios import corpus, dashboard, experiment, report, results, traces
 from edgecollab.scenarios.scenario import load_scenario, trace_of, validate, with_workload
+from edgecollab.scenarios.scenario import corpus_files, read as read_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
 
 log = logging.getLogger('edgecollab')
 
 
+def _overrides(args):
+    """The scenario keys run's flags replace: periods, traces (a corpus), the window
+    cut of each trace (start, duration in the capacity mapping)."""
+    overrides = {}
+    if args.periods is not None:
+        overrides['periods'] = args.periods
+    if args.traces:
+        overrides['traces'] = [os.path.abspath(p) for p in args.traces]
+    window = {k: v for k, v in (('start', args.trace_start),
+                                ('duration', args.trace_duration)) if v is not None}
+    if window:
+        capacity = read_scenario(args.scenario).get('capacity')
+        if not isinstance(capacity, dict) and not args.traces:
+            raise ConfigError('--trace-start and --trace-duration cut a trace: the '
+                              "scenario's capacity is not one (add --traces)")
+        if not isinstance(capacity, dict):    # the corpus's first file stands in
+            capacity = {'trace': corpus_files(overrides['traces'], '.')[0]}
+        overrides['capacity'] = dict(capacity, **window)
+    return overrides
+
+
 def _cmd_run(args):
-    scenario = load_scenario(args.scenario, {} if args.periods is None
-                             else {'periods': args.periods})
+    scenario = load_scenario(args.scenario, _overrides(args))
     if args.workload:
         with_workload(scenario, args.workload)
     names = args.policies.split(',') if args.policies else scenario.policies
@@ -37,6 +58,10 @@ def _cmd_run(args):
                                                                  args.repeat))
     if args.cli and args.repeat != 1:
         raise ConfigError('--cli runs one policy once: leave --repeat out')
+    runs = corpus.Corpus(scenario, args.workload) if scenario.corpus else None
+    if runs and (args.cli or args.dashboard is not None):
+        raise ConfigError('--cli and --dashboard follow one run, not a corpus: leave them '
+                          "out (edgecollab dashboard opens a trace's folder)")
     out = args.out or os.path.join('results', '%s-%s' % (results.safe_name(scenario.name),
                                                           time.strftime('%Y%m%d-%H%M%S')))
     if os.path.exists(out) and not os.path.isdir(out):
@@ -78,6 +103,8 @@ def _cmd_run(args):
                               ' %g%% loss' % p.loss_pct if p.loss_pct else '')
             for name, p in zip(scenario.device_names, scenario.paths)))
     statuses = {}
+    if runs:
+        return _run_corpus(runs, names, out, args, handler)
     if server:
         print('dashboard: %s#token=%s  (the token switches the policy; also in %s)'
               % (server.url, token, os.path.join(out, 'token')), flush=True)
@@ -112,7 +139,32 @@ def _cmd_run(args):
     return 0 if statuses and all(v == 'completed' for v in statuses.values()) else 1
 
 
+def _run_corpus(runs, names, out, args, handler):
+    """run's corpus part: every trace into out/traces/, then the verdict across them."""
+    log.info('*** corpus of %d traces: %s', len(runs.names), ', '.join(runs.names[:8]) +
+             (', ...' if len(runs.names) > 8 else ''))
+    statuses = {}
+    try:
+        runs.run(names, out, args.backend, args.repeat,
+                 {k: v for k, v in vars(args).items() if k != 'func'}, statuses,
+                 {'keep_artifacts': args.keep_artifacts})
+    finally:
+        try:
+            print(corpus.table(corpus.write(out)))
+        except ConfigError as exc:
+            log.warning('%s', exc)
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    print('results in %s (report.html; each trace in %s/)' % (out, corpus.TRACES_DIR))
+    return 0 if statuses and all(v == 'completed' for each in statuses.values()
+                                 for v in each.values()) else 1
+
+
 def _cmd_report(args):
+    if corpus.is_corpus(args.folder):
+        print(corpus.table(corpus.write(args.folder)))
+        print('report: %s' % os.path.join(args.folder, 'report.html'))
+        return 0
     summary = results.write_summary(args.folder)
     results.plot(args.folder)
     report.write(args.folder, summary)
@@ -250,6 +302,15 @@ def register(sub):
                         'listed in work/<policy>/artifacts.csv with size and sha256, '
                         'deleted) and run.log and commands.sh as they are (default: '
                         'gzip-compressed above 1 MB)')
+    p.add_argument('--traces', action='append', metavar='FILES',
+                   help="a corpus: run the scenario on each trace file in place of its "
+                        "capacity trace, read with its capacity keys (a glob, e.g. "
+                        "'traces/*.csv'; repeat the flag for more); results per trace "
+                        'and across them')
+    p.add_argument('--trace-start', metavar='TIME',
+                   help='cut each trace from this time, e.g. 600s (its capacity key start)')
+    p.add_argument('--trace-duration', metavar='TIME',
+                   help='cut each trace this long, e.g. 120s (its capacity key duration)')
     p.add_argument('--workload', help="the learning workload (overrides the scenario's): "
                    'synthetic, or digits (real training and top-1 accuracy measured)')
     p.add_argument('--dashboard', type=int, nargs='?', const=dashboard.DEFAULT_PORT,

@@ -97,12 +97,9 @@ def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, kee
     try:
         with progress.logs_above():            # log lines above the bar, not on it
             if backend == 'fluid':
-                rows = fluid.run_policy(scenario, name)
-                csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
-                csv_log.write(dict(row, repeat=r) for row in rows)
-                csv_log.close()
+                status = run_fluid(scenario, name, out, r)
                 progress.done(scenario.periods)
-                return 'completed'
+                return status
             run = PolicyRun(scenario, name, out, prefix=prefix, progress=progress.done,
                             interactive=interactive, keep_artifacts=keep_artifacts,
                             repeat=r, token=token, on_ready=live.attach if live else None)
@@ -117,6 +114,17 @@ def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, kee
         return 'failed: %s' % exc
     finally:
         progress.close()
+
+
+def run_fluid(scenario, name, out, r=1):
+    """Policy name's run of scenario on the fluid backend (repetition r), its records
+    appended to out's periods.csv; return its status (EdgecollabError when it
+    fails)."""
+    rows = fluid.run_policy(scenario, name)
+    csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
+    csv_log.write(dict(row, repeat=r) for row in rows)
+    csv_log.close()
+    return 'completed'
 
 
 class Progress:
@@ -219,6 +227,9 @@ def write_metadata(scenario, arguments, out, engine):
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
                        for key, path in scenario.trace_files.items()},
+            # A corpus run (--traces, traces:): each trace file, its checksum.
+            'corpus': [{'path': path, 'sha256': traces.checksum(path)}
+                       for path in scenario.corpus],
             'paths': {'engine': engine,
                       'devices': {name: p.as_dict() for name, p in
                                   zip(scenario.device_names, scenario.paths)}}}

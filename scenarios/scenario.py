@@ -7,6 +7,7 @@ mapping into a ``Scenario`` of plain numbers with units in their names; relative
 and policy-file paths are relative to the scenario file.
 """
 
+import glob
 import math
 import os
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ MAX_SAMPLE_BYTES = 1e9         # a device buffers samples in memory
 MAX_COMPUTE_PER_SAMPLE_S = 60.0
 MIN_CODE_LIMIT_S, MAX_CODE_LIMIT_S = 0.1, 3600.0   # user_code_time_limit
 MAX_GENERATED = 1e9            # samples a device produces in a period
+MAX_CORPUS = 1000              # trace files of a corpus (traces:, --traces)
 MAX_CHECKPOINT_BYTES = checkpoint.MAX_BYTES    # the largest checkpoint the edge writes
 
 QUANTITY = {'type': ['string', 'number']}
@@ -103,6 +105,9 @@ SCHEMA = {
         'devices': {'type': 'integer', 'minimum': 1, 'maximum': MAX_DEVICES},
         'capacity': CAPACITY,
         'capacity_down': CAPACITY,
+        # A corpus: run the scenario on each of these trace files (globs) in turn.
+        'traces': {'type': 'array', 'minItems': 1, 'maxItems': MAX_CORPUS,
+                   'items': {'type': 'string', 'minLength': 1}},
         'step': QUANTITY,
         'medium': {'enum': ['shared', 'duplex']},
         'mode': {'enum': ['strict', 'work-conserving']},
@@ -182,6 +187,8 @@ class Scenario:
     compute_per_sample_s: float
     forecast: object                 # the Predictor the controller plans with
     trace_files: dict = field(default_factory=dict)
+    # A corpus run's trace files (scenario key traces), each in place of the capacity's.
+    corpus: list = field(default_factory=list)
     # What the agents learn from and the devices score (nodes/workload.py from_spec):
     # name, sample_bytes, sizes, devices, seed, drift, file.
     workload: dict = field(default_factory=lambda: {'name': 'synthetic'})
@@ -404,6 +411,29 @@ def _window(spec, where):
         duration_s(length, '%s.duration' % where), '%s.duration' % where)
 
 
+def corpus_files(patterns, base_dir):
+    """The trace files of a corpus: each pattern (a file or a glob, relative to
+    base_dir) expanded, in name order, each file once; a pattern that matches no file
+    is an error, as are more than MAX_CORPUS files."""
+    found = []
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern)
+        matches = sorted(p for p in glob.glob(full) if os.path.isfile(p)) \
+            if glob.has_magic(full) else [full]
+        if not matches:
+            raise ConfigError('traces: %r matches no file' % pattern)
+        for path in matches:
+            if not os.path.exists(path):
+                raise ConfigError('traces: no such trace file %r' % pattern)
+            if not os.path.isfile(path):
+                raise ConfigError('traces: %r is not a regular file (a folder or a device)'
+                                  % path)
+            found.append(os.path.abspath(path))
+            if len(found) > MAX_CORPUS:
+                raise ConfigError('traces: more than %d files' % MAX_CORPUS)
+    return list(dict.fromkeys(found))
+
+
 def _delay(spec, where, base_dir, trace_files):
     """(delay ms, paths.DelaySteps or None) of a delay value or delay trace mapping: a
     trace file of (time, one-way delay in ms) steps, read as a bandwidth trace is
@@ -573,6 +603,7 @@ def _resolve(raw, path, base):
         drift=drift, control_step_s=control_step_s,
         seed=raw.get('seed', 1),
         compute_per_sample_s=compute_s,
+        corpus=corpus_files(raw['traces'], base) if 'traces' in raw else [],
         trace_files=dict({k: v for k, v in (('capacity', cap_file),
                                             ('capacity_down', down_file)) if v},
                          **delay_files))
