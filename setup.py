@@ -28,7 +28,7 @@ setup(
     packages=['edgecollab'] + ['edgecollab.%s' % f for f in FOLDERS],
     package_dir={'edgecollab': 'edgecollab',
                  **{'edgecollab.%s' % f: f for f in FOLDERS}},
-    package_data={'edgecollab.scenarios': ['*.yaml', '*.html', 'traces/*']},
+    package_data={'edgecollab.scenarios': ['*.yaml', '*.html', 'traces/*', 'corpus/*']},
     install_requires=[
         'mininet==2.3.0.dev6',
         'numpy==2.4.6',
