@@ -41,6 +41,13 @@ class FluidTransport(Transport):
         if self.links['down'] is None:
             self.links['down'] = self.links['up']
 
+    replaces_checkpoints = True      # distilled on demand, in no time
+
+    def replace(self, period, device, size_bytes):
+        self.left[(device, 'down')] = size_bytes
+        if self.scenario.problem.timing == 'overlap':
+            self.learning.order_one(period, device)
+
     def wait_until(self, offset_s):
         self.now_s = max(self.now_s, offset_s)
 
@@ -71,7 +78,7 @@ class FluidTransport(Transport):
         (u0, u1), (m0, m1) = period.phases
         traces = self.links
         windows = {'up': (start + u0, start + u1), 'down': (start + m0, start + m1)}
-        left = {}
+        left = self.left = {}
         for name in self.devices:
             left[(name, 'up')] = period.upload_limit[name]
             left[(name, 'down')] = period.model_left[name]
@@ -140,12 +147,15 @@ class Learning:
     def order(self, period):
         """Distil the period's checkpoints from what each device's model learnt so far
         (a device resuming an older checkpoint needs none)."""
-        if not self.on:
-            return
-        for name, a in zip(self.devices, period.plan.devices):
-            if a.model_bytes > 0 and name not in period.resumed:
-                self.students[(name, period.number)] = self.learners[name].student(
-                    a.model_bytes)
+        for name in self.devices:
+            self.order_one(period, name)
+
+    def order_one(self, period, name):
+        """Distil device name's checkpoint of period as its plan now has it."""
+        a = period.plan.devices[self.devices.index(name)]
+        if self.on and a.model_bytes > 0 and name not in period.resumed:
+            self.students[(name, period.number)] = self.learners[name].student(
+                a.model_bytes)
 
     def finish(self, period, sent, ok):
         """Learn from the bytes each device sent in time, deploy the checkpoints that

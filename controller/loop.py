@@ -18,11 +18,12 @@ a virtual clock (``fluid.py``).
 """
 
 import abc
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 
-from edgecollab.controller import correction, planner, policies
+from edgecollab.controller import correction, planner, policies, replan
 from edgecollab.controller.holding import Held, InFlight
 from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
 from edgecollab.controller.solver import KEEPS
@@ -63,6 +64,8 @@ RECORD_COLUMNS = {
     'efficiency_down': 'the same for the download',
     'link_bytes': 'the bytes the link could carry in the period (every budget)',
     'resplits': 'times the closed loop re-split the period',
+    'switches': 'times the closed loop changed the checkpoint the device gets within the '
+                'period (ordered one where the plan had none, a smaller one, ...)',
     'idle_fraction': 'control steps in which the link carried under 5% of capacity',
     'solver_ms': "the policy's planning time, ms",
     'status': "the period's status (ok, or what failed)",
@@ -109,6 +112,7 @@ class Period:
     upload_limit: dict = field(default_factory=dict)
     model_left: dict = field(default_factory=dict)
     resplits: int = 0
+    switches: dict = field(default_factory=dict)    # device -> checkpoints switched
     steps: int = 0
     idle_steps: int = 0
 
@@ -142,6 +146,14 @@ class Transport(abc.ABC):
 
     devices = ()
     loop = None
+    # Whether the edge can distil and send another checkpoint within a period (the
+    # closed loop then re-plans checkpoints too; else it re-splits and defers).
+    replaces_checkpoints = False
+
+    def replace(self, period, device, size_bytes):
+        """The device now gets a checkpoint of size_bytes in period (the loop has put
+        it in the plan); only where replaces_checkpoints."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def wait_until(self, offset_s):
@@ -435,7 +447,11 @@ class ControlLoop:
             return False
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
-        valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0}
+        if self.problem.medium != 'duplex':
+            remaining = self._replan(period, remaining, capacity_mbit, efficiency,
+                                     remaining_s)
+        valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0
+                  and remaining.get((d, 'down'), 0) > 0}
         shares = correction.resplit(remaining, capacity_mbit, efficiency, remaining_s,
                                     valued, ahead_s=self.scenario.control_step_s)
         if not correction.changed(self.transport.fractions(), shares):
@@ -446,6 +462,53 @@ class ControlLoop:
         log.debug('%s period %d: re-split with %.1f s left: %s', self.label, period.number,
                   remaining_s, shares)
         return True
+
+    def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s):
+        """Re-plan what each device gets from the rest of period (replan.py): order,
+        replace or defer checkpoints; return remaining with the deferred checkpoints at
+        zero (no share now; the plan keeps them, so one may still resume)."""
+        s = self.scenario
+        sample_bytes = self.problem.sample_bits / 8
+        horizon = remaining_s - min(s.control_step_s, remaining_s / 2)
+        budget_bits = capacity_mbit * 1e6 * min(efficiency.values()) * horizon / \
+            correction.MARGIN
+        standings = []
+        for name, a, held in zip(self.devices, period.plan.devices, period.held):
+            waiting = remaining.get((name, 'up'), 0.0)
+            partial = period.resumed.get(name)
+            standings.append(replan.Standing(
+                kept=held.kept(s.drift),
+                arrived=max(period.upload_limit[name] - waiting, 0.0) / sample_bytes,
+                waiting=waiting / sample_bytes,
+                model=a.model if a.model_bytes > 0 else replan.KEEP,
+                size_bytes=period.model_left[name] if partial is None else
+                partial.size_bytes,
+                left_bytes=remaining.get((name, 'down'), 0.0),
+                resumed_accuracy=partial.accuracy if partial else None))
+        choices = replan.replan(self.problem, standings, budget_bits,
+                                bool(self.transport.replaces_checkpoints and
+                                     self.problem.menu))
+        remaining = dict(remaining)
+        allocations = period.plan.allocation.devices
+        for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
+            if choice.model == replan.KEEP:
+                remaining[(name, 'down')] = 0.0          # deferred (or none planned)
+                continue
+            if choice.model == st.model and choice.size_bytes == st.size_bytes:
+                continue
+            # Another checkpoint: the edge distils it now and the device fetches it.
+            allocations[i] = dataclasses.replace(
+                allocations[i], model=choice.model, model_bytes=choice.size_bytes,
+                accuracy=choice.accuracy, feasible=True, reason='')
+            period.resumed.pop(name, None)
+            period.model_left[name] = choice.size_bytes
+            period.switches[name] = period.switches.get(name, 0) + 1
+            remaining[(name, 'down')] = choice.size_bytes
+            self.transport.replace(period, name, choice.size_bytes)
+            log.debug('%s period %d: %s now gets %s (%.0f bytes) with %.1f s left',
+                      self.label, period.number, name, choice.model, choice.size_bytes,
+                      remaining_s)
+        return remaining
 
     def score(self, period, outcomes):
         """Score period from {device: Outcome} and write its records."""
@@ -474,6 +537,7 @@ class ControlLoop:
                                resumed_from=resumed.period if resumed else None,
                                model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
                                link_bytes=link_bytes, resplits=period.resplits,
+                               switches=period.switches.get(name, 0),
                                idle_fraction=period.idle_fraction,
                                **got.measured))
             if happened in ('missed', 'infeasible', 'starved'):

@@ -1,0 +1,195 @@
+"""Re-planning the rest of a period: the closed loop's decision at every control step.
+
+A period's plan is made from a forecast, and on a real link the forecast can be several
+times off (a plan from the first 100 ms of a drive: 75 Mbit/s forecast, 15 real); the
+period's re-split (``correction.py``) moves shares between the transfers but cannot
+change what they are.  At every control step the closed loop (``adaptive``) therefore
+also re-solves what each device gets from the rest of the period, from what has
+happened: the data each device has brought to the edge, the data it still has waiting,
+the checkpoint under way and how much of it has arrived, the accuracy it keeps without
+a new one, and the bits the link carries in the time left at the capacity it has just
+measured.  For each device the options are: keep its model (a checkpoint under way is
+deferred: no share now), finish the checkpoint under way (its remaining bytes cost), or,
+where the edge distils on demand (``replace``, the fluid backend) and the scenario has a
+menu, any variant of the menu (all of its bytes cost).  With a new checkpoint the
+device's accuracy is A(S) q(arrived + d), d the samples it still uploads.
+
+Two rules keep the re-plan from undoing itself on a noisy link: a checkpoint of which
+SWITCH_BEFORE or more has arrived is finished (a checkpoint that misses resumes in the
+next period: its bytes are never thrown away), and a change of checkpoints is taken only
+when it raises the fleet's mean by SWITCH_MAP over the best plan without one.  So the
+re-plan corrects a period's start (a checkpoint ordered from a forecast far above the
+link is replaced by one that fits; a device planned with none because the forecast was
+far below gets one: the warm start of period 1, planned from one sample, is this) and
+then lets the re-split carry the period.  Measured over 12 corpora of traces
+(docs/real-traces.md): switching later, or deferring checkpoints that had made
+progress, lowered the share of ``oracle``'s lead captured.
+
+Method: Lagrangian relaxation of the shared budget, as the period plan's fleet solver
+(``fleet.py``).  At a price lambda (mAP per bit) each device picks its best option on
+its own, its extra data in closed form from q'(arrived + d) = lambda s / A(S); the price
+is the lowest at which the bits asked for fit the budget (bisection on log lambda), then
+the budget the relaxation leaves (identical devices switch at one price together) is
+spent greedily, one device's change at a time.  Vectorised over devices and options.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SWITCH_MAP = 0.1            # mean mAP a change of checkpoint must gain (see above)
+SWITCH_BEFORE = 0.03        # the share of a checkpoint arrived after which it is finished
+_LOG_PRICE = (-30.0, 5.0)   # bracket of log10 lambda (mAP per bit)
+_ITERATIONS = 60
+KEEP = ''                   # the option of keeping the held model
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A device's position within a period: kept (mAP without a new checkpoint),
+    arrived (samples at the edge so far), waiting (samples it can still send this
+    period), model / size_bytes / left_bytes (its checkpoint under way, '' for none),
+    resumed_accuracy (the accuracy a resumed checkpoint brings, None otherwise)."""
+    kept: float
+    arrived: float
+    waiting: float
+    model: str = KEEP
+    size_bytes: float = 0.0
+    left_bytes: float = 0.0
+    resumed_accuracy: float = None   # a resumed checkpoint brings this, whatever the data
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the rest of the period does for a device: the checkpoint to deliver (KEEP:
+    none now), its size, the bytes it still needs, the samples to upload and the mAP
+    the device ends the period with if it all arrives."""
+    model: str
+    size_bytes: float
+    model_bytes: float
+    samples: float
+    accuracy: float
+
+
+def _options(problem, standings, replace):
+    """(names, sizes, bits, value A(S), allowed) arrays of shape (devices, options):
+    option 0 keeps, 1 finishes the current checkpoint, 2.. the menu's variants (a
+    checkpoint SWITCH_BEFORE under way has option 1 only)."""
+    menu = list(problem.menu or ()) if replace else []
+    n, k = len(standings), 2 + len(menu)
+    names = np.full((n, k), KEEP, dtype=object)
+    sizes = np.zeros((n, k))
+    bits = np.zeros((n, k))
+    scale = np.zeros((n, k))
+    allowed = np.zeros((n, k), dtype=bool)
+    allowed[:, 0] = True
+    for i, st in enumerate(standings):
+        if st.size_bytes > 0:
+            names[i, 1], sizes[i, 1] = st.model, st.size_bytes
+            bits[i, 1] = 8 * st.left_bytes
+            scale[i, 1] = problem.size_map(st.size_bytes)
+            allowed[i, 1] = True
+            if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes:
+                allowed[i, 0] = False            # well under way: it is finished
+                continue
+        for j, v in enumerate(menu, 2):
+            if v.name == st.model and allowed[i, 1]:
+                continue                       # the current one: option 1 costs less
+            names[i, j], sizes[i, j] = v.name, v.size_bytes
+            bits[i, j] = 8 * v.size_bytes
+            scale[i, j] = problem.size_map(v.size_bytes)
+            allowed[i, j] = True
+    return names, sizes, bits, scale, allowed
+
+
+def _respond(problem, standings, options, price):
+    """(option index, samples, bits, value) per device at price (mAP per bit)."""
+    names, sizes, bits, scale, allowed = options
+    acc = problem.accuracy
+    s = problem.sample_bits
+    arrived = np.array([st.arrived for st in standings])[:, None]
+    waiting = np.array([st.waiting for st in standings])[:, None]
+    kept = np.array([st.kept for st in standings])
+    with np.errstate(divide='ignore', invalid='ignore'):
+        free = np.power(np.maximum(scale, 1e-12) * acc.c * acc.alpha / (price * s),
+                        1 / (1 + acc.alpha)) - acc.d0 - arrived
+    data = np.clip(np.nan_to_num(free, nan=0.0, posinf=0.0), 0.0, waiting)
+    value = scale * acc.q(arrived + data)
+    resumed = np.array([np.nan if st.resumed_accuracy is None else st.resumed_accuracy
+                        for st in standings])
+    fixed = ~np.isnan(resumed)
+    value[fixed, 1] = resumed[fixed]           # trained on its own period's data
+    data[fixed, 1] = 0.0
+    cost = bits + s * data
+    net = np.where(allowed, value - price * cost, -np.inf)
+    net[:, 0] = np.where(allowed[:, 0], kept, -np.inf)   # keeping: no bits, no data
+    data[:, 0] = 0.0
+    cost[:, 0] = 0.0
+    value[:, 0] = kept
+    pick = np.argmax(net, axis=1)
+    return pick, (data, cost, value, allowed)
+
+
+def _picked(pick, matrices):
+    rows = np.arange(pick.size)
+    data, cost, value, _ = matrices
+    return pick, data[rows, pick], cost[rows, pick], value[rows, pick]
+
+
+def _solve(problem, standings, budget_bits, options):
+    """The answer at the lowest price whose bits fit budget_bits, then improved
+    greedily within what is left (identical devices all switch at one price: the
+    relaxation leaves budget unspent): (pick, samples, bits, value) per device."""
+    def at(log_price):
+        return _respond(problem, standings, options, 10.0 ** log_price)
+    lo, hi = _LOG_PRICE
+    pick, matrices = at(hi)
+    for _ in range(_ITERATIONS):
+        mid = (lo + hi) / 2
+        p, m = at(mid)
+        if _picked(p, m)[2].sum() <= budget_bits:
+            hi, pick, matrices = mid, p, m
+        else:
+            lo = mid
+    return _upgrade(pick, matrices, budget_bits)
+
+
+def _upgrade(pick, matrices, budget_bits):
+    """Take, while any fits in the budget left, the change of one device's option
+    that raises the total most."""
+    _, cost, value, allowed = matrices
+    rows = np.arange(pick.size)
+    for _ in range(2 * pick.size + 1):
+        left = budget_bits - cost[rows, pick].sum()
+        extra = cost - cost[rows, pick][:, None]
+        gain = np.where(allowed & (extra <= left), value - value[rows, pick][:, None],
+                        -np.inf)
+        i, j = np.unravel_index(np.argmax(gain), gain.shape)
+        if not gain[i, j] > 1e-9:
+            break
+        pick = pick.copy()
+        pick[i] = j
+    return _picked(pick, matrices)
+
+
+def replan(problem, standings, budget_bits, replace=True):
+    """[Choice] per device for the rest of a period with budget_bits to spend: the
+    best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
+    that keeps each device's current checkpoint or defers it."""
+    budget_bits = max(float(budget_bits), 0.0)
+    options = _options(problem, standings, replace)
+    names, sizes = options[0], options[1]
+    stay = tuple(a.copy() for a in options)
+    stay[4][:, 2:] = False
+    answer = _solve(problem, standings, budget_bits, stay)
+    if replace and options[4][:, 2:].any():
+        free = _solve(problem, standings, budget_bits, options)
+        if free[3].mean() > answer[3].mean() + SWITCH_MAP:
+            answer = free
+    pick, data, cost, value = answer
+    choices = []
+    for i, j in enumerate(pick):
+        model_bits = cost[i] - problem.sample_bits * data[i]
+        choices.append(Choice(names[i, j], float(sizes[i, j]), max(model_bits, 0.0) / 8,
+                              float(data[i]), float(value[i])))
+    return choices
