@@ -13,9 +13,10 @@ checkpoint this period first: only that data raises this period's accuracy; the 
 when none is left); what no upload needs goes to the
 checkpoints (those short of their need first), so the link never idles while bytes
 wait.  A checkpoint that does not arrive in time still moved bytes that count: it
-resumes in the next period when the plan keeps its model (``holding.InFlight``).  The
-period's model choices stay (the edge distilled them); a new choice waits for the next
-period's plan.  A pure function, so it is tested without a network.
+resumes in the next period when the plan keeps its model (``holding.InFlight``).  Which
+checkpoint each device gets is decided before, at the same step (``replan.py``): this
+module splits the link among the transfers it is given.  A pure function, so it is
+tested without a network.
 """
 
 CONTROL_STEP_S = 1.0   # default time between two control steps (scenario: control_step)
