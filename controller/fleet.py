@@ -40,7 +40,6 @@ answer infeasible with the reason, never a crash.
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq

@@ -15,7 +15,6 @@ import os
 import shutil
 import statistics
 
-from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab import files
 from edgecollab.errors import ConfigError
 

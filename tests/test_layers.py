@@ -21,7 +21,8 @@ LAYERS = [
     ('link and model', ['edgecollab.controller.linkshare', 'edgecollab.controller.accuracy',
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
                         'edgecollab.controller.fleet', 'edgecollab.controller.holding',
-                        'edgecollab.controller.correction', 'edgecollab.nodes.checkpoint',
+                        'edgecollab.controller.correction', 'edgecollab.controller.replan',
+                        'edgecollab.nodes.checkpoint',
                         'edgecollab.nodes.workload']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',
@@ -39,7 +40,7 @@ LAYERS = [
                    'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
     ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment',
-                'edgecollab.scenarios.probe']),
+                'edgecollab.scenarios.probe', 'edgecollab.scenarios.corpus']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',
                       'edgecollab.installcheck']),
 ]
