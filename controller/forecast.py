@@ -9,6 +9,9 @@ future (the period's real mean): it is the bound the others are held against.
     ewma      an exponentially weighted mean of the steps seen, half-life ``window``
     harmonic  the harmonic mean of the mean capacities of the last ``window``'s
               4-second chunks (the default)
+    robust    the harmonic forecast divided by 1 + its largest relative error over
+              the last five chunks, as RobustMPC discounts its throughput prediction
+              (Yin et al., SIGCOMM 2015): a forecast that knows its own error
     oracle    the mean capacity the period will really have
 
 Why ``harmonic`` by default: model predictive bitrate control predicts throughput by
@@ -23,6 +26,8 @@ harmonic mean of the steps themselves sits near zero on a link that carries mega
 (measured on the T-Mobile LTE trace, docs/real-traces.md).
 
 A predictor is an object registered by name, like a policy; ``get`` finds one.
+``benchmarks/forecasts.py`` compares them over a corpus of traces: each one's error at
+the periods' starts and the mAP the policies reach with it (docs/benchmarks.md).
 """
 
 import numpy as np
@@ -34,6 +39,8 @@ FORECASTS = {}
 DEFAULT_PREDICTOR = 'harmonic'
 DEFAULT_WINDOW_S = 20.0
 CHUNK_S = 4.0             # the harmonic predictor's chunk
+ERRORS_KEPT = 5           # the robust predictor's memory: its errors over this many chunks
+MAX_ERROR = 1.0           # a relative error counts at most this much (a discount >= 1/2)
 
 
 def register(name):
@@ -111,6 +118,25 @@ class Harmonic(Predictor):
         chunks = np.floor(ages[keep] / chunk_s + 1e-9).astype(int)
         means = np.bincount(chunks, weights=rates[keep]) / np.bincount(chunks)
         return float(means.size / np.sum(1.0 / means))
+
+
+@register('robust')
+class Robust(Harmonic):
+    """The harmonic forecast divided by 1 + the largest relative error (capped at
+    MAX_ERROR) it made over the last ERRORS_KEPT chunks: for each, the forecast from
+    the history before the chunk against the chunk's mean, so it never looks ahead."""
+
+    def predict(self, trace, start_s, period_s, step_s):
+        forecast = super().predict(trace, start_s, period_s, step_s)
+        errors = []
+        for j in range(1, ERRORS_KEPT + 1):
+            t = round(start_s - j * CHUNK_S, 6)
+            if t < step_s:
+                break
+            predicted = super().predict(trace, t, period_s, step_s)
+            actual = max(float(trace.mean_between(t, t + CHUNK_S)), MIN_CAPACITY_MBIT)
+            errors.append(min(abs(predicted - actual) / actual, MAX_ERROR))
+        return forecast / (1 + max(errors)) if errors else forecast
 
 
 @register('oracle')

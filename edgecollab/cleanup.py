@@ -57,11 +57,6 @@ class RunState:
             self.processes.append({'pid': pid, 'start': start, 'what': what})
             self.save()
 
-    def forget_process(self, pid):
-        """Drop a process that ended by itself."""
-        self.processes = [p for p in self.processes if p['pid'] != pid]
-        self.save()
-
     def save(self):
         """Write the state file atomically."""
         os.makedirs(STATE_DIR, exist_ok=True)

@@ -58,6 +58,23 @@ def test_ewma_weighs_recent_steps_by_half_life():
         pytest.approx(np.sum(weights * rates) / np.sum(weights))
 
 
+def test_robust_discounts_the_harmonic_forecast_by_its_recent_error():
+    robust, harmonic = forecast.get('robust'), forecast.get('harmonic')
+    steady = traces.constant(20.0)
+    # A link that keeps its rate: no error, no discount.
+    assert robust.predict(steady, 30.0, 10.0, 1.0) == pytest.approx(20.0)
+    # Just after the step to 40 the chunk forecasts were off by up to 75% (predicted
+    # 10, then 40 / 10 mixed, against 40): the forecast is divided by 1.75 at most.
+    h = harmonic.predict(TRACE, 15.0, 10.0, 1.0)
+    r = robust.predict(TRACE, 15.0, 10.0, 1.0)
+    assert h / 2 <= r < h
+    # It reads nothing after the period's start: a trace that differs only after it
+    # gives the same forecast.
+    other = traces.Trace(np.array([0.0, 10.0, 15.5]), np.array([10.0, 40.0, 1.0]), 30.0,
+                         loop=False)
+    assert robust.predict(other, 15.0, 10.0, 1.0) == r
+
+
 def test_oracle_is_the_periods_real_mean():
     assert forecast.get('oracle').predict(TRACE, 5.0, 10.0, 1.0) == pytest.approx(25.0)
 
