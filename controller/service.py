@@ -87,6 +87,20 @@ class ControllerState:
             self.resplits = 0
             self.changed.notify_all()
 
+    def revise_plan(self, period, device, changes):
+        """Change device's plan of period (the period under way) within it: a
+        checkpoint replaced (replan.py); return the plan's new revision (the device
+        fetches that revision of its checkpoint), or None when period is over."""
+        with self.changed:
+            if self.period != period or device not in self.plans:
+                return None
+            plan = dict(self.plans[device], **changes)
+            plan.pop('resume', None)
+            plan['revision'] = plan.get('revision', 0) + 1
+            self.plans = dict(self.plans, **{device: plan})
+            self.changed.notify_all()
+            return plan['revision']
+
     def plan_for(self, device, after=None):
         """device's plan of the current period with the run's period, state and timing;
         after: wait (up to PLAN_WAIT_S) for a period after that one or the run's end."""

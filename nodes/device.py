@@ -43,6 +43,7 @@ from edgecollab.wire import CONTROL_TOS, bytes_retransmitted
 
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
+REVISION_POLL_S = 0.5     # how often a download asks whether its checkpoint was replaced
 CONTROL_TIMEOUT_S = 5
 REPORT_WAIT_S = 1.0      # after the upload deadline, before counting what arrived
 # The latest a report leaves after the upload deadline: the wait, then the count from the
@@ -322,25 +323,50 @@ class DeviceAgent:
                 _remove(os.path.join(self.workdir, name))
         if not plan.get('model_bytes'):
             _remove(path)
-            result['model_error'] = 'no model planned'
-            return result
+            revised = self._await_checkpoint(plan)
+            if revised is None:
+                result['model_error'] = 'no model planned'
+                return result
+            # The controller ordered one within the period (replan.py).
+            plan, resume, source = revised, {}, revised['period']
+            log.info('period %d: checkpoint ordered within the period (revision %d, %s '
+                     'bytes)', source, plan['revision'], plan['model_bytes'])
+            path = os.path.join(self.workdir, 'period-%d.npz.part' % source)
         start, deadline = plan['download_window']
         _wait_until(start)
-        url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, source)
+        url = self._checkpoint_url(source, plan)
         held = os.path.getsize(path) if resume and os.path.exists(path) else 0
         if not held:
             _remove(path)
         digest, got, total, error = None, held, None, ''
-        while time.time() < deadline and (total is None or got < total):
-            try:
-                digest, got, total = self._fetch(url, path, got, deadline)
-            except requests.RequestException as exc:
-                error = 'download interrupted: %s' % type(exc).__name__
-                # Resume from what is on disk (the interrupted fetch wrote it).
-                got = os.path.getsize(path) if os.path.exists(path) else 0
-                time.sleep(POLL_S)
+        watch = PlanWatch(self, plan)
+        try:
+            while time.time() < deadline and (total is None or got < total):
+                revised = watch.take()
+                if revised is not None:
+                    # The controller replaced the checkpoint: fetch the new one whole.
+                    plan, source = revised, revised['period']
+                    _remove(path)
+                    path = os.path.join(self.workdir, 'period-%d.npz.part' % source)
+                    _remove(path)
+                    url = self._checkpoint_url(source, plan)
+                    digest, got, held, total = None, 0, 0, None
+                    log.info('period %d: checkpoint replaced (revision %d, %s bytes)',
+                             source, plan['revision'], plan.get('model_bytes'))
+                    if not plan.get('model_bytes'):
+                        break
+                try:
+                    digest, got, total = self._fetch(url, path, got, deadline, watch)
+                except requests.RequestException as exc:
+                    error = 'download interrupted: %s' % type(exc).__name__
+                    # Resume from what is on disk (the interrupted fetch wrote it).
+                    got = os.path.getsize(path) if os.path.exists(path) else 0
+                    if watch.new is None:
+                        time.sleep(POLL_S)
+        finally:
+            watch.close()
         result.update(model_bytes=got - held, download_finished=time.time(),
-                      resumed_bytes=held)
+                      resumed_bytes=held, revision=plan.get('revision', 0))
         log.info('period %d: checkpoint of period %d: %d bytes held before, %d now, of %s',
                  plan['period'], source, held, got, total)
         if total is None or got < total:
@@ -349,9 +375,32 @@ class DeviceAgent:
             return result
         return dict(result, **self._deploy(path, digest, plan))
 
-    def _fetch(self, url, path, offset, deadline):
-        """Fetch from offset (Range) until done or the deadline; return (digest, bytes
-        on disk, total size or None when the checkpoint is not ready yet)."""
+    def _await_checkpoint(self, plan):
+        """A plan without a checkpoint: until its download window closes, the revision
+        that orders one, or None."""
+        deadline = plan['download_window'][1]
+        watch = PlanWatch(self, plan)
+        try:
+            while time.time() < deadline - REVISION_POLL_S:
+                revised = watch.take()
+                if revised is not None and revised.get('model_bytes'):
+                    return revised
+                time.sleep(POLL_S)
+        finally:
+            watch.close()
+        return None
+
+    def _checkpoint_url(self, source, plan):
+        """The edge's URL of the checkpoint plan has the device fetch (of period
+        source; a replaced one's revision)."""
+        url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, source)
+        revision = plan.get('revision', 0) if source == plan['period'] else 0
+        return url + ('?revision=%d' % revision if revision else '')
+
+    def _fetch(self, url, path, offset, deadline, watch=None):
+        """Fetch from offset (Range) until done, the deadline or a revision of the plan
+        (watch); return (digest, bytes on disk, total size or None when the checkpoint
+        is not ready yet)."""
         headers = {'Range': 'bytes=%d-' % offset} if offset else {}
         remaining = max(0.05, deadline - time.time())
         with control_session() as session, session.get(
@@ -375,6 +424,8 @@ class DeviceAgent:
             # waste what was on the way).
             stop = threading.Timer(max(0.0, deadline - time.time()), r.raw.shutdown)
             stop.start()
+            if watch is not None:
+                watch.raw = r.raw                 # a revision cuts this fetch
             try:
                 with open(path, 'ab' if offset else 'wb') as out:
                     while got < total and time.time() < deadline:
@@ -390,6 +441,8 @@ class DeviceAgent:
                         got += len(block)
             finally:
                 stop.cancel()
+                if watch is not None:
+                    watch.raw = None
             return digest, got, total
 
     def _deploy(self, path, digest, plan):
@@ -414,6 +467,41 @@ class DeviceAgent:
             self.weights = weights
         return {'model_ok': True, 'model_error': '', 'model': meta.get('model', ''),
                 'rejected': False}
+
+
+class PlanWatch:
+    """While a checkpoint downloads: asks the controller every REVISION_POLL_S whether
+    the period's plan was revised (its checkpoint replaced within the period: the
+    controller's replan.py) and, when it was, keeps the new plan and cuts the fetch under
+    way (``take`` hands it over)."""
+
+    def __init__(self, agent, plan):
+        self.agent, self.plan = agent, plan
+        self.new = None
+        self.raw = None                      # the response being read, to cut
+        self.stopped = threading.Event()
+        threading.Thread(target=self._run, name='plan-watch', daemon=True).start()
+
+    def _run(self):
+        while not self.stopped.wait(REVISION_POLL_S):
+            current = self.agent._get_plan(None)
+            if current and current.get('period') == self.plan['period'] and \
+                    current.get('revision', 0) > self.plan.get('revision', 0):
+                self.plan = self.new = current
+                raw = self.raw
+                if raw is not None:
+                    try:
+                        raw.shutdown()
+                    except (OSError, AttributeError):
+                        pass
+
+    def take(self):
+        """The revised plan, once, or None."""
+        new, self.new = self.new, None
+        return new
+
+    def close(self):
+        self.stopped.set()
 
 
 def _wait_until(epoch_s):

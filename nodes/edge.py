@@ -18,7 +18,8 @@ API (mutating calls need ``Authorization: Bearer <token>``):
     GET  /health
     POST /v1/periods             {"period", "upload_deadline", "checkpoints":
                                   {device: {"size_bytes", "model", "trained_on",
-                                  "data_period"}}}
+                                  "data_period"}}, "revision"}: revision > 0 replaces
+                                  the devices' checkpoints within the period
     POST /v1/data/<dev>/<period> raw bytes (a batch of samples)
     GET  /v1/data/<dev>/<period> {"bytes", "late_bytes", "carried_bytes"}: in time and
                                  late of the period's data, and the earlier periods'
@@ -26,7 +27,8 @@ API (mutating calls need ``Authorization: Bearer <token>``):
                                  previous deadline, by this one): what the device's
                                  upload class carried besides this period's in time
     GET  /v1/data/<period>       {device: those counts} of every device (one call)
-    GET  /v1/checkpoints/<dev>/<period>   the .npz (Range supported), X-Checkpoint-Sha256;
+    GET  /v1/checkpoints/<dev>/<period>[?revision=N]   the .npz (Range supported),
+                                 X-Checkpoint-Sha256;
                                  one ordered but still being distilled is sent when ready
                                  (the request waits up to CHECKPOINT_WAIT_S), one not
                                  ordered is a 404 at once
@@ -58,6 +60,7 @@ KEEP_PERIODS = 2      # data files of older periods are removed to bound disk us
 # the devices' read timeout), so that the download starts when the file is ready
 # rather than at the device's next poll.
 CHECKPOINT_WAIT_S = 2.0
+MAX_REVISION = 1000          # checkpoints a device's may be replaced by within a period
 
 
 class EdgeStore:
@@ -79,8 +82,10 @@ class EdgeStore:
         # (dev, period) -> [in time, late, earlier periods' late bytes arriving in it]
         self.received = {}
         self.deadlines = {}      # period -> upload deadline (epoch s)
-        self.ready = {}          # (dev, period) -> (path, digest)
-        self.ordered = set()     # (dev, period) ordered (ready or being distilled)
+        # A checkpoint is (device, period, revision): a period's order is revision 0, a
+        # checkpoint the controller replaced within the period (replan.py) the next.
+        self.ready = {}          # (dev, period, revision) -> (path, digest)
+        self.ordered = set()     # (dev, period, revision) ordered (ready or distilling)
         self.corrupt = set()     # (dev, period) whose checkpoint is damaged (fault tests)
         self.streams = {}        # period -> the Arrivals of its open data streams
         for sub in ('data', 'checkpoints'):
@@ -88,10 +93,13 @@ class EdgeStore:
         # A restarted agent serves the checkpoints it distilled before (a device may be
         # resuming one).
         for name in sorted(os.listdir(os.path.join(root, 'checkpoints'))):
-            device, _, period = name[:-len('.npz')].rpartition('-')
-            if name.endswith('.npz') and device in self.devices and period.isdigit():
+            parts = name[:-len('.npz')].split('-')
+            revision = parts.pop()[1:] if len(parts) == 3 and parts[2][:1] == 'r' else '0'
+            if name.endswith('.npz') and len(parts) == 2 and parts[0] in self.devices and \
+                    parts[1].isdigit() and revision.isdigit():
                 path = os.path.join(root, 'checkpoints', name)
-                self.ready[(device, int(period))] = (path, checkpoint.digest(path))
+                self.ready[(parts[0], int(parts[1]), int(revision))] = (
+                    path, checkpoint.digest(path))
 
     def check_device(self, device):
         """404 unless device is one of the run's."""
@@ -162,26 +170,29 @@ class EdgeStore:
         with self.lock:
             return tuple(self.received.get((device, period), (0, 0, 0)))
 
-    def order(self, period, upload_deadline, orders, seed):
-        """Distil the checkpoints of period in the background."""
-        self.deadlines[period] = upload_deadline
-        timer = threading.Timer(max(0.0, upload_deadline - time.time()),
-                                self._deadline_passed, args=(period,))
-        timer.daemon = True
-        timer.start()
+    def order(self, period, upload_deadline, orders, seed, revision=0):
+        """Distil the checkpoints of period in the background (revision > 0: ones that
+        replace a device's checkpoint within the period)."""
+        if revision == 0 or period not in self.deadlines:
+            self.deadlines[period] = upload_deadline
+            timer = threading.Timer(max(0.0, upload_deadline - time.time()),
+                                    self._deadline_passed, args=(period,))
+            timer.daemon = True
+            timer.start()
         for device in orders:
             self.check_device(device)
         with self.lock:
-            self.ordered.update((device, period) for device in orders)
+            self.ordered.update((device, period, revision) for device in orders)
         for device, spec in orders.items():
-            threading.Thread(target=self._distil, args=(device, period, spec, seed),
-                             daemon=True).start()
+            threading.Thread(target=self._distil, args=(device, period, spec, seed,
+                                                        revision), daemon=True).start()
 
-    def _distil(self, device, period, spec, seed):
+    def _distil(self, device, period, spec, seed, revision=0):
         began = time.monotonic()
         trained_on = float(spec.get('trained_on', 0))
         time.sleep(self.compute_per_sample_s * trained_on)
-        path = os.path.join(self.root, 'checkpoints', '%s-%d.npz' % (device, period))
+        path = os.path.join(self.root, 'checkpoints', '%s-%d%s.npz' % (
+            device, period, '-r%d' % revision if revision else ''))
         meta = {'period': period, 'device': device, 'model': spec.get('model', ''),
                 'size_bytes': spec['size_bytes'], 'trained_on_samples': trained_on}
         weights = None
@@ -189,7 +200,8 @@ class EdgeStore:
             weights, meta['learnt_samples'] = self._learn(
                 device, int(spec.get('data_period', period - 1)), spec['size_bytes'])
         digest = checkpoint.write(path, spec['size_bytes'], meta,
-                                  seed=seed + period * 1000 + sorted(self.devices).index(device),
+                                  seed=seed + period * 1000 + revision * 100 +
+                                  sorted(self.devices).index(device),
                                   weights=weights)
         if (device, period) in self.corrupt:
             # Fault injection (tests): flip bytes after the digest was taken.
@@ -198,7 +210,7 @@ class EdgeStore:
                 out.write(b'\xde\xad\xbe\xef' * 4)
             log.warning('checkpoint %s period %d corrupted on purpose', device, period)
         with self.lock:
-            self.ready[(device, period)] = (path, digest)
+            self.ready[(device, period, revision)] = (path, digest)
             self.made.notify_all()
         log.info('checkpoint %s period %d: %d bytes, ready %.3f s after the order', device,
                  period, os.path.getsize(path), time.monotonic() - began)
@@ -218,10 +230,10 @@ class EdgeStore:
             self.learners[device][1] = max(done, data_period)
             return learner.student(size_bytes), learner.arrived
 
-    def checkpoint(self, device, period, wait_s=0.0):
+    def checkpoint(self, device, period, wait_s=0.0, revision=0):
         """(path, digest) of a finished checkpoint, or None; one ordered but not ready
         is waited for up to wait_s."""
-        key = (device, period)
+        key = (device, period, revision)
         with self.made:
             if key in self.ordered:
                 self.made.wait_for(lambda: key in self.ready, timeout=wait_s)
@@ -305,7 +317,8 @@ def create_app(store, token, seed=0):
                               'trained_on': number(spec, 'trained_on', default=0),
                               'data_period': number(spec, 'data_period', 0, MAX_PERIOD,
                                                     integer=True, default=period - 1)}
-        store.order(period, deadline, orders, seed)
+        store.order(period, deadline, orders, seed,
+                    number(body, 'revision', 0, MAX_REVISION, integer=True, default=0))
         return jsonify(ok=True, period=period)
 
     @app.post('/v1/data/<device>/<int:period>')
@@ -333,7 +346,11 @@ def create_app(store, token, seed=0):
     def get_checkpoint(device, period):
         check_period(period)
         store.check_device(device)
-        found = store.checkpoint(device, period, CHECKPOINT_WAIT_S)
+        revision = request.args.get('revision', '0')
+        if not (revision.isascii() and revision.isdigit() and len(revision) <= 4 and
+                int(revision) <= MAX_REVISION):
+            abort(400, description='revision must be 0 to %d' % MAX_REVISION)
+        found = store.checkpoint(device, period, CHECKPOINT_WAIT_S, int(revision))
         if found is None:
             abort(404, description='no checkpoint for %s period %d yet' % (device, period))
         path, digest = found

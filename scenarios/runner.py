@@ -103,6 +103,8 @@ class PolicyRun(Transport):
         self.log_files = []
         self.finisher = None         # the thread scoring the latest period
         self.counters_start = None   # the link's class counters at the period's start
+        self.trained_bytes = {}      # device -> the data its period's checkpoint learns
+        self.down_offset = {}        # device -> download bytes of a replaced checkpoint
         self.window = None           # (Period, counters at its start) under way
         self.busy_lock = threading.Lock()
         self.busy = {}               # (device, direction) -> [sum of goodput, sum of share]
@@ -309,10 +311,10 @@ class PolicyRun(Transport):
                              for name, a in zip(self.devices, period.plan.devices)}
         else:
             trained_bytes = {name: c['bytes'] for name, c in self._edge_counts(k - 1).items()}
+        self.trained_bytes = trained_bytes
+        self.down_offset = {}
         # A device resuming the last checkpoint needs no new one.
-        orders = {name: {'size_bytes': a.model_bytes, 'model': a.model,
-                         'trained_on': trained_bytes[name] * 8 / s.problem.sample_bits,
-                         'data_period': k if sequential else k - 1}
+        orders = {name: self._checkpoint_order(k, name, a)
                   for name, a in zip(self.devices, period.plan.devices)
                   if a.model_bytes > 0 and name not in period.resumed}
         self._order(k, self.wall_time(start + u1), orders, delay=m0 if sequential else 0.0)
@@ -320,6 +322,35 @@ class PolicyRun(Transport):
         log.debug('%s period %d: planned, shares set and checkpoints ordered %.1f ms after '
                   'its start', self.policy, k,
                   (time.monotonic() - self.t0 - start) * 1000)
+
+    def _checkpoint_order(self, k, name, a):
+        """The edge's order of device name's checkpoint of period k (Allocation a)."""
+        sequential = self.scenario.problem.timing == 'sequential'
+        return {'size_bytes': a.model_bytes, 'model': a.model,
+                'trained_on': self.trained_bytes.get(name, 0) * 8 /
+                self.scenario.problem.sample_bits,
+                'data_period': k if sequential else k - 1}
+
+    replaces_checkpoints = True      # the edge distils a replacement on demand
+
+    def replace(self, period, device, size_bytes):
+        """Revise device's plan (its download fetches the new revision) and order the
+        checkpoint at the edge; the bytes its class carried of the old one no longer
+        count towards what is left."""
+        k = period.number
+        a = period.plan.devices[self.devices.index(device)]
+        revision = self.state.revise_plan(k, device, {'model_bytes': size_bytes,
+                                                      'model': a.model})
+        if revision is None:
+            return
+        (_, u1), _ = period.phases
+        self._order(k, self.wall_time(period.start_s + u1),
+                    {device: self._checkpoint_order(k, device, a)}, delay=0.0,
+                    revision=revision)
+        if self.window is not None:
+            got = self._class_goodput(device, self.window[1],
+                                      self.emu.linkshare.counters())[1]
+            self.down_offset[device] = got['down']
 
     def checkpoints(self, period):
         """The devices' download reports of period (sent when each download ended)."""
@@ -352,11 +383,12 @@ class PolicyRun(Transport):
         if self.stopping.wait(max(0.0, delay)):
             raise self.broken or _Stopped()
 
-    def _order(self, k, upload_deadline, orders, delay):
+    def _order(self, k, upload_deadline, orders, delay, revision=0):
         def send():
             try:
                 r = requests.post(self.edge_url + '/v1/periods', json={
-                    'period': k, 'upload_deadline': upload_deadline, 'checkpoints': orders},
+                    'period': k, 'upload_deadline': upload_deadline, 'checkpoints': orders,
+                    'revision': revision},
                     headers={'Authorization': 'Bearer ' + self.token}, timeout=5)
                 r.raise_for_status()
             except requests.RequestException as exc:
@@ -501,8 +533,9 @@ class PolicyRun(Transport):
             left = period.upload_limit[name] - got['up']
             remaining[(name, 'up')] = left if left > 0.02 * period.upload_limit[name] else 0.0
             need = period.model_left[name]
+            down = got['down'] - self.down_offset.get(name, 0.0)    # of this checkpoint
             remaining[(name, 'down')] = 0.0 if need <= 0 or name in ended else \
-                max(need - got['down'], 0.02 * need)
+                max(need - down, 0.02 * need)
         return remaining
 
     def _account(self, remaining, goodput):

@@ -230,6 +230,39 @@ def test_ordered_checkpoint_is_sent_when_distilled_not_404(tmp_path):
     assert time.monotonic() - began < 0.2
 
 
+def test_a_replacement_checkpoint_is_a_revision_of_the_periods(tmp_path):
+    # The controller replaced d1's checkpoint of period 1 within the period: the edge
+    # keeps both, each with its own digest; a bad revision is refused.
+    store = EdgeStore(str(tmp_path), ['d1'])
+    client = edge_app(store, TOKEN).test_client()
+    order = {'period': 1, 'upload_deadline': time.time() + 30,
+             'checkpoints': {'d1': {'size_bytes': 300000, 'model': 'big'}}}
+    assert client.post('/v1/periods', json=order, headers=AUTH).status_code == 200
+    order = dict(order, revision=1, checkpoints={'d1': {'size_bytes': 100000,
+                                                       'model': 'small'}})
+    assert client.post('/v1/periods', json=order, headers=AUTH).status_code == 200
+    first = client.get('/v1/checkpoints/d1/1')
+    second = client.get('/v1/checkpoints/d1/1?revision=1')
+    assert first.status_code == second.status_code == 200
+    assert len(second.data) < len(first.data)
+    assert first.headers['X-Checkpoint-Sha256'] != second.headers['X-Checkpoint-Sha256']
+    assert client.get('/v1/checkpoints/d1/1?revision=2').status_code == 404
+    assert client.get('/v1/checkpoints/d1/1?revision=x').status_code == 400
+    # A restarted edge serves both again.
+    again = edge_app(EdgeStore(str(tmp_path), ['d1']), TOKEN).test_client()
+    assert again.get('/v1/checkpoints/d1/1?revision=1').data == second.data
+
+
+def test_the_controller_revises_a_plan_only_within_its_period():
+    state = ControllerState(['d1'], 'adaptive', 'overlap')
+    state.begin_period(1, {'d1': {'model_bytes': 0, 'resume': {'period': 0}}}, {}, 10.0,
+                       'adaptive')
+    assert state.revise_plan(1, 'd1', {'model_bytes': 5.0, 'model': 'n'}) == 1
+    plan = state.plan_for('d1')
+    assert plan['revision'] == 1 and plan['model_bytes'] == 5.0 and 'resume' not in plan
+    assert state.revise_plan(2, 'd1', {'model_bytes': 1.0}) is None
+
+
 def make_agent(tmp_path):
     return DeviceAgent('d1', 'http://127.0.0.1:1', 'http://127.0.0.1:1', TOKEN,
                        str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000),

@@ -407,6 +407,31 @@ def one_device_scenario(tmp_path, trace, period, periods):
     return load_scenario(str(path))
 
 
+@pytest.mark.parametrize('trace, first', [
+    ('0 0.2\n0.1 30\n', 'infeasible'),     # planned from a trough: no checkpoint
+    ('0 200\n0.1 15\n', 'missed'),         # from a peak: one that cannot arrive
+], ids=['trough', 'peak'])
+def test_the_edge_distils_a_replacement_within_the_period_and_it_arrives(
+        tmp_path, trace, first):
+    # The plan made from the first 100 ms is far off; the closed loop re-plans in its
+    # first control steps, the edge distils the new checkpoint (revision 1) and the
+    # device fetches it in the same period, under real TCP.
+    scenario = one_device_scenario(tmp_path, trace, '10s', 1)
+    records = []
+    ControlLoop(scenario, ControllerState(scenario.device_names, 'optimal', 'overlap'),
+                FluidTransport(scenario, scenario.device_names), records.extend).run()
+    assert [r['outcome'] for r in records] == [first]
+    run = PolicyRun(scenario, 'adaptive', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    [row] = rows_of(tmp_path / 'out')
+    assert row['outcome'] == 'delivered' and row['model_ok'] == 'True', row
+    assert int(row['switches']) >= 1
+    assert float(row['planned_model_bytes']) * 8 <= 15e6 * 10
+    log = open(tmp_path / 'out' / 'work' / 'adaptive' / 'd1.log').read()
+    assert 'within the period (revision 1' in log or 'replaced (revision 1' in log, \
+        log[-2000:]
+
+
 def test_a_checkpoint_cut_at_the_deadline_resumes_without_resending(tmp_path):
     # 20 Mbit/s for 2 s, then 2 until period 2 starts at 20 again: period 1's checkpoint
     # (yolov8s int8, 11.2 MB) misses its deadline part-way; period 2 plans the same
