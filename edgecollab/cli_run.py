@@ -179,6 +179,10 @@ def _cmd_dashboard(args):
                           % args.folder)
     if not os.path.isfile(os.path.join(args.folder, 'metadata.json')):
         raise ConfigError('%s: not a results folder (no metadata.json)' % args.folder)
+    if corpus.is_corpus(args.folder):
+        raise ConfigError('%s: a corpus run (its report.html compares the traces); the '
+                          'dashboard shows one trace\'s folder: %s/<trace>'
+                          % (args.folder, os.path.join(args.folder, corpus.TRACES_DIR)))
     if os.path.exists(os.path.join(args.folder, 'periods.csv')):
         results.read_periods(args.folder)         # a damaged folder: one clear line
     server = dashboard.Server(dashboard.Dashboard(args.folder), secrets.token_hex(16),

@@ -80,6 +80,9 @@ def test_a_corpus_runs_every_policy_on_every_trace_and_is_judged_across_them(cor
     again = run_cli('report', str(out))
     assert again.returncode == 0, again.stderr
     assert (out / 'corpus.csv').exists() and 'over 3 traces' in again.stdout
+    # The dashboard shows one run: on the corpus folder it says where the runs are.
+    shown = run_cli('dashboard', str(out), '--port', '0')
+    assert shown.returncode == 2 and 'traces/<trace>' in shown.stderr, shown.stderr
 
 
 def test_the_window_flags_cut_each_trace_of_a_corpus(corpus_dir):
