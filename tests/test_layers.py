@@ -6,6 +6,7 @@ a layer here, so its place is a decision, not an accident.
 
 import ast
 import os
+import re
 
 import pytest
 
@@ -109,3 +110,32 @@ def test_benchmarks_do_not_import_tests():
                     assert node.module.split('.')[0] != 'tests', (name, node.module)
                 if isinstance(node, ast.Import):
                     assert all(a.name.split('.')[0] != 'tests' for a in node.names), name
+
+
+def documented_layers():
+    """[(layer name, {module})] of docs/architecture.md's numbered list: each backtick
+    group names its first module in full and the rest after that module's package
+    (`controller.linkshare, accuracy`), `topologies.*` every module of the folder."""
+    text = open(os.path.join(REPO, 'docs', 'architecture.md'), encoding='utf-8').read()
+    layers = []
+    for name, body in re.findall(r'(?ms)^\d+\. \*\*([^*]+)\*\*: (.*?)(?=^\d+\. |^$)', text):
+        modules = set()
+        for group in re.findall(r'`([^`]+)`', body):
+            names = [n.strip() for n in group.split(',')]
+            first = names[0] if names[0].startswith('edgecollab') else \
+                'edgecollab.' + names[0]
+            package = first.rpartition('.')[0] if '.' in first else first
+            for n in [first] + ['%s.%s' % (package, n) for n in names[1:]]:
+                if n.endswith('.*'):
+                    modules.update(m for m in RANK if m.startswith(n[:-1]))
+                else:
+                    modules.add(n)
+        layers.append((name, modules))
+    return layers
+
+
+def test_the_architecture_docs_list_the_same_layers():
+    documented = documented_layers()
+    assert [name for name, _ in documented] == [name for name, _ in LAYERS]
+    for (name, modules), (_, expected) in zip(documented, LAYERS):
+        assert modules == set(expected), (name, sorted(modules ^ set(expected)))
