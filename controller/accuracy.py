@@ -18,7 +18,6 @@ accuracy (d0 = 200 samples already at the edge, alpha = 0.5).
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 from edgecollab.errors import ConfigError
 
@@ -58,6 +57,7 @@ def fit_size_curve(sizes_bytes, maps):
     maps = np.asarray(maps, dtype=float)
     if sizes_mb.size < 3 or np.any(sizes_mb <= 0) or sizes_mb.size != maps.size:
         raise ConfigError('fitting A(S) needs at least 3 (positive size, mAP) pairs')
+    from scipy.optimize import curve_fit   # here: a command that fits nothing starts faster
     popt, _ = curve_fit(_size_curve, sizes_mb, maps, p0=(maps.max() * 1.2, maps.max(), 0.5),
                         bounds=([0, 0, 1e-3], [1e3, 1e4, 5]), maxfev=20000)
     return tuple(float(x) for x in popt)
@@ -75,6 +75,7 @@ def fit(samples, sizes_bytes, maps):
         d, s = x
         return _size_curve(s, a_inf, b, gamma) * (1 - c * np.power(d0 + d, -alpha))
 
+    from scipy.optimize import curve_fit
     popt, _ = curve_fit(model, (samples, sizes_mb), maps,
                         p0=(maps.max() * 1.3, maps.max(), 0.3, 2.0, 100.0, 0.5),
                         bounds=([0, 0, 1e-3, 0, 1e-3, 1e-3], [1e3, 1e4, 5, 1e4, 1e7, 5]),

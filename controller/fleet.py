@@ -42,7 +42,6 @@ import functools
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 from edgecollab.controller.accuracy import MB
 from edgecollab.controller.solver import (KEEPS, Allocation, FleetAllocation, give_leftover,
@@ -142,6 +141,7 @@ class Fleet:
             return p.min_model_bytes
         if self._free_slope_one(hi, price_up, price_down) >= 0:
             return p.max_model_bytes
+        from scipy.optimize import brentq     # here: scipy loads when a solve needs it
         return math.exp(brentq(self._free_slope_one, lo, hi, args=(price_up, price_down),
                                xtol=1e-11))
 
@@ -222,6 +222,7 @@ class Fleet:
             return lo
         if excess(hi) > 0:
             return hi
+        from scipy.optimize import brentq
         root = brentq(excess, lo, hi, xtol=1e-12, rtol=4 * np.finfo(float).eps)
         step = 1e-12
         while excess(root) > 0 and root < hi:

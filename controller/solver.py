@@ -42,7 +42,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
 from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
@@ -226,6 +225,7 @@ def _argmax_concave(derivative, lo, hi):
         return lo
     if d_hi >= 0:
         return hi
+    from scipy.optimize import brentq     # here: scipy loads when a solve needs it
     return brentq(derivative, lo, hi, xtol=1e-12, rtol=1e-12)
 
 

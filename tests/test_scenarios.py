@@ -39,9 +39,12 @@ def run_cli(*args, cwd=None):
 
 @pytest.mark.parametrize('path', BUNDLED, ids=os.path.basename)
 def test_bundled_scenarios_load_and_run_on_the_fluid_backend(path, tmp_path):
-    scenario = load_scenario(path)
+    scenario = load_scenario(path)            # a corpus's every file, too
     assert scenario.devices >= 1 and scenario.policies
-    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    # A corpus runs on two of its traces here (tests/test_corpus.py has the rest).
+    corpus = [a for f in scenario.corpus[:2] for a in ('--traces', f)]
+    done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'),
+                   *corpus)
     assert done.returncode == 0, done.stderr
 
 
