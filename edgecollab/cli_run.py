@@ -293,7 +293,7 @@ def register(sub):
     p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
     p.add_argument('--out', help='results folder (default results/<name>-<time>)')
     p.add_argument('--periods', type=int, help='number of periods (overrides the scenario)')
-    p.add_argument('--backend', choices=['mininet', 'fluid'], default='mininet',
+    p.add_argument('--backend', choices=list(experiment.BACKENDS), default='mininet',
                    help='mininet: real TCP (root); fluid: ideal transfers, no root')
     p.add_argument('--cli', action='store_true',
                    help='leave me at the Mininet CLI while the scenario runs')

@@ -108,7 +108,8 @@ class Corpus:
         {policy: status}}."""
         for name in self.names:
             results.make_folder(self.folder(out, name))
-        if backend == 'fluid':
+        if not experiment.get_backend(backend).emulated:
+            # Runs that share no network: in parallel on the machine's cores.
             self._run_fluid(names, out, repeat, arguments, statuses)
             return
         for k, (name, scenario) in enumerate(zip(self.names, self.scenarios), 1):

@@ -7,6 +7,7 @@ emulation each, or the fluid backend) and appends its records to ``periods.csv``
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import os
 import platform
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from edgecollab import __version__, cleanup, files
 from edgecollab.controller import fluid
 from edgecollab.controller.loop import RECORD_FIELDS
-from edgecollab.errors import EdgecollabError
+from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import results, traces
 from edgecollab.topologies import paths as paths_mod
 
@@ -43,15 +44,48 @@ def run_scenario(scenario, names, out, backend='mininet', interactive=False, pre
                 'live': live, 'token': token or secrets.token_hex(16)}
     # The emulation lock for the whole experiment: no other run between two policies.
     lock = cleanup.EmulationLock(experiment=True)
-    if backend != 'fluid':
+    emulated = get_backend(backend).emulated
+    if emulated:
         lock.acquire()
     try:
-        if backend != 'fluid':
+        if emulated:
             write_fluid_reference(scenario, names, out)
         _run_all(scenario, names, out, backend, repeat, statuses, run_args)
     finally:
         lock.release()
     return statuses
+
+
+class FluidRun:
+    """One policy's run on the fluid backend (ideal transfers, no root): the same
+    interface as the Mininet backend's PolicyRun."""
+    emulated = False             # no network: no lock, no fluid reference of itself
+
+    def __init__(self, scenario, policy, folder, progress=None, repeat=1, **_):
+        self.scenario, self.policy, self.folder = scenario, policy, folder
+        self.progress, self.repeat = progress, repeat
+
+    def run(self):
+        """The run's status; its records appended to the folder's periods.csv."""
+        status = run_fluid(self.scenario, self.policy, self.folder, self.repeat)
+        if self.progress:
+            self.progress(self.scenario.periods)
+        return status
+
+
+# The backends by name (edgecollab run --backend): where each one's run class lives.
+BACKENDS = {'mininet': ('edgecollab.scenarios.runner', 'PolicyRun'),
+            'fluid': ('edgecollab.scenarios.experiment', 'FluidRun')}
+
+
+def get_backend(name):
+    """The run class of backend name (the Mininet one imported only when asked for)."""
+    try:
+        module, attribute = BACKENDS[name]
+    except KeyError:
+        raise ConfigError('unknown backend %r (known: %s)' % (name, ', '.join(BACKENDS))) \
+            from None
+    return getattr(importlib.import_module(module), attribute)
 
 
 def repeat_offsets(scenario, repeat):
@@ -91,18 +125,14 @@ def _run_all(scenario, names, out, backend, repeat, statuses, run_args):
 def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, keep_artifacts,
                live, token):
     """The status of one run of policy name (repetition r of repeat)."""
-    from edgecollab.scenarios.runner import PolicyRun
     label = name if repeat == 1 else '%s #%d' % (name, r)
     progress = Progress(label, name, r, scenario.periods, out)
     try:
         with progress.logs_above():            # log lines above the bar, not on it
-            if backend == 'fluid':
-                status = run_fluid(scenario, name, out, r)
-                progress.done(scenario.periods)
-                return status
-            run = PolicyRun(scenario, name, out, prefix=prefix, progress=progress.done,
-                            interactive=interactive, keep_artifacts=keep_artifacts,
-                            repeat=r, token=token, on_ready=live.attach if live else None)
+            run = get_backend(backend)(
+                scenario, name, out, prefix=prefix, progress=progress.done,
+                interactive=interactive, keep_artifacts=keep_artifacts, repeat=r,
+                token=token, on_ready=live.attach if live else None)
             try:
                 return run.run()
             finally:
@@ -240,7 +270,7 @@ def path_engine(scenario, backend, prefix='ec'):
     """The engine that imposes the scenario's delays, jitter and losses: 'netem',
     'userspace', 'none' (no path is impaired) or, on the fluid backend, 'fluid (none)'
     (it models no round trip)."""
-    if backend != 'mininet':
+    if not get_backend(backend).emulated:
         return 'fluid (none)'
     engine = paths_mod.choose_engine(scenario.delay_engine, scenario.paths,
                                      lambda: paths_mod.kernel_has_netem(prefix))

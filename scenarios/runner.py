@@ -70,6 +70,7 @@ def scenario_topology(s, prefix='ec', mode=None):
 
 class PolicyRun(Transport):
     """One policy's emulated run of a scenario: the live Transport of the period loop."""
+    emulated = True              # real TCP: one at a time, read against the fluid one
 
     def __init__(self, scenario, policy, folder, prefix='ec', progress=None, on_ready=None,
                  interactive=False, edge_args=(), keep_artifacts=False, repeat=1,
