@@ -147,12 +147,12 @@ class Learning:
     def order(self, period):
         """Distil the period's checkpoints from what each device's model learnt so far
         (a device resuming an older checkpoint needs none)."""
-        for name in self.devices:
-            self.order_one(period, name)
+        for i, name in enumerate(self.devices):
+            self.order_one(period, name, i)
 
-    def order_one(self, period, name):
+    def order_one(self, period, name, index=None):
         """Distil device name's checkpoint of period as its plan now has it."""
-        a = period.plan.devices[self.devices.index(name)]
+        a = period.plan.devices[self.devices.index(name) if index is None else index]
         if self.on and a.model_bytes > 0 and name not in period.resumed:
             self.students[(name, period.number)] = self.learners[name].student(
                 a.model_bytes)

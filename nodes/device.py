@@ -381,11 +381,10 @@ class DeviceAgent:
         deadline = plan['download_window'][1]
         watch = PlanWatch(self, plan)
         try:
-            while time.time() < deadline - REVISION_POLL_S:
+            while watch.revised.wait(max(0.0, deadline - REVISION_POLL_S - time.time())):
                 revised = watch.take()
                 if revised is not None and revised.get('model_bytes'):
                     return revised
-                time.sleep(POLL_S)
         finally:
             watch.close()
         return None
@@ -478,6 +477,7 @@ class PlanWatch:
     def __init__(self, agent, plan):
         self.agent, self.plan = agent, plan
         self.new = None
+        self.revised = threading.Event()     # set when a revision arrives
         self.raw = None                      # the response being read, to cut
         self.stopped = threading.Event()
         threading.Thread(target=self._run, name='plan-watch', daemon=True).start()
@@ -488,6 +488,7 @@ class PlanWatch:
             if current and current.get('period') == self.plan['period'] and \
                     current.get('revision', 0) > self.plan.get('revision', 0):
                 self.plan = self.new = current
+                self.revised.set()
                 raw = self.raw
                 if raw is not None:
                     try:
@@ -498,6 +499,7 @@ class PlanWatch:
     def take(self):
         """The revised plan, once, or None."""
         new, self.new = self.new, None
+        self.revised.clear()
         return new
 
     def close(self):
