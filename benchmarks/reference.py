@@ -26,16 +26,19 @@ def _options(problem):
     return maps, bits
 
 
-def water_fill(problem, choices, generated, kept, floor=None):
+def water_fill(problem, choices, generated, kept, floor=None, rates=None):
     """The sum of accuracies of each row of choices (C x N option indices, 0 = keep),
-    its data water-filled into the budget the models leave; -inf where infeasible."""
+    its data water-filled into the budget the models leave; -inf where infeasible.
+    rates: each device's channel rate relative to the capacity (airtime: device i's bits
+    take 1 / rate_i of their number of the budget)."""
     acc, s, budget = problem.accuracy, problem.sample_bits, problem.budget_bits
     maps, bits = _options(problem)
     choices = np.atleast_2d(choices)
     gen = np.asarray(generated, dtype=float)[None, :]
+    cost = np.ones(gen.shape) if rates is None else 1.0 / np.asarray(rates)[None, :]
     served = choices > 0
     weight = maps[choices]
-    model_bits = bits[choices].sum(axis=1)
+    model_bits = (cost * bits[choices]).sum(axis=1)
     duplex = problem.medium == 'duplex'
     room = np.full(len(choices), budget) if duplex else budget - model_bits
     ok = model_bits <= budget if duplex else room >= 0
@@ -51,20 +54,20 @@ def water_fill(problem, choices, generated, kept, floor=None):
         ok &= np.all(np.where(served, need <= gen, np.asarray(kept)[None, :] >= floor - 1e-9),
                      axis=1)
     cap = np.where(served, gen, 0.0)
-    ok &= s * need.sum(axis=1) <= room * (1 + 1e-12)
-    # D(price) = (A c alpha / (price s)) ** beta - d0 with beta = 1 / (1 + alpha):
-    # A ** beta once, a scalar factor a row at each step of the bisection.
+    ok &= s * (cost * need).sum(axis=1) <= room * (1 + 1e-12)
+    # D(price) = (A c alpha / (price w s)) ** beta - d0 with beta = 1 / (1 + alpha):
+    # (A / w) ** beta once, a scalar factor a row at each step of the bisection.
     beta = 1 / (1 + acc.alpha)
     d = cap.copy()
-    tight = np.flatnonzero(ok & (s * cap.sum(axis=1) > room))
-    root, low, high = weight[tight] ** beta, need[tight], cap[tight]
+    tight = np.flatnonzero(ok & (s * (cost * cap).sum(axis=1) > room))
+    root, low, high = (weight[tight] / cost) ** beta, need[tight], cap[tight]
     lo = np.full((tight.size, 1), -40.0)
     hi = np.full((tight.size, 1), 10.0)
     for _ in range(64):
         mid = (lo + hi) / 2
         factor = (acc.c * acc.alpha / (10.0 ** mid * s)) ** beta
-        fits = s * np.clip(root * factor - acc.d0, low, high).sum(axis=1, keepdims=True) \
-            <= room[tight, None]
+        fits = s * (cost * np.clip(root * factor - acc.d0, low, high)).sum(
+            axis=1, keepdims=True) <= room[tight, None]
         hi, lo = np.where(fits, mid, hi), np.where(fits, lo, mid)
     d[tight] = np.clip(root * (acc.c * acc.alpha / (10.0 ** hi * s)) ** beta - acc.d0,
                        low, high)
@@ -72,11 +75,11 @@ def water_fill(problem, choices, generated, kept, floor=None):
     return np.where(ok, values, -np.inf)
 
 
-def exhaustive(problem, generated, kept, floor=None):
+def exhaustive(problem, generated, kept, floor=None, rates=None):
     """The best mean accuracy over every assignment of options (-inf: none feasible)."""
     n = len(generated)
     combos = np.array(list(itertools.product(range(len(problem.menu) + 1), repeat=n)))
-    return float(np.max(water_fill(problem, combos, generated, kept, floor))) / n
+    return float(np.max(water_fill(problem, combos, generated, kept, floor, rates))) / n
 
 
 def milp_fleet(problem, generated, kept, tangents=12, time_limit_s=60.0):

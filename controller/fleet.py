@@ -43,6 +43,7 @@ import math
 
 import numpy as np
 
+from edgecollab.controller import media
 from edgecollab.controller.accuracy import MB
 from edgecollab.controller.solver import (KEEPS, Allocation, FleetAllocation, give_leftover,
                                           solve)
@@ -77,6 +78,10 @@ class Fleet:
                 np.any(self.kept < 0):
             raise ConfigError('kept must be one finite accuracy >= 0 per device')
         self.acc = acc
+        # Airtime: a device's bit costs the budget 1 / its channel's relative rate, so at
+        # a price lambda of the budget its own price is lambda w_i.
+        self.w = problem.weights(self.n)
+        self.log_w = np.log10(self.w)
 
     # the per-device answer to a price
     def _free_data(self, weight, price):
@@ -208,6 +213,14 @@ class Fleet:
             hi = np.where(ok, hi, mid)
         return np.where(reachable, lo, -np.inf)
 
+    def prices(self, log_price, caps):
+        """Each device's price at the budget's log price: lambda w_i, capped by caps."""
+        return 10.0 ** np.minimum(log_price + self.log_w, caps)
+
+    def spent(self, bits):
+        """The budget the devices' bits take (each bit weighted by its device's w)."""
+        return float(np.sum(self.w * bits))
+
     def _price_for(self, budget_bits, spend, caps):
         """The lowest log price whose spend fits budget_bits, each device's log price
         capped by caps.  Spend falls as the price rises (with jumps where a device
@@ -216,7 +229,7 @@ class Fleet:
         bracket's ends again and the root is checked after)."""
         @functools.lru_cache(maxsize=None)
         def excess(log_price):
-            return spend(10.0 ** np.minimum(log_price, caps)) - budget_bits
+            return spend(self.prices(log_price, caps)) - budget_bits
         lo, hi = _LOG_PRICE
         if excess(lo) <= 0:
             return lo
@@ -239,15 +252,7 @@ class Fleet:
         if np.any(caps == -np.inf):
             return self._floor_unreachable('a device cannot reach the floor %.2f mAP even '
                                            'with the whole budget' % self.floor)
-        if p.medium == 'duplex':
-            size, samples = self._solve_duplex(budget, caps)
-        else:
-            def spend(prices):
-                size, samples, _ = self.respond(prices)
-                return float(np.sum(8 * size + self.s * samples))
-            log_price = self._price_for(budget, spend, caps)
-            size, samples, _ = self.respond(10.0 ** np.minimum(log_price, caps))
-            size, samples = self._fill(size, samples, budget, budget)
+        size, samples = self._priced(budget, caps)
         if self.floor is not None and np.any(
                 self._values(size, samples) < self.floor - 1e-6):
             return self._floor_unreachable('the floors of %.2f mAP together need more '
@@ -255,11 +260,30 @@ class Fleet:
         answer = self._allocation(size, samples)
         if self.n > _GUARD_DEVICES:
             return answer
-        equal = self._equal_split()
-        if equal.mean_accuracy > answer.mean_accuracy + 1e-12 and (
-                self.floor is None or min(d.accuracy for d in equal.devices) >= self.floor):
-            return equal
-        return answer
+        candidates = [answer, self._equal_split()]
+        if p.medium != 'duplex' and np.any(size == 0):
+            # The keep-or-serve choice is where the duality gap sits: also every device
+            # served (on devices of different channels the price at which one stops
+            # being served can leave it nothing while a split of the budget serves both).
+            served = Fleet(p, self.generated, self.floor, kept=np.zeros(self.n))
+            candidates.append(self._allocation(*served._priced(budget, caps)))
+        fair = [c for c in candidates if self.floor is None or
+                min(d.accuracy for d in c.devices) >= self.floor - 1e-6]
+        return max(fair or [answer], key=lambda c: c.mean_accuracy + (1e-12 if c is answer
+                                                                     else 0.0))
+
+    def _priced(self, budget, caps):
+        """(sizes, samples) at the price that meets the budget(s), then the budget the
+        discrete choices left water-filled."""
+        if self.problem.medium == 'duplex':
+            return self._solve_duplex(budget, caps)
+
+        def spend(prices):
+            size, samples, _ = self.respond(prices)
+            return self.spent(8 * size + self.s * samples)
+        log_price = self._price_for(budget, spend, caps)
+        size, samples, _ = self.respond(self.prices(log_price, caps))
+        return self._fill(size, samples, budget, budget)
 
     def _solve_duplex(self, budget, caps):
         # Two prices, found by alternating bisections (each budget is met in turn).
@@ -276,10 +300,10 @@ class Fleet:
     # water-filling what the discrete choices left over
     def _fill(self, size, samples, up_budget, down_budget, duplex=False):
         served = size > 0
-        model_bits = float(np.sum(8 * size))
+        model_bits = self.spent(8 * size)
         data_room = up_budget - (0.0 if duplex else model_bits)
         samples = self._fill_data(size, samples, served, data_room)
-        room = down_budget - model_bits - (0.0 if duplex else float(np.sum(self.s * samples)))
+        room = down_budget - model_bits - (0.0 if duplex else self.spent(self.s * samples))
         if room > 0:
             size = self._fill_models(size, samples, served, model_bits + room)
         return size, samples
@@ -291,15 +315,16 @@ class Fleet:
         if room_bits <= 0 or not np.any(served):
             return samples
         everything = np.where(served, self.generated, 0.0)
-        if float(np.sum(self.s * everything)) <= room_bits:
+        if self.spent(self.s * everything) <= room_bits:
             return everything
 
         def spend(prices):
-            return float(np.sum(self.s * np.where(served, self._data(weights, prices), 0)))
-        log_price = self._price_for(room_bits, spend, np.full(self.n, np.inf))
-        filled = np.maximum(np.where(served, self._data(weights, 10.0 ** log_price), 0.0),
-                            samples)
-        return filled if float(np.sum(self.s * filled)) <= room_bits else samples
+            return self.spent(self.s * np.where(served, self._data(weights, prices), 0))
+        uncapped = np.full(self.n, np.inf)
+        log_price = self._price_for(room_bits, spend, uncapped)
+        filled = np.maximum(np.where(served, self._data(
+            weights, self.prices(log_price, uncapped)), 0.0), samples)
+        return filled if self.spent(self.s * filled) <= room_bits else samples
 
     def _fill_models(self, size, samples, served, model_bits):
         p, acc = self.problem, self.acc
@@ -309,10 +334,11 @@ class Fleet:
             s_mb = np.power(acc.b * acc.gamma * q / (8 * price * 1e6), 1 / (acc.gamma + 1))
             return np.where(served, np.clip(s_mb * 1e6, p.min_model_bytes,
                                             p.max_model_bytes), 0.0)
-        log_price = self._price_for(model_bits, lambda pr: float(np.sum(8 * sizes_at(pr))),
-                                    np.full(self.n, np.inf))
-        filled = np.maximum(sizes_at(10.0 ** log_price), size)
-        return filled if float(np.sum(8 * filled)) <= model_bits else size
+        uncapped = np.full(self.n, np.inf)
+        log_price = self._price_for(model_bits, lambda pr: self.spent(8 * sizes_at(pr)),
+                                    uncapped)
+        filled = np.maximum(sizes_at(self.prices(log_price, uncapped)), size)
+        return filled if self.spent(8 * filled) <= model_bits else size
 
     # answers
     def _values(self, size, samples):
@@ -322,8 +348,8 @@ class Fleet:
         budget = self.problem.budget_bits
         values = self._values(size, samples).tolist()
         up_bytes = samples * self.s / 8
-        up_share, down_share = give_leftover(up_bytes * 8 / budget, 8 * size / budget,
-                                              self.problem.medium)
+        up_share, down_share = give_leftover(self.w * up_bytes * 8 / budget,
+                                             self.w * 8 * size / budget, self.problem.medium)
         names = [''] * self.n
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0, model=name,
@@ -335,18 +361,18 @@ class Fleet:
 
     def _equal_split(self):
         """Each device's exact single-device optimum at an equal part of the budget."""
-        part = self.problem.capacity_mbit / self.n
         answers, cache = [], {}
-        for generated, kept in zip(self.generated.tolist(), self.kept.tolist()):
-            if generated not in cache:
-                cache[generated] = solve(dataclasses.replace(
-                    self.problem, capacity_mbit=part, generated=generated))
-            a = cache[generated]
+        for generated, kept, (part, scale) in zip(self.generated.tolist(), self.kept.tolist(),
+                                                  self.problem.parts(self.n)):
+            key = (generated, part.capacity_mbit)
+            if key not in cache:
+                cache[key] = solve(dataclasses.replace(part, generated=generated))
+            a = cache[key]
             if a.accuracy < kept:
                 a = dataclasses.replace(a, download_share=0.0, model_bytes=0.0, model='',
                                         accuracy=kept, feasible=False, reason=KEEPS)
-            answers.append(dataclasses.replace(a, upload_share=a.upload_share / self.n,
-                                               download_share=a.download_share / self.n))
+            answers.append(dataclasses.replace(a, upload_share=a.upload_share * scale,
+                                               download_share=a.download_share * scale))
         return FleetAllocation(answers)
 
     def _nothing(self, reason):
@@ -366,6 +392,8 @@ def solve_fleet(problem, generated, floor=None, kept=None):
     (``menu.py``), continuous sizes by ``Fleet``."""
     fleet = Fleet(problem, generated, floor, kept)    # validates the arguments
     kept = fleet.kept
+    if media.get(problem.medium).per_device:
+        return check_budget(problem, _solve_apart(problem, fleet.generated, floor, kept))
     if not problem.menu:
         return check_budget(problem, fleet.solve())
     if problem.budget_bits <= 0:
@@ -378,6 +406,22 @@ def solve_fleet(problem, generated, floor=None, kept=None):
     return check_budget(problem, answer)
 
 
+def _solve_apart(problem, generated, floor, kept):
+    """Each device alone on its own link (a budget per device): its own optimum, its
+    shares fractions of its link."""
+    answers, cache = [], {}
+    for g, k, (part, _) in zip(generated.tolist(), kept.tolist(), problem.parts(len(kept))):
+        key = (g, k, part.capacity_mbit)
+        if key not in cache:
+            cache[key] = solve_fleet(part, [g], floor, [k])
+        answers.append(cache[key])
+    devices = [a.devices[0] for a in answers]
+    failed = [a for a in answers if not a.feasible]
+    return FleetAllocation(devices, feasible=not failed,
+                           reason=failed[0].reason if failed else '',
+                           exact=all(a.exact for a in answers))
+
+
 def _keep_all(kept, reason):
     """Every device keeps its model."""
     return FleetAllocation([Allocation(0.0, 0.0, 0.0, 0.0, float(k), False, '', reason)
@@ -388,18 +432,23 @@ def check_budget(problem, answer):
     """answer, after checking that it is finite, within its bounds and within the budget
     (a violation is a solver bug: SolverError names it)."""
     budget = problem.budget_bits
-    up = sum(8 * a.upload_bytes for a in answer.devices)
-    down = sum(8 * a.model_bytes for a in answer.devices)
     numbers = [x for a in answer.devices for x in (a.upload_share, a.download_share,
                                                   a.upload_bytes, a.model_bytes, a.accuracy)]
     if not all(math.isfinite(x) and x >= 0 for x in numbers):
         raise SolverError('an answer with a non-finite or negative share, volume or accuracy')
-    spent = [up, down] if problem.medium == 'duplex' else [up + down]
-    shares = [sum(a.upload_share for a in answer.devices),
-              sum(a.download_share for a in answer.devices)]
-    if any(x > budget * (1 + 1e-9) + 1 for x in spent) or \
-            (problem.medium == 'duplex' and max(shares) > 1 + 1e-9) or \
-            (problem.medium == 'shared' and sum(shares) > 1 + 1e-9):
-        raise SolverError('an answer over the budget: %.6g bits of %.6g, shares %.6g + %.6g'
-                          % (max(spent), budget, shares[0], shares[1]))
+    n = len(answer.devices)
+    # Each device's bits as the part of the budget they take (a bit weighs 1 / its
+    # channel's relative rate; on access that is the part of its own link).
+    medium = media.get(problem.medium)
+    w = problem.weights(n)
+    spent = {i: {'up': w[i] * 8 * a.upload_bytes / budget if budget > 0 else 0.0,
+                 'down': w[i] * 8 * a.model_bytes / budget if budget > 0 else 0.0}
+             for i, a in enumerate(answer.devices)}
+    shares = {i: {'up': a.upload_share, 'down': a.download_share}
+              for i, a in enumerate(answer.devices)}
+    over = [(what, total) for book in (spent, shares)
+            for what, total in medium.budgets(book) if total > 1 + 1e-9 + 1 / max(budget, 1)]
+    if over:
+        raise SolverError('an answer over the budget (%s medium): %s at %.6g of 1'
+                          % (medium, over[0][0], over[0][1]))
     return answer

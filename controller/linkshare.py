@@ -16,6 +16,10 @@ Layout on the edge's switch port (``port``) and our own IFB device (``ifb``)::
     medium 'duplex' (separate budgets C per direction)
         port egress (towards the edge, 'up') : htb tree with the up classes
         port ingress --mirred--> ifb ('down'): htb tree with the down classes
+    media 'airtime' and 'access' (per-device channels, ``media.py``): the shared layout;
+        device i's channel runs at r_i(t) = C x rate_i, a share f gives a class f r_i,
+        the root holds every channel (sum r_i), and the replayer changes each device's
+        classes in place at every trace step
 
 with k = 2 i + (0 for up, 1 for down).  Directions: ``up`` is every packet from a device
 to the edge (data batches, and the ACKs of checkpoint downloads), ``down`` every packet
@@ -38,7 +42,8 @@ and a class is never smaller than those ACKs need, so a direction given no share
 not stall the reverse flow (the budget may then exceed C by at most ``ack_fraction``).
 
 Share modes: ``strict`` (a class never exceeds its share: ceil = rate) and
-``work-conserving`` (a class may borrow unused capacity: ceil = C).
+``work-conserving`` (a class may borrow unused capacity: ceil = C; with per-device
+channels, its own channel's rate).
 
 Queues: each leaf holds a bfifo of ``queue_ms`` worth of its rate (at least 16 full-size
 packets), resized in place when the rate changes.
@@ -61,6 +66,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from edgecollab.controller import media
 from edgecollab.errors import ConfigError
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
@@ -70,7 +76,6 @@ log = logging.getLogger(__name__)
 
 UP, DOWN = 'up', 'down'
 DIRECTIONS = (UP, DOWN)
-MEDIA = ('shared', 'duplex')
 MODES = ('strict', 'work-conserving')
 
 MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
@@ -112,8 +117,7 @@ class ShapingConfig:
 
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
-        if self.medium not in MEDIA:
-            raise ConfigError('medium %r is unknown (known: %s)' % (self.medium, ', '.join(MEDIA)))
+        media.get(self.medium)
         if self.mode not in MODES:
             raise ConfigError('share mode %r is unknown (known: %s)'
                               % (self.mode, ', '.join(MODES)))
@@ -243,6 +247,9 @@ class ShareTree:
     devices: list
     capacity_mbit: float = 0.0
     fractions: dict = field(default_factory=dict)
+    # Per-device channels (airtime, access): {device: its channel's rate / C}; a share f
+    # then gives f x C x rate.  Empty: every device at C.
+    rates: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.capacity_mbit = self.config.capacity_mbit
@@ -252,7 +259,17 @@ class ShareTree:
     # rates
     def share_mbit(self, name, direction):
         """The share of device name in direction, in Mbit/s."""
-        return max(MIN_RATE_MBIT, self.fractions[name][direction] * self.capacity_mbit)
+        return max(MIN_RATE_MBIT, self.fractions[name][direction] * self.channel_mbit(name))
+
+    def channel_mbit(self, name):
+        """The rate of device name's channel now, in Mbit/s (C without channels)."""
+        return self.capacity_mbit * self.rates.get(name, 1.0)
+
+    def root_mbit(self):
+        """The root class's rate: C, or with channels all of them together."""
+        if not self.rates:
+            return self.capacity_mbit
+        return max(self.capacity_mbit, sum(self.channel_mbit(d.name) for d in self.devices))
 
     def _rates(self, name, direction):
         """(class rate, class ceil, ack rate, data rate) in Mbit/s."""
@@ -261,7 +278,7 @@ class ShareTree:
         # Never smaller than the airtime the reverse flow's ACKs need, or a direction
         # given nothing would also stall the other one.
         rate = max(self.share_mbit(name, direction), ack + MIN_RATE_MBIT)
-        ceil = rate if self.config.mode == 'strict' else max(rate, self.capacity_mbit)
+        ceil = rate if self.config.mode == 'strict' else max(rate, self.channel_mbit(name))
         data = max(MIN_RATE_MBIT, rate - ack)
         return rate, ceil, ack, data
 
@@ -271,7 +288,8 @@ class ShareTree:
     # commands
     def class_commands(self, verb):
         """Commands adding (verb 'add') or changing ('change') every class and leaf queue."""
-        cmds = [htb_class(verb, self.dev, 0, ROOT, self.capacity_mbit, self.capacity_mbit, 0)]
+        root = self.root_mbit()
+        cmds = [htb_class(verb, self.dev, 0, ROOT, root, root, 0)]
         other = self._other_mbit()
         cmds.append(htb_class(verb, self.dev, ROOT, OTHER, other, self.capacity_mbit, 7))
         cmds.append(leaf_qdisc(verb, self.dev, OTHER, other, self.config))
@@ -374,7 +392,6 @@ def check_fractions(fractions, devices, medium):
     if unknown:
         raise ConfigError('unknown device(s) %s (known: %s)'
                           % (', '.join(sorted(unknown)), ', '.join(sorted(names))))
-    totals = {UP: 0.0, DOWN: 0.0}
     for name, share in fractions.items():
         if set(share) != set(DIRECTIONS):
             raise ConfigError('share of %s must give exactly up and down' % name)
@@ -382,11 +399,11 @@ def check_fractions(fractions, devices, medium):
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError('share %s/%s must be a fraction in [0, 1], got %r'
                                   % (name, direction, value))
-            totals[direction] += value
-    budgets = [totals[UP] + totals[DOWN]] if medium == 'shared' else list(totals.values())
-    if any(total > 1 + 1e-9 for total in budgets):
+    over = [(what, total) for what, total in media.get(medium).budgets(fractions)
+            if total > 1 + 1e-9]
+    if over:
         raise ConfigError('shares add up to more than the capacity (%s medium: %s)'
-                          % (medium, ', '.join('%.4f' % t for t in budgets)))
+                          % (medium, ', '.join('%s %.4f' % pair for pair in over)))
 
 
 _CLASS_LINE = re.compile(r'^class htb 1:([0-9a-f]+) ')
@@ -436,7 +453,7 @@ class LinkShare:
         self.port, self.ifb, self.edge_ip = port, ifb, edge_ip
         self.devices = list(devices)
         self.run = run
-        if config.medium == 'shared':
+        if not media.get(config.medium).per_direction:
             self.trees = [ShareTree(ifb, DIRECTIONS, config, edge_ip, self.devices)]
             # On the edge's port, egress carries 'up' packets and ingress 'down' ones.
             self.redirected = ('ingress', 'egress')
@@ -473,12 +490,23 @@ class LinkShare:
                  self.config.medium, self.config.mode, self.capacity_mbit, len(self.devices),
                  'on' if self.config.ack_priority else 'off')
 
-    def set_capacity(self, capacity_mbit):
-        """Change C in place (Mbit/s), keeping every share's fraction."""
+    def set_capacity(self, capacity_mbit, rates=None):
+        """Change C in place (Mbit/s), keeping every share's fraction; rates: with
+        per-device channels, {device: its channel's rate / C} now."""
         check_capacity(capacity_mbit)
+        if rates is not None and not media.get(self.config.medium).channels:
+            raise ConfigError('per-device channel rates need a medium with channels '
+                              '(airtime, access), not %s' % self.config.medium)
         for tree in self.trees:
             tree.capacity_mbit = float(capacity_mbit)
-        self._apply('set capacity to %g Mbit/s' % capacity_mbit)
+            if rates is not None:
+                tree.rates = dict(rates)
+        self._apply('set capacity to %g Mbit/s%s' % (
+            capacity_mbit, ' with %d channels' % len(rates) if rates else ''))
+
+    def channel_mbit(self, name):
+        """The rate of device name's channel now (C without per-device channels)."""
+        return self.trees[0].channel_mbit(name)
 
     def set_shares(self, fractions):
         """Change shares in place: {device: {'up': f, 'down': f}}, fractions of C.
@@ -521,7 +549,7 @@ class LinkShare:
         self.started = False
         self.run.run(['tc', 'qdisc', 'del', 'dev', self.port, 'clsact'],
                      'remove redirect from %s' % self.port, check=False)
-        if self.config.medium == 'duplex':
+        if media.get(self.config.medium).per_direction:
             self.run.run(['tc', 'qdisc', 'del', 'dev', self.port, 'root'],
                          'remove share tree from %s' % self.port, check=False)
         self.run.run(['ip', 'link', 'del', self.ifb], 'remove IFB device %s' % self.ifb,

@@ -8,7 +8,9 @@ checkpoint bits m_o = 8 S_o; data samples of s bits; the accuracy model's q)::
     v_i = A_o q(D_i),  L_io <= D_i <= G_i     it receives variant o and D_i samples of
                                               its G_i reach the edge
     subject to sum_i (m_{o_i} + s D_i) <= B   shared medium (duplex: sum m <= B and
-                                              sum s D <= B, a budget each)
+                                              sum s D <= B, a budget each; airtime:
+                                              each device's bits weighted by w_i, 1 /
+                                              its channel's relative rate)
 
 L_io is the data variant o needs to reach the fairness floor F (0 without one); an
 option that cannot reach F is not allowed.
@@ -72,11 +74,15 @@ class MenuFleet:
         self.generated = np.asarray(generated, dtype=float)
         self.kept = np.asarray(kept, dtype=float)
         self.n = self.generated.size
+        # Airtime: device i's bit takes w_i of the budget (1 / its channel's relative
+        # rate); its price of a bit is lambda w_i.
+        self.w = problem.weights(self.n)
+        self.wcol = self.w[:, None]
         options = self.sizes.size
         self.upper = np.where(np.arange(options)[None, :] == 0, 0.0, self.generated[:, None])
         self.lower = np.zeros((self.n, options))
         self.allowed = np.ones((self.n, options), dtype=bool)
-        self.allowed[:, 1:] &= self.mbits[None, 1:] <= self.budget * (1 + 1e-12)
+        self.allowed[:, 1:] &= self.wcol * self.mbits[None, 1:] <= self.budget * (1 + 1e-12)
         if floor is not None:
             need = self._samples_for(floor / self.weight[1:])             # per variant
             self.lower[:, 1:] = need[None, :]
@@ -102,18 +108,20 @@ class MenuFleet:
     def net(self, price_up, price_down):
         """(net value, data samples) of every device and option at the prices; -inf
         where the option is not allowed."""
-        d = self._data(self.root[None, :], price_up, self.lower, self.upper)
+        up, down = price_up * self.wcol, price_down * self.wcol
+        d = self._data(self.root[None, :], up, self.lower, self.upper)
         value = np.where(np.arange(self.sizes.size)[None, :] == 0, self.kept[:, None],
                          self.weight[None, :] * self.acc.q(d))
-        net = value - price_up * self.s * d - price_down * self.mbits[None, :]
+        net = value - up * self.s * d - down * self.mbits[None, :]
         return np.where(self.allowed, net, -np.inf), d
 
     def respond(self, price_up, price_down):
-        """Each device's best option at the prices, with its bits (up, down)."""
+        """Each device's best option at the prices, with the budget its bits take (up,
+        down)."""
         net, d = self.net(price_up, price_down)
         best = np.argmax(net, axis=1)
         rows = np.arange(self.n)
-        return best, self.s * d[rows, best], self.mbits[best]
+        return best, self.w * self.s * d[rows, best], self.w * self.mbits[best]
 
     def dual(self, price_up, price_down):
         """Lambda: an upper bound on the sum of accuracies for any prices >= 0."""
@@ -162,25 +170,26 @@ class MenuFleet:
         rows = np.arange(self.n)[None, :]
         weight, root = self.weight[choices], self.root[choices]
         lower, upper = self.lower[rows, choices], self.upper[rows, choices]
-        model_bits = np.sum(self.mbits[choices], axis=1)
+        w = self.w[None, :]
+        model_bits = np.sum(w * self.mbits[choices], axis=1)
         room = np.full(choices.shape[0], self.budget) if self.duplex else \
             self.budget - model_bits
         feasible = np.all(self.allowed[rows, choices], axis=1) & \
-            (self.s * np.sum(lower, axis=1) <= room * (1 + 1e-12))
+            (self.s * np.sum(w * lower, axis=1) <= room * (1 + 1e-12))
         if self.duplex:
             feasible &= model_bits <= self.budget * (1 + 1e-12)
         d = upper.copy()
-        over = feasible & (self.s * np.sum(upper, axis=1) > room)
+        over = feasible & (self.s * np.sum(w * upper, axis=1) > room)
         if np.any(over):
-            w, lo_d, up_d, r = root[over], lower[over], upper[over], room[over][:, None]
-            lo = np.full((w.shape[0], 1), _LOG_PRICE[0])
-            hi = np.full((w.shape[0], 1), _LOG_PRICE[1])
+            r_, lo_d, up_d, r = root[over], lower[over], upper[over], room[over][:, None]
+            lo = np.full((r_.shape[0], 1), _LOG_PRICE[0])
+            hi = np.full((r_.shape[0], 1), _LOG_PRICE[1])
             for _ in range(_BISECTIONS):
                 mid = 0.5 * (lo + hi)
-                fits = self.s * np.sum(self._data(w, 10.0 ** mid, lo_d, up_d), axis=1,
-                                       keepdims=True) <= r
+                fits = self.s * np.sum(w * self._data(r_, 10.0 ** mid * w, lo_d, up_d),
+                                       axis=1, keepdims=True) <= r
                 hi, lo = np.where(fits, mid, hi), np.where(fits, lo, mid)
-            d[over] = self._data(w, 10.0 ** hi, lo_d, up_d)
+            d[over] = self._data(r_, 10.0 ** hi * w, lo_d, up_d)
         values = np.where(choices == 0, self.kept[None, :], weight * self.acc.q(d))
         total = np.where(feasible, np.sum(values, axis=1), -np.inf)
         return total, d, feasible
@@ -213,7 +222,7 @@ class MenuFleet:
             poor, rich = candidates[1], candidates[2]
             switch = np.flatnonzero(poor != rich)
             if switch.size:
-                extra = self.mbits[rich[switch]] - self.mbits[poor[switch]]
+                extra = self.w[switch] * (self.mbits[rich[switch]] - self.mbits[poor[switch]])
                 order = switch[np.argsort(extra, kind='stable')]
                 steps = np.unique(np.linspace(0, order.size, min(order.size, 63) + 1)
                                   .astype(int))
@@ -250,7 +259,7 @@ class MenuFleet:
         than ENUMERATED_GROUPS or the choices to try exceed MAX_EVALUATIONS."""
         net, _ = self.net(price_up, price_down)
         regret = np.max(net, axis=1, keepdims=True) - net            # inf: not allowed
-        groups = _groups(self.generated, self.kept)
+        groups = _groups(self.generated, self.kept, self.w)
         if len(groups) > ENUMERATED_GROUPS:
             return best_value, best, False
         value, evaluated, batch = best_value, 0, []
@@ -298,7 +307,7 @@ class MenuFleet:
         sizes = self.sizes[choice]
         up_bytes = samples * self.s / 8
         values = np.where(choice == 0, self.kept, self.weight[choice] * self.acc.q(samples))
-        up, down = give_leftover(up_bytes * 8 / budget, 8 * sizes / budget,
+        up, down = give_leftover(self.w * up_bytes * 8 / budget, self.w * 8 * sizes / budget,
                                  self.problem.medium)
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0,
@@ -310,13 +319,14 @@ class MenuFleet:
         return FleetAllocation(devices, exact=exact, bound=bound / self.n)
 
 
-def _groups(generated, kept):
-    """Indices of identical devices (same data volume and kept accuracy), in groups."""
-    order = np.lexsort((kept, generated))
+def _groups(generated, kept, w):
+    """Indices of identical devices (same data volume, kept accuracy and channel), in
+    groups."""
+    order = np.lexsort((w, kept, generated))
     groups, start = [], 0
     for k in range(1, order.size + 1):
         if k == order.size or generated[order[k]] != generated[order[start]] or \
-                kept[order[k]] != kept[order[start]]:
+                kept[order[k]] != kept[order[start]] or w[order[k]] != w[order[start]]:
             groups.append(order[start:k])
             start = k
     return groups

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from edgecollab import userfile
+from edgecollab.controller import media
 from edgecollab.controller import policies
 from edgecollab.controller.fleet import FleetAllocation
 from edgecollab.controller.policies import PolicyState
@@ -82,8 +83,7 @@ SHARE_SLACK = 1e-6     # rounding a policy's shares may carry past a whole budge
 def answer_problem(answer, devices, medium):
     """What is wrong with a policy's answer for devices on medium ('' when nothing): a
     FleetAllocation of one Allocation a device, every number finite, shares and bytes
-    >= 0, accuracies in [0, 100], the shares within the budget (per direction on a
-    duplex medium).  Built-in and user policies alike."""
+    >= 0, accuracies in [0, 100], the shares within the medium's budgets.  Built-in and user policies alike."""
     if not isinstance(answer, FleetAllocation):
         return 'a %s, not a FleetAllocation' % type(answer).__name__
     if not isinstance(answer.devices, (list, tuple)) or len(answer.devices) != devices:
@@ -100,11 +100,10 @@ def answer_problem(answer, devices, medium):
                     field, value, index)
         if a.accuracy > 100:
             return 'accuracy %r for device %d (at most 100 mAP)' % (a.accuracy, index)
-    up = sum(a.upload_share for a in answer.devices)
-    down = sum(a.download_share for a in answer.devices)
-    totals = {'up': up, 'down': down} if medium == 'duplex' else {'both ways': up + down}
-    for direction, total in totals.items():
+    shares = {'device %d' % index: {'up': a.upload_share, 'down': a.download_share}
+              for index, a in enumerate(answer.devices, start=1)}
+    for what, total in media.get(medium).budgets(shares):
         if total > 1 + SHARE_SLACK:
             return 'shares summing to %.6g of the budget (%s), more than the whole' % (
-                total, direction)
+                total, what)
     return ''

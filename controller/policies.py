@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
+from edgecollab.controller import media
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
 from edgecollab.controller.solver import RESUMES, Allocation, evaluate, nothing_fits, solve
 from edgecollab import userfile
@@ -113,10 +114,12 @@ RESUME_SUBSETS_UP_TO = 4   # devices with a checkpoint in flight: every subset r
 def resume_choices(inflight, medium):
     """The sets of devices (indices) whose checkpoints in flight a plan may resume:
     every non-empty subset for up to RESUME_SUBSETS_UP_TO of them, else each alone and
-    all together.  None on a duplex medium (the resumed bytes take the download budget
-    only, which one capacity cannot express)."""
+    all together.  None where the budget is not one for both directions and the fleet
+    (duplex: the resumed bytes take the download budget only, which one capacity cannot
+    express; access: each device is planned alone)."""
     waiting = [i for i, f in enumerate(inflight or []) if f is not None]
-    if not waiting or medium != 'shared':
+    kind = media.get(medium)
+    if not waiting or kind.per_direction or kind.per_device:
         return []
     if len(waiting) <= RESUME_SUBSETS_UP_TO:
         return [tuple(c) for k in range(1, len(waiting) + 1)
@@ -129,7 +132,8 @@ def resuming(problem, generated, state, subset):
     (the bytes left, no data: the checkpoint's training data is behind it) and the
     others share the rest of the budget optimally; None when it does not fit or
     breaks the floor."""
-    left_bits = sum(8 * state.inflight[i].left_bytes for i in subset)
+    w = problem.weights(len(generated))
+    left_bits = sum(w[i] * 8 * state.inflight[i].left_bytes for i in subset)
     budget = problem.budget_bits
     if budget <= 0 or left_bits > budget or (state.floor is not None and any(
             state.inflight[i].accuracy < state.floor for i in subset)):
@@ -137,14 +141,16 @@ def resuming(problem, generated, state, subset):
     rest = 1 - left_bits / budget
     others = [i for i in range(len(generated)) if i not in subset]
     kept = state.kept or [problem.kept_map()] * len(generated)
+    rates = tuple(problem.rates[i] for i in others) if problem.rates else ()
     solved = solve_fleet(dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit *
-                                             rest),
+                                             rest, rates=rates),
                          [generated[i] for i in others], state.floor,
                          [kept[i] for i in others]) if others else None
     devices = [None] * len(generated)
     for i in subset:
         f = state.inflight[i]
-        devices[i] = Allocation(0.0, 8 * f.left_bytes / budget, 0.0, f.size_bytes, f.accuracy,
+        devices[i] = Allocation(0.0, w[i] * 8 * f.left_bytes / budget, 0.0, f.size_bytes,
+                                f.accuracy,
                                 model=f.model, reason=RESUMES)
     for i, a in zip(others, solved.devices if solved else []):
         devices[i] = dataclasses.replace(a, upload_share=a.upload_share * rest,
@@ -155,19 +161,18 @@ def resuming(problem, generated, state, subset):
 
 
 class DevicePolicy(Policy):
-    """Splits the capacity equally among the devices and allocates each part alone."""
+    """Splits the capacity equally among the devices (airtime: the airtime; access:
+    each has its own link) and allocates each part alone."""
 
     def plan(self, state, generated):
         n = len(generated)
-        part = dataclasses.replace(state.problem,
-                                   capacity_mbit=state.problem.capacity_mbit / n)
         devices = []
         kept = state.kept or [None] * n
-        for g, k in zip(generated, kept):
+        for g, k, (part, scale) in zip(generated, kept, state.problem.parts(n)):
             a = self.allocate(dataclasses.replace(
                 state, problem=dataclasses.replace(part, generated=float(g), fallback_map=k)))
-            a.upload_share /= n
-            a.download_share /= n
+            a.upload_share *= scale
+            a.download_share *= scale
             devices.append(a)
         return FleetAllocation(devices)
 

@@ -38,11 +38,13 @@ accuracy of the model the device keeps (``fallback_map``, default the smallest m
 A(S_min) q(0)); never NaN.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgecollab.controller import media
 from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
 
@@ -59,8 +61,10 @@ class Problem:
     sequential timing); timing: 'overlap' or 'sequential'; sample_bits: bits per data
     sample; generated: D_gen, samples the device produced in the period; min_model_bytes,
     max_model_bytes: S_min, S_max; menu: optional tuple of ModelVariant (discrete sizes);
-    medium: 'shared' or 'duplex'; fallback_map: accuracy kept when no model fits (None:
-    the smallest model's with no fresh data).
+    medium: a name of ``media.MEDIA``; rates: in a fleet's problem on a medium with
+    channels, each device's channel rate relative to capacity_mbit (empty: every device
+    at capacity_mbit); fallback_map: accuracy kept when no model fits (None: the
+    smallest model's with no fresh data).
     """
     capacity_mbit: float
     period_s: float = 60.0
@@ -74,6 +78,7 @@ class Problem:
     medium: str = 'shared'
     accuracy: AccuracyModel = field(default_factory=AccuracyModel)
     fallback_map: float = None
+    rates: tuple = ()
 
     def __post_init__(self):
         numbers = {'capacity_mbit': self.capacity_mbit, 'period_s': self.period_s,
@@ -92,8 +97,12 @@ class Problem:
         if self.timing not in TIMINGS:
             raise ConfigError('timing %r is unknown (known: %s)' % (self.timing,
                                                                    ', '.join(TIMINGS)))
-        if self.medium not in ('shared', 'duplex'):
-            raise ConfigError('medium %r is unknown (known: shared, duplex)' % self.medium)
+        medium = media.get(self.medium)
+        if self.rates and (not medium.channels or not all(
+                isinstance(r, (int, float)) and math.isfinite(r) and r > 0
+                for r in self.rates)):
+            raise ConfigError('rates must be finite numbers > 0, on a medium with channels '
+                              '(airtime, access), got %r on %s' % (self.rates, self.medium))
 
     @property
     def window_s(self):
@@ -106,6 +115,28 @@ class Problem:
     def budget_bits(self):
         """B W: the bits the link can carry in the window."""
         return self.capacity_mbit * 1e6 * self.window_s
+
+    def weights(self, n):
+        """The budget each of n devices spends on a bit: 1 / its channel's relative rate
+        (a device on a channel twice as fast spends half the airtime on a bit)."""
+        if not self.rates:
+            return np.ones(n)
+        if len(self.rates) != n:
+            raise ConfigError('rates must give one channel rate per device: %d for %d'
+                              % (len(self.rates), n))
+        return 1.0 / np.asarray(self.rates, dtype=float)
+
+    def parts(self, n):
+        """[(the Problem of device i alone on its part of the medium, the fraction of
+        the plan's budget that part is)] when the budget is split equally among n
+        devices (one Problem per device with its own channel)."""
+        medium = media.get(self.medium)
+        rates = self.rates or (1.0,) * n
+        if medium.per_device:           # its whole own link
+            return [(_alone(self, self.capacity_mbit * r), 1.0) for r in rates]
+        if not medium.channels:
+            return [(_alone(self, self.capacity_mbit / n), 1.0 / n)] * n
+        return [(_alone(self, self.capacity_mbit * r / n), 1.0 / n) for r in rates]
 
     def smallest_bytes(self):
         """The smallest model the edge can send."""
@@ -133,6 +164,12 @@ class Problem:
     def samples(self, upload_fraction):
         """D: samples reaching the edge with upload fraction x of the budget."""
         return min(upload_fraction * self.budget_bits / self.sample_bits, self.generated)
+
+
+def _alone(problem, capacity_mbit):
+    """problem for one device with capacity_mbit of its own (no channels to weigh)."""
+    medium = problem.medium if problem.medium == media.DUPLEX.name else media.SHARED.name
+    return dataclasses.replace(problem, capacity_mbit=capacity_mbit, rates=(), medium=medium)
 
 
 @dataclass
@@ -295,8 +332,13 @@ class FleetAllocation:
 def give_leftover(up, down, medium):
     """(up, down) shares with the budget the plan does not use handed to the model shares
     (in proportion to them; to the uploads when no model is sent), as the single-device
-    split does; duplex: each direction's rest to that direction's shares."""
-    if medium == 'shared':
+    split does; duplex: each direction's rest to that direction's shares; access: each
+    device's rest of its own link to its checkpoint (its upload without one)."""
+    kind = media.get(medium)
+    if kind.per_device:
+        left = np.maximum(1.0 - up - down, 0.0)
+        return np.where(down > 0, up, up + left), np.where(down > 0, down + left, down)
+    if not kind.per_direction:
         left = 1.0 - float(np.sum(up) + np.sum(down))
         if left > 1e-12:
             if np.sum(down) > 0:

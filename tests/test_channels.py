@@ -1,0 +1,186 @@
+"""Devices that differ: each its own channel (media airtime and access).
+
+The solver with a rate per device against exhaustive search and a grid, monotone and
+within budget; the policies defined in airtime; the link share's per-device classes.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.reference import exhaustive
+from edgecollab.controller import media, policies
+from edgecollab.controller.accuracy import yolov8_menu
+from edgecollab.controller.fleet import solve_fleet
+from edgecollab.controller.linkshare import Device, LinkShare, ShapingConfig, check_fractions
+from edgecollab.controller.policies import PolicyState
+from edgecollab.controller.solver import Problem, solve
+from edgecollab.errors import ConfigError
+
+
+def random_airtime(rng, n, menu=True):
+    precision = str(rng.choice(['fp16', 'fp32']))
+    problem = Problem(capacity_mbit=float(rng.uniform(0.5, 40)) * n, period_s=10.0,
+                      sample_bits=8 * float(rng.choice([1e4, 1e5, 3e5])),
+                      menu=tuple(yolov8_menu(precision)) if menu else (), medium='airtime',
+                      rates=tuple(float(r) for r in rng.uniform(0.1, 3.0, n)))
+    return problem, rng.integers(0, 3000, n).astype(float), rng.uniform(10, 35, n)
+
+
+def airtime_spent(problem, answer):
+    """The airtime an answer's bytes take, as a fraction of the budget."""
+    w = problem.weights(len(answer.devices))
+    bits = np.array([8 * (a.upload_bytes + a.model_bytes) for a in answer.devices])
+    return float(np.sum(w * bits)) / problem.budget_bits
+
+
+def test_the_menu_fleet_on_airtime_equals_exhaustive_search():
+    rng = np.random.default_rng(25)
+    for index in range(300):
+        n = 2 + index % 4
+        problem, generated, kept = random_airtime(rng, n)
+        answer = solve_fleet(problem, generated, kept=kept)
+        best = exhaustive(problem, generated, kept, rates=problem.rates)
+        assert answer.mean_accuracy >= best - 1e-7, (index, answer.mean_accuracy, best)
+        assert airtime_spent(problem, answer) <= 1 + 1e-9
+        assert sum(a.upload_share + a.download_share for a in answer.devices) <= 1 + 1e-9
+
+
+def test_the_reference_with_equal_rates_is_the_shared_medium():
+    rng = np.random.default_rng(3)
+    problem, generated, kept = random_airtime(rng, 3)
+    shared = dataclasses.replace(problem, medium='shared', rates=())
+    assert exhaustive(shared, generated, kept) == pytest.approx(
+        exhaustive(problem, generated, kept, rates=(1.0, 1.0, 1.0)))
+    assert solve_fleet(dataclasses.replace(problem, rates=(1.0, 1.0, 1.0)), generated,
+                       kept=kept).mean_accuracy == pytest.approx(
+        solve_fleet(shared, generated, kept=kept).mean_accuracy, abs=1e-9)
+
+
+@pytest.mark.parametrize('k', range(8))
+def test_two_devices_with_continuous_sizes_match_a_grid_over_the_airtime_split(k):
+    rng = np.random.default_rng(700 + k)
+    problem, generated, _ = random_airtime(rng, 2, menu=False)
+    problem = dataclasses.replace(problem, period_s=60.0)
+    best = -1.0
+    for share in np.linspace(0, 1, 801):
+        values = []
+        for part, g, rate in ((share, generated[0], problem.rates[0]),
+                              (1 - share, generated[1], problem.rates[1])):
+            alone = dataclasses.replace(problem, medium='shared', rates=(), generated=g,
+                                        capacity_mbit=problem.capacity_mbit * rate * part)
+            values.append(solve(alone).accuracy if part > 0 else problem.kept_map())
+        best = max(best, float(np.mean(values)))
+    answer = solve_fleet(problem, generated)
+    assert answer.mean_accuracy >= best - 1e-4
+    assert airtime_spent(problem, answer) <= 1 + 1e-9
+
+
+def test_a_faster_channel_never_lowers_the_optimum():
+    rng = np.random.default_rng(9)
+    for _ in range(40):
+        problem, generated, kept = random_airtime(rng, 4)
+        before = solve_fleet(problem, generated, kept=kept).mean_accuracy
+        rates = list(problem.rates)
+        rates[int(rng.integers(0, 4))] *= float(rng.uniform(1.0, 3.0))
+        after = solve_fleet(dataclasses.replace(problem, rates=tuple(rates)), generated,
+                            kept=kept).mean_accuracy
+        assert after >= before - 1e-9
+
+
+def test_access_links_are_each_devices_own_optimum():
+    rng = np.random.default_rng(4)
+    problem, generated, kept = random_airtime(rng, 4)
+    problem = dataclasses.replace(problem, medium='access')
+    answer = solve_fleet(problem, generated, kept=kept)
+    for a, g, k, rate in zip(answer.devices, generated, kept, problem.rates):
+        alone = dataclasses.replace(problem, medium='shared', rates=(), generated=g,
+                                    capacity_mbit=problem.capacity_mbit * rate)
+        assert a.accuracy == pytest.approx(solve_fleet(alone, [g], kept=[k]).mean_accuracy)
+        assert a.upload_share + a.download_share <= 1 + 1e-9       # of its own link
+        assert 8 * (a.upload_bytes + a.model_bytes) <= alone.budget_bits * (1 + 1e-9)
+
+
+def test_equal_and_the_baselines_split_the_airtime_equally():
+    problem = Problem(capacity_mbit=20.0, period_s=60.0, medium='airtime',
+                      rates=(0.5, 1.0, 1.5), menu=tuple(yolov8_menu('fp16')))
+    plan = policies.get('equal').plan(PolicyState(problem), [3000.0] * 3)
+    for a, rate in zip(plan.devices, problem.rates):
+        assert a.upload_share + a.download_share == pytest.approx(1 / 3)
+        assert a.model_bytes > 0
+        # Its third of the airtime carries a third of its own channel's bits.
+        assert 8 * a.upload_bytes <= a.upload_share * 20e6 * rate * 60 * (1 + 1e-9)
+    assert plan.devices[2].upload_bytes > plan.devices[0].upload_bytes
+
+
+def test_the_optimum_beats_equal_airtime_on_different_channels():
+    problem = Problem(capacity_mbit=20.0, period_s=60.0, medium='airtime',
+                      rates=(0.2, 1.8), menu=tuple(yolov8_menu('fp16')))
+    answer = solve_fleet(problem, [3000.0, 3000.0])
+    equal = policies.get('equal').plan(PolicyState(problem), [3000.0, 3000.0])
+    assert answer.mean_accuracy > equal.mean_accuracy + 0.5
+    assert answer.mean_accuracy == pytest.approx(
+        exhaustive(problem, [3000.0, 3000.0], [problem.kept_map()] * 2, rates=problem.rates))
+
+
+def test_a_thousand_devices_on_airtime_solve_quickly():
+    rng = np.random.default_rng(1)
+    for menu in (True, False):
+        problem, generated, kept = random_airtime(rng, 1000, menu)
+        began = time.perf_counter()
+        answer = solve_fleet(problem, generated, kept=kept)
+        took = time.perf_counter() - began
+        assert len(answer.devices) == 1000 and airtime_spent(problem, answer) <= 1 + 1e-9
+        assert took < 2.0          # wide: benchmarks/channels.py holds the strict figure
+
+
+def test_rates_need_a_medium_with_channels_and_one_per_device():
+    with pytest.raises(ConfigError, match='medium with channels'):
+        Problem(capacity_mbit=10.0, rates=(1.0, 2.0))
+    with pytest.raises(ConfigError, match='finite numbers > 0'):
+        Problem(capacity_mbit=10.0, medium='airtime', rates=(1.0, float('nan')))
+    with pytest.raises(ConfigError, match='one channel rate per device'):
+        solve_fleet(Problem(capacity_mbit=10.0, medium='airtime', rates=(1.0, 2.0)), [1.0])
+    with pytest.raises(ConfigError, match='unknown'):
+        media.get('wifi')
+
+
+def test_each_medium_has_its_budgets():
+    two = {'d1': {'up': 0.4, 'down': 0.5}, 'd2': {'up': 0.5, 'down': 0.4}}
+    devices = [Device('d1', '10.0.0.1'), Device('d2', '10.0.0.2')]
+    check_fractions(two, devices, 'access')          # each device within its own link
+    check_fractions(two, devices, 'duplex')          # each direction within C
+    for name in ('shared', 'airtime'):
+        with pytest.raises(ConfigError, match='more than the capacity'):
+            check_fractions(two, devices, name)
+
+
+class Recorder:
+    """A runner that records the tc batches it is given."""
+
+    def __init__(self):
+        self.batches = []
+
+    def tc_batch(self, cmds, doing):
+        self.batches.append(cmds)
+
+    def run(self, cmd, doing, check=True):
+        return ''
+
+
+def test_the_link_share_gives_each_class_its_share_of_its_own_channel():
+    run = Recorder()
+    devices = [Device('d1', '10.0.0.1'), Device('d2', '10.0.0.2')]
+    share = LinkShare(ShapingConfig(10.0, medium='airtime'), 'p', 'ifb0', '10.0.0.100',
+                      devices, run=run)
+    share.set_shares({'d1': {'up': 0.25, 'down': 0.25}, 'd2': {'up': 0.25, 'down': 0.25}})
+    share.set_capacity(10.0, rates={'d1': 0.4, 'd2': 1.6})      # 4 and 16 Mbit/s
+    assert share.share_mbit('d1', 'up') == pytest.approx(1.0)
+    assert share.share_mbit('d2', 'down') == pytest.approx(4.0)
+    text = [' '.join(c) for c in run.batches[-1]]
+    assert any('classid 1:1 ' in t and 'rate 20000000bit' in t for t in text)   # both channels
+    shared = LinkShare(ShapingConfig(10.0), 'p', 'ifb0', '10.0.0.100', devices, run=run)
+    with pytest.raises(ConfigError, match='medium with channels'):
+        shared.set_capacity(10.0, rates={'d1': 1.0, 'd2': 1.0})
