@@ -1,7 +1,8 @@
 """The fluid backend: a scenario's periods with ideal transfers, without root or Mininet.
 
 A ``Transport`` for the control loop (``loop.py``) on a virtual clock: each class carries
-its fraction of the capacity trace, C(t) x f(t), with the fractions the loop applied over
+its fraction of the capacity trace, C(t) x f(t) (with per-device channels, of its own
+channel, r_i(t) x f(t)), with the fractions the loop applied over
 the period (a sequential period's model phase included, the re-splits of a closed-loop
 policy at every control step), until it has nothing left to move.  Data counts up to the
 period's data and what arrived by its phase's end; a model counts only if all of it
@@ -40,6 +41,12 @@ class FluidTransport(Transport):
                           ('down', scenario.capacity_down, 'capacity_down'))}
         if self.links['down'] is None:
             self.links['down'] = self.links['up']
+        # What each class's share is a fraction of: the fleet's capacity, or with
+        # per-device channels the device's own channel (both directions).
+        channels = dict(zip(self.devices, [c.as_link(scenario.step_s, scenario.duration_s)
+                                           for c in scenario.channels]))
+        self.rated = {(name, direction): channels.get(name, self.links[direction])
+                      for name in self.devices for direction in ('up', 'down')}
 
     replaces_checkpoints = True      # distilled on demand, in no time
 
@@ -76,7 +83,6 @@ class FluidTransport(Transport):
         s = self.scenario
         start, end = period.start_s, period.start_s + s.period_s
         (u0, u1), (m0, m1) = period.phases
-        traces = self.links
         windows = {'up': (start + u0, start + u1), 'down': (start + m0, start + m1)}
         left = self.left = {}
         for name in self.devices:
@@ -99,14 +105,16 @@ class FluidTransport(Transport):
                 if bytes_left <= 0 or b <= a:
                     continue
                 share = self.applied.get(name, {}).get(direction, 0.0)
-                moved = min(bytes_left, share * traces[direction].bits_between(a, b) / 8)
+                moved = min(bytes_left,
+                            share * self.rated[(name, direction)].bits_between(a, b) / 8)
                 left[(name, direction)] = bytes_left - moved
                 carried += 8 * moved
             self.now_s = t_next
             if t_next in control and t_next < end - 1e-9 and t_next > t:
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
                                   s.capacity.mean_between(t, t_next), end - t_next,
-                                  carried / (t_next - t) / 1e6)
+                                  carried / (t_next - t) / 1e6,
+                                  dict(zip(self.devices, self.loop.channel_rates(t, t_next))))
             t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}

@@ -23,7 +23,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from edgecollab.controller import correction, planner, policies, replan
+from edgecollab.controller import correction, media, planner, policies, replan
 from edgecollab.controller.holding import Held, InFlight
 from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
 from edgecollab.controller.solver import KEEPS
@@ -43,7 +43,12 @@ RECORD_COLUMNS = {
     'forecast_mbit': 'the capacity it forecast for the period, Mbit/s',
     'planned_mbit': 'the capacity the policy planned with (oracle: the real mean; '
                     'adaptive: the forecast x the measured TCP efficiency), Mbit/s',
-    'capacity_mbit': "the period's real mean capacity, Mbit/s",
+    'capacity_mbit': "the period's real mean capacity, Mbit/s (per-device channels: "
+                     'their mean)',
+    'channel_mbit': "the period's real mean of the device's own channel, Mbit/s (the "
+                    'capacity when the fleet has one)',
+    'planned_channel': "the device's channel rate the plan assumed, relative to "
+                       'planned_mbit (1 when the fleet has one channel)',
     'upload_share': "the device's upload share of the capacity as planned (0-1)",
     'download_share': "its download share as planned (0-1)",
     'planned_upload_bytes': 'the data the plan uploads, bytes',
@@ -113,6 +118,7 @@ class Period:
     model_left: dict = field(default_factory=dict)
     resplits: int = 0
     switches: dict = field(default_factory=dict)    # device -> checkpoints switched
+    rates: tuple = ()       # per-device channels: each one's rate the plan assumed
     steps: int = 0
     idle_steps: int = 0
 
@@ -268,11 +274,17 @@ def outcome(problem, capacity_mbit, a, resumed, model_ok):
     return 'infeasible'
 
 
-def link_capacity_bytes(problem, capacity_mbit, seconds):
+def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=()):
     """The bytes a link of mean capacity_mbit could carry in seconds: one budget on a
-    shared medium, one per direction on a duplex one."""
-    budgets = 2 if problem.medium == 'duplex' else 1
-    return budgets * capacity_mbit * 1e6 / 8 * seconds
+    shared medium, one per direction on a duplex one; with per-device channels (their
+    means channels_mbit) the access links' together, or on airtime the fastest channel's
+    (all the airtime to it: the most the cell carries)."""
+    kind = media.get(problem.medium)
+    if channels_mbit and kind.per_device:
+        capacity_mbit = sum(channels_mbit)
+    elif channels_mbit:
+        capacity_mbit = max(channels_mbit)
+    return (2 if kind.per_direction else 1) * capacity_mbit * 1e6 / 8 * seconds
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -318,6 +330,10 @@ class ControlLoop:
         self.truth = [start] * len(self.devices)
         self.current = None                 # the Period under way
         self.last = None                    # the Period before it
+        self.medium = media.get(self.problem.medium)
+        # Each device's channel as the link applies it (per-device channels only).
+        self.channel_links = [c.as_link(scenario.step_s, scenario.duration_s)
+                              for c in scenario.channels]
 
     def run(self):
         """Every period of the scenario in turn."""
@@ -343,9 +359,39 @@ class ControlLoop:
         """The capacity the controller plans the period starting at start_s with: the
         scenario's predictor over the capacity seen so far (never below the link
         layer's minimum)."""
+        return self.forecast(start_s)[0]
+
+    def forecast(self, start_s):
+        """(capacity, rates): the fleet's capacity the controller plans the period
+        starting at start_s with and, with per-device channels, each device's channel
+        relative to it (else ()): the scenario's predictor over each channel seen so far
+        (never below the link layer's minimum)."""
         s = self.scenario
-        return max(s.forecast.predict(s.capacity, start_s, s.period_s, s.step_s),
-                   MIN_CAPACITY_MBIT)
+        if not s.channels:
+            return max(s.forecast.predict(s.capacity, start_s, s.period_s, s.step_s),
+                       MIN_CAPACITY_MBIT), ()
+        each = [max(s.forecast.predict(c, start_s, s.period_s, s.step_s), MIN_CAPACITY_MBIT)
+                for c in s.channels]
+        mean = sum(each) / len(each)
+        return mean, tuple(e / mean for e in each)
+
+    def future(self, start_s):
+        """(mean capacity, rates) the period starting at start_s will really have (what
+        only oracle may know)."""
+        s = self.scenario
+        end = start_s + s.period_s
+        if not s.channels:
+            return s.capacity.mean_between(start_s, end), ()
+        return s.capacity.mean_between(start_s, end), tuple(
+            float(r) for r in self.channel_rates(start_s, end))
+
+    def channel_rates(self, start_s, end_s):
+        """Each device's channel over [start_s, end_s) relative to the fleet's mean, as
+        the link applies them."""
+        s = self.scenario
+        return [max(c.mean_between(start_s, end_s), MIN_CAPACITY_MBIT) /
+                max(s.capacity.mean_between(start_s, end_s), MIN_CAPACITY_MBIT)
+                for c in self.channel_links]
 
     def _settle(self, period):
         """Learn which of period's checkpoints arrived (the devices' reports): the
@@ -369,16 +415,18 @@ class ControlLoop:
         """Plan period k, split the link, publish the plans, start the transfers."""
         s = self.scenario
         name = self.state.take_policy()
-        capacity = self.forecast_mbit(start)
-        future = s.capacity.mean_between(start, start + s.period_s)
+        capacity, rates = self.forecast(start)
+        future, future_rates = self.future(start)
         with self.lock:
             efficiency = dict(self.efficiency)
-        plan_ = planner.plan(self.problem, name, s.generated, capacity, future_mbit=future,
+        problem = dataclasses.replace(self.problem, rates=rates)
+        plan_ = planner.plan(problem, name, s.generated, capacity, future_mbit=future,
+                             future_rates=future_rates,
                              efficiency=efficiency, ratio=s.ratio, floor=s.floor,
                              kept=[h.kept(s.drift) for h in self.known],
                              inflight=[self.inflight.get(d) for d in self.devices])
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
-                        held=list(self.known))
+                        held=list(self.known), rates=plan_.rates)
         sample_bytes = self.problem.sample_bits / 8
         for name_, a, generated in zip(self.devices, plan_.devices, s.generated):
             partial = self.inflight.get(name_)
@@ -429,12 +477,14 @@ class ControlLoop:
             self.state.note('%s: goodput differs from plan: %s' % (self.label, ', '.join(
                 '%s %.3f' % kv for kv in sorted(off.items()))))
 
-    def control(self, remaining, capacity_mbit, remaining_s, carried_mbit=None):
+    def control(self, remaining, capacity_mbit, remaining_s, carried_mbit=None, rates=None):
         """One control step within the current period.  remaining: {(device,
         direction): bytes still to move (data waiting, checkpoint bytes left)};
         capacity_mbit: the link's capacity now; carried_mbit: what the link carried over
-        the last step (counts idle steps).  When the period's policy corrects (overlap
-        timing), re-split the rest of the period; return whether the shares changed."""
+        the last step (counts idle steps); rates: with per-device channels, {device: its
+        channel now relative to capacity_mbit}.  When the period's policy corrects
+        (overlap timing), re-split the rest of the period; return whether the shares
+        changed."""
         period = self.current
         if period is None:
             return False
@@ -447,13 +497,25 @@ class ControlLoop:
             return False
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
-        if self.problem.medium != 'duplex':
+        rates = rates or {}
+        if not self.medium.per_direction:
             remaining = self._replan(period, remaining, capacity_mbit, efficiency,
-                                     remaining_s)
+                                     remaining_s, rates)
         valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0
                   and remaining.get((d, 'down'), 0) > 0}
-        shares = correction.resplit(remaining, capacity_mbit, efficiency, remaining_s,
-                                    valued, ahead_s=self.scenario.control_step_s)
+        if self.medium.per_device:
+            # Each device's own link: its upload and its checkpoint split it.
+            shares = {}
+            for d in self.devices:
+                shares.update(correction.resplit(
+                    {k: v for k, v in remaining.items() if k[0] == d},
+                    capacity_mbit * rates.get(d, 1.0), efficiency, remaining_s, valued,
+                    ahead_s=self.scenario.control_step_s))
+        else:
+            # Airtime: a device's bytes take 1 / its channel's relative rate of it.
+            airtime = {k: v / rates.get(k[0], 1.0) for k, v in remaining.items()}
+            shares = correction.resplit(airtime, capacity_mbit, efficiency, remaining_s,
+                                        valued, ahead_s=self.scenario.control_step_s)
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -463,10 +525,12 @@ class ControlLoop:
                   remaining_s, shares)
         return True
 
-    def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s):
+    def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates):
         """Re-plan what each device gets from the rest of period (replan.py): order,
         replace or defer checkpoints; return remaining with the deferred checkpoints at
-        zero (no share now; the plan keeps them, so one may still resume)."""
+        zero (no share now; the plan keeps them, so one may still resume).  rates: each
+        device's channel relative to capacity_mbit (airtime: a device's bit weighs 1 /
+        its rate; access: each device is re-planned alone on its own link)."""
         s = self.scenario
         sample_bytes = self.problem.sample_bits / 8
         horizon = remaining_s - min(s.control_step_s, remaining_s / 2)
@@ -484,10 +548,15 @@ class ControlLoop:
                 size_bytes=period.model_left[name] if partial is None else
                 partial.size_bytes,
                 left_bytes=remaining.get((name, 'down'), 0.0),
-                resumed_accuracy=partial.accuracy if partial else None))
-        choices = replan.replan(self.problem, standings, budget_bits,
-                                bool(self.transport.replaces_checkpoints and
-                                     self.problem.menu))
+                resumed_accuracy=partial.accuracy if partial else None,
+                weight=1.0 if self.medium.per_device else 1.0 / rates.get(name, 1.0)))
+        replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
+        if self.medium.per_device:
+            choices = [replan.replan(self.problem, [st], budget_bits * rates.get(name, 1.0),
+                                     replace)[0]
+                       for name, st in zip(self.devices, standings)]
+        else:
+            choices = replan.replan(self.problem, standings, budget_bits, replace)
         remaining = dict(remaining)
         allocations = period.plan.allocation.devices
         for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
@@ -513,8 +582,11 @@ class ControlLoop:
     def score(self, period, outcomes):
         """Score period from {device: Outcome} and write its records."""
         s = self.scenario
-        mean_cap = s.capacity.mean_between(period.start_s, period.start_s + s.period_s)
-        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.period_s)
+        end = period.start_s + s.period_s
+        mean_cap = s.capacity.mean_between(period.start_s, end)
+        own = [c.mean_between(period.start_s, end) for c in self.channel_links]
+        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.period_s, own)
+        channels = own or [mean_cap] * len(self.devices)
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got = outcomes[name]
@@ -538,6 +610,8 @@ class ControlLoop:
                                model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
                                link_bytes=link_bytes, resplits=period.resplits,
                                switches=period.switches.get(name, 0),
+                               channel_mbit=channels[i],
+                               planned_channel=period.rates[i] if period.rates else 1.0,
                                idle_fraction=period.idle_fraction,
                                **got.measured))
             if happened in ('missed', 'infeasible', 'starved'):

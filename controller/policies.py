@@ -48,10 +48,12 @@ class PolicyState:
     device has through the period if it keeps its model (None: the problem's fallback;
     in ``allocate`` the problem's fallback_map is the device's own); inflight: per
     device, the checkpoint that missed the last deadline part-way (``holding.InFlight``)
-    or None.
+    or None; future_rates: with per-device channels, each one's real mean over the
+    period relative to future_capacity_mbit (only ``oracle`` may look).
     """
     problem: object
     future_capacity_mbit: float = None
+    future_rates: tuple = ()
     efficiency: dict = None
     ratio: float = 0.5
     floor: float = None
@@ -77,6 +79,12 @@ class Policy:
         """The capacity (Mbit/s) the policy plans with: the controller's forecast."""
         return state.problem.capacity_mbit
 
+    def planning_problem(self, state):
+        """The fleet's Problem the policy plans: at its planning capacity (and, with
+        per-device channels, the channel rates it plans with: the forecast's)."""
+        return dataclasses.replace(state.problem,
+                                   capacity_mbit=self.planning_capacity(state))
+
     def allocate(self, state):
         """One device's Allocation for state.problem."""
         raise NotImplementedError
@@ -88,15 +96,11 @@ class Policy:
 class FleetPolicy(Policy):
     """Plans every device together: the fleet optimum at the capacity it plans with."""
 
-    def _planned_problem(self, state):
-        return dataclasses.replace(state.problem,
-                                   capacity_mbit=self.planning_capacity(state))
-
     def plan(self, state, generated):
         # The shares of a solve at the planning capacity are applied as fractions of the
         # link's capacity: the link then delivers what the solve planned (oracle: the
         # period's mean capacity; adaptive: the efficiency TCP really gets).
-        problem = self._planned_problem(state)
+        problem = self.planning_problem(state)
         best = solve_fleet(problem, generated, state.floor, state.kept)
         for subset in resume_choices(state.inflight, problem.medium):
             other = resuming(problem, generated, state, subset)
@@ -105,7 +109,7 @@ class FleetPolicy(Policy):
         return best
 
     def allocate(self, state):
-        return solve(self._planned_problem(state))
+        return solve(self.planning_problem(state))
 
 
 RESUME_SUBSETS_UP_TO = 4   # devices with a checkpoint in flight: every subset resumes
@@ -337,6 +341,12 @@ class Oracle(FleetPolicy):
         if state.future_capacity_mbit is None:
             return state.problem.capacity_mbit
         return state.future_capacity_mbit
+
+    def planning_problem(self, state):
+        problem = super().planning_problem(state)
+        if state.future_rates and problem.rates:
+            problem = dataclasses.replace(problem, rates=tuple(state.future_rates))
+        return problem
 
 
 @register('adaptive')

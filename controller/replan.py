@@ -49,7 +49,8 @@ class Standing:
     """A device's position within a period: kept (mAP without a new checkpoint),
     arrived (samples at the edge so far), waiting (samples it can still send this
     period), model / size_bytes / left_bytes (its checkpoint under way, '' for none),
-    resumed_accuracy (the accuracy a resumed checkpoint brings, None otherwise)."""
+    resumed_accuracy (the accuracy a resumed checkpoint brings, None otherwise), weight
+    (the budget a bit of the device takes: 1 / its channel's relative rate on airtime)."""
     kept: float
     arrived: float
     waiting: float
@@ -57,6 +58,7 @@ class Standing:
     size_bytes: float = 0.0
     left_bytes: float = 0.0
     resumed_accuracy: float = None   # a resumed checkpoint brings this, whatever the data
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,9 @@ def _respond(problem, standings, options, price):
     arrived = np.array([st.arrived for st in standings])[:, None]
     waiting = np.array([st.waiting for st in standings])[:, None]
     kept = np.array([st.kept for st in standings])
+    weight = np.array([st.weight for st in standings])[:, None]
     with np.errstate(divide='ignore', invalid='ignore'):
-        free = np.power(np.maximum(scale, 1e-12) * acc.c * acc.alpha / (price * s),
+        free = np.power(np.maximum(scale, 1e-12) * acc.c * acc.alpha / (price * weight * s),
                         1 / (1 + acc.alpha)) - acc.d0 - arrived
     data = np.clip(np.nan_to_num(free, nan=0.0, posinf=0.0), 0.0, waiting)
     value = scale * acc.q(arrived + data)
@@ -120,7 +123,7 @@ def _respond(problem, standings, options, price):
     fixed = ~np.isnan(resumed)
     value[fixed, 1] = resumed[fixed]           # trained on its own period's data
     data[fixed, 1] = 0.0
-    cost = bits + s * data
+    cost = weight * (bits + s * data)
     net = np.where(allowed, value - price * cost, -np.inf)
     net[:, 0] = np.where(allowed[:, 0], kept, -np.inf)   # keeping: no bits, no data
     data[:, 0] = 0.0
@@ -173,7 +176,8 @@ def _upgrade(pick, matrices, budget_bits):
 
 
 def replan(problem, standings, budget_bits, replace=True):
-    """[Choice] per device for the rest of a period with budget_bits to spend: the
+    """[Choice] per device for the rest of a period with budget_bits to spend (each
+    device's bits weighed by its Standing's weight): the
     best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
     that keeps each device's current checkpoint or defers it."""
     budget_bits = max(float(budget_bits), 0.0)
@@ -189,7 +193,7 @@ def replan(problem, standings, budget_bits, replace=True):
     pick, data, cost, value = answer
     choices = []
     for i, j in enumerate(pick):
-        model_bits = cost[i] - problem.sample_bits * data[i]
+        model_bits = cost[i] / standings[i].weight - problem.sample_bits * data[i]
         choices.append(Choice(names[i, j], float(sizes[i, j]), max(model_bits, 0.0) / 8,
                               float(data[i]), float(value[i])))
     return choices

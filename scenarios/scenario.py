@@ -7,6 +7,7 @@ mapping into a ``Scenario`` of plain numbers with units in their names; relative
 and policy-file paths are relative to the scenario file.
 """
 
+import dataclasses
 import glob
 import math
 import os
@@ -18,6 +19,7 @@ from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import best_match
 
 from edgecollab.controller import forecast as forecast_mod
+from edgecollab.controller import media
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import BYTES_PER_PARAM, AccuracyModel, yolov8_menu
 from edgecollab.controller.correction import CONTROL_STEP_S
@@ -95,6 +97,13 @@ TRACE = {'type': 'object', 'additionalProperties': False, 'required': ['trace'],
                         'scale': {'type': 'number', 'minimum': 0},
                         'offset': QUANTITY, 'loop': {'type': 'boolean'}}}
 CAPACITY = {'oneOf': [QUANTITY, TRACE]}
+OTHERS = 'others'      # in a capacity given per device: every device not named
+# A capacity for the fleet, or one per device (a list, or {device: capacity} with
+# 'others' for the rest): per-device channels, on a medium with channels.
+CAPACITIES = {'if': {'type': 'array'}, 'then': {'minItems': 1, 'items': CAPACITY},
+              'else': {'if': {'type': 'object', 'minProperties': 1, 'propertyNames': {
+                  'pattern': '%s|^%s$' % (DEVICE_RE.pattern, OTHERS)}},
+                       'then': {'additionalProperties': CAPACITY}, 'else': CAPACITY}}
 SCHEMA = {
     'type': 'object',
     'additionalProperties': False,
@@ -103,13 +112,13 @@ SCHEMA = {
         'description': {'type': 'string'},
         'seed': {'type': 'integer', 'minimum': 0, 'maximum': 2 ** 31},
         'devices': {'type': 'integer', 'minimum': 1, 'maximum': MAX_DEVICES},
-        'capacity': CAPACITY,
+        'capacity': CAPACITIES,
         'capacity_down': CAPACITY,
         # A corpus: run the scenario on each of these trace files (globs) in turn.
         'traces': {'type': 'array', 'minItems': 1, 'maxItems': MAX_CORPUS,
                    'items': {'type': 'string', 'minLength': 1}},
         'step': QUANTITY,
-        'medium': {'enum': ['shared', 'duplex']},
+        'medium': {'enum': list(media.MEDIA)},
         'mode': {'enum': ['strict', 'work-conserving']},
         'ack': {'type': 'boolean'},
         'queue': QUANTITY,
@@ -164,7 +173,8 @@ class Scenario:
     raw: dict
     name: str
     devices: int
-    capacity: object                 # a traces.Trace (constant capacity: one step)
+    capacity: object                 # a traces.Trace (constant capacity: one step); with
+                                     # per-device channels their mean as the link applies them
     capacity_down: object            # duplex: the download direction's Trace, else None
     step_s: float
     medium: str
@@ -187,6 +197,9 @@ class Scenario:
     compute_per_sample_s: float
     forecast: object                 # the Predictor the controller plans with
     trace_files: dict = field(default_factory=dict)
+    # Per-device channels (a medium with channels and a capacity per device): each
+    # device's Trace, in device order; empty when the fleet has one capacity.
+    channels: list = field(default_factory=list)
     # A corpus run's trace files (scenario key traces), each in place of the capacity's.
     corpus: list = field(default_factory=list)
     # What the agents learn from and the devices score (nodes/workload.py from_spec):
@@ -481,7 +494,7 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
     generated = data.get('generated', 3000)
     if capacity_mbit is None:
         capacity = raw.get('capacity', '20mbit')
-        capacity_mbit = 0.0 if isinstance(capacity, dict) else \
+        capacity_mbit = 0.0 if isinstance(capacity, (dict, list)) else \
             rate_mbit(capacity, '%s: capacity' % where)
     try:
         period_s = _within(duration_s(raw.get('period', '60s'), 'period'), MIN_STEP_S,
@@ -519,15 +532,52 @@ def resolve(raw, path):
         raise ConfigError(msg if msg.startswith(path) else '%s: %s' % (path, msg)) from None
 
 
+def _channels(raw, hosts, base):
+    """([(Trace, file or None)] one per device, whether the devices have channels of
+    their own) of a scenario's capacity: given once for the fleet, or per device (a list,
+    or {device: capacity} with 'others' for the devices not named)."""
+    value = raw.get('capacity', '20mbit')
+    if isinstance(value, list):
+        if len(value) != len(hosts):
+            raise ConfigError('capacity: %d capacities for %d devices' % (len(value),
+                                                                       len(hosts)))
+        return [_capacity(v, 'capacity[%s]' % h, base) for v, h in zip(value, hosts)], True
+    if isinstance(value, dict) and 'trace' not in value:
+        unknown = sorted(set(value) - set(hosts) - {OTHERS})
+        if unknown:
+            raise ConfigError('capacity: no device %s (devices: %s..%s)'
+                              % (quoted(unknown[0]), hosts[0], hosts[-1]))
+        missing = [h for h in hosts if h not in value]
+        if missing and OTHERS not in value:
+            raise ConfigError('capacity: no capacity for %s (name every device, or give '
+                              '%s: for the rest)' % (missing[0], OTHERS))
+        rest = _capacity(value[OTHERS], 'capacity[%s]' % OTHERS, base) if missing else None
+        return [_capacity(value[h], 'capacity[%s]' % h, base) if h in value else rest
+                for h in hosts], True
+    return [_capacity(value, 'capacity', base)] * len(hosts), False
+
+
 def _resolve(raw, path, base):
     devices = raw.get('devices', 1)
-    capacity, cap_file = _capacity(raw.get('capacity', '20mbit'), 'capacity', base)
+    hosts = [device_name(i) for i in range(1, devices + 1)]
+    medium = media.get(raw.get('medium', 'shared'))
+    channels, own = _channels(raw, hosts, base)
+    if own and not medium.channels:
+        raise ConfigError('capacity: a capacity per device needs a medium with channels '
+                          '(medium: airtime or access), not %s' % medium)
+    if medium.channels and raw.get('mode') == 'work-conserving':
+        raise ConfigError('mode: work-conserving borrows capacity, which a medium of '
+                          'per-device channels (%s) does not have to lend: use strict'
+                          % medium)
+    if own and 'traces' in raw:
+        raise ConfigError('traces: a corpus replaces the fleet\'s one capacity trace; '
+                          'this scenario gives a capacity per device')
+    capacity, cap_file = channels[0]
     capacity_down, down_file = None, None
     if 'capacity_down' in raw:
         if raw.get('medium', 'shared') != 'duplex':
             raise ConfigError('capacity_down: only a duplex medium has a download capacity')
         capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
-    hosts = [device_name(i) for i in range(1, devices + 1)]
     generated = _per_device(raw.get('data', {}), 'generated', hosts, lambda v, key: v, 3000,
                             label='data.generated')
     code_limit_s = _within(duration_s(raw.get('user_code_time_limit',
@@ -554,6 +604,16 @@ def _resolve(raw, path, base):
     if period_s * periods / step_s > MAX_REPLAY_STEPS:
         raise ConfigError('periods: %d periods of %g s at %g s steps are more than %d '
                           'replay steps' % (periods, period_s, step_s, MAX_REPLAY_STEPS))
+    own_channels = [trace for trace, _ in channels] if own else []
+    if own:
+        capacity = traces.fleet_of(own_channels, step_s, period_s * periods)
+        cap_file = None
+        rates = traces.relative_rates([c.as_link(step_s, step_s) for c in own_channels],
+                                      0.0, step_s)
+        problem = dataclasses.replace(problem, capacity_mbit=float(capacity.rate_at(0.0)),
+                                      rates=tuple(float(r) for r in rates))
+    channel_files = {'capacity[%s]' % h: f for h, (_, f) in zip(hosts, channels) if f} \
+        if own else {}
     queue_ms = _within(duration_s(raw.get('queue', '100ms'), 'queue') * 1000,
                        QUEUE_MS[0], QUEUE_MS[1], 'queue', 'ms')
     delay_files = {}
@@ -604,9 +664,10 @@ def _resolve(raw, path, base):
         seed=raw.get('seed', 1),
         compute_per_sample_s=compute_s,
         corpus=corpus_files(raw['traces'], base) if 'traces' in raw else [],
+        channels=own_channels,
         trace_files=dict({k: v for k, v in (('capacity', cap_file),
                                             ('capacity_down', down_file)) if v},
-                         **delay_files))
+                         **channel_files, **delay_files))
 
 
 def with_workload(scenario, name):

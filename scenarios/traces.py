@@ -186,6 +186,24 @@ class Trace:
                 'duration_s': self.duration_s, 'steps': int(len(self.times_s))}
 
 
+def fleet_of(channels, step_s, length_s):
+    """The fleet's capacity of per-device channels (Traces): at each replay step of step_s
+    over length_s the mean of the channels as the link applies them (link_steps), a
+    step function that holds its last step past length_s."""
+    rates = np.mean([c.link_steps(step_s, length_s)[0] for c in channels], axis=0)
+    return Trace(np.arange(len(rates)) * step_s, rates, len(rates) * step_s,
+                 'the mean of %d channels' % len(channels), loop=False)
+
+
+def relative_rates(channels, start_s, end_s):
+    """Each channel's mean over [start_s, end_s) relative to their mean (the rates a
+    plan on per-device channels is made with: a device at 2 gets twice the fleet's
+    mean from a share)."""
+    means = np.maximum([c.mean_between(start_s, end_s) for c in channels],
+                       MIN_CAPACITY_MBIT)
+    return means / np.mean(means)
+
+
 def constant(rate_mbit, duration_s=3600.0):
     """A constant capacity."""
     return Trace(np.array([0.0]), np.array([float(rate_mbit)]), float(duration_s),

@@ -19,7 +19,8 @@ LAYERS = [
                   # the folders' package files (they import nothing)
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),
-    ('link and model', ['edgecollab.controller.linkshare', 'edgecollab.controller.accuracy',
+    ('link and model', ['edgecollab.controller.media', 'edgecollab.controller.linkshare',
+                        'edgecollab.controller.accuracy',
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
                         'edgecollab.controller.fleet', 'edgecollab.controller.holding',
                         'edgecollab.controller.correction', 'edgecollab.controller.replan',
