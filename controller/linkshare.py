@@ -508,6 +508,11 @@ class LinkShare:
         """The rate of device name's channel now (C without per-device channels)."""
         return self.trees[0].channel_mbit(name)
 
+    @property
+    def rates(self):
+        """{device: its channel now relative to C} ({} without per-device channels)."""
+        return dict(self.trees[0].rates)
+
     def set_shares(self, fractions):
         """Change shares in place: {device: {'up': f, 'down': f}}, fractions of C.
 

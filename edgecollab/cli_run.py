@@ -277,7 +277,9 @@ def _cmd_probe(args):
     from edgecollab.scenarios import probe
     from edgecollab.scenarios.runner import scenario_topology
     scenario = load_scenario(args.scenario)
-    report = probe.probe(scenario_topology(scenario))
+    rates = dict(zip(scenario.device_names, scenario.problem.rates)) \
+        if scenario.channels else None
+    report = probe.probe(scenario_topology(scenario), rates=rates)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

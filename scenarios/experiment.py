@@ -92,17 +92,24 @@ def repeat_offsets(scenario, repeat):
     """The time (s) into its capacity trace at which each of repeat repetitions starts:
     spread evenly over the trace (0 for a constant capacity), so that repetitions on a
     trace meet different parts of it and their interval says something."""
-    if not scenario.trace_files.get('capacity'):
+    if scenario.channels and any(k.startswith('capacity[') for k in scenario.trace_files):
+        length = max(c.duration_s for c in scenario.channels)
+    elif scenario.trace_files.get('capacity'):
+        length = scenario.capacity.duration_s
+    else:
         return [0.0] * repeat
-    return [round((r - 1) * scenario.capacity.duration_s / repeat, 6)
-            for r in range(1, repeat + 1)]
+    return [round((r - 1) * length / repeat, 6) for r in range(1, repeat + 1)]
 
 
 def repetition(scenario, r, repeat):
     """Repetition r of repeat: seed + r - 1, its traces started at its offset."""
     offset = repeat_offsets(scenario, repeat)[r - 1]
     changes = {'seed': scenario.seed + r - 1}
-    if offset:
+    if offset and scenario.channels:
+        changes['channels'] = [c.shifted(offset) for c in scenario.channels]
+        changes['capacity'] = traces.fleet_of(changes['channels'], scenario.step_s,
+                                              scenario.duration_s)
+    elif offset:
         changes['capacity'] = scenario.capacity.shifted(offset)
         if scenario.capacity_down is not None:
             changes['capacity_down'] = scenario.capacity_down.shifted(offset)

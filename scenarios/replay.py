@@ -10,30 +10,49 @@ import logging
 import threading
 import time
 
+import numpy as np
+
 
 log = logging.getLogger(__name__)
 
 
 class Replayer(threading.Thread):
-    """Calls apply(capacity_mbit) at every step of trace from start_s (monotonic)."""
+    """Calls apply(capacity_mbit) at every step of trace from start_s (monotonic); with
+    per-device channels ({device: Trace}) apply(the channels' mean, {device: its channel
+    relative to it}), trace then being that mean."""
 
-    def __init__(self, trace, step_s, duration_s, apply, start_s):
+    def __init__(self, trace, step_s, duration_s, apply, start_s, channels=None):
         super().__init__(name='replayer', daemon=True)
         self.trace, self.step_s, self.duration_s = trace, step_s, duration_s
         self.apply, self.start_s = apply, start_s
+        self.channels = channels or {}
         self.steps = []          # (step, planned_s, applied_s, capacity_mbit, clipped)
         self.stop_event = threading.Event()
         self.error = None
 
+    def _steps(self):
+        """(rates, clipped, [{device: relative rate}] or None) of every step."""
+        if not self.channels:
+            rates, clipped = self.trace.link_steps(self.step_s, self.duration_s)
+            return rates, clipped, None
+        each = [c.link_steps(self.step_s, self.duration_s) for c in self.channels.values()]
+        own = np.array([r for r, _ in each])
+        rates = own.mean(axis=0)
+        relative = (own / rates).T
+        return rates, np.any([c for _, c in each], axis=0), [
+            dict(zip(self.channels, row.tolist())) for row in relative]
+
     def run(self):
-        rates, clipped = self.trace.link_steps(self.step_s, self.duration_s)
         last = None
         try:
+            rates, clipped, relative = self._steps()
             for k, (rate, was_clipped) in enumerate(zip(rates.tolist(), clipped.tolist())):
                 planned = self.start_s + k * self.step_s
                 if self.stop_event.wait(max(0.0, planned - time.monotonic())):
                     return
-                if rate != last:
+                if relative is not None:
+                    self.apply(rate, relative[k])
+                elif rate != last:
                     self.apply(rate)
                     last = rate
                 applied = time.monotonic()

@@ -25,6 +25,8 @@ TIMESERIES_COLUMNS = {
     'capacity_mbit': 'the capacity applied at that step, Mbit/s',
     'device': 'the device', 'direction': 'up (data) or down (checkpoint)',
     'share_mbit': "the class's share at that step, Mbit/s",
+    'channel_mbit': "the device's channel at that step, Mbit/s (the capacity when the "
+                    'fleet has one)',
     'goodput_mbit': 'the goodput its class carried over the step (wire bytes x '
                     '1448/1514), Mbit/s',
     'repeat': 'the repetition of the run (--repeat)'}

@@ -59,11 +59,13 @@ TOKEN_FILE = 'token'          # the run's API token in the results folder (mode 
 
 
 def scenario_topology(s, prefix='ec', mode=None):
-    """The EdgeStar of scenario s at its capacity at the start (mode: the link mode, the
-    scenario's when None)."""
+    """The EdgeStar of scenario s at its capacity at the start (mode: the link mode a
+    policy needs, the scenario's when None; per-device channels have no capacity to lend,
+    so they are always strict: there tcp-fair holds its max-min split)."""
+    mode = s.mode if s.channels else mode or s.mode
     return EdgeStar(n=s.devices, capacity=max(float(s.capacity.rate_at(0.0)),
                                               MIN_CAPACITY_MBIT),
-                    medium=s.medium, mode=mode or s.mode, ack=s.ack,
+                    medium=s.medium, mode=mode, ack=s.ack,
                     paths=dict(zip(s.device_names, s.paths)), delay_engine=s.delay_engine,
                     seed=s.seed, queue=s.queue_ms / 1000, prefix=prefix)
 
@@ -260,7 +262,8 @@ class PolicyRun(Transport):
         self.t0 = time.monotonic() + START_DELAY_S
         self.epoch0 = time.time() + START_DELAY_S
         self.replayer = Replayer(s.capacity, s.step_s, s.duration_s,
-                                 self.emu.linkshare.set_capacity, self.t0)
+                                 self.emu.linkshare.set_capacity, self.t0,
+                                 dict(zip(s.device_names, s.channels)))
         self.replayer.start()
         self.at(0.0, self.emu.restart_path_clocks)     # delay traces start with period 1
         self.loop = ControlLoop(s, self.state, self, lambda rows: self.periods_log.write(
@@ -504,6 +507,7 @@ class PolicyRun(Transport):
                 self.series_log.write({
                     'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
                     'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
+                    'channel_mbit': link.channel_mbit(name),
                     'goodput_mbit': goodput[(name, d)], 'repeat': self.repeat}
                     for (name, d) in counters)
                 window = self.window
@@ -517,7 +521,7 @@ class PolicyRun(Transport):
                         self.last_check, self.checked = now, counters
                         period = window[0]
                         self.loop.control(remaining, cap, self.t0 + period.start_s +
-                                          s.period_s - now, carried)
+                                          s.period_s - now, carried, link.rates)
             last, last_t = counters, now
 
     def _remaining(self, window, counters):
