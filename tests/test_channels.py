@@ -4,7 +4,10 @@ The solver with a rate per device against exhaustive search and a grid, monotone
 within budget; the policies defined in airtime; the link share's per-device classes.
 """
 
+import csv
 import dataclasses
+import re
+import subprocess
 import time
 
 import numpy as np
@@ -14,10 +17,15 @@ from benchmarks.reference import exhaustive
 from edgecollab.controller import media, policies
 from edgecollab.controller.accuracy import yolov8_menu
 from edgecollab.controller.fleet import solve_fleet
+from edgecollab.controller.fluid import run_policy
 from edgecollab.controller.linkshare import Device, LinkShare, ShapingConfig, check_fractions
 from edgecollab.controller.policies import PolicyState
 from edgecollab.controller.solver import Problem, solve
 from edgecollab.errors import ConfigError
+from edgecollab import cleanup
+from edgecollab.scenarios.scenario import load_scenario
+from tests.conftest import PYTHON
+from tests.helpers import scenario_copy
 
 
 def random_airtime(rng, n, menu=True):
@@ -38,7 +46,7 @@ def airtime_spent(problem, answer):
 
 def test_the_menu_fleet_on_airtime_equals_exhaustive_search():
     rng = np.random.default_rng(25)
-    for index in range(300):
+    for index in range(160):
         n = 2 + index % 4
         problem, generated, kept = random_airtime(rng, n)
         answer = solve_fleet(problem, generated, kept=kept)
@@ -59,7 +67,7 @@ def test_the_reference_with_equal_rates_is_the_shared_medium():
         solve_fleet(shared, generated, kept=kept).mean_accuracy, abs=1e-9)
 
 
-@pytest.mark.parametrize('k', range(8))
+@pytest.mark.parametrize('k', range(5))
 def test_two_devices_with_continuous_sizes_match_a_grid_over_the_airtime_split(k):
     rng = np.random.default_rng(700 + k)
     problem, generated, _ = random_airtime(rng, 2, menu=False)
@@ -184,3 +192,122 @@ def test_the_link_share_gives_each_class_its_share_of_its_own_channel():
     shared = LinkShare(ShapingConfig(10.0), 'p', 'ifb0', '10.0.0.100', devices, run=run)
     with pytest.raises(ConfigError, match='medium with channels'):
         shared.set_capacity(10.0, rates={'d1': 1.0, 'd2': 1.0})
+
+
+def scenario_file(tmp_path, text):
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('devices: 2\ncapacity: [10mbit, 20mbit]\n', 'needs a medium with channels'),
+    ('devices: 3\nmedium: airtime\ncapacity: [10mbit, 20mbit]\n', '2 capacities for 3'),
+    ('devices: 2\nmedium: airtime\ncapacity: {d1: 10mbit, d7: 5mbit}\n', "no device 'd7'"),
+    ('devices: 2\nmedium: airtime\ncapacity: {d1: 10mbit}\n', 'no capacity for d2'),
+    ('devices: 2\nmedium: access\ncapacity: {d1: 10mbit, others: 0.01mbit}\n',
+     'capacity[others]'),
+    ('devices: 2\nmedium: airtime\nmode: work-conserving\n', 'use strict'),
+    ('devices: 2\nmedium: airtime\ncapacity: [1mbit, 2mbit]\ntraces: [x.txt]\n',
+     'gives a capacity per device'),
+    ('devices: 2\nmedium: airtime\ncapacity: {d1: {trace: nothere.txt}, d2: 1mbit}\n',
+     'capacity[d1].trace: no such trace file'),
+    ('devices: 2\nmedium: cell\n', 'medium'),
+])
+def test_bad_per_device_capacities_are_refused_with_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_scenario(scenario_file(tmp_path, text))
+
+
+def test_a_capacity_per_device_gives_each_device_its_channel(tmp_path):
+    s = load_scenario(scenario_file(
+        tmp_path, 'devices: 3\nmedium: airtime\ncapacity: {d2: 30mbit, others: 10mbit}\n'))
+    assert [float(c.rate_at(0.0)) for c in s.channels] == [10.0, 30.0, 10.0]
+    assert float(s.capacity.rate_at(5.0)) == pytest.approx(50 / 3)
+    assert s.problem.rates == pytest.approx((0.6, 1.8, 0.6))
+    one = load_scenario(scenario_file(tmp_path, 'devices: 2\nmedium: airtime\n'))
+    assert one.channels == [] and one.problem.rates == ()      # one channel for the fleet
+
+
+def fluid_rows(scenario, policy):
+    return run_policy(scenario, policy)
+
+
+@pytest.mark.parametrize('medium', ['airtime', 'access'])
+def test_the_fluid_backend_carries_each_device_at_its_share_of_its_own_channel(
+        tmp_path, medium):
+    s = load_scenario(scenario_file(tmp_path, (
+        'devices: 3\nmedium: %s\ncapacity: [40mbit, 10mbit, 2mbit]\nperiod: 20s\n'
+        'periods: 2\nmodel: {precision: int8}\n') % medium))
+    for policy in ('equal', 'optimal', 'adaptive', 'oracle'):
+        rows = fluid_rows(s, policy)
+        for r in rows:
+            # What a device moved fits in its share of its own channel over the period.
+            own = r['channel_mbit'] * 1e6 / 8 * 20
+            assert r['upload_bytes'] + r['model_bytes'] <= \
+                (r['upload_share'] + r['download_share']) * own * (1 + 1e-6) + 1 or \
+                policy == 'adaptive', (policy, r)
+        by_period = {}
+        for r in rows:
+            by_period.setdefault(r['period'], []).append(r)
+        for period in by_period.values():
+            shares = {r['device']: {'up': r['upload_share'], 'down': r['download_share']}
+                      for r in period}
+            assert all(total <= 1 + 1e-6 for _, total in media.get(medium).budgets(shares))
+    equal = fluid_rows(s, 'equal')
+    best = fluid_rows(s, 'oracle')
+    assert np.mean([r['accuracy'] for r in best]) >= np.mean([r['accuracy'] for r in equal])
+
+
+def test_the_replayer_applies_each_channel_relative_to_their_mean():
+    from edgecollab.scenarios import traces
+    from edgecollab.scenarios.replay import Replayer
+    channels = {'d1': traces.constant(30.0), 'd2': traces.steps([10.0, 2.0], 0.1)}
+    fleet = traces.fleet_of(list(channels.values()), 0.1, 0.3)
+    applied = []
+    replayer = Replayer(fleet, 0.1, 0.3, lambda c, rates: applied.append((c, rates)),
+                        time.monotonic(), channels)
+    replayer.run()
+    assert applied[0][0] == pytest.approx(20.0)
+    assert applied[0][1] == pytest.approx({'d1': 1.5, 'd2': 0.5})
+    assert applied[1][0] == pytest.approx(16.0)
+    assert applied[1][1]['d1'] * 16.0 == pytest.approx(30.0)
+
+
+@pytest.mark.emulation
+def test_under_mininet_each_class_follows_its_own_channel(tmp_path):
+    # d1's channel steps from 24 to 8 Mbit/s at 4 s; d2 stays at 6.  Equal airtime (no
+    # checkpoint fits in 8 s: each upload gets its device's half): each upload class holds
+    # the same part of its own channel, re-set at every trace step.
+    (tmp_path / 'd1.txt').write_text('0 24\n4 8\n8 8\n')
+    path = scenario_copy(tmp_path, periods=1, period='8s', extra=(
+        'medium: airtime\ncapacity: {d1: {trace: d1.txt, loop: false}, d2: 6mbit}\n'
+        'delay: 0ms\npolicies: [equal]\n'))
+    out = tmp_path / 'out'
+    done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'run', path, '--out', str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / 'timeseries.csv') as src:
+        rows = [r for r in csv.DictReader(src) if 0.5 < float(r['time_s']) < 7.5]
+    parts = [float(r['share_mbit']) / float(r['channel_mbit']) for r in rows
+             if r['direction'] == 'up']
+    assert 0.2 < min(parts) and max(parts) == pytest.approx(min(parts), rel=0.01)
+    for device, t0, t1 in (('d1', 1.5, 3.8), ('d1', 5.0, 7.5), ('d2', 1.5, 7.5)):
+        span = [r for r in rows if r['device'] == device and r['direction'] == 'up' and
+                t0 < float(r['time_s']) < t1]
+        goodput = np.mean([float(r['goodput_mbit']) for r in span])
+        share = np.mean([float(r['share_mbit']) for r in span])
+        # Wide: TCP through a class on a loaded machine; the benchmark is strict.
+        assert 0.5 * share < goodput < 1.1 * share, (device, t0, goodput, share)
+    for r in rows:
+        channel = float(r['channel_mbit'])
+        t = float(r['time_s'])
+        if r['device'] == 'd2':
+            assert channel == pytest.approx(6.0)
+        elif abs(t - 4.0) > 0.3:
+            assert channel == pytest.approx(24.0 if t < 4 else 8.0), r
+    with open(out / 'periods.csv') as src:
+        periods = {r['device']: r for r in csv.DictReader(src)}
+    assert float(periods['d1']['channel_mbit']) == pytest.approx(16.0, rel=0.05)
+    assert float(periods['d2']['channel_mbit']) == pytest.approx(6.0)
+    assert not cleanup.owned_interfaces('ec')
