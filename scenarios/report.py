@@ -112,6 +112,21 @@ def _notes(rows):
     return '<ul>%s</ul><dl>%s</dl>' % (''.join(items), meanings)
 
 
+def _channels(channels):
+    """HTML of each device's own channel (per-device channels only): its mean and the
+    periods its channel starved it of any checkpoint."""
+    if not channels:
+        return ''
+    items = ''.join(
+        '<li><b>%s</b>: channel mean %.2f Mbit/s; %s</li>' % (
+            html.escape(d), c['mean_mbit'],
+            'starved by its channel in %d of %d periods (even all the airtime at its '
+            "channel's mean carried no checkpoint)" % (c['starved_periods'], c['periods'])
+            if c['starved_periods'] else 'its channel could carry a checkpoint every period')
+        for d, c in channels.items())
+    return '<h2>Channels</h2><ul>%s</ul>' % items
+
+
 def fluid_means(folder):
     """{policy: mean accuracy} of the folder's fluid reference ({} without one)."""
     path = os.path.join(folder, results.FLUID_REFERENCE)
@@ -148,6 +163,7 @@ def write_html(folder, summary):
     parts += ['<h2>Summary</h2>', _summary_table(summary, fluid_means(folder)),
               '<p>%s</p>' % html.escape(order) if order else '',
               '<h2>Missed, infeasible and starved periods</h2>', _notes(rows),
+              _channels(results.channel_summary(rows, results.folder_problem(folder))),
               '<h2>Plots</h2>']
     for name in ['accuracy.png'] + sorted(n for n in os.listdir(folder)
                                           if fnmatch.fnmatch(n, 'timeseries-*.png')):

@@ -558,8 +558,33 @@ def write_summary(folder, statuses=None):
     order = ranking(rows)
     if order:
         content['ranking'] = order
+    channels = channel_summary(rows, folder_problem(folder))
+    if channels:
+        content['channels'] = channels
     files.write_json(os.path.join(folder, 'summary.json'), content)
     return summary
+
+
+def channel_summary(rows, problem):
+    """With per-device channels, {device: {mean_mbit, periods, starved_periods}}: each
+    device's channel over the run's periods and the periods in which its channel was
+    too weak for any checkpoint (even all the airtime at its mean over the period
+    carries less than the smallest one): starved by its channel, whatever the policy.
+    {} when the devices share one channel."""
+    first = [r for r in rows if r['policy'] == rows[0]['policy']] if rows else []
+    seen = [r for r in first if r.get('channel_mbit') not in (None, '')]
+    if not seen or all(abs(float(r['channel_mbit']) - float(r['capacity_mbit'])) < 1e-6
+                       for r in seen):
+        return {}
+    need_bits = 8 * problem.smallest_bytes() if problem else 0.0
+    window_s = problem.window_s if problem else 0.0
+    out = {}
+    for device in dict.fromkeys(r['device'] for r in seen):
+        own = [float(r['channel_mbit']) for r in seen if r['device'] == device]
+        out[device] = {'mean_mbit': round(sum(own) / len(own), 6), 'periods': len(own),
+                       'starved_periods': sum(1 for c in own if problem and
+                                              c * 1e6 * window_s < need_bits)}
+    return out
 
 
 MANY_DEVICES = 6         # above: the time series shows totals and the devices' spread
@@ -700,6 +725,10 @@ def _mark_periods(ax, times, period_s, window_s):
 
 def _plot_timeseries(folder, path, plt, summary):
     rows, cut = read_rows(path, ('time_s', 'capacity_mbit', 'goodput_mbit', 'share_mbit'))
+    for r in rows:       # files written before per-device channels have no such column
+        r['channel_mbit'] = float(r['channel_mbit']) if r.get('channel_mbit') not in (
+            None, '') else r['capacity_mbit']
+    own = any(abs(r['channel_mbit'] - r['capacity_mbit']) > 1e-6 for r in rows)
     if cut:
         log.warning('%s: the last row was cut; plotting the whole rows', path)
     period_s, window_s = period_timing(folder)
@@ -711,9 +740,9 @@ def _plot_timeseries(folder, path, plt, summary):
         cap = {r['time_s']: r['capacity_mbit'] for r in mine}
         fig, ax = plt.subplots(figsize=(9.5, 4.2))
         ax.plot(times, [cap[t] for t in times], color='black', linewidth=1.4,
-                label='capacity')
+                label='mean of the channels' if own else 'capacity')
         if len(devices) <= MANY_DEVICES:
-            _device_lines(ax, mine, devices, plt)
+            _device_lines(ax, mine, devices, plt, own)
         else:
             _device_spread(ax, mine, times)
         _mark_periods(ax, times, period_s, window_s)
@@ -721,9 +750,11 @@ def _plot_timeseries(folder, path, plt, summary):
                       (' · dotted: upload deadlines' if window_s else ''))
         ax.set_ylabel('Mbit/s')
         said = summary.get(policy, {})
-        ax.set_title('%s: capacity, shares (faint) and goodput, %d devices\n'
+        ax.set_title('%s: capacity, %sshares (faint) and goodput, %d devices\n'
                      'utilisation %s, idle %s' % (
-                         policy, len(devices), _or_dash(said.get('utilisation')),
+                         policy, "each device's channel (dotted), " if own and
+                         len(devices) <= MANY_DEVICES else '', len(devices),
+                         _or_dash(said.get('utilisation')),
                          _or_dash(said.get('idle_fraction'))), fontsize=10)
         ax.grid(alpha=0.3)
         _legend_outside(ax, 7)
@@ -732,11 +763,16 @@ def _plot_timeseries(folder, path, plt, summary):
         plt.close(fig)
 
 
-def _device_lines(ax, mine, devices, plt):
-    """Each device's goodput up (solid) and down (dashed) with its share faint; its own
-    colour, identical devices drawn a little apart (a thicker line under a thinner)."""
+def _device_lines(ax, mine, devices, plt, channels=False):
+    """Each device's goodput up (solid) and down (dashed) with its share faint (and
+    with per-device channels its channel dotted); its own colour, identical devices
+    drawn a little apart (a thicker line under a thinner)."""
     colours = plt.get_cmap('tab10')
     for i, device in enumerate(devices):
+        if channels:
+            own = [r for r in mine if r['device'] == device and r['direction'] == 'up']
+            ax.plot([r['time_s'] for r in own], [r['channel_mbit'] for r in own], ':',
+                    color=colours(i % 10), linewidth=1.0, label='%s channel' % device)
         for direction, style in (('up', '-'), ('down', '--')):
             own = [r for r in mine if r['device'] == device and r['direction'] == direction]
             t = [r['time_s'] for r in own]
