@@ -549,7 +549,8 @@ class ControlLoop:
                 partial.size_bytes,
                 left_bytes=remaining.get((name, 'down'), 0.0),
                 resumed_accuracy=partial.accuracy if partial else None,
-                weight=1.0 if self.medium.per_device else 1.0 / rates.get(name, 1.0)))
+                weight=1.0 if self.medium.per_device else 1.0 / rates.get(name, 1.0),
+                switched=period.switches.get(name, 0)))
         replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
         if self.medium.per_device:
             choices = [replan.replan(self.problem, [st], budget_bits * rates.get(name, 1.0),
@@ -598,8 +599,8 @@ class ControlLoop:
             self.truth[i], _ = advance(period.number, self.truth[i], a, resumed,
                                        got.model_bytes, got.model_ok, samples, new)
             accuracy = self.truth[i].now(s.drift)
-            happened = outcome(self.problem, period.plan.capacity_mbit, a, resumed,
-                               got.model_ok)
+            happened = outcome(self.problem, period.plan.capacity_mbit * (
+                period.rates[i] if period.rates else 1.0), a, resumed, got.model_ok)
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
                                got.model_ok, accuracy, outcome=happened,

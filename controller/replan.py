@@ -39,6 +39,7 @@ import numpy as np
 
 SWITCH_MAP = 0.1            # mean mAP a change of checkpoint must gain (see above)
 SWITCH_BEFORE = 0.03        # the share of a checkpoint arrived after which it is finished
+MAX_SWITCHES = 1            # switches of a device's checkpoint a period (no flip-flop)
 _LOG_PRICE = (-30.0, 5.0)   # bracket of log10 lambda (mAP per bit)
 _ITERATIONS = 60
 KEEP = ''                   # the option of keeping the held model
@@ -59,6 +60,7 @@ class Standing:
     left_bytes: float = 0.0
     resumed_accuracy: float = None   # a resumed checkpoint brings this, whatever the data
     weight: float = 1.0
+    switched: int = 0                # times its checkpoint was switched this period
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def _options(problem, standings, replace):
             if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes:
                 allowed[i, 0] = False            # well under way: it is finished
                 continue
+            if st.switched >= MAX_SWITCHES:
+                continue                         # switched already: finish or defer it
         for j, v in enumerate(menu, 2):
             if v.name == st.model and allowed[i, 1]:
                 continue                       # the current one: option 1 costs less

@@ -33,13 +33,31 @@ def _overrides(args):
                                 ('duration', args.trace_duration)) if v is not None}
     if window:
         capacity = read_scenario(args.scenario).get('capacity')
-        if not isinstance(capacity, dict) and not args.traces:
+        if not _has_trace(capacity) and not args.traces:
             raise ConfigError('--trace-start and --trace-duration cut a trace: the '
                               "scenario's capacity is not one (add --traces)")
         if not isinstance(capacity, dict):    # the corpus's first file stands in
             capacity = {'trace': corpus_files(overrides['traces'], '.')[0]}
-        overrides['capacity'] = dict(capacity, **window)
+        overrides['capacity'] = _windowed(capacity, window)
     return overrides
+
+
+def _has_trace(capacity):
+    """Whether a capacity (for the fleet, or per device) holds a trace mapping."""
+    if isinstance(capacity, list):
+        return any(_has_trace(c) for c in capacity)
+    if isinstance(capacity, dict) and 'trace' not in capacity:
+        return any(_has_trace(c) for c in capacity.values())
+    return isinstance(capacity, dict)
+
+
+def _windowed(capacity, window):
+    """capacity with every trace mapping in it (per device too) cut to window."""
+    if isinstance(capacity, list):
+        return [_windowed(c, window) for c in capacity]
+    if isinstance(capacity, dict) and 'trace' not in capacity:
+        return {k: _windowed(c, window) for k, c in capacity.items()}
+    return dict(capacity, **window) if isinstance(capacity, dict) else capacity
 
 
 def _cmd_run(args):

@@ -189,6 +189,9 @@ class DeviceAgent:
         self.weights = self._factory_model() if work.measures else None
         self.model_meta = None
         self.rejected = 0
+        # period -> the revision of that period's checkpoint whose part is on disk (a
+        # resumed download must fetch the rest of the same one)
+        self.part_revision = {}
         os.makedirs(workdir, exist_ok=True)
 
     def run(self):
@@ -370,7 +373,9 @@ class DeviceAgent:
         log.info('period %d: checkpoint of period %d: %d bytes held before, %d now, of %s',
                  plan['period'], source, held, got, total)
         if total is None or got < total:
-            # The part stays: the next plan may resume it.
+            # The part stays: the next plan may resume it (the same revision).
+            if source == plan['period']:
+                self.part_revision[source] = plan.get('revision', 0)
             result['model_error'] = error or 'missed the deadline'
             return result
         return dict(result, **self._deploy(path, digest, plan))
@@ -393,7 +398,8 @@ class DeviceAgent:
         """The edge's URL of the checkpoint plan has the device fetch (of period
         source; a replaced one's revision)."""
         url = '%s/v1/checkpoints/%s/%d' % (self.edge, self.name, source)
-        revision = plan.get('revision', 0) if source == plan['period'] else 0
+        revision = plan.get('revision', 0) if source == plan['period'] else \
+            self.part_revision.get(source, 0)
         return url + ('?revision=%d' % revision if revision else '')
 
     def _fetch(self, url, path, offset, deadline, watch=None):

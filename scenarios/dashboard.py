@@ -114,6 +114,7 @@ class RunView:
         self.bin_s = max(span_s / HEAT_BINS, 1.0) if span_s else 1.0
         self.steps = {}       # time_s -> [capacity, up, down, up share, down share]
         self.latest = {}      # device -> {'up': (share, goodput), 'down': ...}
+        self.channel = {}     # device -> its channel's latest rate (files that have it)
         self.use = {}         # device -> {bin: [goodput, share]}
         self.rows = []        # its periods.csv rows
 
@@ -130,6 +131,8 @@ class RunView:
         step[3 if up else 4] += share
         device = str(row.get('device'))
         self.latest.setdefault(device, {})['up' if up else 'down'] = (share, goodput)
+        if isinstance(row.get('channel_mbit'), float):
+            self.channel[device] = row['channel_mbit']
         cell = self.use.setdefault(device, {}).setdefault(int(t // self.bin_s), [0.0, 0.0])
         cell[0] += goodput
         cell[1] += share
@@ -161,6 +164,7 @@ class RunView:
             share = up[0] + down[0]
             return {'device': d, 'share_up': up[0], 'goodput_up': up[1],
                     'share_down': down[0], 'goodput_down': down[1],
+                    'channel': self.channel.get(d),
                     'use': (up[1] + down[1]) / share if share > 0 else None}
         entries = [entry(d) for d in devices]
         if len(entries) <= FEW_DEVICES:

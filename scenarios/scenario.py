@@ -492,10 +492,14 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
     smallest = min(v.size_bytes for v in family)
     largest = max(v.size_bytes for v in family)
     generated = data.get('generated', 3000)
+    rates = ()
     if capacity_mbit is None:
         capacity = raw.get('capacity', '20mbit')
-        capacity_mbit = 0.0 if isinstance(capacity, (dict, list)) else \
-            rate_mbit(capacity, '%s: capacity' % where)
+        each = _constant_capacities(capacity, raw.get('devices', 1), where)
+        capacity_mbit = sum(each) / len(each) if each else 0.0
+        if each and len(set(each)) > 1 and capacity_mbit > 0:
+            # Channels of their own at constant rates: the solver weighs each one.
+            rates = tuple(max(e, MIN_CAPACITY_MBIT) / capacity_mbit for e in each)
     try:
         period_s = _within(duration_s(raw.get('period', '60s'), 'period'), MIN_STEP_S,
                            MAX_PERIOD_S, 'period')
@@ -514,12 +518,26 @@ def problem_from(raw, where='scenario', capacity_mbit=None):
             sample_bits=8 * sample_bytes,
             generated=float(generated[0] if isinstance(generated, list) else generated),
             min_model_bytes=min_size, max_model_bytes=max_size,
-            menu=menu, medium=raw.get('medium', 'shared'),
+            menu=menu, medium=raw.get('medium', 'shared'), rates=rates,
             accuracy=AccuracyModel.from_dict(raw.get('accuracy', {}),
                                              '%s: accuracy' % where))
     except ConfigError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(where) else '%s: %s' % (where, msg)) from None
+
+
+def _constant_capacities(value, devices, where):
+    """[Mbit/s] per device of a capacity given as constant rates (once for the fleet,
+    or per device), or None when any is a trace (only a run replays traces)."""
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, dict) and 'trace' not in value:
+        items = [value.get(device_name(i), value.get(OTHERS)) for i in range(1, devices + 1)]
+    else:
+        items = [value] * devices
+    if any(isinstance(v, dict) or v is None for v in items):
+        return None
+    return [rate_mbit(v, '%s: capacity' % where) for v in items]
 
 
 def resolve(raw, path):

@@ -356,3 +356,14 @@ def test_edge_refuses_deep_json_and_impossible_periods(edge):
         r = getattr(client, method)(url, headers=AUTH, data=b'x' * 10)
         assert r.status_code == 404 and 'no period' in r.json['error'], (url, r.json)
 
+
+
+def test_a_resumed_download_fetches_the_revision_whose_part_it_holds(tmp_path):
+    # A replacement (revision 1) that missed its deadline in period 1 is resumed in
+    # period 2: the rest must come from revision 1, not from the period's first order.
+    agent = make_agent(tmp_path)
+    agent.part_revision[1] = 1
+    resumed = {'period': 2, 'revision': 0, 'resume': {'period': 1, 'offset': 10}}
+    assert agent._checkpoint_url(1, resumed).endswith('/v1/checkpoints/d1/1?revision=1')
+    assert agent._checkpoint_url(2, {'period': 2, 'revision': 3}).endswith('/2?revision=3')
+    assert agent._checkpoint_url(2, {'period': 2}).endswith('/v1/checkpoints/d1/2')

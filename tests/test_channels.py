@@ -311,3 +311,40 @@ def test_under_mininet_each_class_follows_its_own_channel(tmp_path):
     assert float(periods['d1']['channel_mbit']) == pytest.approx(16.0, rel=0.05)
     assert float(periods['d2']['channel_mbit']) == pytest.approx(6.0)
     assert not cleanup.owned_interfaces('ec')
+
+
+def test_solve_weighs_constant_channels_given_per_device(tmp_path):
+    from edgecollab.scenarios.scenario import problem_from, read
+    raw = read(scenario_file(tmp_path, 'devices: 3\nmedium: airtime\n'
+                                       'capacity: {d1: 30mbit, others: 7.5mbit}\n'))
+    problem = problem_from(raw)
+    assert problem.capacity_mbit == pytest.approx(15.0)
+    assert problem.rates == pytest.approx((2.0, 0.5, 0.5))
+    traced = dict(raw, capacity={'d1': {'trace': 'x.txt'}, 'others': '5mbit'})
+    assert problem_from(traced).rates == ()         # traces: only a run replays them
+
+
+def test_the_summary_names_the_devices_their_channel_starved():
+    from edgecollab.controller.accuracy import yolov8_menu
+    from edgecollab.scenarios.results import channel_summary
+    problem = Problem(capacity_mbit=10.0, period_s=10.0, menu=tuple(yolov8_menu('fp16')))
+    rows = [{'policy': 'equal', 'device': d, 'period': k, 'capacity_mbit': 10.0,
+             'channel_mbit': c} for k in (1, 2) for d, c in (('d1', 19.0), ('d2', 1.0))]
+    said = channel_summary(rows, problem)
+    # 1 Mbit/s for 10 s carries 1.25 MB, less than yolov8n at fp16 (6.4 MB).
+    assert said['d2'] == {'mean_mbit': 1.0, 'periods': 2, 'starved_periods': 2}
+    assert said['d1']['starved_periods'] == 0
+    one = [dict(r, channel_mbit=10.0) for r in rows]
+    assert channel_summary(one, problem) == {}
+
+
+def test_the_dashboard_gives_each_device_its_channel():
+    from edgecollab.scenarios.dashboard import RunView
+    view = RunView('equal', 10.0)
+    for device, channel in (('d1', 30.0), ('d2', 5.0)):
+        for direction in ('up', 'down'):
+            view.add_sample({'time_s': 1.0, 'device': device, 'direction': direction,
+                             'capacity_mbit': 17.5, 'share_mbit': channel / 4,
+                             'goodput_mbit': channel / 5, 'channel_mbit': channel})
+    now = view.now(view.devices())
+    assert [d['channel'] for d in now['devices']] == [30.0, 5.0]
