@@ -25,7 +25,7 @@ from edgecollab import cleanup, signals
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
-from edgecollab.topologies.line import DelayLineHost
+from edgecollab.topologies.line import DelayLineSwitch
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Emulation:
     @property
     def delay_lines(self):
         """The hosts relaying the devices' paths (``topologies/line.py``)."""
-        return [h for h in self.net.hosts if isinstance(h, DelayLineHost)]
+        return [s for s in self.net.switches if isinstance(s, DelayLineSwitch)]
 
     def restart_path_clocks(self):
         """Start every delay trace's clock now (the run's first period)."""

@@ -48,7 +48,7 @@ class MediumBridge(OwnedBridge):
     """The data-plane bridge whose port towards the edge is the shaped bottleneck.
 
     shaping: a ShapingConfig; edge: the name of the host on the port towards the edge
-    (the edge, or the delay line's host in front of it); access: optional
+    (the edge, or the delay line in front of it); access: optional
     {device name: capacity in Mbit/s} of per-device access links; offload: keep TSO/GSO
     on the hosts' data interfaces (off by default, so HTB sees wire-size packets);
     relayed: the frames cross a user-space delay line, so the hosts' TX checksum offload

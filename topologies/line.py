@@ -1,15 +1,18 @@
-"""The delay line's host: a Mininet host that relays frames between its two interfaces
-with the user-space delay line (``nodes/delayline.py``), started when Mininet configures
-it and stopped with it, so it works in ``mn --custom`` as in edgecollab's own runs.
+"""The delay line's node: a forwarding element in its own network namespace that relays
+frames between its two interfaces with the user-space delay line
+(``nodes/delayline.py``), started when Mininet starts its switches and stopped with
+them, so it works in ``mn --custom`` as in edgecollab's own runs.  It forwards and has
+no address, so it is a switch to Mininet (``net.switches``): ``pingall`` pings the hosts
+it connects, never it.
 
 ``DelayedPair`` is the smallest network it runs in, for its tests and benchmark::
 
     device --- dl --- edge        (10.9.0.1 and 10.9.0.2; dl has no address)
 
-    mn --custom topologies/line.py --topo delayline --controller none
+    mn --custom topologies/line.py --topo delayline --controller none --test pingall
 
 ``DelayedPair(up=..., down=...)`` gives the device its paths.  In ``EdgeStar`` the
-host sits between the shaped bridge and the edge (``topologies/star.py``).
+delay line sits between the shaped bridge and the edge (``topologies/star.py``).
 """
 
 import json
@@ -18,7 +21,7 @@ import signal
 import subprocess
 import sys
 
-from mininet.node import Host
+from mininet.node import Host, Switch
 from mininet.topo import Topo
 
 from edgecollab.errors import EdgecollabError
@@ -39,21 +42,22 @@ def offloads_off(node, intf):
                ns_pid=node.pid, ns_name=node.name)
 
 
-class DelayLineHost(Host):
-    """A host without an address relaying between eth0 (towards the devices) and eth1
-    (towards the edge), each device's frames held for its path.
+class DelayLineSwitch(Switch):
+    """A switch in its own namespace relaying between eth0 (towards the devices) and
+    eth1 (towards the edge), each device's frames held for its path.
 
     paths: {device IPv4 address: {'up': spec, 'down': spec}} with spec {'delay_ms',
     'jitter_ms', 'loss' or 'gilbert', 'schedule'} (``Path.line_spec``); seed: the losses'
-    random seed.  The relay is ``self.relay`` (a Popen); it ends with the host."""
+    random seed.  The relay is ``self.relay`` (a Popen); it ends with the switch."""
 
-    def __init__(self, name, paths=None, seed=0, **params):
+    def __init__(self, name, paths=None, seed=0, dpid='de1a7', **params):
         self.paths, self.seed = dict(paths or {}), seed
         self.relay = None
-        Host.__init__(self, name, **params)
+        params['inNamespace'] = True       # its interfaces are its own, as a host's
+        Switch.__init__(self, name, dpid=dpid, **params)
 
-    def config(self, **params):
-        result = Host.config(self, **params)
+    def start(self, controllers):
+        """Start the relay (Mininet starts its switches once the links are up)."""
         edge_intf, bridge_intf = self.intf('%s-eth1' % self.name), self.intf('%s-eth0' % self.name)
         for intf in (edge_intf, bridge_intf):
             offloads_off(self, intf.name)
@@ -82,21 +86,27 @@ class DelayLineHost(Host):
             _, err = self.relay.communicate(timeout=5)
             raise EdgecollabError('the delay line in %s did not start: %s'
                                   % (self.name, (line + err).strip()[-300:] or 'no answer'))
-        return result
 
     def restart_clock(self):
         """Start the delay traces' clock now (a run's first period)."""
         if self.relay is not None and self.relay.poll() is None:
             self.relay.send_signal(signal.SIGUSR1)
 
+    def stop(self, deleteIntfs=True):
+        self._stop_relay()
+        Switch.stop(self, deleteIntfs)
+
     def terminate(self):
+        self._stop_relay()
+        Switch.terminate(self)
+
+    def _stop_relay(self):
         if self.relay is not None and self.relay.poll() is None:
             self.relay.terminate()            # it exits at once on SIGTERM
             try:
                 self.relay.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.relay.kill()
-        Host.terminate(self)
 
 
 class DelayedPair(Topo):
@@ -107,8 +117,8 @@ class DelayedPair(Topo):
         self.prefix = prefix
         device = self.addHost('device', ip=DEVICE_IP + '/24')
         edge = self.addHost('edge', ip=EDGE_IP + '/24')
-        line = self.addHost('dl', cls=DelayLineHost, ip=None, seed=seed,
-                            paths={DEVICE_IP: {'up': up or {}, 'down': down or {}}})
+        line = self.addSwitch('dl', cls=DelayLineSwitch, seed=seed,
+                              paths={DEVICE_IP: {'up': up or {}, 'down': down or {}}})
         self.addLink(device, line, intfName1='device-eth0', intfName2='dl-eth0')
         self.addLink(line, edge, intfName1='dl-eth1', intfName2='edge-eth0')
 

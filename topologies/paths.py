@@ -17,7 +17,7 @@ delay line.  A path's delay applies in each direction (the round trip is twice i
 jitter is a uniform extra delay in [0, jitter] that never reorders a device's frames;
 loss is a Bernoulli percentage per direction, or bursty (Gilbert-Elliott: ``Bursts``).
 A delay trace (``DelaySteps``) varies the delay over time; its clock starts with the
-run's first period (``DelayLineHost.restart_clock``) and it loops.  Bursts and delay
+run's first period (``DelayLineSwitch.restart_clock``) and it loops.  Bursts and delay
 traces are the delay line's: netem here is given one fixed delay and loss.
 """
 

@@ -9,7 +9,7 @@ management interface (eth1, 10.254.0.0/16) on an unshaped bridge that the contro
 the root namespace joins, so control traffic never competes with the data plane.
 
 With a delay, jitter or loss (``topologies/paths.py``) the user-space engine puts a
-host ``dl`` between the bridge and the edge, whose delay line holds each device's frames
+delay line ``dl`` (a switch to Mininet) between the bridge and the edge, whose delay line holds each device's frames
 for its path; the netem engine gives each device's own data interface a netem qdisc each
 way instead (``linkshare.NetemPath``), outside the shaper's tree.
 
@@ -26,7 +26,7 @@ from edgecollab.errors import ConfigError
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
 from edgecollab.topologies.hosts import DataHost
-from edgecollab.topologies.line import DelayLineHost
+from edgecollab.topologies.line import DelayLineSwitch
 from edgecollab.units import duration_s, rate_mbit
 
 # The rate a netem path's packet limit is sized for, at the least (Mbit/s).
@@ -88,11 +88,11 @@ class EdgeStar(Topo):
         edge = self.addHost(addressing.EDGE, cls=DataHost,
                             ip='%s/%d' % (addressing.EDGE_DATA_IP, addressing.PREFIX_LEN))
         if line:
-            relay = self.addHost(addressing.DELAY_LINE, cls=DelayLineHost, ip=None, seed=seed,
-                                 paths={addressing.device_data_ip(i): {
-                                     'up': p.line_spec(), 'down': p.line_spec()}
-                                     for i, p in enumerate(self.paths.values(), 1)
-                                     if p.impaired})
+            relay = self.addSwitch(addressing.DELAY_LINE, cls=DelayLineSwitch, seed=seed,
+                                   paths={addressing.device_data_ip(i): {
+                                       'up': p.line_spec(), 'down': p.line_spec()}
+                                       for i, p in enumerate(self.paths.values(), 1)
+                                       if p.impaired})
             self.addLink(relay, medium_sw, port1=0, intfName1='%s-eth0' % relay)
             self.addLink(relay, edge, port1=1, port2=0, intfName1='%s-eth1' % relay,
                          intfName2='%s-eth0' % edge)
