@@ -9,7 +9,7 @@ import argparse
 import statistics
 import time
 
-from edgecollab.emulation import Emulation
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.shell import runner
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.report import emit

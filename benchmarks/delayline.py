@@ -1,4 +1,4 @@
-"""Benchmark: the user-space delay line (``nodes/delayline.py``) between a device and the
+"""Benchmark: the user-space delay line (``topologies/delayline.py``) between a device and the
 edge (``topologies/line.py``).  Measured: ping RTT against the configured one, idle and
 while a UDP flow loads the line at each rate of ``--loads``; the goodput of one TCP flow
 at that RTT for CUBIC and BBR, and of 10 and 100 at once (``--flows``); the relay's CPU
@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between, ping_rtts
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies.line import EDGE_IP, DelayedPair
 from benchmarks.report import emit
 

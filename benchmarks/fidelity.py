@@ -21,9 +21,9 @@ import itertools
 import time
 
 from edgecollab.wire import GOODPUT_PER_WIRE, MTU_FRAME
-from edgecollab.emulation import Emulation
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.errors import EdgecollabError, UnsupportedError
-from edgecollab.iperf import Flow, mean_between
+from edgecollab.topologies.iperf import Flow, mean_between
 from edgecollab.topologies import paths
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, offload_off

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between, retransmits_between
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, mean_between, retransmits_between
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, device_link, offload_off, wire_bytes
 from benchmarks.report import emit

@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, rtts_of
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, rtts_of
 from edgecollab.topologies.star import EdgeStar
 from edgecollab.topologies.paths import Path
 from benchmarks.baseline import TCLinkStar

@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.controller.accuracy import MB
 from edgecollab.controller.solver import (KEEPS, Allocation, FleetAllocation, give_leftover,
                                           solve)

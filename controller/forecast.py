@@ -32,7 +32,7 @@ the periods' starts and the mAP the policies reach with it (docs/benchmarks.md).
 
 import numpy as np
 
-from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
 from edgecollab.errors import ConfigError
 
 FORECASTS = {}

@@ -13,8 +13,8 @@ the period's end the loop takes the efficiency the backend measured, learns whic
 checkpoints arrived (what the next plan starts from) and scores the period into records.
 
 A backend is a ``Transport``: the Mininet runner supplies the live link, the agents and
-the real clock (``scenarios/runner.py``); the fluid backend supplies ideal transfers on
-a virtual clock (``fluid.py``).
+the real clock (``scenarios/mininet_backend.py``); the fluid backend supplies ideal transfers on
+a virtual clock (``scenarios/fluid_backend.py``).
 """
 
 import abc
@@ -23,9 +23,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from edgecollab.controller import correction, media, planner, policies, replan
+from edgecollab.controller import correction, planner, policies, replan
 from edgecollab.controller.holding import Held, InFlight
-from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.topologies import media
+from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
 from edgecollab.controller.solver import KEEPS
 from edgecollab.wire import GOODPUT_PER_WIRE
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from edgecollab import userfile
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.controller import policies
 from edgecollab.controller.fleet import FleetAllocation
 from edgecollab.controller.policies import PolicyState

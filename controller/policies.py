@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
 from edgecollab.controller.solver import RESUMES, Allocation, evaluate, nothing_fits, solve
 from edgecollab import userfile

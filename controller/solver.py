@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
 

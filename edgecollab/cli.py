@@ -17,7 +17,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _cmd_clean(args):
-    from edgecollab import cleanup
+    from edgecollab.topologies import cleanup
     prefixes = [args.prefix] if args.prefix else cleanup.known_prefixes() or ['ec']
     if cleanup.lock_is_held() and not args.force:
         raise EdgecollabError('an emulation is running; stop it first (or --force)')

@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 
-from edgecollab import cleanup
+from edgecollab.topologies import cleanup
 from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import corpus, dashboard, experiment, report, results, traces
@@ -293,7 +293,7 @@ def _synthetic(args):
 
 def _cmd_probe(args):
     from edgecollab.scenarios import probe
-    from edgecollab.scenarios.runner import scenario_topology
+    from edgecollab.scenarios.mininet_backend import scenario_topology
     scenario = load_scenario(args.scenario)
     rates = dict(zip(scenario.device_names, scenario.problem.rates)) \
         if scenario.channels else None

@@ -19,12 +19,11 @@ import time
 
 from tqdm import tqdm
 
-from edgecollab import __version__, cleanup, files
-from edgecollab.controller import fluid
+from edgecollab import __version__, files
 from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import ConfigError, EdgecollabError
-from edgecollab.scenarios import results, traces
-from edgecollab.topologies import paths as paths_mod
+from edgecollab.scenarios import fluid_backend, results, traces
+from edgecollab.topologies import cleanup, paths as paths_mod
 
 log = logging.getLogger('edgecollab')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +73,7 @@ class FluidRun:
 
 
 # The backends by name (edgecollab run --backend): where each one's run class lives.
-BACKENDS = {'mininet': ('edgecollab.scenarios.runner', 'PolicyRun'),
+BACKENDS = {'mininet': ('edgecollab.scenarios.mininet_backend', 'PolicyRun'),
             'fluid': ('edgecollab.scenarios.experiment', 'FluidRun')}
 
 
@@ -157,7 +156,7 @@ def run_fluid(scenario, name, out, r=1):
     """Policy name's run of scenario on the fluid backend (repetition r), its records
     appended to out's periods.csv; return its status (EdgecollabError when it
     fails)."""
-    rows = fluid.run_policy(scenario, name)
+    rows = fluid_backend.run_policy(scenario, name)
     csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
     csv_log.write(dict(row, repeat=r) for row in rows)
     csv_log.close()
@@ -237,7 +236,7 @@ def write_fluid_reference(scenario, names, out):
     try:
         for name in names:
             try:
-                csv_log.write(fluid.run_policy(scenario, name))
+                csv_log.write(fluid_backend.run_policy(scenario, name))
             except EdgecollabError as exc:
                 log.warning('no fluid reference for %s: %s', name, exc)
     finally:

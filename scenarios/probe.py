@@ -15,9 +15,9 @@ its share of its own channel (``channel_mbit``).
 import statistics
 import threading
 
-from edgecollab.controller import media
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between, ping_rtts
+from edgecollab.topologies import media
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies import addressing
 from edgecollab.wire import GOODPUT_PER_WIRE
 

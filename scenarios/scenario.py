@@ -19,12 +19,12 @@ from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import best_match
 
 from edgecollab.controller import forecast as forecast_mod
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import BYTES_PER_PARAM, AccuracyModel, yolov8_menu
 from edgecollab.controller.correction import CONTROL_STEP_S
 from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
-from edgecollab.controller.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
+from edgecollab.topologies.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.controller.solver import Problem
 from edgecollab import files, userfile

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecollab import files
-from edgecollab.controller.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
+from edgecollab.topologies.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
 from edgecollab.errors import ConfigError
 
 log = logging.getLogger(__name__)

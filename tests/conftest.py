@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session', autouse=True)
 def clean_machine():
     """Remove leftovers of an earlier killed test run before, and check after, the suite."""
-    from edgecollab import cleanup
+    from edgecollab.topologies import cleanup
     # Never clean under a running emulation (another suite's): its names are live.
     owner = emulation_possible()[0] and not cleanup.lock_is_held()
     if owner:

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 from benchmarks.reference import exhaustive
-from edgecollab.controller import media, policies
+from edgecollab.controller import policies
 from edgecollab.controller.accuracy import yolov8_menu
 from edgecollab.controller.fleet import solve_fleet
-from edgecollab.controller.fluid import run_policy
-from edgecollab.controller.linkshare import Device, LinkShare, ShapingConfig, check_fractions
+from edgecollab.scenarios.fluid_backend import run_policy
+from edgecollab.topologies.linkshare import Device, LinkShare, ShapingConfig, check_fractions
 from edgecollab.controller.policies import PolicyState
 from edgecollab.controller.solver import Problem, solve
 from edgecollab.errors import ConfigError
-from edgecollab import cleanup
+from edgecollab.topologies import cleanup, media
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import PYTHON
 from tests.helpers import scenario_copy

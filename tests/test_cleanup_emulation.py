@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from edgecollab import cleanup
-from edgecollab.emulation import Emulation
+from edgecollab.topologies import cleanup
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.ready import poll
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import PYTHON, REPO, TEST_PREFIX
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.emulation
 
 RUNNER = textwrap.dedent('''
     import sys, time
-    from edgecollab.emulation import Emulation
+    from edgecollab.topologies.emulation import Emulation
     from edgecollab.topologies.star import EdgeStar
     with Emulation(EdgeStar(n=3, prefix=%r, delay=sys.argv[1],
                             delay_engine='userspace')) as emu:

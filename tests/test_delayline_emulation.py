@@ -11,16 +11,16 @@ import time
 
 import pytest
 
-from edgecollab import cleanup
-from edgecollab.emulation import Emulation
+from edgecollab.topologies import cleanup
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.errors import EdgecollabError
-from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.mininet_backend import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.topologies import addressing
 from edgecollab.topologies.hosts import BUFFER_BYTES
 from edgecollab.topologies.paths import Path
 from edgecollab.topologies.star import EdgeStar
-from edgecollab.iperf import Flow, mean_between, ping_rtts
+from edgecollab.topologies.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies.line import EDGE_IP, DelayedPair
 from tests.conftest import PYTHON, TEST_PREFIX
 from tests.helpers import scenario_copy

@@ -1,5 +1,5 @@
 """The delay line's per-path rules without a network: delay traces, jitter without
-reordering, Bernoulli and Gilbert-Elliott loss (``nodes/delayline.py``), and the
+reordering, Bernoulli and Gilbert-Elliott loss (``topologies/delayline.py``), and the
 scenario paths they come from (``topologies/paths.py``)."""
 
 import random
@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from edgecollab.errors import ConfigError
-from edgecollab.nodes.delayline import Path as LinePath
+from edgecollab.topologies.delayline import Path as LinePath
 from edgecollab.topologies.paths import Bursts, DelaySteps, Path
 
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from edgecollab import cleanup
+from edgecollab.topologies import cleanup
 from edgecollab.errors import EdgecollabError
-from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.mininet_backend import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.topologies import addressing
@@ -178,9 +178,9 @@ def test_cli_option_leaves_the_user_at_the_mininet_cli(tmp_path):
 
 
 def test_a_device_agent_that_does_not_start_stops_the_run_with_its_name(tmp_path, monkeypatch):
-    from edgecollab.emulation import Emulation
+    from edgecollab.topologies.emulation import Emulation
     from edgecollab.errors import EdgecollabError
-    from edgecollab.scenarios import runner
+    from edgecollab.scenarios import mininet_backend as runner
     monkeypatch.setattr(runner, 'AGENT_START_S', 3.0)
     real_popen = Emulation.popen
 

@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgecollab.controller import fluid, planner
+from edgecollab.controller import planner
+from edgecollab.scenarios import fluid_backend as fluid
 from edgecollab.controller.accuracy import yolov8_menu
 from edgecollab.controller.fleet import Fleet, solve_fleet
 from edgecollab.controller.solver import Problem, solve

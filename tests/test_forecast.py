@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgecollab.controller import forecast
-from edgecollab.controller.fluid import run_policy
+from edgecollab.scenarios.fluid_backend import run_policy
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios import traces
 from edgecollab.scenarios.scenario import load_scenario

@@ -40,7 +40,7 @@ def test_an_editable_install_with_debian_12_pip_maps_every_layer(tmp_path):
     probe = ('import importlib.util, edgecollab\n'
              'for layer in edgecollab.LAYERS:\n'
              '    assert importlib.util.find_spec("edgecollab." + layer), layer\n'
-             'assert importlib.util.find_spec("edgecollab.controller.linkshare")\n')
+             'assert importlib.util.find_spec("edgecollab.topologies.linkshare")\n')
     done = subprocess.run([python, '-c', probe], cwd='/', capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr

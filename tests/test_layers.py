@@ -19,7 +19,7 @@ LAYERS = [
                   # the folders' package files (they import nothing)
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),
-    ('link and model', ['edgecollab.controller.media', 'edgecollab.controller.linkshare',
+    ('link and model', ['edgecollab.topologies.media', 'edgecollab.topologies.linkshare',
                         'edgecollab.controller.accuracy',
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
                         'edgecollab.controller.fleet', 'edgecollab.controller.holding',
@@ -32,16 +32,16 @@ LAYERS = [
         'edgecollab.topologies.addressing', 'edgecollab.topologies.bridges',
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
         'edgecollab.topologies.line', 'edgecollab.topologies.paths',
-        'edgecollab.topologies.hosts',
-        'edgecollab.nodes.edge', 'edgecollab.nodes.device', 'edgecollab.nodes.delayline']),
+        'edgecollab.topologies.hosts', 'edgecollab.topologies.delayline',
+        'edgecollab.nodes.edge', 'edgecollab.nodes.device']),
     ('control loop and emulation', [
         'edgecollab.controller.service', 'edgecollab.controller.loop',
-        'edgecollab.controller.fluid', 'edgecollab.cleanup', 'edgecollab.emulation',
-        'edgecollab.iperf']),
+        'edgecollab.scenarios.fluid_backend', 'edgecollab.topologies.cleanup',
+        'edgecollab.topologies.emulation', 'edgecollab.topologies.iperf']),
     ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.scenario',
                    'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
-    ('runner', ['edgecollab.scenarios.runner', 'edgecollab.scenarios.experiment',
+    ('runner', ['edgecollab.scenarios.mininet_backend', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe', 'edgecollab.scenarios.corpus']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',
                       'edgecollab.installcheck']),
@@ -100,6 +100,45 @@ def test_imports_run_downwards(module, path):
         module, LAYERS[RANK[module]][0], ', '.join(upward))
 
 
+# Each folder is one layer of meaning; a folder imports from the plumbing, itself and
+# the folders listed here only (the command line, edgecollab.cli*, from any).
+FOLDER_LAYERS = {
+    'edgecollab.topologies': ('the network: topologies, link share, media, paths, the '
+                              'delay line, the emulation and its cleanup', set()),
+    'edgecollab.controller': ('the decisions: model, solvers, policies, forecasts, the '
+                              'loop, the API service', {'edgecollab.topologies'}),
+    'edgecollab.nodes': ('the agents: device, edge, checkpoints, workloads', set()),
+    'edgecollab.scenarios': ('the experiment: scenarios, traces, the backends, results, '
+                             'report, dashboard', {'edgecollab.topologies',
+                                                   'edgecollab.controller',
+                                                   'edgecollab.nodes'}),
+}
+
+
+def folder_of(module):
+    """The folder package of a module (edgecollab for the package's own modules)."""
+    parts = module.split('.')
+    return '.'.join(parts[:2]) if len(parts) > 2 or parts[-1] in (
+        'topologies', 'controller', 'nodes', 'scenarios') else 'edgecollab'
+
+
+@pytest.mark.parametrize('module,path', sorted(package_modules().items()))
+def test_each_folder_imports_only_the_folders_below_it(module, path):
+    folder = folder_of(module)
+    if folder not in FOLDER_LAYERS:
+        if folder == 'edgecollab' and RANK.get(module) == 0:    # plumbing: itself only
+            assert all(RANK.get(as_module(m), 0) == 0 for m in imported(path)), module
+        return
+    allowed = FOLDER_LAYERS[folder][1] | {folder}
+    wrong = sorted(m for m in map(as_module, imported(path)) if folder_of(m) != 'edgecollab'
+                   and folder_of(m) not in allowed)
+    assert not wrong, '%s (%s) imports %s' % (module, FOLDER_LAYERS[folder][0],
+                                              ', '.join(wrong))
+    cli = sorted(m for m in map(as_module, imported(path))
+                 if folder_of(m) == 'edgecollab' and RANK.get(m, 0) != 0)
+    assert not cli, '%s imports the command line: %s' % (module, ', '.join(cli))
+
+
 def test_benchmarks_do_not_import_tests():
     folder = os.path.join(REPO, 'benchmarks')
     for name in sorted(os.listdir(folder)):
@@ -116,7 +155,7 @@ def test_benchmarks_do_not_import_tests():
 def documented_layers():
     """[(layer name, {module})] of docs/architecture.md's numbered list: each backtick
     group names its first module in full and the rest after that module's package
-    (`controller.linkshare, accuracy`), `topologies.*` every module of the folder."""
+    (`topologies.media, linkshare`), `topologies.*` every module of the folder."""
     text = open(os.path.join(REPO, 'docs', 'architecture.md'), encoding='utf-8').read()
     layers = []
     for name, body in re.findall(r'(?ms)^\d+\. \*\*([^*]+)\*\*: (.*?)(?=^\d+\. |^$)', text):

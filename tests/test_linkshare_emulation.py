@@ -6,8 +6,8 @@ import time
 import pytest
 
 from edgecollab.wire import GOODPUT_PER_WIRE
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, mean_between
 from edgecollab.topologies.access import EdgeAccessStar
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import SOFTWARE_EMULATED, TEST_PREFIX

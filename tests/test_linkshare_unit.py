@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgecollab.controller import linkshare as ls
+from edgecollab.topologies import linkshare as ls
 from edgecollab.errors import ConfigError
 from edgecollab.units import duration_s, rate_mbit, size_bytes, tc_rate
 

@@ -6,7 +6,7 @@ import pytest
 
 from edgecollab.controller import planner, policies
 from edgecollab.controller.fleet import solve_fleet
-from edgecollab.controller.fluid import FluidTransport, run_policy
+from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from edgecollab import cleanup
-from edgecollab.emulation import Emulation
-from edgecollab.iperf import Flow, mean_between, ping_rtts
+from edgecollab.topologies import cleanup
+from edgecollab.topologies.emulation import Emulation
+from edgecollab.topologies.iperf import Flow, mean_between, ping_rtts
 from edgecollab.topologies import addressing
 from edgecollab.topologies.paths import Path
 from edgecollab.topologies.star import EdgeStar

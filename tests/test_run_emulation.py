@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 import requests
 
-from edgecollab import cleanup
-from edgecollab.controller import linkshare
-from edgecollab.controller.fluid import FluidTransport
+from edgecollab.topologies import cleanup
+from edgecollab.topologies import linkshare
+from edgecollab.scenarios.fluid_backend import FluidTransport
 from edgecollab.controller.loop import ControlLoop, phases
 from edgecollab.controller.service import ControllerState
 from edgecollab.wire import GOODPUT_PER_WIRE
 from edgecollab.nodes import workload
 from edgecollab.nodes.device import PIECE_BYTES
-from edgecollab.emulation import Emulation
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.ready import poll
-from edgecollab.scenarios import dashboard, experiment, results, runner, traces
+from edgecollab.scenarios import dashboard, experiment, mininet_backend, results, traces
 from edgecollab.scenarios.replay import Replayer
-from edgecollab.scenarios.runner import PolicyRun
+from edgecollab.scenarios.mininet_backend import PolicyRun
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.topologies import addressing
 from edgecollab.topologies.star import EdgeStar
@@ -312,7 +312,7 @@ def test_policy_switches_from_the_dashboard_and_the_api_plan_the_next_period(
             seen['api_switch'] = period()
             seen['answer'] = requests.put(
                 'http://%s:%d/v1/policy' % (addressing.CONTROLLER_IP,
-                                            runner.CONTROLLER_PORT),
+                                            mininet_backend.CONTROLLER_PORT),
                 json={'policy': 'equal'}, timeout=5, headers={
                     'Authorization': 'Bearer ' + (out / 'token').read_text().strip()})
         except Exception as exc:              # the test's thread: report, do not hang

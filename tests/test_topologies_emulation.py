@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from edgecollab import cleanup
+from edgecollab.topologies import cleanup
 from edgecollab.ready import poll
-from edgecollab.emulation import Emulation
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.errors import UnsupportedError
 from edgecollab.topologies.star import EdgeStar
 from tests.conftest import REPO, TEST_PREFIX
@@ -80,7 +80,7 @@ def test_delay_is_applied_or_refused_never_ignored():
 
 
 def relays_running():
-    out = subprocess.run(['pgrep', '-f', 'edgecollab.nodes.delayline'], capture_output=True,
+    out = subprocess.run(['pgrep', '-f', 'edgecollab.topologies.delayline'], capture_output=True,
                          text=True)
     return out.stdout.split()
 

@@ -474,7 +474,7 @@ def test_a_shifted_trace_wraps_around_and_keeps_its_bits(tmp_path):
 def test_both_backends_apply_one_clip_rule(tmp_path):
     # The replayer's steps and the fluid backend's link are one function of the trace:
     # each replay step's mean, within [0.1, 10000] Mbit/s.
-    from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+    from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
     trace = traces.load(write(tmp_path, '0 0\n1 5\n2 0.05\n', 'low.txt'))      # 3 s
     rates, clipped = trace.link_steps(0.5, 3.0)
     assert list(rates) == [MIN_CAPACITY_MBIT, MIN_CAPACITY_MBIT, 5.0, 5.0,

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from edgecollab.controller import fluid
+from edgecollab.scenarios import fluid_backend as fluid
 from edgecollab.nodes import checkpoint, workload
 from edgecollab.nodes.device import DeviceAgent, SampleBuffer
 from edgecollab.scenarios.scenario import load_scenario

@@ -9,7 +9,7 @@ emulation creates starts with its prefix, so cleanup can find exactly those.
 
 import re
 
-from edgecollab.controller.linkshare import MAX_DEVICES
+from edgecollab.topologies.linkshare import MAX_DEVICES
 from edgecollab.errors import ConfigError
 
 DATA_NET, MGMT_NET, PREFIX_LEN = '10.0', '10.254', 16

@@ -11,7 +11,7 @@ import logging
 from mininet.nodelib import LinuxBridge
 
 from edgecollab import signals
-from edgecollab.controller.linkshare import AccessLink, Device, LinkShare
+from edgecollab.topologies.linkshare import AccessLink, Device, LinkShare
 from edgecollab.errors import ConfigError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing

@@ -10,7 +10,7 @@ socket's buffer only as far as its flow needs, so a slow share uses what it did 
 
 from mininet.node import Host
 
-from edgecollab.controller.linkshare import NetemPath
+from edgecollab.topologies.linkshare import NetemPath
 from edgecollab.shell import runner
 
 BUFFER_BYTES = 64 << 20

@@ -1,6 +1,6 @@
 """The delay line's node: a forwarding element in its own network namespace that relays
 frames between its two interfaces with the user-space delay line
-(``nodes/delayline.py``), started when Mininet starts its switches and stopped with
+(``topologies/delayline.py``), started when Mininet starts its switches and stopped with
 them, so it works in ``mn --custom`` as in edgecollab's own runs.  It forwards and has
 no address, so it is a switch to Mininet (``net.switches``): ``pingall`` pings the hosts
 it connects, never it.
@@ -25,7 +25,7 @@ from mininet.node import Host, Switch
 from mininet.topo import Topo
 
 from edgecollab.errors import EdgecollabError
-from edgecollab.nodes.delayline import READY
+from edgecollab.topologies.delayline import READY
 from edgecollab.shell import runner
 
 DEVICE_IP, EDGE_IP = '10.9.0.1', '10.9.0.2'
@@ -68,7 +68,7 @@ class DelayLineSwitch(Switch):
             if isinstance(end.node, Host):
                 offloads_off(end.node, end.name)
         config = {'devices': self.paths, 'seed': self.seed}
-        self.relay = self.popen([sys.executable, '-m', 'edgecollab.nodes.delayline',
+        self.relay = self.popen([sys.executable, '-m', 'edgecollab.topologies.delayline',
                                  '--edge', edge_intf.name, '--bridge', bridge_intf.name],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -1,14 +1,14 @@
 """Each device's path beyond the shaper: one-way delay, jitter and random loss, and the
 engine that imposes them.
 
-The shaper (HTB, ``controller/linkshare.py``) is where a path queues; what a path adds
+The shaper (HTB, ``topologies/linkshare.py``) is where a path queues; what a path adds
 after it is propagation: a fixed one-way delay per direction, an optional jitter and a
 random loss.  Two engines impose them:
 
     netem      the kernel's netem qdisc on each device's own data interface, each way
                (a delay and loss per device, no jitter); only where the kernel has
                sch_netem
-    userspace  the delay line (``nodes/delayline.py``): a process in a host of its own
+    userspace  the delay line (``topologies/delayline.py``): a process in a host of its own
                between the shaped bridge and the edge, per device and direction, any
                kernel (Mahimahi's mm-delay takes the same user-space approach)
 
@@ -23,7 +23,7 @@ traces are the delay line's: netem here is given one fixed delay and loss.
 
 from dataclasses import asdict, dataclass
 
-from edgecollab.controller import linkshare
+from edgecollab.topologies import linkshare
 from edgecollab.errors import ConfigError, UnsupportedError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
@@ -112,7 +112,7 @@ class Path:
         return self.bursts.mean_loss_pct if self.bursts else self.loss_pct
 
     def line_spec(self):
-        """The delay line's spec of one direction (``nodes/delayline.py``)."""
+        """The delay line's spec of one direction (``topologies/delayline.py``)."""
         spec = {'delay_ms': self.delay_ms, 'jitter_ms': self.jitter_ms,
                 'loss': self.loss_pct / 100}
         if self.bursts:

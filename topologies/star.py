@@ -21,7 +21,7 @@ Load it as Mininet users expect (no OpenFlow controller is needed)::
 
 from mininet.topo import Topo
 
-from edgecollab.controller.linkshare import ShapingConfig, netem_limit_packets
+from edgecollab.topologies.linkshare import ShapingConfig, netem_limit_packets
 from edgecollab.errors import ConfigError
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge

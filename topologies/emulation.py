@@ -21,7 +21,8 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.nodelib import LinuxBridge
 
-from edgecollab import cleanup, signals
+from edgecollab import signals
+from edgecollab.topologies import cleanup
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing

@@ -26,12 +26,12 @@ import time
 
 import requests
 
-from edgecollab import cleanup
+from edgecollab.topologies import cleanup
 from edgecollab.controller import policies
-from edgecollab.controller.linkshare import MIN_CAPACITY_MBIT
+from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
 from edgecollab.controller.loop import RECORD_FIELDS, ControlLoop, Outcome, Transport
 from edgecollab.controller.service import ControllerState, create_app
-from edgecollab.emulation import Emulation
+from edgecollab.topologies.emulation import Emulation
 from edgecollab.errors import EdgecollabError
 from edgecollab.nodes import checkpoint, device, workload
 from edgecollab.ready import poll, wait

@@ -66,7 +66,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from edgecollab.controller import media
+from edgecollab.topologies import media
 from edgecollab.errors import ConfigError
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate

@@ -17,7 +17,7 @@ chance to enter the bad state, r to leave it, h the chance to deliver in it), an
 replaces ``delay_ms``: its clock starts when the relay starts and again at each SIGUSR1
 (a run's first period); a frame's delay is the one in force when it arrives.
 
-    python -m edgecollab.nodes.delayline --edge IF --bridge IF < CONFIG.json
+    python -m edgecollab.topologies.delayline --edge IF --bridge IF < CONFIG.json
 
 CONFIG: ``{"devices": {"<IPv4 address>": {"up": {...}, "down": {...}}}, "seed": 0}`` on
 standard input (a delay trace may be long).  The process prints ``READY`` once it
