@@ -261,7 +261,7 @@ class Fleet:
         if self.n > _GUARD_DEVICES:
             return answer
         candidates = [answer, self._equal_split()]
-        if p.medium != 'duplex' and np.any(size == 0):
+        if not media.get(p.medium).per_direction and np.any(size == 0):
             # The keep-or-serve choice is where the duality gap sits: also every device
             # served (on devices of different channels the price at which one stops
             # being served can leave it nothing while a split of the budget serves both).
@@ -275,7 +275,7 @@ class Fleet:
     def _priced(self, budget, caps):
         """(sizes, samples) at the price that meets the budget(s), then the budget the
         discrete choices left water-filled."""
-        if self.problem.medium == 'duplex':
+        if media.get(self.problem.medium).per_direction:
             return self._solve_duplex(budget, caps)
 
         def spend(prices):

@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from edgecollab.controller.solver import KEEPS, Allocation, FleetAllocation, give_leftover
+from edgecollab.topologies import media
 
 _LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
 _BISECTIONS = 64
@@ -62,7 +63,7 @@ class MenuFleet:
         self.problem = problem
         self.acc = problem.accuracy
         self.s = float(problem.sample_bits)
-        self.duplex = problem.medium == 'duplex'
+        self.duplex = media.get(problem.medium).per_direction
         self.budget = float(problem.budget_bits)
         variants = sorted(problem.menu, key=lambda v: v.size_bytes)
         self.names = [''] + [v.name for v in variants]

@@ -228,7 +228,7 @@ def solve(problem):
     """The optimal Allocation of problem (see the module docstring)."""
     if problem.budget_bits <= 0:
         return nothing_fits(problem, 'no capacity in the window')
-    if problem.medium == 'duplex':
+    if media.get(problem.medium).per_direction:
         return _solve_duplex(problem)
     if problem.menu:
         return _solve_menu(problem)

@@ -593,7 +593,7 @@ def _resolve(raw, path, base):
     capacity, cap_file = channels[0]
     capacity_down, down_file = None, None
     if 'capacity_down' in raw:
-        if raw.get('medium', 'shared') != 'duplex':
+        if not medium.per_direction:
             raise ConfigError('capacity_down: only a duplex medium has a download capacity')
         capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
     generated = _per_device(raw.get('data', {}), 'generated', hosts, lambda v, key: v, 3000,

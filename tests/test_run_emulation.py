@@ -470,8 +470,9 @@ def test_capacity_halving_mid_period_changes_the_split_and_the_checkpoint_arrive
     resplits = []            # the period's time of each re-split (the loop's own clock)
     control = ControlLoop.control
 
-    def recording(loop, remaining, capacity_mbit, remaining_s, carried_mbit=None):
-        changed = control(loop, remaining, capacity_mbit, remaining_s, carried_mbit)
+    def recording(loop, remaining, capacity_mbit, remaining_s, carried_mbit=None,
+                  rates=None):
+        changed = control(loop, remaining, capacity_mbit, remaining_s, carried_mbit, rates)
         if changed:
             resplits.append(scenario.period_s - remaining_s)
         return changed
