@@ -73,7 +73,7 @@ def test_floor_and_duplex_match_exhaustive_search():
 
 def test_monotone_in_capacity_over_dense_sweeps():
     rng = np.random.default_rng(11)
-    for _ in range(12):
+    for _ in range(8):
         problem, generated, kept = random_fleet(rng, int(rng.integers(2, 6)))
         last = -math.inf
         for capacity in np.linspace(0.5, 40, 120) * len(generated):
