@@ -98,6 +98,10 @@ OUTCOMES = {
                   'smallest checkpoint',
     'starved': 'the plan gave it no share at all (and did not choose to keep its model)',
 }
+# The letter the tables count each outcome by (its first: they differ).
+OUTCOME_LETTERS = {name: name[0] for name in OUTCOMES}
+# The outcomes where something went wrong: the report and the live events name each one.
+WENT_WRONG = ('missed', 'infeasible', 'starved')
 IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
 
 
@@ -616,7 +620,7 @@ class ControlLoop:
                                planned_channel=period.rates[i] if period.rates else 1.0,
                                idle_fraction=period.idle_fraction,
                                **got.measured))
-            if happened in ('missed', 'infeasible', 'starved'):
+            if happened in WENT_WRONG:
                 self.state.note('%s period %d: %s %s%s' % (
                     self.label, period.number, name, happened,
                     ': %s' % got.measured.get('status') if happened == 'missed' else ''))

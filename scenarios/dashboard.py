@@ -28,6 +28,7 @@ from flask import Flask, abort, jsonify, request
 from edgecollab import files
 from edgecollab.controller import policies
 from edgecollab.errors import ConfigError
+from edgecollab.controller.loop import WENT_WRONG
 from edgecollab.controller.service import policy_switch
 from edgecollab.http import bad_request, json_errors
 from edgecollab.scenarios import results
@@ -245,7 +246,7 @@ class RunView:
                 out.append('period %d: planned by %s (switched)' % (k, first['planned_by']))
             if isinstance(first.get('resplits'), float) and first['resplits'] > 0:
                 out.append('period %d: re-split %d times' % (k, first['resplits']))
-            for what in ('missed', 'infeasible', 'starved'):
+            for what in WENT_WRONG:
                 names = sorted((str(r['device']) for r in rows if r.get('outcome') == what),
                                key=device_order)
                 if len(names) > EVENT_GROUP:

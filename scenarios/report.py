@@ -11,10 +11,10 @@ import os
 import textwrap
 
 from edgecollab import files
-from edgecollab.controller.loop import OUTCOMES, RECORD_COLUMNS
+from edgecollab.controller.loop import OUTCOMES, RECORD_COLUMNS, WENT_WRONG
 from edgecollab.scenarios import results
 
-NOTED = ('missed', 'infeasible', 'starved')     # outcomes the report lists one by one
+NOTED = WENT_WRONG                              # outcomes the report lists one by one
 MAX_NOTES = 50                                  # device-periods listed per policy
 
 

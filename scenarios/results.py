@@ -16,6 +16,7 @@ import shutil
 import statistics
 
 from edgecollab import files
+from edgecollab.controller.loop import OUTCOME_LETTERS
 from edgecollab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -487,11 +488,9 @@ COLUMNS = (
     ('util', 5, 'bytes delivered / bytes the link could carry over the run'),
     ('idle', 5, 'fraction of control steps the link carried under 5% of capacity'),
     ('eff', 5, 'measured goodput / planned share (TCP efficiency)'),
-    ('outcomes', 0, 'device-periods by outcome: d delivered, r resumed, k kept, '
-                    'm missed, i infeasible, s starved'),
+    ('outcomes', 0, 'device-periods by outcome: ' + ', '.join(
+        '%s %s' % (letter, name) for name, letter in OUTCOME_LETTERS.items())),
 )
-OUTCOME_LETTERS = {'delivered': 'd', 'resumed': 'r', 'kept': 'k', 'missed': 'm',
-                   'infeasible': 'i', 'starved': 's'}
 
 
 def table_rows(summary):
