@@ -30,6 +30,15 @@ can sit below the optimum by the duality gap of that choice; it is checked again
 equal split of the budget (each device's exact single-device optimum at B/N) for up to
 100 devices and the better of the two is returned.
 
+Devices on channels of their own (medium airtime, ``topologies/media.py``): device i's
+channel runs at k_i times the capacity, so its bits take w_i = 1 / k_i of their number
+of the budget; at a price lambda of the budget its own price is lambda w_i, and every
+sum of bits above (the spend, the water-fills, ``check_budget``) weighs each device's
+bits by w_i.  On access links each device is solved alone on its own link.  The
+keep-or-serve gap is wider when channels differ (a device on a slow channel stops being
+served at a price where a split of the budget serves both), so up to 100 devices the
+answer with every device served is a candidate too.
+
 A fairness floor F (every device at least F mAP) gives device i its own price
 min(lambda, lambda_i), lambda_i the highest price at which its answer still reaches F
 (the floor's multiplier, found once by bisection); a device that cannot reach F even
