@@ -19,6 +19,8 @@ module splits the link among the transfers it is given.  A pure function, so it 
 tested without a network.
 """
 
+from edgecollab.kinds import Direction
+
 CONTROL_STEP_S = 1.0   # default time between two control steps (scenario: control_step)
 MARGIN = 1.05      # headroom on a checkpoint's needed share
 MIN_RATE = 0.05    # the lowest efficiency a plan assumes
@@ -39,7 +41,7 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     horizon = remaining_s - min(ahead_s, remaining_s / 2)
     models = sorted(((MARGIN * left / horizon / rate, d)
                      for (d, direction), left in remaining.items()
-                     if direction == 'down' and left > 0))
+                     if direction == Direction.DOWN and left > 0))
     free = 1.0
     on_time, late = [], []
     for need, d in models:
@@ -47,7 +49,7 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
         free -= shares[d]['down']
         (on_time if shares[d]['down'] >= need else late).append(d)
     uploads = {d: left for (d, direction), left in remaining.items()
-               if direction == 'up' and left > 0}
+               if direction == Direction.UP and left > 0}
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
     uploads = first or uploads
     total_up = sum(uploads.values())

@@ -54,10 +54,11 @@ import numpy as np
 
 from edgecollab.topologies import media
 from edgecollab.controller.accuracy import MB
-from edgecollab.controller.solver import (KEEPS, Allocation, FleetAllocation, give_leftover,
+from edgecollab.controller.solver import (Allocation, FleetAllocation, give_leftover,
                                           solve)
 from edgecollab.controller.menu import solve_menu_fleet
 from edgecollab.errors import ConfigError, SolverError
+from edgecollab.kinds import Reason
 
 _LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
 _ITERATIONS = 64
@@ -362,7 +363,7 @@ class Fleet:
         names = [''] * self.n
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0, model=name,
-                              reason='' if m > 0 else KEEPS)
+                              reason='' if m > 0 else Reason.KEEPS)
                    for u, d, b, m, v, name in zip(up_share.tolist(), down_share.tolist(),
                                                   up_bytes.tolist(), size.tolist(), values,
                                                   names)]
@@ -379,7 +380,7 @@ class Fleet:
             a = cache[key]
             if a.accuracy < kept:
                 a = dataclasses.replace(a, download_share=0.0, model_bytes=0.0, model='',
-                                        accuracy=kept, feasible=False, reason=KEEPS)
+                                        accuracy=kept, feasible=False, reason=Reason.KEEPS)
             answers.append(dataclasses.replace(a, upload_share=a.upload_share * scale,
                                                download_share=a.download_share * scale))
         return FleetAllocation(answers)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 from edgecollab.controller import correction, planner, policies, replan
 from edgecollab.controller.holding import Held, InFlight
+from edgecollab.kinds import Direction, Outcome, Reason, Timing
 from edgecollab.topologies import media
 from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
-from edgecollab.controller.solver import KEEPS
 from edgecollab.wire import GOODPUT_PER_WIRE
 
 log = logging.getLogger(__name__)
@@ -90,18 +90,20 @@ RECORD_COLUMNS = {
 RECORD_FIELDS = tuple(RECORD_COLUMNS)
 # What happened to a device in a period (the records' outcome column).
 OUTCOMES = {
-    'delivered': 'its new checkpoint arrived and verified',
-    'resumed': 'the checkpoint that missed the last deadline arrived (resumed, not resent)',
-    'kept': 'the plan kept its model (worth more than any it could send)',
-    'missed': 'a checkpoint was planned and did not arrive in time (it may resume)',
-    'infeasible': 'no model fits: the link (or the policy\'s share) cannot carry the '
-                  'smallest checkpoint',
-    'starved': 'the plan gave it no share at all (and did not choose to keep its model)',
+    Outcome.DELIVERED: 'its new checkpoint arrived and verified',
+    Outcome.RESUMED: 'the checkpoint that missed the last deadline arrived (resumed, not '
+                     'resent)',
+    Outcome.KEPT: 'the plan kept its model (worth more than any it could send)',
+    Outcome.MISSED: 'a checkpoint was planned and did not arrive in time (it may resume)',
+    Outcome.INFEASIBLE: 'no model fits: the link (or the policy\'s share) cannot carry the '
+                        'smallest checkpoint',
+    Outcome.STARVED: 'the plan gave it no share at all (and did not choose to keep its '
+                     'model)',
 }
 # The letter the tables count each outcome by (its first: they differ).
 OUTCOME_LETTERS = {name: name[0] for name in OUTCOMES}
 # The outcomes where something went wrong: the report and the live events name each one.
-WENT_WRONG = ('missed', 'infeasible', 'starved')
+WENT_WRONG = (Outcome.MISSED, Outcome.INFEASIBLE, Outcome.STARVED)
 IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
 
 
@@ -139,7 +141,7 @@ class Period:
 
 
 @dataclass
-class Outcome:
+class Received:
     """What one device got in a period, as the backend measured it: the data that
     reached the edge in time, the checkpoint bytes that reached the device, whether the
     whole checkpoint arrived and verified, and the backend's own fields of the record."""
@@ -196,7 +198,7 @@ class Transport(abc.ABC):
     def finish(self, period, done):
         """Carry the period to its end; return {direction: goodput / share} measured
         over it (directions without a measurement left out); call done({device:
-        Outcome}) when the outcomes are known (now or later, from another thread)."""
+        Received}) when the outcomes are known (now or later, from another thread)."""
 
     @abc.abstractmethod
     def checkpoints(self, period):
@@ -208,7 +210,7 @@ class Transport(abc.ABC):
 def phases(problem, plan_):
     """((upload start, end), (model start, end)) in seconds from the period start."""
     window = problem.window_s
-    if problem.timing == 'overlap':
+    if problem.timing == Timing.OVERLAP:
         return (0.0, window), (0.0, window)
     upload = sum(a.upload_share for a in plan_.devices)
     model = sum(a.download_share for a in plan_.devices)
@@ -221,7 +223,7 @@ def share_schedule(problem, plan_, devices):
     """[(offset in the period, fractions)]: the link's split over a period.  Overlap:
     the plan's shares for the whole period.  Sequential: each direction's shares scaled
     to the whole capacity, the upload's from the start, the model's from its phase."""
-    if problem.timing == 'overlap':
+    if problem.timing == Timing.OVERLAP:
         return [(0.0, {name: {'up': a.upload_share, 'down': a.download_share}
                        for name, a in zip(devices, plan_.devices)})]
     (_, _), (m0, _) = phases(problem, plan_)
@@ -230,9 +232,9 @@ def share_schedule(problem, plan_, devices):
 
 def _whole(plan_, devices, direction):
     """One direction's shares of plan_ scaled to the whole capacity, the other's zero."""
-    key = 'upload_share' if direction == 'up' else 'download_share'
+    key = 'upload_share' if direction == Direction.UP else 'download_share'
     total = sum(getattr(a, key) for a in plan_.devices)
-    other = 'down' if direction == 'up' else 'up'
+    other = Direction.DOWN if direction == Direction.UP else Direction.UP
     return {name: {direction: getattr(a, key) / total if total > 0 else 0.0, other: 0.0}
             for name, a in zip(devices, plan_.devices)}
 
@@ -267,16 +269,16 @@ def advance(number, held, a, resumed, got_bytes, model_ok, samples, accuracy):
 def outcome(problem, capacity_mbit, a, resumed, model_ok):
     """What happened to a device in a period (a key of OUTCOMES)."""
     if model_ok:
-        return 'resumed' if resumed is not None else 'delivered'
+        return Outcome.RESUMED if resumed is not None else Outcome.DELIVERED
     if a.model_bytes > 0:
-        return 'missed'
+        return Outcome.MISSED
     if 8 * problem.smallest_bytes() > capacity_mbit * 1e6 * problem.window_s:
-        return 'infeasible'
-    if a.reason == KEEPS:
-        return 'kept'
+        return Outcome.INFEASIBLE
+    if a.reason == Reason.KEEPS:
+        return Outcome.KEPT
     if a.upload_share + a.download_share <= 0:
-        return 'starved'
-    return 'infeasible'
+        return Outcome.STARVED
+    return Outcome.INFEASIBLE
 
 
 def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=()):
@@ -337,18 +339,18 @@ class ControlLoop:
         self.last = None                    # the Period before it
         self.medium = media.get(self.problem.medium)
         # Each device's channel as the link applies it (per-device channels only).
-        self.channel_links = [c.as_link(scenario.step_s, scenario.duration_s)
-                              for c in scenario.channels]
+        self.channel_links = [c.as_link(scenario.link.step_s, scenario.duration_s)
+                              for c in scenario.link.channels]
 
     def run(self):
         """Every period of the scenario in turn."""
-        for k in range(1, self.scenario.periods + 1):
+        for k in range(1, self.scenario.control.periods + 1):
             self.period(k)
 
     def period(self, k):
         """Plan period k at its start, carry it through the backend, take what it
         measured; return the Period."""
-        start = (k - 1) * self.scenario.period_s
+        start = (k - 1) * self.scenario.control.period_s
         self.transport.wait_until(start)
         if self.last is not None:
             self._settle(self.last)
@@ -371,12 +373,14 @@ class ControlLoop:
         starting at start_s with and, with per-device channels, each device's channel
         relative to it (else ()): the scenario's predictor over each channel seen so far
         (never below the link layer's minimum)."""
-        s = self.scenario
-        if not s.channels:
-            return max(s.forecast.predict(s.capacity, start_s, s.period_s, s.step_s),
-                       MIN_CAPACITY_MBIT), ()
-        each = [max(s.forecast.predict(c, start_s, s.period_s, s.step_s), MIN_CAPACITY_MBIT)
-                for c in s.channels]
+        link, control = self.scenario.link, self.scenario.control
+
+        def predict(trace):
+            return max(control.forecast.predict(trace, start_s, control.period_s, link.step_s),
+                       MIN_CAPACITY_MBIT)
+        if not link.channels:
+            return predict(link.capacity), ()
+        each = [predict(c) for c in link.channels]
         mean = sum(each) / len(each)
         return mean, tuple(e / mean for e in each)
 
@@ -384,10 +388,10 @@ class ControlLoop:
         """(mean capacity, rates) the period starting at start_s will really have (what
         only oracle may know)."""
         s = self.scenario
-        end = start_s + s.period_s
-        if not s.channels:
-            return s.capacity.mean_between(start_s, end), ()
-        return s.capacity.mean_between(start_s, end), tuple(
+        end = start_s + s.control.period_s
+        if not s.link.channels:
+            return s.link.capacity.mean_between(start_s, end), ()
+        return s.link.capacity.mean_between(start_s, end), tuple(
             float(r) for r in self.channel_rates(start_s, end))
 
     def channel_rates(self, start_s, end_s):
@@ -395,14 +399,14 @@ class ControlLoop:
         the link applies them."""
         s = self.scenario
         return [max(c.mean_between(start_s, end_s), MIN_CAPACITY_MBIT) /
-                max(s.capacity.mean_between(start_s, end_s), MIN_CAPACITY_MBIT)
+                max(s.link.capacity.mean_between(start_s, end_s), MIN_CAPACITY_MBIT)
                 for c in self.channel_links]
 
     def _settle(self, period):
         """Learn which of period's checkpoints arrived (the devices' reports): the
         models the next plan starts from and the checkpoints it may resume."""
         got = self.transport.checkpoints(period)
-        drift = self.scenario.drift
+        drift = self.scenario.control.drift
         inflight = {}
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got_bytes, ok = got.get(name, (0.0, False))
@@ -425,15 +429,15 @@ class ControlLoop:
         with self.lock:
             efficiency = dict(self.efficiency)
         problem = dataclasses.replace(self.problem, rates=rates)
-        plan_ = planner.plan(problem, name, s.generated, capacity, future_mbit=future,
+        plan_ = planner.plan(problem, name, s.data.generated, capacity, future_mbit=future,
                              future_rates=future_rates,
-                             efficiency=efficiency, ratio=s.ratio, floor=s.floor,
-                             kept=[h.kept(s.drift) for h in self.known],
+                             efficiency=efficiency, ratio=s.control.ratio, floor=s.control.floor,
+                             kept=[h.kept(s.control.drift) for h in self.known],
                              inflight=[self.inflight.get(d) for d in self.devices])
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
                         held=list(self.known), rates=plan_.rates)
         sample_bytes = self.problem.sample_bits / 8
-        for name_, a, generated in zip(self.devices, plan_.devices, s.generated):
+        for name_, a, generated in zip(self.devices, plan_.devices, s.data.generated):
             partial = self.inflight.get(name_)
             if partial is not None and a.model_bytes > 0 and a.model == partial.model and \
                     abs(a.model_bytes - partial.size_bytes) < 0.5:
@@ -454,7 +458,7 @@ class ControlLoop:
                             'model_bytes': a.model_bytes, 'model': a.model,
                             'upload_window': [wall(start + u0), wall(start + u1)],
                             'download_window': [wall(start + m0), wall(start + m1)],
-                            'deadline': wall(start + s.period_s)}
+                            'deadline': wall(start + s.control.period_s)}
             if name_ in period.resumed:
                 partial = period.resumed[name_]
                 plans[name_]['resume'] = {'period': partial.period,
@@ -477,7 +481,7 @@ class ControlLoop:
             self.efficiency.update(measured)
             efficiency = dict(self.efficiency)
         self.state.set_efficiency(efficiency)
-        off = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.tolerance}
+        off = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.control.tolerance}
         if off:
             self.state.note('%s: goodput differs from plan: %s' % (self.label, ', '.join(
                 '%s %.3f' % kv for kv in sorted(off.items()))))
@@ -498,7 +502,7 @@ class ControlLoop:
             if carried_mbit < IDLE_USE * capacity_mbit:
                 period.idle_steps += 1
         if not policies.get(period.policy).corrects or \
-                self.problem.timing != 'overlap' or remaining_s <= 0:
+                self.problem.timing != Timing.OVERLAP or remaining_s <= 0:
             return False
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
@@ -515,12 +519,12 @@ class ControlLoop:
                 shares.update(correction.resplit(
                     {k: v for k, v in remaining.items() if k[0] == d},
                     capacity_mbit * rates.get(d, 1.0), efficiency, remaining_s, valued,
-                    ahead_s=self.scenario.control_step_s))
+                    ahead_s=self.scenario.control.control_step_s))
         else:
             # Airtime: a device's bytes take 1 / its channel's relative rate of it.
             airtime = {k: v / rates.get(k[0], 1.0) for k, v in remaining.items()}
             shares = correction.resplit(airtime, capacity_mbit, efficiency, remaining_s,
-                                        valued, ahead_s=self.scenario.control_step_s)
+                                        valued, ahead_s=self.scenario.control.control_step_s)
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -538,7 +542,7 @@ class ControlLoop:
         its rate; access: each device is re-planned alone on its own link)."""
         s = self.scenario
         sample_bytes = self.problem.sample_bits / 8
-        horizon = remaining_s - min(s.control_step_s, remaining_s / 2)
+        horizon = remaining_s - min(s.control.control_step_s, remaining_s / 2)
         budget_bits = capacity_mbit * 1e6 * min(efficiency.values()) * horizon / \
             correction.MARGIN
         standings = []
@@ -546,7 +550,7 @@ class ControlLoop:
             waiting = remaining.get((name, 'up'), 0.0)
             partial = period.resumed.get(name)
             standings.append(replan.Standing(
-                kept=held.kept(s.drift),
+                kept=held.kept(s.control.drift),
                 arrived=max(period.upload_limit[name] - waiting, 0.0) / sample_bytes,
                 waiting=waiting / sample_bytes,
                 model=a.model if a.model_bytes > 0 else replan.KEEP,
@@ -586,12 +590,12 @@ class ControlLoop:
         return remaining
 
     def score(self, period, outcomes):
-        """Score period from {device: Outcome} and write its records."""
+        """Score period from {device: Received} and write its records."""
         s = self.scenario
-        end = period.start_s + s.period_s
-        mean_cap = s.capacity.mean_between(period.start_s, end)
+        end = period.start_s + s.control.period_s
+        mean_cap = s.link.capacity.mean_between(period.start_s, end)
         own = [c.mean_between(period.start_s, end) for c in self.channel_links]
-        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.period_s, own)
+        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.control.period_s, own)
         channels = own or [mean_cap] * len(self.devices)
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
@@ -600,16 +604,16 @@ class ControlLoop:
             samples = got.upload_bytes * 8 / self.problem.sample_bits
             new = fresh_accuracy(self.problem, samples, a.model_bytes) \
                 if a.model_bytes > 0 else 0.0
-            kept_accuracy = self.truth[i].kept(s.drift)
+            kept_accuracy = self.truth[i].kept(s.control.drift)
             self.truth[i], _ = advance(period.number, self.truth[i], a, resumed,
                                        got.model_bytes, got.model_ok, samples, new)
-            accuracy = self.truth[i].now(s.drift)
+            accuracy = self.truth[i].now(s.control.drift)
             happened = outcome(self.problem, period.plan.capacity_mbit * (
                 period.rates[i] if period.rates else 1.0), a, resumed, got.model_ok)
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
                                got.model_ok, accuracy, outcome=happened,
-                               planned_by=period.policy, predictor=s.forecast.name,
+                               planned_by=period.policy, predictor=s.control.forecast.name,
                                forecast_mbit=period.forecast_mbit,
                                planned_mbit=period.plan.capacity_mbit,
                                resumed_from=resumed.period if resumed else None,
@@ -623,7 +627,7 @@ class ControlLoop:
             if happened in WENT_WRONG:
                 self.state.note('%s period %d: %s %s%s' % (
                     self.label, period.number, name, happened,
-                    ': %s' % got.measured.get('status') if happened == 'missed' else ''))
+                    ': %s' % got.measured.get('status') if happened == Outcome.MISSED else ''))
         delivered = sum(r['upload_bytes'] + r['model_bytes'] for r in rows)
         log.debug('%s period %d: %s; %.0f%% of what the link could carry, idle %s',
                   self.label, period.number,

@@ -43,7 +43,8 @@ import math
 
 import numpy as np
 
-from edgecollab.controller.solver import KEEPS, Allocation, FleetAllocation, give_leftover
+from edgecollab.controller.solver import Allocation, FleetAllocation, give_leftover
+from edgecollab.kinds import Reason
 from edgecollab.topologies import media
 
 _LOG_PRICE = (-30.0, 5.0)     # bracket of log10 lambda (mAP points per bit)
@@ -313,7 +314,7 @@ class MenuFleet:
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0,
                               model=self.names[o],
-                              reason='' if m > 0 else KEEPS)
+                              reason='' if m > 0 else Reason.KEEPS)
                    for u, d, b, m, v, o in zip(up.tolist(), down.tolist(), up_bytes.tolist(),
                                                sizes.tolist(), values.tolist(),
                                                choice.tolist())]

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from edgecollab.topologies import media
 from edgecollab.controller.fleet import FleetAllocation, solve_fleet
-from edgecollab.controller.solver import RESUMES, Allocation, evaluate, nothing_fits, solve
+from edgecollab.controller.solver import Allocation, evaluate, nothing_fits, solve
 from edgecollab import userfile
 from edgecollab.errors import ConfigError
+from edgecollab.kinds import LinkMode, Reason
 from edgecollab.wire import GOODPUT_PER_WIRE
 
 POLICIES = {}
@@ -155,7 +156,7 @@ def resuming(problem, generated, state, subset):
         f = state.inflight[i]
         devices[i] = Allocation(0.0, w[i] * 8 * f.left_bytes / budget, 0.0, f.size_bytes,
                                 f.accuracy,
-                                model=f.model, reason=RESUMES)
+                                model=f.model, reason=Reason.RESUMES)
     for i, a in zip(others, solved.devices if solved else []):
         devices[i] = dataclasses.replace(a, upload_share=a.upload_share * rest,
                                          download_share=a.download_share * rest)
@@ -314,7 +315,7 @@ class TcpFair(DevicePolicy):
     """No controller split: the two directions share as TCP flows would (max-min fair:
     half each, and what one direction does not need goes to the other); the link
     borrows freely between them."""
-    link_mode = 'work-conserving'
+    link_mode = LinkMode.WORK_CONSERVING
 
     def allocate(self, state):
         """The max-min fair split of state.problem."""

@@ -44,13 +44,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgecollab.kinds import Medium, Timing, words
 from edgecollab.topologies import media
 from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
-
-TIMINGS = ('overlap', 'sequential')
-KEEPS = 'keeps its previous model'
-RESUMES = 'finishes the checkpoint that missed the last deadline'     # the reason of a device the plan leaves its model
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,10 @@ class Problem:
     """One device's period.
 
     capacity_mbit: B (Mbit/s); period_s: T (s); update_s: edge update time (s, used by
-    sequential timing); timing: 'overlap' or 'sequential'; sample_bits: bits per data
+    sequential timing); timing: a ``kinds.Timing``; sample_bits: bits per data
     sample; generated: D_gen, samples the device produced in the period; min_model_bytes,
     max_model_bytes: S_min, S_max; menu: optional tuple of ModelVariant (discrete sizes);
-    medium: a name of ``media.MEDIA``; rates: in a fleet's problem on a medium with
+    medium: a ``kinds.Medium``; rates: in a fleet's problem on a medium with
     channels, each device's channel rate relative to capacity_mbit (empty: every device
     at capacity_mbit); fallback_map: accuracy kept when no model fits (None: the
     smallest model's with no fresh data).
@@ -69,13 +66,13 @@ class Problem:
     capacity_mbit: float
     period_s: float = 60.0
     update_s: float = 0.0
-    timing: str = 'overlap'
+    timing: Timing = Timing.OVERLAP
     sample_bits: float = 800e3
     generated: float = 3000.0
     min_model_bytes: float = 12.8e6
     max_model_bytes: float = 272.8e6
     menu: tuple = ()
-    medium: str = 'shared'
+    medium: Medium = Medium.SHARED
     accuracy: AccuracyModel = field(default_factory=AccuracyModel)
     fallback_map: float = None
     rates: tuple = ()
@@ -94,10 +91,13 @@ class Problem:
                 raise ConfigError('%s must be > 0, got %r' % (name, getattr(self, name)))
         if self.min_model_bytes <= 0 or self.max_model_bytes < self.min_model_bytes:
             raise ConfigError('need 0 < min_model_bytes <= max_model_bytes')
-        if self.timing not in TIMINGS:
+        if self.timing not in words(Timing):
             raise ConfigError('timing %r is unknown (known: %s)' % (self.timing,
-                                                                   ', '.join(TIMINGS)))
+                                                                   ', '.join(words(Timing))))
         medium = media.get(self.medium)
+        # The words a caller may give, held as the members they name.
+        object.__setattr__(self, 'timing', Timing(self.timing))
+        object.__setattr__(self, 'medium', medium.name)
         if self.rates and (not medium.channels or not all(
                 isinstance(r, (int, float)) and math.isfinite(r) and r > 0
                 for r in self.rates)):
@@ -107,7 +107,7 @@ class Problem:
     @property
     def window_s(self):
         """W: the time transfers may use in a period (s)."""
-        if self.timing == 'sequential':
+        if self.timing == Timing.SEQUENTIAL:
             return max(0.0, self.period_s - self.update_s)
         return self.period_s
 

@@ -12,9 +12,10 @@ import time
 from edgecollab.topologies import cleanup
 from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
+from edgecollab.kinds import Backend, TraceFormat, words
 from edgecollab.scenarios import corpus, dashboard, experiment, report, results, traces
-from edgecollab.scenarios.scenario import load_scenario, trace_of, validate, with_workload
-from edgecollab.scenarios.scenario import corpus_files, read as read_scenario
+from edgecollab.scenarios.scenario import corpus_files, load_scenario, trace_of, with_workload
+from edgecollab.scenarios.schema import read as read_scenario, validate
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
 
@@ -63,8 +64,8 @@ def _windowed(capacity, window):
 def _cmd_run(args):
     scenario = load_scenario(args.scenario, _overrides(args))
     if args.workload:
-        with_workload(scenario, args.workload)
-    names = args.policies.split(',') if args.policies else scenario.policies
+        scenario = with_workload(scenario, args.workload)
+    names = args.policies.split(',') if args.policies else scenario.control.policies
     for name in names:
         policies.get(name)
     if len(set(names)) != len(names):
@@ -86,7 +87,7 @@ def _cmd_run(args):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
     if os.path.exists(os.path.join(out, 'periods.csv')):
         raise ConfigError('%s already holds a run; choose another --out' % out)
-    if args.backend == 'mininet' and cleanup.lock_is_held():
+    if args.backend == Backend.MININET and cleanup.lock_is_held():
         raise EdgecollabError('another emulation is running; only one may run at a time '
                               '(after a crash: edgecollab clean)')
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
@@ -112,14 +113,14 @@ def _cmd_run(args):
                                           if k != 'func'}, out, engine)
     report.write_readme(out)          # again with every file once the run ends
     log.info('*** %s: %d devices, %d periods of %g s, policies %s, backend %s -> %s',
-             scenario.name, scenario.devices, scenario.periods, scenario.period_s,
+             scenario.name, scenario.devices, scenario.control.periods, scenario.control.period_s,
              ', '.join(names), args.backend, out)
     if engine not in ('none', 'fluid (none)'):
         log.info('*** Paths beyond the shaper (%s engine): %s', engine, ', '.join(
             '%s %g ms%s%s' % (name, p.delay_ms,
                               ' +%g jitter' % p.jitter_ms if p.jitter_ms else '',
                               ' %g%% loss' % p.loss_pct if p.loss_pct else '')
-            for name, p in zip(scenario.device_names, scenario.paths)))
+            for name, p in zip(scenario.device_names, scenario.paths.each)))
     statuses = {}
     if runs:
         return _run_corpus(runs, names, out, args, handler)
@@ -296,7 +297,7 @@ def _cmd_probe(args):
     from edgecollab.scenarios.mininet_backend import scenario_topology
     scenario = load_scenario(args.scenario)
     rates = dict(zip(scenario.device_names, scenario.problem.rates)) \
-        if scenario.channels else None
+        if scenario.link.channels else None
     report = probe.probe(scenario_topology(scenario), rates=rates)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -313,7 +314,7 @@ def register(sub):
     p.add_argument('--policies', help='comma-separated policies (default: the scenario\'s)')
     p.add_argument('--out', help='results folder (default results/<name>-<time>)')
     p.add_argument('--periods', type=int, help='number of periods (overrides the scenario)')
-    p.add_argument('--backend', choices=list(experiment.BACKENDS), default='mininet',
+    p.add_argument('--backend', choices=words(Backend), default=Backend.MININET.value,
                    help='mininet: real TCP (root); fluid: ideal transfers, no root')
     p.add_argument('--cli', action='store_true',
                    help='leave me at the Mininet CLI while the scenario runs')
@@ -392,7 +393,7 @@ def register(sub):
     gen = actions.add_parser('generate', help='write a synthetic trace')
     gen.add_argument('kind', choices=['steps', 'random-walk', 'on-off'])
     gen.add_argument('--output', '-o', required=True)
-    gen.add_argument('--to', default='twocol', choices=traces.FORMATS)
+    gen.add_argument('--to', default=TraceFormat.TWOCOL.value, choices=traces.FORMATS)
     gen.add_argument('--levels', help='steps: comma-separated rates, e.g. 20mbit,5mbit')
     gen.add_argument('--dwell', default='10s', help='steps/on-off: time per level')
     gen.add_argument('--mean', default='10mbit')

@@ -4,9 +4,10 @@ import dataclasses
 import json
 
 from edgecollab.controller import planner, policies
-from edgecollab.controller.policies import DEFAULT_POLICIES, PolicyState
+from edgecollab.controller.policies import PolicyState
 from edgecollab.errors import ConfigError
-from edgecollab.scenarios import scenario as scenario_mod
+from edgecollab.kinds import Medium, Menu, Timing, words
+from edgecollab.scenarios import scenario as scenario_mod, schema
 from edgecollab.topologies.addressing import device_name
 from edgecollab.units import rate_mbit
 
@@ -56,15 +57,15 @@ def _volume(text):
         value = float(text)
     except ValueError:
         raise ConfigError('--generated-list: %r is not a number' % text) from None
-    if not 0 <= value <= scenario_mod.MAX_GENERATED:
+    if not 0 <= value <= schema.MAX_GENERATED:
         raise ConfigError('--generated-list: %r is not a number of samples in [0, %g]'
-                          % (text, scenario_mod.MAX_GENERATED))
+                          % (text, schema.MAX_GENERATED))
     return value
 
 
 def run_solve(args):
     """The core of ``edgecollab solve``."""
-    scenario = scenario_mod.load(args.scenario) if args.scenario else {}
+    scenario = schema.read(args.scenario) if args.scenario else {}
     where = args.scenario or 'arguments'
     for key in ('capacity', 'period', 'update', 'timing', 'medium'):
         if getattr(args, key) is not None:
@@ -79,22 +80,17 @@ def run_solve(args):
     if args.menu:
         scenario['model'] = dict(scenario.get('model', {}), menu=args.menu)
     # The arguments meet the rules a scenario file's keys do.
-    scenario_mod.validate(scenario, where)
+    schema.validate(scenario, where)
     problem = scenario_mod.problem_from(scenario, where)
-    names = args.policies.split(',') if args.policies else \
-        scenario.get('policies', DEFAULT_POLICIES)
+    filled = scenario_mod.with_defaults(scenario)
+    names = args.policies.split(',') if args.policies else filled['policies']
     if 'optimal' not in names:
         names = ['optimal'] + list(names)
     for name in names:
         policies.get(name)
-    devices = scenario.get('devices', 1)
-    per_device = scenario.get('data', {}).get('generated')
-    fleet = {'devices': devices, 'ratio': scenario.get('ratio', 0.5),
-             'floor': scenario.get('floor'),
+    per_device = filled['data']['generated']
+    fleet = {'devices': filled['devices'], 'ratio': filled['ratio'], 'floor': filled['floor'],
              'generated': per_device if isinstance(per_device, list) else None}
-    if fleet['generated'] is not None and len(fleet['generated']) != devices:
-        raise ConfigError('%s: data.generated: %d values for %d devices'
-                          % (where, len(fleet['generated']), devices))
     if args.capacities:
         return _sweep(problem, names, args.capacities.split(','), 'capacity',
                       ('capacity_mbit', lambda v: rate_mbit(v, 'capacity')), fleet)
@@ -118,11 +114,11 @@ def register(sub):
     p.add_argument('--capacity', help='link capacity, e.g. 20mbit')
     p.add_argument('--period', help='period length, e.g. 60s')
     p.add_argument('--update', help='edge update time (sequential timing), e.g. 10s')
-    p.add_argument('--timing', choices=['overlap', 'sequential'])
-    p.add_argument('--medium', choices=['shared', 'duplex'])
+    p.add_argument('--timing', choices=words(Timing))
+    p.add_argument('--medium', choices=words(Medium))
     p.add_argument('--generated', type=float, help='samples generated per period')
     p.add_argument('--sample-size', help='size of one data sample, e.g. 100KB')
-    p.add_argument('--menu', choices=['yolov8', 'continuous'], help='model sizes')
+    p.add_argument('--menu', choices=words(Menu), help='model sizes')
     p.add_argument('--policies', help='comma-separated policy names')
     p.add_argument('--capacities', help='sweep: comma-separated capacities')
     p.add_argument('--generated-list', help='sweep: comma-separated data volumes')

@@ -38,6 +38,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from edgecollab.errors import EdgecollabError
+from edgecollab.kinds import Timing
 from edgecollab.nodes import checkpoint, workload
 from edgecollab.wire import CONTROL_TOS, bytes_retransmitted
 
@@ -250,7 +251,7 @@ class DeviceAgent:
         up = threading.Thread(target=lambda: report.update(self.upload(plan)))
         down = threading.Thread(target=download)
         up.start()
-        if plan['timing'] == 'sequential':
+        if plan['timing'] == Timing.SEQUENTIAL:
             up.join()
         down.start()
         up.join()

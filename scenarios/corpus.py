@@ -30,7 +30,8 @@ from edgecollab import files
 from edgecollab.controller.policies import BASELINES
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import experiment, report, results
-from edgecollab.scenarios.scenario import resolve, validate, with_workload
+from edgecollab.scenarios.scenario import resolve, with_workload
+from edgecollab.scenarios.schema import validate
 
 log = logging.getLogger('edgecollab')
 TRACES_DIR = 'traces'          # the corpus folder's per-trace results folders
@@ -79,9 +80,7 @@ def scenario_on(scenario, path, workload=None):
     spec['trace'] = os.path.abspath(path)
     raw['capacity'] = spec
     resolved = resolve(validate(raw, scenario.path), scenario.path)
-    if workload:
-        with_workload(resolved, workload)
-    return resolved
+    return with_workload(resolved, workload) if workload else resolved
 
 
 class Corpus:

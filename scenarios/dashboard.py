@@ -31,6 +31,7 @@ from edgecollab.errors import ConfigError
 from edgecollab.controller.loop import WENT_WRONG
 from edgecollab.controller.service import policy_switch
 from edgecollab.http import bad_request, json_errors
+from edgecollab.kinds import Direction
 from edgecollab.scenarios import results
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class RunView:
         if not isinstance(t, float) or t < 0:      # before the first period
             return
         share, goodput = row.get('share_mbit') or 0.0, row.get('goodput_mbit') or 0.0
-        up = row.get('direction') == 'up'
+        up = row.get('direction') == Direction.UP
         step = self.steps.setdefault(t, [row.get('capacity_mbit') or 0.0, 0.0, 0.0,
                                          0.0, 0.0])
         step[1 if up else 2] += goodput

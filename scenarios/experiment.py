@@ -20,8 +20,8 @@ import time
 from tqdm import tqdm
 
 from edgecollab import __version__, files
-from edgecollab.controller.loop import RECORD_FIELDS
 from edgecollab.errors import ConfigError, EdgecollabError
+from edgecollab.kinds import Backend
 from edgecollab.scenarios import fluid_backend, results, traces
 from edgecollab.topologies import cleanup, paths as paths_mod
 
@@ -30,8 +30,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_REPEAT = 100       # --repeat: each repetition is a whole run of every policy
 
 
-def run_scenario(scenario, names, out, backend='mininet', interactive=False, prefix='ec',
-                 keep_artifacts=False, statuses=None, repeat=1, live=None, token=None):
+def run_scenario(scenario, names, out, backend=Backend.MININET, interactive=False,
+                 prefix='ec', keep_artifacts=False, statuses=None, repeat=1, live=None,
+                 token=None):
     """Run each policy of names on scenario into folder out, repeat times (repetition r
     with seed scenario.seed + r - 1); return {policy: status} (statuses: the dict to
     fill, so a caller keeps them when a signal stops the run).  keep_artifacts: keep the
@@ -68,20 +69,20 @@ class FluidRun:
         """The run's status; its records appended to the folder's periods.csv."""
         status = run_fluid(self.scenario, self.policy, self.folder, self.repeat)
         if self.progress:
-            self.progress(self.scenario.periods)
+            self.progress(self.scenario.control.periods)
         return status
 
 
 # The backends by name (edgecollab run --backend): where each one's run class lives.
-BACKENDS = {'mininet': ('edgecollab.scenarios.mininet_backend', 'PolicyRun'),
-            'fluid': ('edgecollab.scenarios.experiment', 'FluidRun')}
+BACKENDS = {Backend.MININET: ('edgecollab.scenarios.mininet_backend', 'PolicyRun'),
+           Backend.FLUID: ('edgecollab.scenarios.experiment', 'FluidRun')}
 
 
 def get_backend(name):
     """The run class of backend name (the Mininet one imported only when asked for)."""
     try:
-        module, attribute = BACKENDS[name]
-    except KeyError:
+        module, attribute = BACKENDS[Backend(name)]
+    except (KeyError, ValueError):
         raise ConfigError('unknown backend %r (known: %s)' % (name, ', '.join(BACKENDS))) \
             from None
     return getattr(importlib.import_module(module), attribute)
@@ -91,10 +92,11 @@ def repeat_offsets(scenario, repeat):
     """The time (s) into its capacity trace at which each of repeat repetitions starts:
     spread evenly over the trace (0 for a constant capacity), so that repetitions on a
     trace meet different parts of it and their interval says something."""
-    if scenario.channels and any(k.startswith('capacity[') for k in scenario.trace_files):
-        length = max(c.duration_s for c in scenario.channels)
+    if scenario.link.channels and any(k.startswith('capacity[')
+                                      for k in scenario.trace_files):
+        length = max(c.duration_s for c in scenario.link.channels)
     elif scenario.trace_files.get('capacity'):
-        length = scenario.capacity.duration_s
+        length = scenario.link.capacity.duration_s
     else:
         return [0.0] * repeat
     return [round((r - 1) * length / repeat, 6) for r in range(1, repeat + 1)]
@@ -103,16 +105,17 @@ def repeat_offsets(scenario, repeat):
 def repetition(scenario, r, repeat):
     """Repetition r of repeat: seed + r - 1, its traces started at its offset."""
     offset = repeat_offsets(scenario, repeat)[r - 1]
-    changes = {'seed': scenario.seed + r - 1}
-    if offset and scenario.channels:
-        changes['channels'] = [c.shifted(offset) for c in scenario.channels]
-        changes['capacity'] = traces.fleet_of(changes['channels'], scenario.step_s,
+    link, changes = scenario.link, {}
+    if offset and link.channels:
+        changes['channels'] = tuple(c.shifted(offset) for c in link.channels)
+        changes['capacity'] = traces.fleet_of(list(changes['channels']), link.step_s,
                                               scenario.duration_s)
     elif offset:
-        changes['capacity'] = scenario.capacity.shifted(offset)
-        if scenario.capacity_down is not None:
-            changes['capacity_down'] = scenario.capacity_down.shifted(offset)
-    return dataclasses.replace(scenario, **changes)
+        changes['capacity'] = link.capacity.shifted(offset)
+        if link.capacity_down is not None:
+            changes['capacity_down'] = link.capacity_down.shifted(offset)
+    return dataclasses.replace(scenario, seed=scenario.seed + r - 1,
+                               link=dataclasses.replace(link, **changes))
 
 
 def _run_all(scenario, names, out, backend, repeat, statuses, run_args):
@@ -132,7 +135,7 @@ def run_policy(scenario, name, out, backend, r, repeat, prefix, interactive, kee
                live, token):
     """The status of one run of policy name (repetition r of repeat)."""
     label = name if repeat == 1 else '%s #%d' % (name, r)
-    progress = Progress(label, name, r, scenario.periods, out)
+    progress = Progress(label, name, r, scenario.control.periods, out)
     try:
         with progress.logs_above():            # log lines above the bar, not on it
             run = get_backend(backend)(
@@ -156,10 +159,11 @@ def run_fluid(scenario, name, out, r=1):
     """Policy name's run of scenario on the fluid backend (repetition r), its records
     appended to out's periods.csv; return its status (EdgecollabError when it
     fails)."""
-    rows = fluid_backend.run_policy(scenario, name)
-    csv_log = results.CsvLog(os.path.join(out, 'periods.csv'), RECORD_FIELDS)
-    csv_log.write(dict(row, repeat=r) for row in rows)
-    csv_log.close()
+    records = results.Records(out, r)
+    try:
+        records.write(fluid_backend.run_policy(scenario, name))
+    finally:
+        records.close()
     return 'completed'
 
 
@@ -180,7 +184,7 @@ class Progress:
             return
         try:
             rows = [r for r in results.read_rows(os.path.join(
-                self.folder, 'periods.csv'), ('accuracy',))[0] if r['policy'] == self.policy
+                self.folder, results.PERIODS_CSV), ('accuracy',))[0] if r['policy'] == self.policy
                 and int(r.get('repeat') or 1) == self.repeat]
         except EdgecollabError:
             rows = []
@@ -232,15 +236,15 @@ class _AboveBar(logging.Handler):
 def write_fluid_reference(scenario, names, out):
     """fluid-reference.csv: what each policy reaches on the fluid backend (ideal
     transfers), the reference an emulated run is read against (a second per policy)."""
-    csv_log = results.CsvLog(os.path.join(out, results.FLUID_REFERENCE), RECORD_FIELDS)
+    records = results.Records(out, name=results.FLUID_REFERENCE)
     try:
         for name in names:
             try:
-                csv_log.write(fluid_backend.run_policy(scenario, name))
+                records.write(fluid_backend.run_policy(scenario, name))
             except EdgecollabError as exc:
                 log.warning('no fluid reference for %s: %s', name, exc)
     finally:
-        csv_log.close()
+        records.close()
 
 
 def write_metadata(scenario, arguments, out, engine):
@@ -258,7 +262,7 @@ def write_metadata(scenario, arguments, out, engine):
             # Where each repetition (--repeat) started in the capacity trace.
             'repeat_offsets_s': repeat_offsets(scenario, int(arguments.get('repeat') or 1)),
             'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
-            'workload': scenario.workload,
+            'workload': scenario.workload.spec,
             'kernel': platform.release(), 'python': platform.python_version(),
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
@@ -268,7 +272,7 @@ def write_metadata(scenario, arguments, out, engine):
                        for path in scenario.corpus],
             'paths': {'engine': engine,
                       'devices': {name: p.as_dict() for name, p in
-                                  zip(scenario.device_names, scenario.paths)}}}
+                                  zip(scenario.device_names, scenario.paths.each)}}}
     files.write_json(os.path.join(out, 'metadata.json'), meta, default=str)
 
 
@@ -278,7 +282,7 @@ def path_engine(scenario, backend, prefix='ec'):
     (it models no round trip)."""
     if not get_backend(backend).emulated:
         return 'fluid (none)'
-    engine = paths_mod.choose_engine(scenario.delay_engine, scenario.paths,
+    engine = paths_mod.choose_engine(scenario.paths.engine, scenario.paths.each,
                                      lambda: paths_mod.kernel_has_netem(prefix))
     return engine or 'none'
 

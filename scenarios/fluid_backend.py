@@ -16,8 +16,9 @@ checkpoint carries the student distilled when the emulated edge would distil it,
 each device scores the model it holds (``measured_accuracy``).
 """
 
-from edgecollab.controller.loop import ControlLoop, Outcome, Transport
+from edgecollab.controller.loop import ControlLoop, Received, Transport
 from edgecollab.controller.service import ControllerState
+from edgecollab.kinds import Timing
 from edgecollab.nodes import workload
 
 
@@ -34,17 +35,17 @@ class FluidTransport(Transport):
         self.learning = Learning(scenario, self.devices)
         # A trace's capacity as the link applies it (traces.as_link: per replay step,
         # within what the link layer shapes), as the Mininet replayer applies it.
-        self.links = {direction: trace.as_link(scenario.step_s, scenario.duration_s)
+        self.links = {direction: trace.as_link(scenario.link.step_s, scenario.duration_s)
                       if trace is not None and scenario.trace_files.get(key) else trace
                       for direction, trace, key in (
-                          ('up', scenario.capacity, 'capacity'),
-                          ('down', scenario.capacity_down, 'capacity_down'))}
+                          ('up', scenario.link.capacity, 'capacity'),
+                          ('down', scenario.link.capacity_down, 'capacity_down'))}
         if self.links['down'] is None:
             self.links['down'] = self.links['up']
         # What each class's share is a fraction of: the fleet's capacity, or with
         # per-device channels the device's own channel (both directions).
-        channels = dict(zip(self.devices, [c.as_link(scenario.step_s, scenario.duration_s)
-                                           for c in scenario.channels]))
+        channels = dict(zip(self.devices, [c.as_link(scenario.link.step_s, scenario.duration_s)
+                                           for c in scenario.link.channels]))
         self.rated = {(name, direction): channels.get(name, self.links[direction])
                       for name in self.devices for direction in ('up', 'down')}
 
@@ -52,7 +53,7 @@ class FluidTransport(Transport):
 
     def replace(self, period, device, size_bytes):
         self.left[(device, 'down')] = size_bytes
-        if self.scenario.problem.timing == 'overlap':
+        if self.scenario.problem.timing == Timing.OVERLAP:
             self.learning.order_one(period, device)
 
     def wait_until(self, offset_s):
@@ -71,7 +72,7 @@ class FluidTransport(Transport):
         self.pending.append((offset_s, action))
 
     def start(self, period):
-        if self.scenario.problem.timing == 'overlap':
+        if self.scenario.problem.timing == Timing.OVERLAP:
             self.learning.order(period)
 
     def checkpoints(self, period):
@@ -81,15 +82,15 @@ class FluidTransport(Transport):
         """Integrate every class over the period, control step by control step (the loop
         re-splits between steps), and score it."""
         s = self.scenario
-        start, end = period.start_s, period.start_s + s.period_s
+        start, end = period.start_s, period.start_s + s.control.period_s
         (u0, u1), (m0, m1) = period.phases
         windows = {'up': (start + u0, start + u1), 'down': (start + m0, start + m1)}
         left = self.left = {}
         for name in self.devices:
             left[(name, 'up')] = period.upload_limit[name]
             left[(name, 'down')] = period.model_left[name]
-        steps = int(round(s.period_s / s.control_step_s))
-        control = {min(start + j * s.control_step_s, end) for j in range(1, steps + 1)}
+        steps = int(round(s.control.period_s / s.control.control_step_s))
+        control = {min(start + j * s.control.control_step_s, end) for j in range(1, steps + 1)}
         pending = sorted(self.pending, key=lambda p: p[0])
         self.pending = []
         bounds = sorted(control | {t for t, _ in pending if start < t < end} | {end})
@@ -112,7 +113,7 @@ class FluidTransport(Transport):
             self.now_s = t_next
             if t_next in control and t_next < end - 1e-9 and t_next > t:
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
-                                  s.capacity.mean_between(t, t_next), end - t_next,
+                                  s.link.capacity.mean_between(t, t_next), end - t_next,
                                   carried / (t_next - t) / 1e6,
                                   dict(zip(self.devices, self.loop.channel_rates(t, t_next))))
             t = t_next
@@ -126,7 +127,7 @@ class FluidTransport(Transport):
             got = need - left[(name, 'down')]
             if need > 0:
                 self.got[name] = (got, ok[name])
-            outcomes[name] = Outcome(sent[name], got, ok[name],
+            outcomes[name] = Received(sent[name], got, ok[name],
                                      {'efficiency_up': 1.0, 'efficiency_down': 1.0,
                                       'status': 'ok',
                                       'measured_accuracy': measured.get(name)})
@@ -144,7 +145,7 @@ class Learning:
 
     def __init__(self, scenario, devices):
         self.scenario, self.devices = scenario, list(devices)
-        self.work = workload.from_spec(scenario.workload)
+        self.work = workload.from_spec(scenario.workload.spec)
         self.on = self.work.measures
         if self.on:
             self.learners = {d: self.work.learner(d) for d in self.devices}
@@ -176,7 +177,7 @@ class Learning:
             first = self.next_sample[name]
             self.next_sample[name] += count
             self.learners[name].add(self.work.samples(name, k, first, count))
-        if self.scenario.problem.timing == 'sequential':
+        if self.scenario.problem.timing == Timing.SEQUENTIAL:
             self.order(period)            # this period's data trains its checkpoint
         for name in self.devices:
             resumed = period.resumed.get(name)

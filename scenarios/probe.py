@@ -15,6 +15,7 @@ its share of its own channel (``channel_mbit``).
 import statistics
 import threading
 
+from edgecollab.kinds import Medium
 from edgecollab.topologies import media
 from edgecollab.topologies.emulation import Emulation
 from edgecollab.topologies.iperf import Flow, mean_between, ping_rtts
@@ -26,11 +27,11 @@ SKIP_S = 2.0
 FIRST_PORT = 5600
 
 
-def equal_fractions(devices, medium='shared'):
+def equal_fractions(devices, medium=Medium.SHARED):
     """Every device's up and down class alike: the link's shares (the airtime) split
     evenly; on access links each device's own link in halves."""
     share = 0.5 if media.get(medium).per_device else 1.0 / (2 * len(devices))
-    return {name: {'up': share, 'down': share} for name in devices}
+    return {name: {media.UP: share, media.DOWN: share} for name in devices}
 
 
 def probe(topology, fractions=None, rates=None):

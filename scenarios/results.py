@@ -16,8 +16,9 @@ import shutil
 import statistics
 
 from edgecollab import files
-from edgecollab.controller.loop import OUTCOME_LETTERS
+from edgecollab.controller.loop import OUTCOME_LETTERS, RECORD_FIELDS
 from edgecollab.errors import ConfigError
+from edgecollab.kinds import Direction, Timing
 
 log = logging.getLogger(__name__)
 TIMESERIES_COLUMNS = {
@@ -40,6 +41,9 @@ REPLAY_COLUMNS = {
     'clipped': 'True when the trace asked for less than the shaper can hold (applied '
                'as its minimum)'}
 FLUID_REFERENCE = 'fluid-reference.csv'
+PERIODS_CSV = 'periods.csv'
+TIMESERIES_CSV = 'timeseries.csv'
+REPLAY_CSV = 'replay.csv'
 # What each file of a results folder holds (a name with * stands for several).
 FILES = {
     'report.html': 'the report to open: summary, plots, notes, every column explained '
@@ -47,11 +51,11 @@ FILES = {
     'summary.json': 'per policy: mean and per-period accuracy per device, bytes, misses, '
                     'efficiency, utilisation (bytes delivered / bytes the link could '
                     'carry), idle fraction, outcome counts, solver time, status',
-    'periods.csv': 'one row per policy, period and device (appended as periods finish)',
+    PERIODS_CSV: 'one row per policy, period and device (appended as periods finish)',
     FLUID_REFERENCE: 'the same rows from the fluid backend (ideal transfers) for the '
                      'same policies: the reference the emulated run is read against',
-    'timeseries.csv': 'every replay step: capacity, each class\'s share and goodput',
-    'replay.csv': 'every trace step: when it was due and when it was applied',
+    TIMESERIES_CSV: 'every replay step: capacity, each class\'s share and goodput',
+    REPLAY_CSV: 'every trace step: when it was due and when it was applied',
     'metadata.json': 'the resolved scenario, arguments, git commit, kernel and tool '
                      'versions, trace checksums, the paths\' delays and their engine',
     'accuracy.png': 'mean device accuracy per period and policy: achieved (solid), '
@@ -89,6 +93,25 @@ class CsvLog:
     def close(self):
         """Close the file."""
         self.file.close()
+
+
+class Records:
+    """The one writer of period records, for both backends: the rows the control loop
+    makes, appended to the folder's periods.csv (or its fluid reference) with the
+    repetition they belong to."""
+
+    def __init__(self, folder, repeat=None, name=PERIODS_CSV):
+        self.log = CsvLog(os.path.join(folder, name), RECORD_FIELDS)
+        self.repeat = repeat
+
+    def write(self, rows):
+        """Append rows (the loop's records)."""
+        self.log.write(rows if self.repeat is None else
+                       (dict(row, repeat=self.repeat) for row in rows))
+
+    def close(self):
+        """Close the file."""
+        self.log.close()
 
 
 ARTIFACT_SUFFIXES = ('.npz', '.bin', '.part')     # checkpoints, data, partial downloads
@@ -310,7 +333,7 @@ PERIOD_NUMBERS = ('accuracy', 'predicted_accuracy', 'upload_bytes', 'model_bytes
 def read_periods(folder):
     """The whole rows of periods.csv with numbers parsed (a cut last row left out, with
     a warning); ConfigError when there are none."""
-    path = os.path.join(folder, 'periods.csv')
+    path = os.path.join(folder, PERIODS_CSV)
     rows, cut = read_rows(path, PERIOD_NUMBERS + ('period',), integers=('period',))
     if cut:
         log.warning('%s: the last row was cut (a run stopped while writing it); reporting '
@@ -606,7 +629,7 @@ def period_timing(folder):
     problem = folder_problem(folder)
     if problem is None:
         return None, None
-    window = problem.window_s if problem.timing == 'overlap' and \
+    window = problem.window_s if problem.timing == Timing.OVERLAP and \
         problem.window_s < problem.period_s else None
     return problem.period_s, window
 
@@ -628,7 +651,7 @@ def plot(folder):
     fluid = read_rows(fluid_path, ('accuracy',), ('period',))[0] \
         if os.path.exists(fluid_path) else []
     _plot_accuracy(folder, rows, fluid, plt)
-    series = os.path.join(folder, 'timeseries.csv')
+    series = os.path.join(folder, TIMESERIES_CSV)
     if os.path.exists(series):
         try:
             _plot_timeseries(folder, series, plt, summarise(rows))
@@ -769,7 +792,7 @@ def _device_lines(ax, mine, devices, plt, channels=False):
     colours = plt.get_cmap('tab10')
     for i, device in enumerate(devices):
         if channels:
-            own = [r for r in mine if r['device'] == device and r['direction'] == 'up']
+            own = [r for r in mine if r['device'] == device and r['direction'] == Direction.UP]
             ax.plot([r['time_s'] for r in own], [r['channel_mbit'] for r in own], ':',
                     color=colours(i % 10), linewidth=1.0, label='%s channel' % device)
         for direction, style in (('up', '-'), ('down', '--')):

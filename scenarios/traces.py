@@ -37,12 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecollab import files
+from edgecollab.kinds import TraceFormat
 from edgecollab.topologies.linkshare import MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT
 from edgecollab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ('mahimahi', 'twocol', 'csv')
+FORMATS = tuple(f for f in TraceFormat if f != TraceFormat.AUTO)   # the ones read
 # A rate column's unit: Mbit/s per unit.
 RATE_UNITS = {'bit/s': 1e-6, 'bps': 1e-6, 'kbit/s': 1e-3, 'kbps': 1e-3, 'Mbit/s': 1.0,
               'Mbps': 1.0, 'Gbit/s': 1e3, 'Gbps': 1e3, 'B/s': 8e-6, 'bytes/s': 8e-6,
@@ -276,12 +277,12 @@ def detect(path):
         if not line:
             continue
         if ',' in line:
-            return 'csv'
+            return TraceFormat.CSV
         fields = line.split()
         if len(fields) == 1:
-            return 'mahimahi'
+            return TraceFormat.MAHIMAHI
         if len(fields) == 2:
-            return 'twocol'
+            return TraceFormat.TWOCOL
         raise ConfigError('%s:%d: cannot tell the trace format (%d columns; known: %s)'
                           % (path, number, len(fields), ', '.join(FORMATS)))
     raise ConfigError('%s: the trace is empty' % path)
@@ -335,20 +336,20 @@ class Reading:
                 from None
 
 
-def load(path, fmt='auto', column=None, bin_s=DEFAULT_STEP_S, reading=None):
+def load(path, fmt=TraceFormat.AUTO, column=None, bin_s=DEFAULT_STEP_S, reading=None):
     """The Trace in path (format detected unless given), its columns read as reading
     says (a Reading; default: the format's own columns, column the CSV rate column)."""
     reading = reading or Reading(column=column)
-    fmt = detect(path) if fmt == 'auto' else fmt
+    fmt = detect(path) if fmt == TraceFormat.AUTO else fmt
     if fmt not in FORMATS:
         raise ConfigError('%s: unknown trace format %r (known: auto, %s)'
                           % (path, fmt, ', '.join(FORMATS)))
-    if fmt == 'mahimahi':
+    if fmt == TraceFormat.MAHIMAHI:
         if not reading.plain:
             raise ConfigError('%s: a Mahimahi trace has no columns: a unit, time or '
                               'interval does not apply to it' % path)
         return _load_mahimahi(path, bin_s)
-    if fmt == 'csv':
+    if fmt == TraceFormat.CSV:
         return _load_csv(path, reading)
     return _load_twocol(path, reading)
 
@@ -643,9 +644,9 @@ def write(trace, path, fmt):
     partial = '%s.partial' % path
     try:
         with open(partial, 'w', encoding='ascii') as out:
-            if fmt == 'mahimahi':
+            if fmt == TraceFormat.MAHIMAHI:
                 _write_mahimahi(trace, out)
-            elif fmt == 'twocol':
+            elif fmt == TraceFormat.TWOCOL:
                 out.write('# duration_s %.6f\n' % trace.duration_s)
                 out.writelines('%.6f %.6f\n' % (t, r)
                                for t, r in zip(trace.times_s, trace.rate_mbit))

@@ -222,11 +222,11 @@ def test_bad_per_device_capacities_are_refused_with_the_key(tmp_path, text, mess
 def test_a_capacity_per_device_gives_each_device_its_channel(tmp_path):
     s = load_scenario(scenario_file(
         tmp_path, 'devices: 3\nmedium: airtime\ncapacity: {d2: 30mbit, others: 10mbit}\n'))
-    assert [float(c.rate_at(0.0)) for c in s.channels] == [10.0, 30.0, 10.0]
-    assert float(s.capacity.rate_at(5.0)) == pytest.approx(50 / 3)
+    assert [float(c.rate_at(0.0)) for c in s.link.channels] == [10.0, 30.0, 10.0]
+    assert float(s.link.capacity.rate_at(5.0)) == pytest.approx(50 / 3)
     assert s.problem.rates == pytest.approx((0.6, 1.8, 0.6))
     one = load_scenario(scenario_file(tmp_path, 'devices: 2\nmedium: airtime\n'))
-    assert one.channels == [] and one.problem.rates == ()      # one channel for the fleet
+    assert one.link.channels == () and one.problem.rates == ()      # one channel for the fleet
 
 
 def fluid_rows(scenario, policy):

@@ -80,7 +80,7 @@ def test_bottleneck_down_for_five_seconds(tmp_path):
     for device in ('d1', 'd2'):
         assert rows[(device, 1)]['model_ok'] == 'True'
         assert rows[(device, 2)]['model_ok'] == 'False'
-        assert float(rows[(device, 2)]['accuracy']) == pytest.approx(scenario.drift.decay(
+        assert float(rows[(device, 2)]['accuracy']) == pytest.approx(scenario.control.drift.decay(
             float(rows[(device, 1)]['accuracy']), 1), rel=1e-6)
         assert rows[(device, 3)]['model_ok'] == 'True', rows[(device, 3)]
     assert not cleanup.owned_interfaces(TEST_PREFIX)

@@ -148,7 +148,7 @@ def test_fluid_backend_delivers_what_the_plan_predicts_on_constant_capacity():
             assert row['upload_bytes'] >= row['planned_upload_bytes'] * (1 - 1e-9)
             assert row['model_ok'] == (row['planned_model_bytes'] > 0)
             assert row['planned_by'] == name
-        first = planner.plan(scenario.problem, name, scenario.generated,
+        first = planner.plan(scenario.problem, name, scenario.data.generated,
                              scenario.problem.capacity_mbit)
         row = fluid.run_policy(scenario, name)[0]
         assert row['predicted_accuracy'] == first.devices[0].accuracy
@@ -156,10 +156,10 @@ def test_fluid_backend_delivers_what_the_plan_predicts_on_constant_capacity():
 
 def test_oracle_knows_the_period_and_adaptive_uses_efficiency():
     scenario = load_scenario('%s/scenarios/default.yaml' % REPO)
-    low = planner.plan(scenario.problem, 'oracle', scenario.generated, 50.0, future_mbit=20.0)
-    now = planner.plan(scenario.problem, 'optimal', scenario.generated, 20.0)
+    low = planner.plan(scenario.problem, 'oracle', scenario.data.generated, 50.0, future_mbit=20.0)
+    now = planner.plan(scenario.problem, 'optimal', scenario.data.generated, 20.0)
     assert low.allocation.mean_accuracy == pytest.approx(now.allocation.mean_accuracy)
-    tight = planner.plan(scenario.problem, 'adaptive', scenario.generated, 50.0,
+    tight = planner.plan(scenario.problem, 'adaptive', scenario.data.generated, 50.0,
                          efficiency={'up': 0.8, 'down': 0.9})
-    at_80 = planner.plan(scenario.problem, 'optimal', scenario.generated, 40.0)
+    at_80 = planner.plan(scenario.problem, 'optimal', scenario.data.generated, 40.0)
     assert tight.allocation.mean_accuracy == pytest.approx(at_80.allocation.mean_accuracy)

@@ -106,8 +106,8 @@ def test_records_say_the_predictor_its_forecast_and_the_real_mean(tmp_path):
     assert {r['predictor'] for r in harmonic} == {'harmonic'}
     scenario = load_scenario(path)
     for row in last:
-        start = (row['period'] - 1) * scenario.period_s
-        assert row['forecast_mbit'] == pytest.approx(float(scenario.capacity.rate_at(start)))
-        assert row['capacity_mbit'] == pytest.approx(scenario.capacity.mean_between(
-            start, start + scenario.period_s))
+        start = (row['period'] - 1) * scenario.control.period_s
+        assert row['forecast_mbit'] == pytest.approx(float(scenario.link.capacity.rate_at(start)))
+        assert row['capacity_mbit'] == pytest.approx(scenario.link.capacity.mean_between(
+            start, start + scenario.control.period_s))
     assert [r['forecast_mbit'] for r in last] != [r['forecast_mbit'] for r in harmonic]

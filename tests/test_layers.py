@@ -14,6 +14,7 @@ from tests.conftest import REPO
 
 LAYERS = [
     ('plumbing', ['edgecollab', 'edgecollab.errors', 'edgecollab.units', 'edgecollab.shell',
+                  'edgecollab.kinds',
                   'edgecollab.files', 'edgecollab.http', 'edgecollab.ready',
                   'edgecollab.wire', 'edgecollab.signals', 'edgecollab.userfile',
                   # the folders' package files (they import nothing)
@@ -38,10 +39,12 @@ LAYERS = [
         'edgecollab.controller.service', 'edgecollab.controller.loop',
         'edgecollab.scenarios.fluid_backend', 'edgecollab.topologies.cleanup',
         'edgecollab.topologies.emulation', 'edgecollab.topologies.iperf']),
-    ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.scenario',
+    ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.schema',
+                   'edgecollab.scenarios.scenario',
                    'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
-    ('runner', ['edgecollab.scenarios.mininet_backend', 'edgecollab.scenarios.experiment',
+    ('runner', ['edgecollab.scenarios.agents', 'edgecollab.scenarios.meter',
+                'edgecollab.scenarios.mininet_backend', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe', 'edgecollab.scenarios.corpus']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',
                       'edgecollab.installcheck']),
@@ -179,3 +182,25 @@ def test_the_architecture_docs_list_the_same_layers():
     assert [name for name, _ in documented] == [name for name, _ in LAYERS]
     for (name, modules), (_, expected) in zip(documented, LAYERS):
         assert modules == set(expected), (name, sorted(modules ^ set(expected)))
+
+
+def test_closed_sets_are_named_by_their_enum():
+    """No module compares with, or tests membership in, a bare word of a closed set
+    (edgecollab/kinds.py): the code names the member, so a set has one home."""
+    from edgecollab import kinds
+    closed = {member.value for kind in vars(kinds).values()
+              if isinstance(kind, type) and issubclass(kind, kinds.enum.Enum)
+              for member in kind}
+    found = []
+    for module, path in package_modules().items():
+        with open(path, encoding='utf-8') as src:
+            tree = ast.parse(src.read(), path)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            for operand in [node.left] + node.comparators:
+                items = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) \
+                    else [operand]
+                found += ['%s:%d %r' % (module, node.lineno, item.value) for item in items
+                          if isinstance(item, ast.Constant) and item.value in closed]
+    assert not found, found

@@ -10,7 +10,7 @@ from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState
-from edgecollab.controller.solver import KEEPS, RESUMES
+from edgecollab.kinds import Reason
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios.scenario import load_scenario
 from tests.conftest import REPO
@@ -40,7 +40,7 @@ def test_policy_switch_takes_effect_at_the_next_period():
     assert {r['policy'] for r in records} == {'equal'}   # the run's label stays
     # Period 2's plan is optimal's for the models the devices hold after period 1.
     kept = [r['kept_accuracy'] for r in records[2:4]]
-    optimal = planner.plan(s.problem, 'optimal', s.generated, s.problem.capacity_mbit,
+    optimal = planner.plan(s.problem, 'optimal', s.data.generated, s.problem.capacity_mbit,
                            kept=kept)
     for row in records[2:4]:
         device = optimal.devices[int(row['device'][1:]) - 1]
@@ -50,14 +50,14 @@ def test_policy_switch_takes_effect_at_the_next_period():
 
 def test_sequential_schedule_gives_each_phase_the_whole_link():
     s = scenario('sequential.yaml')
-    plan_ = planner.plan(s.problem, 'equal', s.generated, s.problem.capacity_mbit)
+    plan_ = planner.plan(s.problem, 'equal', s.data.generated, s.problem.capacity_mbit)
     (t_up, up), (t_down, down) = share_schedule(s.problem, plan_, s.device_names)
     assert t_up == 0 and t_down > 0
     assert sum(f['up'] for f in up.values()) == pytest.approx(1.0)
     assert sum(f['down'] for f in down.values()) == pytest.approx(1.0)
     assert all(f['down'] == 0 for f in up.values()) and all(f['up'] == 0 for f in down.values())
     overlap = scenario()
-    plan_ = planner.plan(overlap.problem, 'equal', overlap.generated, 50.0)
+    plan_ = planner.plan(overlap.problem, 'equal', overlap.data.generated, 50.0)
     [(t, shares)] = share_schedule(overlap.problem, plan_, overlap.device_names)
     assert t == 0 and shares['d1'] == {'up': plan_.devices[0].upload_share,
                                        'down': plan_.devices[0].download_share}
@@ -88,11 +88,11 @@ def test_a_users_fleet_policy_plans_every_device_together(user_policies):
             return state.problem.capacity_mbit / 2
 
     s = scenario()
-    plan_ = planner.plan(s.problem, 'half-capacity', s.generated, 50.0)
-    expected = solve_fleet(dataclasses.replace(s.problem, capacity_mbit=25.0), s.generated)
+    plan_ = planner.plan(s.problem, 'half-capacity', s.data.generated, 50.0)
+    expected = solve_fleet(dataclasses.replace(s.problem, capacity_mbit=25.0), s.data.generated)
     assert plan_.allocation.mean_accuracy == pytest.approx(expected.mean_accuracy)
     rows = run_policy(s, 'half-capacity')
-    assert len(rows) == s.devices * s.periods and rows[0]['planned_by'] == 'half-capacity'
+    assert len(rows) == s.devices * s.control.periods and rows[0]['planned_by'] == 'half-capacity'
 
 
 def test_a_users_function_is_a_per_device_policy(user_policies):
@@ -102,7 +102,7 @@ def test_a_users_function_is_a_per_device_policy(user_policies):
             policies.PolicyState(state.problem, ratio=1.0))
 
     s = scenario()
-    plan_ = planner.plan(s.problem, 'all-upload', s.generated, 50.0)
+    plan_ = planner.plan(s.problem, 'all-upload', s.data.generated, 50.0)
     # Each device gets its equal part of the link, all of it for upload (up to its data).
     assert all(a.download_share == 0 and a.model_bytes == 0 for a in plan_.devices)
     assert all(0 < a.upload_share <= 0.5 for a in plan_.devices)
@@ -165,7 +165,7 @@ def test_capacity_halving_mid_period_is_re_split_within_two_steps(tmp_path):
     s = scenario_file(tmp_path, '0 40\n3 20\n')
     records, times = run_spied(s, 'adaptive')
     assert [r['model_ok'] for r in records] == [True, True]
-    assert any(3.0 < t <= 3.0 + 2 * s.control_step_s for t in times), times
+    assert any(3.0 < t <= 3.0 + 2 * s.control.control_step_s for t in times), times
     # The one-shot plan keeps its split and both miss.
     records, times = run_spied(s, 'optimal')
     assert [r['outcome'] for r in records] == ['missed', 'missed'] and times == [0.0]
@@ -191,15 +191,15 @@ def test_a_held_model_is_kept_until_drift_makes_a_new_one_worth_its_bytes(tmp_pa
     # A model 20% better than that, one period older, is still above it: both keep.
     fresh = Held('yolov8s', 11.2e6, 300, 1.2 * alone.accuracy)
     assert fresh.kept(drift) > alone.accuracy
-    plan_ = planner.plan(s.problem, 'optimal', s.generated, 20.0,
+    plan_ = planner.plan(s.problem, 'optimal', s.data.generated, 20.0,
                          kept=[fresh.kept(drift)] * 2)
     for a in plan_.devices:
-        assert a.model_bytes == 0 and a.reason == KEEPS
+        assert a.model_bytes == 0 and a.reason == Reason.KEEPS
         assert a.accuracy == pytest.approx(fresh.kept(drift))
     # Three periods on it has drifted below what a new one brings: one is sent.
     old = Held('yolov8s', 11.2e6, 300, 1.2 * alone.accuracy, age=3)
     assert old.kept(drift) < alone.accuracy
-    plan_ = planner.plan(s.problem, 'optimal', s.generated, 20.0, kept=[old.kept(drift)] * 2)
+    plan_ = planner.plan(s.problem, 'optimal', s.data.generated, 20.0, kept=[old.kept(drift)] * 2)
     assert any(a.model_bytes > 0 for a in plan_.devices)
 
 
@@ -226,19 +226,19 @@ def test_drift_decays_a_held_model_and_the_loop_ages_it(tmp_path):
 def test_a_checkpoint_nearly_there_is_resumed_rather_than_replaced(tmp_path):
     s = scenario_file(tmp_path, '0 4\n')
     # 4 Mbit/s for 10 s carries 5 MB: no yolov8s (11.2 MB) from scratch ...
-    fresh = planner.plan(s.problem, 'optimal', s.generated, 4.0)
+    fresh = planner.plan(s.problem, 'optimal', s.data.generated, 4.0)
     assert all(a.model != 'yolov8s' for a in fresh.devices)
     # ... but d1 holds 10.7 MB of one: finishing it is worth more than anything else.
     almost = InFlight(1, 'yolov8s', 11.2e6, 10.7e6, 300, 45.0)
-    plan_ = planner.plan(s.problem, 'optimal', s.generated, 4.0, inflight=[almost, None])
+    plan_ = planner.plan(s.problem, 'optimal', s.data.generated, 4.0, inflight=[almost, None])
     d1, d2 = plan_.devices
-    assert (d1.model, d1.model_bytes, d1.reason) == ('yolov8s', 11.2e6, RESUMES)
+    assert (d1.model, d1.model_bytes, d1.reason) == ('yolov8s', 11.2e6, Reason.RESUMES)
     assert d1.download_share == pytest.approx(8 * 0.5e6 / (4e6 * 10))
     assert d1.upload_share + d2.upload_share + d1.download_share + d2.download_share <= 1 + 1e-9
     assert plan_.allocation.mean_accuracy > fresh.allocation.mean_accuracy
     # A baseline does not weigh it (it resumes only when it picks the same model).
-    assert planner.plan(s.problem, 'equal', s.generated, 4.0,
-                        inflight=[almost, None]).devices[0].reason != RESUMES
+    assert planner.plan(s.problem, 'equal', s.data.generated, 4.0,
+                        inflight=[almost, None]).devices[0].reason != Reason.RESUMES
     # In the loop: period 1 leaves d1 a part; period 2 plans to finish it.
     loop, _, records = loop_of(s, 'optimal')
     loop.inflight = {'d1': almost}

@@ -87,8 +87,8 @@ def test_default_scenario_run_open_and_closed_loop(tmp_path):
         in_flight = 0.0
         if carried > 0:
             rate = previous_up.get(row['device'], 0.0) * float(row['capacity_mbit'])
-            in_flight = (linkshare.leaf_queue_bytes(rate, scenario.queue_ms) +
-                         rate * 1e6 / 8 * 2 * scenario.paths[0].delay_ms / 1000)
+            in_flight = (linkshare.leaf_queue_bytes(rate, scenario.link.queue_ms) +
+                         rate * 1e6 / 8 * 2 * scenario.paths.each[0].delay_ms / 1000)
         assert abs(float(row['reported_upload_bytes']) + carried - wire) <= max(
             0.03 * wire, PIECE_BYTES) + in_flight, ('upload of %s period %s vs its class' % (
                 row['device'], row['period']), in_flight, row)
@@ -100,7 +100,7 @@ def test_default_scenario_run_open_and_closed_loop(tmp_path):
         wire = float(row['class_down_bytes']) * GOODPUT_PER_WIRE
         before = previous.get(row['device'], 0.0)
         leftover = linkshare.leaf_queue_bytes(before * float(row['capacity_mbit']),
-                                              scenario.queue_ms) * GOODPUT_PER_WIRE
+                                              scenario.link.queue_ms) * GOODPUT_PER_WIRE
         assert wire * 0.97 - leftover <= float(row['model_bytes']) <= wire * 1.03, (
             'checkpoint of %s period %s vs its class' % (row['device'], row['period']),
             leftover, row)
@@ -137,13 +137,13 @@ def test_corrupt_checkpoint_is_rejected_and_the_old_model_kept(tmp_path):
     assert 'digest mismatch' in rows[('d1', '2')]['status']
     # The old model is kept, a period older (drift).
     assert float(rows[('d1', '2')]['accuracy']) == pytest.approx(
-        scenario.drift.decay(float(rows[('d1', '1')]['accuracy']), 1), rel=1e-6)
+        scenario.control.drift.decay(float(rows[('d1', '1')]['accuracy']), 1), rel=1e-6)
     assert rows[('d2', '2')]['model_ok'] == 'True'
     work = tmp_path / 'out' / 'work' / 'equal'
     assert 'digest mismatch' in open(work / 'd1.log').read()
     # Period 1's checkpoint knew the factory samples only (overlap: it is distilled from
     # the period before); d1 measures it again in period 2, a period's drift later.
-    task = workload.from_spec(scenario.workload)
+    task = workload.from_spec(scenario.workload.spec)
     first = task.learner('d1').student(float(rows[('d1', '1')]['planned_model_bytes']))
     for period in (1, 2):
         assert float(rows[('d1', str(period))]['measured_accuracy']) == pytest.approx(
@@ -163,9 +163,9 @@ def test_killed_edge_agent_fails_the_period_and_the_next_one_works(tmp_path):
 
     def faults(run):
         def inject():
-            time.sleep(run.t0 + scenario.period_s * 1.3 - time.monotonic())
+            time.sleep(run.t0 + scenario.control.period_s * 1.3 - time.monotonic())
             run.kill_edge()
-            time.sleep(run.t0 + scenario.period_s * 1.9 - time.monotonic())
+            time.sleep(run.t0 + scenario.control.period_s * 1.9 - time.monotonic())
             run.restart_edge()
         threading.Thread(target=lambda: (time.sleep(2), inject()), daemon=True).start()
     run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
@@ -474,14 +474,14 @@ def test_capacity_halving_mid_period_changes_the_split_and_the_checkpoint_arrive
                   rates=None):
         changed = control(loop, remaining, capacity_mbit, remaining_s, carried_mbit, rates)
         if changed:
-            resplits.append(scenario.period_s - remaining_s)
+            resplits.append(scenario.control.period_s - remaining_s)
         return changed
     monkeypatch.setattr(ControlLoop, 'control', recording)
     run = PolicyRun(scenario, 'adaptive', str(tmp_path / 'out'), prefix=TEST_PREFIX)
     assert run.run() == 'completed'
     # The control steps come every control_step of the period (the capacity is sampled
     # at each): one of the first two after the halving re-splits.
-    step = scenario.control_step_s
-    assert any(3.0 < t <= 3.0 + 2 * step + scenario.step_s for t in resplits), resplits
+    step = scenario.control.control_step_s
+    assert any(3.0 < t <= 3.0 + 2 * step + scenario.link.step_s for t in resplits), resplits
     [row] = rows_of(tmp_path / 'out')
     assert row['model_ok'] == 'True' and row['outcome'] == 'delivered', row

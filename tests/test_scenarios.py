@@ -37,10 +37,42 @@ def run_cli(*args, cwd=None):
                           text=True, cwd=cwd, timeout=300)
 
 
+def test_every_key_has_its_default_declared_once_in_a_section():
+    """Each key a scenario may hold is either declared with its default by exactly one
+    section of the typed Scenario, or one of the few that have none."""
+    from edgecollab.scenarios import scenario as scenario_mod, schema
+    without_default = {'name', 'description', 'capacity_down', 'traces'}
+    keys = set()
+    for key, rule in schema.SCHEMA['properties'].items():
+        nested = rule.get('properties') if rule.get('type') == 'object' else None
+        keys |= {'%s.%s' % (key, inner) for inner in nested} if nested else {key}
+    declared = [key for section in scenario_mod.SECTIONS for key in section.DEFAULTS]
+    assert len(declared) == len(set(declared))
+    assert set(declared) | without_default == keys
+
+
+def test_a_scenario_that_gives_nothing_resolves_to_the_declared_defaults(tmp_path):
+    from edgecollab.kinds import DelayEngine, LinkMode, Medium, Timing
+    from edgecollab.scenarios.scenario import problem_from
+    path = tmp_path / 'bare.yaml'
+    path.write_text('devices: 2\n')
+    s = load_scenario(str(path))
+    assert (s.link.medium, s.link.mode, s.link.ack, s.link.queue_ms, s.link.step_s) == (
+        Medium.SHARED, LinkMode.STRICT, True, 100.0, 0.1)
+    assert float(s.link.capacity.rate_at(0.0)) == 20.0 and s.link.channels == ()
+    assert (s.control.period_s, s.control.periods, s.control.timing) == (60.0, 3,
+                                                                          Timing.OVERLAP)
+    assert s.paths.engine == DelayEngine.AUTO and all(not p.impaired for p in s.paths.each)
+    assert s.data.generated == (3000.0, 3000.0) and s.data.sample_bytes == 100e3
+    assert s.workload.spec['name'] == 'synthetic' and s.raw == {'devices': 2}
+    # The one resolver: what solve and the results reader plan with is the run's.
+    assert problem_from({'devices': 2}) == s.problem
+
+
 @pytest.mark.parametrize('path', BUNDLED, ids=os.path.basename)
 def test_bundled_scenarios_load_and_run_on_the_fluid_backend(path, tmp_path):
     scenario = load_scenario(path)            # a corpus's every file, too
-    assert scenario.devices >= 1 and scenario.policies
+    assert scenario.devices >= 1 and scenario.control.policies
     # A corpus runs on two of its traces here (tests/test_corpus.py has the rest).
     corpus = [a for f in scenario.corpus[:2] for a in ('--traces', f)]
     done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'),
@@ -134,8 +166,8 @@ def test_paths_are_given_once_as_a_list_or_per_device(tmp_path):
     path = tmp_path / 'paths.yaml'
     path.write_text(GOOD + 'delay: {d2: 40ms}\njitter: 2ms\nloss: [0, 1.5]\n')
     scenario = load_scenario(str(path))
-    assert scenario.paths == [Path(0, 2, 0), Path(40, 2, 1.5)]
-    assert scenario.delay_engine == 'auto'
+    assert scenario.paths.each == (Path(0, 2, 0), Path(40, 2, 1.5))
+    assert scenario.paths.engine == 'auto'
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
@@ -152,7 +184,7 @@ def test_delay_traces_and_bursty_loss_are_per_device_paths(tmp_path):
     path.write_text(GOOD + 'delay: {d1: {trace: delay.txt}, d2: {trace: delay.csv, '
                     'loop: false}}\nloss: {d2: {gilbert_elliott: {p: 2, r: 40, h: 10}}}\n')
     scenario = load_scenario(str(path))
-    first, second = scenario.paths
+    first, second = scenario.paths.each
     assert first.delay_steps == DelaySteps((0.0, 2.0, 4.0), (10.0, 40.0, 10.0),
                                            first.delay_steps.duration_s)
     assert second.delay_steps.delay_ms == (5.0, 15.0) and not second.delay_steps.loop
@@ -162,8 +194,8 @@ def test_delay_traces_and_bursty_loss_are_per_device_paths(tmp_path):
                                     'delay[d2]': str(tmp_path / 'delay.csv')}
     once = tmp_path / 'once.yaml'
     once.write_text(GOOD + 'delay: {trace: delay.txt}\n')
-    assert all(p.delay_steps == first.delay_steps for p in load_scenario(str(once)).paths)
-    assert Path(delay_ms=3) == load_scenario(str(once)).paths[0].__class__(delay_ms=3)
+    assert all(p.delay_steps == first.delay_steps for p in load_scenario(str(once)).paths.each)
+    assert Path(delay_ms=3) == load_scenario(str(once)).paths.each[0].__class__(delay_ms=3)
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
@@ -680,13 +712,13 @@ def test_a_recording_runs_as_it_is_with_its_keys(tmp_path):
         "capacity: {trace: fiveg.csv, column: DL_bitrate, unit: kbit/s, time: {column: "
         "Timestamp, format: '%Y.%m.%d_%H.%M.%S'}, start: 60s, duration: 40s}")))
     scenario = load_scenario(str(path))
-    assert scenario.capacity.duration_s == 40.0
-    assert 20 <= scenario.capacity.mean_between(0, 40) <= 26
+    assert scenario.link.capacity.duration_s == 40.0
+    assert 20 <= scenario.link.capacity.mean_between(0, 40) <= 26
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
     path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: fiveg.csv, column: '
                                  'DL_bitrate, unit: kbit/s, interval: 500ms}'))
-    assert load_scenario(str(path)).capacity.duration_s == pytest.approx(
+    assert load_scenario(str(path)).link.capacity.duration_s == pytest.approx(
         0.5 * (len(rows) - 1))
     path.write_text(GOOD.replace('capacity: 20mbit', 'capacity: {trace: fiveg.csv, column: '
                                  'DL_bitrate, unit: kbit/s}'))

@@ -108,7 +108,7 @@ def test_a_device_whose_checkpoints_never_arrive_keeps_its_first_model(tmp_path)
                                     'capacity: 1mbit\n')
     scenario = load_scenario(scenario_copy(tmp_path, periods=3, extra=(
         'workload: {name: digits, drift: 20}\ncapacity: 1mbit\n')))
-    work = workload.from_spec(scenario.workload)
+    work = workload.from_spec(scenario.workload.spec)
     for period, device, outcome, measured in rows:
         assert outcome == 'infeasible', rows
         assert measured == work.score(work.initial(device), device, period)

@@ -36,6 +36,8 @@ import socket
 import sys
 import time
 
+from edgecollab.kinds import Direction
+
 ETH_P_ALL = 0x0003
 IPV4 = b'\x08\x00'          # the EtherType of an IPv4 frame (no VLAN tag here)
 SOL_PACKET = 263
@@ -132,7 +134,7 @@ class DelayLine:
                 return
             path = None
             if frame[12:14] == IPV4:
-                at = 26 if direction == 'up' else 30        # source, destination address
+                at = 26 if direction == Direction.UP else 30        # source, destination address
                 path = self.paths.get((frame[at:at + 4], direction))
             due = now if path is None else path.due(now, now - self.origin)
             if due is None:

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from edgecollab.errors import CommandError, EdgecollabError
+from edgecollab.kinds import Direction
 from edgecollab.ready import wait_for_port
 from edgecollab.shell import runner
 
@@ -58,7 +59,7 @@ class Flow:
         """Start the client on the device (reverse mode for a download)."""
         argv = ['iperf3', '-c', self.emu.ip('edge'), '-p', self.port, '-t', self.duration_s,
                 '-i', self.interval_s, '-J', '--get-server-output']
-        if self.direction == 'down':
+        if self.direction == Direction.DOWN:
             argv.append('-R')
         if self.window:
             argv += ['-w', self.window]
@@ -88,7 +89,7 @@ class Flow:
             raise CommandError('measure %s %s' % (self.device, self.direction), ['iperf3'],
                                self.client.returncode, report['error'])
         # Receiver side: the client for a download (-R), the server for an upload.
-        source = report if self.direction == 'down' else report['server_output_json']
+        source = report if self.direction == Direction.DOWN else report['server_output_json']
         series = []
         for interval in source['intervals']:
             summary = interval['sum']
@@ -100,7 +101,7 @@ class Flow:
 def retransmits_between(flow, start_s, end_s):
     """TCP retransmissions the sender of flow counted in intervals inside [start_s, end_s]
     (after result())."""
-    sender = flow.report['server_output_json'] if flow.direction == 'down' else flow.report
+    sender = flow.report['server_output_json'] if flow.direction == Direction.DOWN else flow.report
     return sum(i['sum'].get('retransmits', 0) for i in sender['intervals']
                if flow.started_s + i['sum']['start'] >= start_s - 1e-6 and
                flow.started_s + i['sum']['end'] <= end_s + 1e-6)

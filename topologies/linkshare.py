@@ -68,15 +68,15 @@ from dataclasses import dataclass, field
 
 from edgecollab.topologies import media
 from edgecollab.errors import ConfigError
+from edgecollab.kinds import LinkMode, Medium, words
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
 from edgecollab.wire import CONTROL_TOS, MTU_FRAME
 
 log = logging.getLogger(__name__)
 
-UP, DOWN = 'up', 'down'
+UP, DOWN = media.UP, media.DOWN
 DIRECTIONS = (UP, DOWN)
-MODES = ('strict', 'work-conserving')
 
 MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
 MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
@@ -102,15 +102,15 @@ class ShapingConfig:
     """How the bottleneck is shaped.
 
     capacity_mbit: total capacity C (Mbit/s), 0.1 .. 10000.
-    medium: 'shared' (one budget for both directions) or 'duplex' (one per direction).
-    mode: 'strict' (ceil = share) or 'work-conserving' (ceil = C).
+    medium: a ``kinds.Medium`` (topologies/media.py says what each one budgets).
+    mode: a ``kinds.LinkMode``: strict (ceil = share) or work-conserving (ceil = C).
     ack_priority: put pure ACKs in a prioritised child of each direction class.
     ack_fraction: guaranteed ACK rate as a fraction of the reverse direction's share.
     queue_ms: leaf queue length in milliseconds of the leaf's rate.
     """
     capacity_mbit: float
-    medium: str = 'shared'
-    mode: str = 'strict'
+    medium: Medium = Medium.SHARED
+    mode: LinkMode = LinkMode.STRICT
     ack_priority: bool = True
     ack_fraction: float = 0.05
     queue_ms: float = 100.0
@@ -118,9 +118,9 @@ class ShapingConfig:
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
         media.get(self.medium)
-        if self.mode not in MODES:
+        if self.mode not in words(LinkMode):
             raise ConfigError('share mode %r is unknown (known: %s)'
-                              % (self.mode, ', '.join(MODES)))
+                              % (self.mode, ', '.join(words(LinkMode))))
         if not 0 < self.ack_fraction <= 0.5:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
@@ -137,7 +137,7 @@ def kernel_has_netem(run, probe):
         shown = run.run(['tc', 'qdisc', 'show', 'dev', probe], 'probe for netem')
     finally:
         run.run(['ip', 'link', 'del', probe], 'remove netem probe device')
-    return 'netem' in shown, out.strip()
+    return re.search(r'\bnetem\b', shown) is not None, out.strip()
 
 
 def check_capacity(capacity_mbit):
@@ -278,7 +278,7 @@ class ShareTree:
         # Never smaller than the airtime the reverse flow's ACKs need, or a direction
         # given nothing would also stall the other one.
         rate = max(self.share_mbit(name, direction), ack + MIN_RATE_MBIT)
-        ceil = rate if self.config.mode == 'strict' else max(rate, self.channel_mbit(name))
+        ceil = rate if self.config.mode == LinkMode.STRICT else max(rate, self.channel_mbit(name))
         data = max(MIN_RATE_MBIT, rate - ack)
         return rate, ceil, ack, data
 
@@ -597,7 +597,7 @@ class AccessLink:
 
     def __init__(self, capacity_mbit, port, ifb, name, device_ip, edge_ip, shaping,
                  run=default_runner):
-        config = ShapingConfig(capacity_mbit, medium='duplex', mode='strict',
+        config = ShapingConfig(capacity_mbit, medium=Medium.DUPLEX, mode=LinkMode.STRICT,
                                ack_priority=shaping.ack_priority,
                                ack_fraction=shaping.ack_fraction, queue_ms=shaping.queue_ms)
         device = [Device(name, device_ip)]

@@ -21,16 +21,17 @@ a ``Medium`` rather than compare names.
 
 from dataclasses import dataclass
 
+from edgecollab import kinds
 from edgecollab.errors import ConfigError
 
-UP, DOWN = 'up', 'down'
+UP, DOWN = kinds.Direction.UP, kinds.Direction.DOWN
 
 
 @dataclass(frozen=True)
 class Medium:
     """name; per_direction: a budget per direction (duplex); per_device: a budget per
     device (access); channels: each device may have a channel of its own."""
-    name: str
+    name: kinds.Medium
     per_direction: bool = False
     per_device: bool = False
     channels: bool = False
@@ -50,17 +51,17 @@ class Medium:
         return self.name
 
 
-SHARED = Medium('shared')
-DUPLEX = Medium('duplex', per_direction=True)
-AIRTIME = Medium('airtime', channels=True)
-ACCESS = Medium('access', per_device=True, channels=True)
+SHARED = Medium(kinds.Medium.SHARED)
+DUPLEX = Medium(kinds.Medium.DUPLEX, per_direction=True)
+AIRTIME = Medium(kinds.Medium.AIRTIME, channels=True)
+ACCESS = Medium(kinds.Medium.ACCESS, per_device=True, channels=True)
 MEDIA = {m.name: m for m in (SHARED, DUPLEX, AIRTIME, ACCESS)}
 
 
 def get(name):
     """The Medium called name; ConfigError naming the known ones otherwise."""
     try:
-        return MEDIA[name]
-    except (KeyError, TypeError):
+        return MEDIA[kinds.Medium(name)]
+    except (KeyError, ValueError, TypeError):
         raise ConfigError('medium %r is unknown (known: %s)'
-                          % (name, ', '.join(MEDIA))) from None
+                          % (name, ', '.join(kinds.words(kinds.Medium)))) from None

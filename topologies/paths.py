@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass
 
 from edgecollab.topologies import linkshare
 from edgecollab.errors import ConfigError, UnsupportedError
+from edgecollab.kinds import DelayEngine, words
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
 
-ENGINES = ('auto', 'userspace', 'netem')
+ENGINES = tuple(words(DelayEngine))
 
 
 def _check(name, value, high):
@@ -157,21 +158,21 @@ def netem_can_express(paths):
 
 
 def choose_engine(requested, paths, has_netem):
-    """The engine ('netem' or 'userspace') that imposes paths, or None when no path is
+    """The DelayEngine (netem or userspace) that imposes paths, or None when no path is
     impaired; has_netem() says whether the kernel has netem (asked only when needed)."""
     if requested not in ENGINES:
         raise ConfigError('delay_engine %r is unknown (known: %s)'
                           % (requested, ', '.join(ENGINES)))
     if not any(p.impaired for p in paths):
         return None
-    if requested == 'userspace':
-        return 'userspace'
+    if requested == DelayEngine.USERSPACE:
+        return DelayEngine.USERSPACE
     why = netem_can_express(paths)
-    if requested == 'netem':
+    if requested == DelayEngine.NETEM:
         if why:
             raise ConfigError('delay_engine netem: %s (use userspace or auto)' % why)
         if not has_netem():
             raise UnsupportedError('delay_engine netem: this kernel has no netem qdisc '
                                    '(sch_netem); use userspace or auto')
-        return 'netem'
-    return 'netem' if not why and has_netem() else 'userspace'
+        return DelayEngine.NETEM
+    return DelayEngine.NETEM if not why and has_netem() else DelayEngine.USERSPACE

@@ -23,6 +23,7 @@ from mininet.topo import Topo
 
 from edgecollab.topologies.linkshare import ShapingConfig, netem_limit_packets
 from edgecollab.errors import ConfigError
+from edgecollab.kinds import DelayEngine, LinkMode, Medium
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
 from edgecollab.topologies.hosts import DataHost
@@ -45,7 +46,7 @@ def flag(value, what):
     raise ConfigError('%s must be true or false, got %r' % (what, value))
 
 
-def shaping_config(capacity='20mbit', medium='shared', mode='strict', ack=True,
+def shaping_config(capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT, ack=True,
                    queue='100ms'):
     """A ShapingConfig from topology-style arguments with units."""
     return ShapingConfig(capacity_mbit=rate_mbit(capacity, 'capacity'), medium=medium,
@@ -56,9 +57,9 @@ def shaping_config(capacity='20mbit', medium='shared', mode='strict', ack=True,
 class EdgeStar(Topo):
     """N devices d1..dN and one edge server sharing one shaped bottleneck."""
 
-    def build(self, n=2, capacity='20mbit', medium='shared', mode='strict', ack=True,
-              delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec', access=None,
-              offload=False, paths=None, delay_engine='auto', seed=0):
+    def build(self, n=2, capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT,
+              ack=True, delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec',
+              access=None, offload=False, paths=None, delay_engine=DelayEngine.AUTO, seed=0):
         """n: devices; capacity: C with unit; medium: shared|duplex; mode:
         strict|work-conserving; ack: ACK priority child; delay/jitter/loss: every
         device's path (one-way, each direction), or paths {device: paths.Path};
@@ -78,7 +79,7 @@ class EdgeStar(Topo):
             delay_engine, list(self.paths.values()),
             lambda: paths_mod.kernel_has_netem(self.prefix))
         shaping = shaping_config(capacity, medium, mode, ack, queue)
-        line = self.engine == 'userspace'
+        line = self.engine == DelayEngine.USERSPACE
         medium_sw = self.addSwitch(addressing.data_switch(prefix), cls=MediumBridge,
                                    shaping=shaping,
                                    edge=addressing.DELAY_LINE if line else addressing.EDGE,
@@ -111,7 +112,7 @@ class EdgeStar(Topo):
 
     def _netem(self, path, shaping):
         """(delay ms, loss %, limit packets) of a device's netem path, or None."""
-        if self.engine != 'netem' or not path.impaired:
+        if self.engine != DelayEngine.NETEM or not path.impaired:
             return None
         # Sized for at least NETEM_RATE_FLOOR_MBIT: a trace may rise above the capacity
         # the topology starts with, and the limit costs memory only when packets queue.
