@@ -338,9 +338,6 @@ class ControlLoop:
         self.current = None                 # the Period under way
         self.last = None                    # the Period before it
         self.medium = media.get(self.problem.medium)
-        # Each device's channel as the link applies it (per-device channels only).
-        self.channel_links = [c.as_link(scenario.link.step_s, scenario.duration_s)
-                              for c in scenario.link.channels]
 
     def run(self):
         """Every period of the scenario in turn."""
@@ -391,16 +388,8 @@ class ControlLoop:
         end = start_s + s.control.period_s
         if not s.link.channels:
             return s.link.capacity.mean_between(start_s, end), ()
-        return s.link.capacity.mean_between(start_s, end), tuple(
-            float(r) for r in self.channel_rates(start_s, end))
-
-    def channel_rates(self, start_s, end_s):
-        """Each device's channel over [start_s, end_s) relative to the fleet's mean, as
-        the link applies them."""
-        s = self.scenario
-        return [max(c.mean_between(start_s, end_s), MIN_CAPACITY_MBIT) /
-                max(s.link.capacity.mean_between(start_s, end_s), MIN_CAPACITY_MBIT)
-                for c in self.channel_links]
+        return s.link.capacity.mean_between(start_s, end), \
+            s.link.channels.relative_between(start_s, end)
 
     def _settle(self, period):
         """Learn which of period's checkpoints arrived (the devices' reports): the
@@ -512,19 +501,15 @@ class ControlLoop:
                                      remaining_s, rates)
         valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0
                   and remaining.get((d, 'down'), 0) > 0}
-        if self.medium.per_device:
-            # Each device's own link: its upload and its checkpoint split it.
-            shares = {}
-            for d in self.devices:
-                shares.update(correction.resplit(
-                    {k: v for k, v in remaining.items() if k[0] == d},
-                    capacity_mbit * rates.get(d, 1.0), efficiency, remaining_s, valued,
-                    ahead_s=self.scenario.control.control_step_s))
-        else:
-            # Airtime: a device's bytes take 1 / its channel's relative rate of it.
-            airtime = {k: v / rates.get(k[0], 1.0) for k, v in remaining.items()}
-            shares = correction.resplit(airtime, capacity_mbit, efficiency, remaining_s,
-                                        valued, ahead_s=self.scenario.control.control_step_s)
+        shares = {}
+        for group in self.medium.groups(self.devices):
+            # Each group splits its budget (the cell's airtime, a device's own link);
+            # a device's bytes take 1 / its channel's relative rate of it.
+            airtime = {k: v / rates.get(k[0], 1.0) for k, v in remaining.items()
+                       if k[0] in group}
+            shares.update(correction.resplit(
+                airtime, capacity_mbit, efficiency, remaining_s, valued,
+                ahead_s=self.scenario.control.control_step_s))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -558,15 +543,16 @@ class ControlLoop:
                 partial.size_bytes,
                 left_bytes=remaining.get((name, 'down'), 0.0),
                 resumed_accuracy=partial.accuracy if partial else None,
-                weight=1.0 if self.medium.per_device else 1.0 / rates.get(name, 1.0),
-                switched=period.switches.get(name, 0)))
+                weight=1.0 / rates.get(name, 1.0), switched=period.switches.get(name, 0)))
         replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
-        if self.medium.per_device:
-            choices = [replan.replan(self.problem, [st], budget_bits * rates.get(name, 1.0),
-                                     replace)[0]
-                       for name, st in zip(self.devices, standings)]
-        else:
-            choices = replan.replan(self.problem, standings, budget_bits, replace)
+        chosen = {}
+        for group in self.medium.groups(self.devices):
+            # Each group re-planned within its budget (airtime: a device's bit weighs
+            # 1 / its channel's relative rate; access: each device on its own link).
+            index = [self.devices.index(name) for name in group]
+            chosen.update(zip(index, replan.replan(
+                self.problem, [standings[i] for i in index], budget_bits, replace)))
+        choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         allocations = period.plan.allocation.devices
         for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
@@ -594,7 +580,7 @@ class ControlLoop:
         s = self.scenario
         end = period.start_s + s.control.period_s
         mean_cap = s.link.capacity.mean_between(period.start_s, end)
-        own = [c.mean_between(period.start_s, end) for c in self.channel_links]
+        own = s.link.channels.means_between(period.start_s, end) if s.link.channels else []
         link_bytes = link_capacity_bytes(self.problem, mean_cap, s.control.period_s, own)
         channels = own or [mean_cap] * len(self.devices)
         rows = []

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 from edgecollab.controller import planner, policies
 from edgecollab.controller.policies import PolicyState
@@ -81,7 +82,8 @@ def run_solve(args):
         scenario['model'] = dict(scenario.get('model', {}), menu=args.menu)
     # The arguments meet the rules a scenario file's keys do.
     schema.validate(scenario, where)
-    problem = scenario_mod.problem_from(scenario, where)
+    problem = scenario_mod.problem_from(scenario, where, base=os.path.dirname(
+        os.path.abspath(args.scenario)) if args.scenario else None)
     filled = scenario_mod.with_defaults(scenario)
     names = args.policies.split(',') if args.policies else filled['policies']
     if 'optimal' not in names:
@@ -99,7 +101,8 @@ def run_solve(args):
         return _sweep(problem, names, args.generated_list.split(','), 'generated',
                       ('generated', _volume), dict(fleet, generated=None))
     result = solve_all(problem, names, **fleet)
-    return json.dumps(result, indent=2) if args.json else _table(result)
+    return json.dumps(dict(result, capacity_mbit=problem.capacity_mbit), indent=2) \
+        if args.json else _table(result)
 
 
 def _cmd(args):

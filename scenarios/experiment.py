@@ -107,9 +107,8 @@ def repetition(scenario, r, repeat):
     offset = repeat_offsets(scenario, repeat)[r - 1]
     link, changes = scenario.link, {}
     if offset and link.channels:
-        changes['channels'] = tuple(c.shifted(offset) for c in link.channels)
-        changes['capacity'] = traces.fleet_of(list(changes['channels']), link.step_s,
-                                              scenario.duration_s)
+        changes['channels'] = link.channels.shifted(offset)
+        changes['capacity'] = changes['channels'].fleet
     elif offset:
         changes['capacity'] = link.capacity.shifted(offset)
         if link.capacity_down is not None:

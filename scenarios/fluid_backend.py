@@ -44,8 +44,8 @@ class FluidTransport(Transport):
             self.links['down'] = self.links['up']
         # What each class's share is a fraction of: the fleet's capacity, or with
         # per-device channels the device's own channel (both directions).
-        channels = dict(zip(self.devices, [c.as_link(scenario.link.step_s, scenario.duration_s)
-                                           for c in scenario.link.channels]))
+        channels = dict(zip(self.devices, scenario.link.channels.links)) \
+            if scenario.link.channels else {}
         self.rated = {(name, direction): channels.get(name, self.links[direction])
                       for name in self.devices for direction in ('up', 'down')}
 
@@ -115,7 +115,8 @@ class FluidTransport(Transport):
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
                                   s.link.capacity.mean_between(t, t_next), end - t_next,
                                   carried / (t_next - t) / 1e6,
-                                  dict(zip(self.devices, self.loop.channel_rates(t, t_next))))
+                                  dict(zip(self.devices, s.link.channels.relative_between(
+                                      t, t_next) if s.link.channels else ())))
             t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}

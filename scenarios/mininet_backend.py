@@ -35,6 +35,7 @@ from edgecollab.nodes import device
 from edgecollab.ready import wait
 from edgecollab.scenarios import results
 from edgecollab.scenarios.agents import CONTROLLER_PORT, Agents
+from edgecollab.scenarios.clock import Clock
 from edgecollab.scenarios.meter import Meter
 from edgecollab.scenarios.replay import Replayer
 from edgecollab.scenarios.results import REPLAY_COLUMNS, TIMESERIES_FIELDS, CsvLog
@@ -94,11 +95,8 @@ class PolicyRun(Transport):
         self.state = None
         self.loop = None
         self.replayer = None
-        self.t0 = None               # the monotonic time of the run's start (period 1)
-        self.epoch0 = None           # the same moment as an epoch time
+        self.clock = Clock()         # offsets from the start of period 1
         self.sampler_stop = threading.Event()
-        self.stopping = threading.Event()   # set to end the periods early (the CLI)
-        self.timers = []             # pending share switches and checkpoint orders
         self.finisher = None         # the thread scoring the latest period
         self.counters_start = None   # the link's class counters at the period's start
         self.trained_bytes = {}      # device -> the data its period's checkpoint learns
@@ -154,7 +152,7 @@ class PolicyRun(Transport):
         CLI(self.emu.net)
         if not worker.is_alive():
             return 'completed'
-        self.stopping.set()
+        self.clock.stop()
         worker.join(timeout=REPORT_GRACE_S + 5)
         return 'stopped from the CLI'
 
@@ -182,11 +180,10 @@ class PolicyRun(Transport):
     # the periods
     def _periods(self):
         s = self.scenario
-        self.t0 = time.monotonic() + START_DELAY_S
-        self.epoch0 = time.time() + START_DELAY_S
+        self.clock.start(START_DELAY_S)
         self.replayer = Replayer(s.link.capacity, s.link.step_s, s.duration_s,
-                                 self.emu.linkshare.set_capacity, self.t0,
-                                 dict(zip(s.device_names, s.link.channels)))
+                                 self.emu.linkshare.set_capacity, self.clock.t0,
+                                 s.link.channels, s.device_names)
         self.replayer.start()
         self.at(0.0, self.emu.restart_path_clocks)     # delay traces start with period 1
         self.loop = ControlLoop(s, self.state, self, self.records.write)
@@ -213,7 +210,7 @@ class PolicyRun(Transport):
         self.counters_start = self.emu.linkshare.counters()
 
     def wall_time(self, offset_s):
-        return self.epoch0 + offset_s
+        return self.clock.wall_time(offset_s)
 
     def set_shares(self, fractions):
         self.emu.linkshare.set_shares(fractions)
@@ -222,7 +219,7 @@ class PolicyRun(Transport):
         return self.emu.linkshare.fractions
 
     def at(self, offset_s, action):
-        self._later(self.t0 + offset_s - time.monotonic(), action)
+        self.clock.at(offset_s, action)
 
     def start(self, period):
         """Order the period's checkpoints at the edge; sample its classes from now."""
@@ -248,7 +245,7 @@ class PolicyRun(Transport):
         self.window = (period, self.counters_start)
         log.debug('%s period %d: planned, shares set and checkpoints ordered %.1f ms after '
                   'its start', self.policy, k,
-                  (time.monotonic() - self.t0 - start) * 1000)
+                  (self.clock.now() - start) * 1000)
 
     def _checkpoint_order(self, k, name, a):
         """The edge's order of device name's checkpoint of period k (Allocation a)."""
@@ -306,25 +303,14 @@ class PolicyRun(Transport):
         return efficiency
 
     def _sleep_until(self, offset_s):
-        delay = self.t0 + offset_s - time.monotonic()
-        if self.stopping.wait(max(0.0, delay)):
+        if not self.clock.sleep_until(offset_s):
             raise self.broken or _Stopped()
 
     def _order(self, k, upload_deadline, orders, delay, revision=0):
         """Order checkpoints at the edge after delay seconds (a timer the run's end
         cancels)."""
-        self._later(delay, lambda: self.agents.order(k, upload_deadline, orders, revision))
-
-    def _later(self, delay_s, action):
-        """Run action after delay_s on a timer that stopping the run cancels (now when
-        delay_s <= 0)."""
-        if delay_s <= 0:
-            action()
-            return
-        timer = threading.Timer(delay_s, lambda: None if self.stopping.is_set() else action())
-        timer.daemon = True
-        self.timers = [t for t in self.timers if t.is_alive()] + [timer]
-        timer.start()
+        self.clock.later(delay, lambda: self.agents.order(k, upload_deadline, orders,
+                                                          revision))
 
     def _finish(self, period, before, after, per_class, previous_finisher, done):
         if previous_finisher is not None:
@@ -369,7 +355,7 @@ class PolicyRun(Transport):
             except EdgecollabError as exc:
                 # The network is broken (its delay line died): the run stops with it.
                 self.broken = exc
-                self.stopping.set()
+                self.clock.stopping.set()
                 return
             try:
                 now = time.monotonic()
@@ -381,7 +367,8 @@ class PolicyRun(Transport):
                 cap = link.capacity_mbit
                 self.state.measured(cap, goodput)
                 self.series_log.write({
-                    'policy': self.policy, 'time_s': now - self.t0, 'capacity_mbit': cap,
+                    'policy': self.policy, 'time_s': now - self.clock.t0,
+                    'capacity_mbit': cap,
                     'device': name, 'direction': d, 'share_mbit': link.share_mbit(name, d),
                     'channel_mbit': link.channel_mbit(name),
                     'goodput_mbit': goodput[(name, d)], 'repeat': self.repeat}
@@ -399,14 +386,12 @@ class PolicyRun(Transport):
                             c.bytes for c in self.checked.values())) * 8 / 1e6 / \
                             (now - self.last_check) if self.checked else None
                         self.last_check, self.checked = now, counters
-                        self.loop.control(remaining, cap, self.t0 + period.start_s +
+                        self.loop.control(remaining, cap, self.clock.t0 + period.start_s +
                                           s.control.period_s - now, carried, link.rates)
             last, last_t = counters, now
 
     def _stop(self):
-        self.stopping.set()
-        for timer in self.timers:
-            timer.cancel()
+        self.clock.stop()
         self.sampler_stop.set()
         if self.finisher is not None:
             # The last period's scoring reads the network: it ends before the network

@@ -10,22 +10,20 @@ import logging
 import threading
 import time
 
-import numpy as np
-
-
 log = logging.getLogger(__name__)
 
 
 class Replayer(threading.Thread):
     """Calls apply(capacity_mbit) at every step of trace from start_s (monotonic); with
-    per-device channels ({device: Trace}) apply(the channels' mean, {device: its channel
-    relative to it}), trace then being that mean."""
+    per-device channels (a traces.Channels of the devices named, in order)
+    apply(the channels' mean, {device: its channel relative to it}), trace then being
+    that mean."""
 
-    def __init__(self, trace, step_s, duration_s, apply, start_s, channels=None):
+    def __init__(self, trace, step_s, duration_s, apply, start_s, channels=(), devices=()):
         super().__init__(name='replayer', daemon=True)
         self.trace, self.step_s, self.duration_s = trace, step_s, duration_s
         self.apply, self.start_s = apply, start_s
-        self.channels = channels or {}
+        self.channels, self.devices = channels, list(devices)
         self.steps = []          # (step, planned_s, applied_s, capacity_mbit, clipped)
         self.stop_event = threading.Event()
         self.error = None
@@ -35,12 +33,8 @@ class Replayer(threading.Thread):
         if not self.channels:
             rates, clipped = self.trace.link_steps(self.step_s, self.duration_s)
             return rates, clipped, None
-        each = [c.link_steps(self.step_s, self.duration_s) for c in self.channels.values()]
-        own = np.array([r for r, _ in each])
-        rates = own.mean(axis=0)
-        relative = (own / rates).T
-        return rates, np.any([c for _, c in each], axis=0), [
-            dict(zip(self.channels, row.tolist())) for row in relative]
+        return self.channels.fleet.rate_mbit, self.channels.clipped, [
+            dict(zip(self.devices, row.tolist())) for row in self.channels.relative_steps()]
 
     def run(self):
         last = None

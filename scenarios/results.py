@@ -368,11 +368,12 @@ def read_meta(folder):
 
 def expected_periods(folder):
     """The number of periods the folder's run was asked for (metadata.json), or None."""
+    from edgecollab.scenarios.scenario import default
     try:
         meta = read_meta(folder)
         asked = (meta.get('arguments') or {}).get('periods')
         return int(asked if asked is not None else (meta.get('scenario') or {}).get(
-            'periods', 3))
+            'periods', default('periods')))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
 

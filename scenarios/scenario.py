@@ -55,9 +55,10 @@ class Link:
     mode: LinkMode
     ack: bool                # pure ACKs in a prioritised child class
     queue_ms: float          # leaf queue length, in ms of the leaf's rate
-    # Per-device channels (a medium with channels and a capacity per device): each
-    # device's Trace, in device order; empty when the fleet has one capacity.
-    channels: tuple = ()
+    # Per-device channels (a medium with channels and a capacity per device): a
+    # traces.Channels of each device's Trace, in device order; () when the fleet has one
+    # capacity.
+    channels: object = ()
 
 
 @dataclass(frozen=True)
@@ -344,12 +345,14 @@ def _loss(spec, where):
         raise ConfigError('%s: %s' % (where, exc)) from None
 
 
-def problem_from(raw, where='scenario', capacity_mbit=None):
+def problem_from(raw, where='scenario', capacity_mbit=None, base=None):
     """The per-device Problem a scenario mapping describes (units resolved, the keys it
-    leaves out at their defaults): what ``solve`` and the results reader plan with."""
+    leaves out at their defaults): what ``solve`` and the results reader plan with.  A
+    capacity trace (its file relative to the folder base) counts at its mean over the
+    run; without base only a constant capacity counts (a trace's: 0)."""
     filled = with_defaults(raw)
     try:
-        return _problem(filled, _hosts(filled), where, capacity_mbit)[0]
+        return _problem(filled, _hosts(filled), where, capacity_mbit, base)[0]
     except ConfigError as exc:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(where) else '%s: %s' % (where, msg)) from None
@@ -386,13 +389,17 @@ def _data(raw, hosts):
     return Data(sample_bytes=sample_bytes, generated=tuple(generated))
 
 
-def _problem(raw, hosts, where, capacity_mbit=None):
+def _problem(raw, hosts, where, capacity_mbit=None, base=None):
     """(Problem, Model, Data) of a filled mapping: one device's period at capacity_mbit
-    (None: the capacity's, when it is constant; constant capacities that differ per
-    device weigh each device's channel)."""
+    (None: the capacity's, a trace's mean over the run when base says where its file is;
+    capacities that differ per device weigh each device's channel)."""
     rates = ()
     if capacity_mbit is None:
         each = _constant_capacities(raw['capacity'], hosts, where)
+        if each is None and base is not None:
+            length_s = _period_s(raw) * raw['periods']
+            each = [float(trace.mean_between(0.0, length_s))
+                    for trace, _ in _channels(raw, hosts, base)[0]]
         capacity_mbit = sum(each) / len(each) if each else 0.0
         if each and len(set(each)) > 1 and capacity_mbit > 0:
             # Channels of their own at constant rates: the solver weighs each one.
@@ -492,9 +499,10 @@ def _link(raw, hosts, base, period_s, trace_files):
             raise ConfigError('capacity_down: only a duplex medium has a download capacity')
         capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
     step_s = _within(duration_s(raw['step'], 'step'), MIN_STEP_S, period_s, 'step')
-    own_channels = tuple(trace for trace, _ in channels) if own else ()
+    own_channels = traces.Channels([trace for trace, _ in channels], step_s,
+                                   period_s * raw['periods']) if own else ()
     if own:
-        capacity = traces.fleet_of(list(own_channels), step_s, period_s * raw['periods'])
+        capacity = own_channels.fleet
         cap_file = None
         trace_files.update({'capacity[%s]' % h: f for h, (_, f) in zip(hosts, channels)
                             if f})
@@ -584,11 +592,8 @@ def _resolve(given, raw, path, base):
     code_limit_s = _policies(raw, base)
     problem, model, data = _problem(raw, hosts, path, capacity_mbit=float(
         link.capacity.rate_at(0.0)))
-    rates = ()
-    if link.channels:
-        rates = tuple(float(r) for r in traces.relative_rates(
-            [c.as_link(link.step_s, link.step_s) for c in link.channels], 0.0, link.step_s))
-    problem = dataclasses.replace(problem, rates=rates)
+    problem = dataclasses.replace(problem, rates=link.channels.relative_between(
+        0.0, link.step_s) if link.channels else ())
     control = _control(raw, problem, link.step_s)
     paths = _paths(raw, hosts, base, trace_files)
     compute_s = _within(duration_s(raw['edge']['compute_per_sample'],

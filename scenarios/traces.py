@@ -26,6 +26,7 @@ Every problem is one ``ConfigError`` naming the file and line; lines are read bo
 """
 
 import calendar
+import collections.abc
 import csv
 import logging
 import math
@@ -187,22 +188,52 @@ class Trace:
                 'duration_s': self.duration_s, 'steps': int(len(self.times_s))}
 
 
-def fleet_of(channels, step_s, length_s):
-    """The fleet's capacity of per-device channels (Traces): at each replay step of step_s
-    over length_s the mean of the channels as the link applies them (link_steps), a
-    step function that holds its last step past length_s."""
-    rates = np.mean([c.link_steps(step_s, length_s)[0] for c in channels], axis=0)
-    return Trace(np.arange(len(rates)) * step_s, rates, len(rates) * step_s,
-                 'the mean of %d channels' % len(channels), loop=False)
+class Channels(collections.abc.Sequence):
+    """Per-device channels (Traces, in device order) as the link applies them at each
+    replay step of step_s over length_s (link_steps): the one home of their mean (the
+    fleet's capacity, ``fleet``) and of each one relative to it, for the scenario's first
+    plan, the Mininet replayer, the fluid backend and what oracle knows.  A sequence of
+    the Traces as given (what a forecast reads)."""
 
+    def __init__(self, each, step_s, length_s):
+        self.each = tuple(each)
+        self.step_s, self.length_s = step_s, length_s
+        stepped = [c.link_steps(step_s, length_s) for c in self.each]
+        self.rates = np.array([r for r, _ in stepped])          # [device, step] Mbit/s
+        self.clipped = np.any([c for _, c in stepped], axis=0)  # per step
+        times = np.arange(self.rates.shape[1]) * step_s
+        end = self.rates.shape[1] * step_s
+        self.links = [Trace(times, r, end, c.source, loop=False)
+                      for r, c in zip(self.rates, self.each)]
+        self.fleet = Trace(times, self.rates.mean(axis=0), end,
+                           'the mean of %d channels' % len(self.each), loop=False)
 
-def relative_rates(channels, start_s, end_s):
-    """Each channel's mean over [start_s, end_s) relative to their mean (the rates a
-    plan on per-device channels is made with: a device at 2 gets twice the fleet's
-    mean from a share)."""
-    means = np.maximum([c.mean_between(start_s, end_s) for c in channels],
-                       MIN_CAPACITY_MBIT)
-    return means / np.mean(means)
+    def __getitem__(self, index):
+        return self.each[index]
+
+    def __len__(self):
+        return len(self.each)
+
+    def relative_steps(self):
+        """[each channel's rate relative to the fleet's] at each step."""
+        return (self.rates / self.fleet.rate_mbit).T
+
+    def means_between(self, start_s, end_s):
+        """Each channel's mean over [start_s, end_s), as the link applies it."""
+        return [float(link.mean_between(start_s, end_s)) for link in self.links]
+
+    def relative_between(self, start_s, end_s):
+        """Each channel's mean over [start_s, end_s) relative to the fleet's (the rates
+        a plan on per-device channels is made with: a device at 2 gets twice the fleet's
+        mean from a share)."""
+        fleet = max(float(self.fleet.mean_between(start_s, end_s)), MIN_CAPACITY_MBIT)
+        return tuple(max(m, MIN_CAPACITY_MBIT) / fleet
+                     for m in self.means_between(start_s, end_s))
+
+    def shifted(self, offset_s):
+        """The channels each started offset_s into itself (Trace.shifted)."""
+        return Channels([c.shifted(offset_s) for c in self.each], self.step_s,
+                        self.length_s)
 
 
 def constant(rate_mbit, duration_s=3600.0):

@@ -262,11 +262,11 @@ def test_the_fluid_backend_carries_each_device_at_its_share_of_its_own_channel(
 def test_the_replayer_applies_each_channel_relative_to_their_mean():
     from edgecollab.scenarios import traces
     from edgecollab.scenarios.replay import Replayer
-    channels = {'d1': traces.constant(30.0), 'd2': traces.steps([10.0, 2.0], 0.1)}
-    fleet = traces.fleet_of(list(channels.values()), 0.1, 0.3)
+    channels = traces.Channels([traces.constant(30.0), traces.steps([10.0, 2.0], 0.1)],
+                               0.1, 0.3)
     applied = []
-    replayer = Replayer(fleet, 0.1, 0.3, lambda c, rates: applied.append((c, rates)),
-                        time.monotonic(), channels)
+    replayer = Replayer(channels.fleet, 0.1, 0.3, lambda c, rates: applied.append((c, rates)),
+                        time.monotonic(), channels, ['d1', 'd2'])
     replayer.run()
     assert applied[0][0] == pytest.approx(20.0)
     assert applied[0][1] == pytest.approx({'d1': 1.5, 'd2': 0.5})

@@ -41,9 +41,9 @@ def agent_processes():
 def at(run, offset_s, action):
     """Run action at offset_s of the run's clock (in a thread)."""
     def later():
-        while run.t0 is None:           # set when the periods' clock starts
+        while run.clock.t0 is None:           # set when the periods' clock starts
             time.sleep(0.05)
-        time.sleep(max(0.0, run.t0 + offset_s - time.monotonic()))
+        time.sleep(max(0.0, run.clock.t0 + offset_s - time.monotonic()))
         action()
     threading.Thread(target=later, daemon=True).start()
 
@@ -180,8 +180,8 @@ def test_cli_option_leaves_the_user_at_the_mininet_cli(tmp_path):
 def test_a_device_agent_that_does_not_start_stops_the_run_with_its_name(tmp_path, monkeypatch):
     from edgecollab.topologies.emulation import Emulation
     from edgecollab.errors import EdgecollabError
-    from edgecollab.scenarios import mininet_backend as runner
-    monkeypatch.setattr(runner, 'AGENT_START_S', 3.0)
+    from edgecollab.scenarios import agents
+    monkeypatch.setattr(agents, 'AGENT_START_S', 3.0)
     real_popen = Emulation.popen
 
     def popen(self, name, argv, **kwargs):

@@ -44,6 +44,7 @@ LAYERS = [
                    'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
                    'edgecollab.scenarios.replay', 'edgecollab.scenarios.results']),
     ('runner', ['edgecollab.scenarios.agents', 'edgecollab.scenarios.meter',
+                'edgecollab.scenarios.clock',
                 'edgecollab.scenarios.mininet_backend', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe', 'edgecollab.scenarios.corpus']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',

@@ -163,9 +163,9 @@ def test_killed_edge_agent_fails_the_period_and_the_next_one_works(tmp_path):
 
     def faults(run):
         def inject():
-            time.sleep(run.t0 + scenario.control.period_s * 1.3 - time.monotonic())
+            time.sleep(run.clock.t0 + scenario.control.period_s * 1.3 - time.monotonic())
             run.kill_edge()
-            time.sleep(run.t0 + scenario.control.period_s * 1.9 - time.monotonic())
+            time.sleep(run.clock.t0 + scenario.control.period_s * 1.9 - time.monotonic())
             run.restart_edge()
         threading.Thread(target=lambda: (time.sleep(2), inject()), daemon=True).start()
     run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX,
@@ -228,7 +228,7 @@ def test_sequential_period_uploads_then_sends_the_model(tmp_path):
     assert all(f['down'] == 0 and f['up'] > 0 for f in up.values()), up
     assert all(f['up'] == 0 and f['down'] > 0 for f in down.values()), down
     (u0, u1), (m0, m1) = fluid_phases(run)
-    assert abs((t_down - run.t0) - m0) < 0.05, (t_down - run.t0, m0)
+    assert abs((t_down - run.clock.t0) - m0) < 0.05, (t_down - run.clock.t0, m0)
     assert m0 >= u1 + scenario.problem.update_s - 1e-9
     rows = rows_of(tmp_path / 'out')
     assert len(rows) == 2 and all(r['model_ok'] == 'True' for r in rows), rows
@@ -256,9 +256,9 @@ def test_stopping_a_sequential_run_cancels_its_pending_model_phase(tmp_path):
         run.run()
     stopped = time.monotonic()
     (_, _), (m0, _) = fluid_phases(run)
-    time.sleep(max(0.0, run.t0 + m0 + 0.5 - time.monotonic()))
+    time.sleep(max(0.0, run.clock.t0 + m0 + 0.5 - time.monotonic()))
     assert len(calls) == 1 and all(f['down'] == 0 for f in calls[0][1].values()), calls
-    assert run.t0 + m0 > stopped, 'the model phase began before the stop: test too slow'
+    assert run.clock.t0 + m0 > stopped, 'the model phase began before the stop: test too slow'
     assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)
                 and t.is_alive()]
     assert not our_processes()

@@ -174,6 +174,21 @@ def test_solve_cli_json():
     assert all(result['optimal']['accuracy'] >= a['accuracy'] - 1e-6 for a in result.values())
 
 
+def test_solve_plans_a_capacity_trace_at_its_mean_over_the_run(tmp_path):
+    # One resolver: a trace (relative to the scenario's folder) counts at its mean over
+    # period x periods, not at 0.
+    (tmp_path / 'steps.txt').write_text('0 10\n5 30\n10 90\n')
+    path = tmp_path / 'trace.yaml'
+    path.write_text('capacity: {trace: steps.txt, loop: false}\nperiod: 10s\nperiods: 1\n')
+    out = subprocess.run([sys.executable, '-m', 'edgecollab.cli', 'solve', '--scenario',
+                          str(path), '--json'], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result['capacity_mbit'] == pytest.approx(20.0)
+    assert result['policies']['optimal']['feasible']
+
+
 @pytest.mark.parametrize('args,message', [
     (['--capacity', 'fast'], 'capacity'),
     (['--policies', 'greedy'], 'unknown policy'),

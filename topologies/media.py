@@ -47,6 +47,11 @@ class Medium:
             return [(UP, up), (DOWN, down)]
         return [('both ways', up + down)]
 
+    def groups(self, devices):
+        """The devices in groups that each share one budget: each device alone on a
+        medium with a budget per device, else the whole fleet together."""
+        return [[d] for d in devices] if self.per_device else [list(devices)]
+
     def __str__(self):
         return self.name
 
