@@ -345,7 +345,11 @@ class DeviceAgent:
         digest, got, total, error = None, held, None, ''
         watch = PlanWatch(self, plan)
         try:
-            while time.time() < deadline and (total is None or got < total):
+            # Until the deadline, while the checkpoint is not whole or a revision came
+            # (one that came while no fetch was under way to cut, or after the old one
+            # arrived whole: the controller plans with the revision).
+            while time.time() < deadline and (total is None or got < total or
+                                              watch.revised.is_set()):
                 revised = watch.take()
                 if revised is not None:
                     # The controller replaced the checkpoint: fetch the new one whole.
@@ -432,6 +436,10 @@ class DeviceAgent:
             stop.start()
             if watch is not None:
                 watch.raw = r.raw                 # a revision cuts this fetch
+                if watch.revised.is_set():        # or came before it could: none read
+                    stop.cancel()
+                    watch.raw = None
+                    return digest, got, total
             try:
                 with open(path, 'ab' if offset else 'wb') as out:
                     while got < total and time.time() < deadline:

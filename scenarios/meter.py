@@ -17,6 +17,10 @@ DIRECTIONS = (Direction.UP, Direction.DOWN)
 # Data within this share of its volume counts as delivered (HTTP framing, the goodput
 # estimate); a checkpoint keeps at least this share left until its download ends.
 DELIVERED_WITHIN = 0.02
+# ... and at least this many bytes (the rest of a small resumed part: its 2% is a few
+# KB, a share too small to move its last segments by the deadline; measured: a 134 KB
+# rest resumed at a 3G trough missed by 4 KB).
+MIN_LEFT_BYTES = 64 * 1024
 
 
 class Meter:
@@ -83,5 +87,5 @@ class Meter:
             need = period.model_left[name]
             down = got[Direction.DOWN] - down_offset.get(name, 0.0)    # of this checkpoint
             remaining[(name, Direction.DOWN)] = 0.0 if need <= 0 or name in ended else \
-                max(need - down, DELIVERED_WITHIN * need)
+                max(need - down, min(need, max(DELIVERED_WITHIN * need, MIN_LEFT_BYTES)))
         return remaining

@@ -101,6 +101,7 @@ class PolicyRun(Transport):
         self.counters_start = None   # the link's class counters at the period's start
         self.trained_bytes = {}      # device -> the data its period's checkpoint learns
         self.down_offset = {}        # device -> download bytes of a replaced checkpoint
+        self.revisions = {}          # (period, device) -> the revision its plan names
         self.window = None           # (Period, counters at its start) under way
         self.last_check = 0.0
         self.checked = None          # the counters at the last control step
@@ -267,6 +268,7 @@ class PolicyRun(Transport):
                                                       'model': a.model})
         if revision is None:
             return
+        self.revisions[(k, device)] = revision
         (_, u1), _ = period.phases
         self._order(k, self.wall_time(period.start_s + u1),
                     {device: self._checkpoint_order(k, device, a)}, delay=0.0,
@@ -327,10 +329,21 @@ class PolicyRun(Transport):
             status = 'ok' if report else 'no report'
             problems = [report.get('upload_error')] + (
                 [report.get('model_error')] if a.model_bytes > 0 else [])
+            model_ok = bool(report.get('model_ok'))
+            planned = self.revisions.pop((k, name), 0)
+            if model_ok and a.model_bytes > 0 and report.get('revision', 0) < planned:
+                # The device deployed a checkpoint its plan no longer names: not the one
+                # scored, so not counted as delivered.
+                model_ok = False
+                problems.append('revision %d arrived, the plan names %d' % (
+                    report.get('revision', 0), planned))
+                log.warning('%s period %d: %s deployed revision %d of its checkpoint, '
+                            'the plan names %d', self.policy, k, name,
+                            report.get('revision', 0), planned)
             if any(problems):
                 status = '; '.join(p for p in problems if p)
             outcomes[name] = Received(counts['bytes'], float(report.get('model_bytes', 0)),
-                                     bool(report.get('model_ok')), {
+                                     model_ok, {
                 'efficiency_up': per_class.get((name, Direction.UP)),
                 'efficiency_down': per_class.get((name, Direction.DOWN)), 'status': status,
                 'reported_upload_bytes': report.get('upload_bytes'),

@@ -367,3 +367,32 @@ def test_a_resumed_download_fetches_the_revision_whose_part_it_holds(tmp_path):
     assert agent._checkpoint_url(1, resumed).endswith('/v1/checkpoints/d1/1?revision=1')
     assert agent._checkpoint_url(2, {'period': 2, 'revision': 3}).endswith('/2?revision=3')
     assert agent._checkpoint_url(2, {'period': 2}).endswith('/v1/checkpoints/d1/2')
+
+
+def test_a_revision_that_no_fetch_was_under_way_to_cut_is_still_fetched(tmp_path,
+                                                                         monkeypatch):
+    # The controller replaces the checkpoint while no fetch is under way for the watch
+    # to cut (the first request found the checkpoint not ready, the next one had not
+    # begun): the old checkpoint arrives whole, and the device must still fetch and
+    # report the revision its plan now names.
+    from edgecollab.nodes import device as device_mod
+    agent = make_agent(tmp_path)
+    now = time.time()
+    plan = {'period': 3, 'revision': 0, 'model_bytes': 100, 'model': 'yolov8s',
+            'download_window': [now, now + 30]}
+    monkeypatch.setattr(device_mod, 'REVISION_POLL_S', 0.05)
+    monkeypatch.setattr(agent, '_get_plan', lambda after: dict(
+        plan, revision=1, model_bytes=200, model='yolov8m'))
+    fetched = []
+
+    def fetch(url, path, offset, deadline, watch=None):
+        fetched.append(url)
+        time.sleep(0.3)                  # longer than a poll: the revision is seen
+        with open(path, 'wb') as out:
+            out.write(b'x' * 10)
+        return 'digest', 10, 10
+    monkeypatch.setattr(agent, '_fetch', fetch)
+    monkeypatch.setattr(agent, '_deploy', lambda path, digest, plan: {'model_ok': True})
+    result = agent.download(plan)
+    assert fetched[0].endswith('/v1/checkpoints/d1/3') and fetched[-1].endswith('?revision=1')
+    assert result['revision'] == 1 and result['model_ok']
