@@ -241,17 +241,24 @@ def _capacity(spec, where, base_dir):
     return trace_of(spec, where, base_dir)
 
 
+# The defaults of a trace mapping's own keys (capacity and delay traces alike; its
+# column keys' defaults are traces.Reading's).
+TRACE_DEFAULTS = {'format': TraceFormat.AUTO, 'scale': 1.0, 'loop': True, 'offset': 0,
+                  'start': 0}
+
+
 def trace_of(spec, where, base_dir, bin_s=traces.DEFAULT_STEP_S, link=True):
     """(Trace, file path) of a trace mapping (its file relative to base_dir): read with
     its column keys, cut to its window, scaled and offset; link: also refused when it
     reaches more than a link may have (the trace tools inspect any file)."""
     path = _trace_file(spec, where, base_dir)
-    trace = traces.load(path, spec.get('format', 'auto'), bin_s=bin_s,
+    spec = dict(TRACE_DEFAULTS, **spec)
+    trace = traces.load(path, spec['format'], bin_s=bin_s,
                         reading=_reading(spec, where)).window(*_window(spec, where))
-    offset = str(spec.get('offset', 0)).strip()
+    offset = str(spec['offset']).strip()
     sign = -1.0 if offset.startswith('-') else 1.0
     offset_mbit = sign * rate_mbit(offset.lstrip('-'), '%s.offset' % where)
-    trace = trace.transformed(spec.get('scale', 1.0), offset_mbit, spec.get('loop', True))
+    trace = trace.transformed(spec['scale'], offset_mbit, spec['loop'])
     peak = float(np.max(trace.rate_mbit))
     if link and peak > MAX_CAPACITY_MBIT:
         # The same bound as a constant's: the link layer shapes at most this much.
@@ -280,7 +287,7 @@ def _reading(spec, where):
 
 def _window(spec, where):
     """(start_s, duration_s or None) of a trace mapping's start and duration keys."""
-    start = duration_s(spec.get('start', 0), '%s.start' % where)
+    start = duration_s(spec['start'], '%s.start' % where)
     length = spec.get('duration')
     return start, None if length is None else _positive(
         duration_s(length, '%s.duration' % where), '%s.duration' % where)
@@ -317,20 +324,19 @@ def _delay(spec, where, base_dir, trace_files):
         return _within(duration_s(spec, where) * 1000, DELAY_MS[0], DELAY_MS[1], where,
                        'ms'), None
     path = _trace_file(spec, where, base_dir)
-    fmt = spec.get('format', 'auto')
-    fmt = traces.detect(path) if fmt == TraceFormat.AUTO else fmt
+    spec = dict(TRACE_DEFAULTS, **spec)
+    fmt = traces.detect(path) if spec['format'] == TraceFormat.AUTO else spec['format']
     if fmt == TraceFormat.MAHIMAHI:
         raise ConfigError('%s.trace: %s reads as a Mahimahi packet trace; a delay trace '
                           'has two columns, time and delay in ms' % (where, spec['trace']))
     trace = traces.load(path, fmt, spec.get('column', 'delay_ms'))
-    scale = spec.get('scale', 1.0)
-    values = [float(v) * scale for v in trace.rate_mbit]
+    values = [float(v) * spec['scale'] for v in trace.rate_mbit]
     if max(values) > DELAY_MS[1]:
         raise ConfigError('%s.trace: %s holds a delay of %g ms, above %g ms'
                           % (where, spec['trace'], max(values), DELAY_MS[1]))
     trace_files[where] = path
     steps = paths_mod.DelaySteps(tuple(float(t) for t in trace.times_s), tuple(values),
-                                 float(trace.duration_s), spec.get('loop', True))
+                                 float(trace.duration_s), spec['loop'])
     return steps.mean_ms, steps
 
 
