@@ -24,11 +24,13 @@ from edgecollab.wire import GOODPUT_PER_WIRE, MTU_FRAME
 from edgecollab.topologies.emulation import Emulation
 from edgecollab.errors import EdgecollabError, UnsupportedError
 from edgecollab.topologies.iperf import Flow, mean_between
-from edgecollab.topologies import paths
+from edgecollab.kinds import DelayEngine, words
 from edgecollab.topologies.star import EdgeStar
 from benchmarks.baseline import TCLinkStar, offload_off
 from benchmarks.report import emit
 from edgecollab.ready import sleep_until
+
+ENGINES = words(DelayEngine)
 
 
 def window(smaller_share_mbit, segments):
@@ -91,13 +93,13 @@ def main():
                         help='round trips added after the shaper, ms, comma separated')
     parser.add_argument('--engine', default='auto',
                         help='what imposes the round trip: %s, or a comma-separated list '
-                        'to compare (default auto)' % ' | '.join(paths.ENGINES))
+                        'to compare (default auto)' % ' | '.join(ENGINES))
     parser.add_argument('--out', default='benchmarks/results/fidelity.json')
     args = parser.parse_args()
     engines = args.engine.split(',')
-    unknown = [e for e in engines if e not in paths.ENGINES]
+    unknown = [e for e in engines if e not in ENGINES]
     if unknown:
-        parser.error('unknown engine %s (known: %s)' % (unknown[0], ', '.join(paths.ENGINES)))
+        parser.error('unknown engine %s (known: %s)' % (unknown[0], ', '.join(ENGINES)))
     rows, skipped = [], set()
     for capacity, split, rtt, congestion, engine in itertools.product(
             [float(v) for v in args.capacities.split(',')],

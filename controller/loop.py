@@ -384,12 +384,9 @@ class ControlLoop:
     def future(self, start_s):
         """(mean capacity, rates) the period starting at start_s will really have (what
         only oracle may know)."""
-        s = self.scenario
-        end = start_s + s.control.period_s
-        if not s.link.channels:
-            return s.link.capacity.mean_between(start_s, end), ()
-        return s.link.capacity.mean_between(start_s, end), \
-            s.link.channels.relative_between(start_s, end)
+        link = self.scenario.link
+        end = start_s + self.scenario.control.period_s
+        return link.capacity.mean_between(start_s, end), link.rates_between(start_s, end)
 
     def _settle(self, period):
         """Learn which of period's checkpoints arrived (the devices' reports): the
@@ -420,7 +417,8 @@ class ControlLoop:
         problem = dataclasses.replace(self.problem, rates=rates)
         plan_ = planner.plan(problem, name, s.data.generated, capacity, future_mbit=future,
                              future_rates=future_rates,
-                             efficiency=efficiency, ratio=s.control.ratio, floor=s.control.floor,
+                             efficiency=efficiency, ratio=s.control.ratio,
+                             floor=s.control.floor,
                              kept=[h.kept(s.control.drift) for h in self.known],
                              inflight=[self.inflight.get(d) for d in self.devices])
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
@@ -470,7 +468,8 @@ class ControlLoop:
             self.efficiency.update(measured)
             efficiency = dict(self.efficiency)
         self.state.set_efficiency(efficiency)
-        off = {d: e for d, e in efficiency.items() if abs(e - 1) > self.scenario.control.tolerance}
+        tolerance = self.scenario.control.tolerance
+        off = {d: e for d, e in efficiency.items() if abs(e - 1) > tolerance}
         if off:
             self.state.note('%s: goodput differs from plan: %s' % (self.label, ', '.join(
                 '%s %.3f' % kv for kv in sorted(off.items()))))
@@ -580,7 +579,7 @@ class ControlLoop:
         s = self.scenario
         end = period.start_s + s.control.period_s
         mean_cap = s.link.capacity.mean_between(period.start_s, end)
-        own = s.link.channels.means_between(period.start_s, end) if s.link.channels else []
+        own = s.link.channel_means_between(period.start_s, end)
         link_bytes = link_capacity_bytes(self.problem, mean_cap, s.control.period_s, own)
         channels = own or [mean_cap] * len(self.devices)
         rows = []

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecollab.kinds import Medium, Timing, words
+from edgecollab.kinds import Medium, Timing, member
 from edgecollab.topologies import media
 from edgecollab.controller.accuracy import AccuracyModel
 from edgecollab.errors import ConfigError
@@ -91,12 +91,9 @@ class Problem:
                 raise ConfigError('%s must be > 0, got %r' % (name, getattr(self, name)))
         if self.min_model_bytes <= 0 or self.max_model_bytes < self.min_model_bytes:
             raise ConfigError('need 0 < min_model_bytes <= max_model_bytes')
-        if self.timing not in words(Timing):
-            raise ConfigError('timing %r is unknown (known: %s)' % (self.timing,
-                                                                   ', '.join(words(Timing))))
         medium = media.get(self.medium)
         # The words a caller may give, held as the members they name.
-        object.__setattr__(self, 'timing', Timing(self.timing))
+        object.__setattr__(self, 'timing', member(Timing, self.timing, 'timing'))
         object.__setattr__(self, 'medium', medium.name)
         if self.rates and (not medium.channels or not all(
                 isinstance(r, (int, float)) and math.isfinite(r) and r > 0

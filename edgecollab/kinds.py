@@ -8,6 +8,8 @@ objects elsewhere, keyed by these members (``topologies.media.MEDIA``).
 
 import enum
 
+from edgecollab.errors import ConfigError
+
 
 class Medium(enum.StrEnum):
     """How the devices' transfers share the bottleneck (topologies/media.py)."""
@@ -83,3 +85,13 @@ class Reason(enum.StrEnum):
 def words(kind):
     """The words of a closed set, in its order (for schemas, choices and messages)."""
     return [member.value for member in kind]
+
+
+def member(kind, value, what):
+    """The member of the closed set kind that value names (a word or a member);
+    ConfigError 'WHAT VALUE is unknown (known: ...)' otherwise."""
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        raise ConfigError('%s %r is unknown (known: %s)'
+                          % (what, value, ', '.join(words(kind)))) from None

@@ -105,16 +105,9 @@ def repeat_offsets(scenario, repeat):
 def repetition(scenario, r, repeat):
     """Repetition r of repeat: seed + r - 1, its traces started at its offset."""
     offset = repeat_offsets(scenario, repeat)[r - 1]
-    link, changes = scenario.link, {}
-    if offset and link.channels:
-        changes['channels'] = link.channels.shifted(offset)
-        changes['capacity'] = changes['channels'].fleet
-    elif offset:
-        changes['capacity'] = link.capacity.shifted(offset)
-        if link.capacity_down is not None:
-            changes['capacity_down'] = link.capacity_down.shifted(offset)
     return dataclasses.replace(scenario, seed=scenario.seed + r - 1,
-                               link=dataclasses.replace(link, **changes))
+                               link=scenario.link.shifted(offset) if offset else
+                               scenario.link)
 
 
 def _run_all(scenario, names, out, backend, repeat, statuses, run_args):

@@ -115,8 +115,7 @@ class FluidTransport(Transport):
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
                                   s.link.capacity.mean_between(t, t_next), end - t_next,
                                   carried / (t_next - t) / 1e6,
-                                  dict(zip(self.devices, s.link.channels.relative_between(
-                                      t, t_next) if s.link.channels else ())))
+                                  dict(zip(self.devices, s.link.rates_between(t, t_next))))
             t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}

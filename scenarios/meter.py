@@ -73,9 +73,10 @@ class Meter:
 
     def remaining(self, period, devices, before, counters, ended, down_offset):
         """{(device, direction): bytes still to move} of each of devices in period (a
-        loop Period) from the counters at its start (before) and now: the device's data and its checkpoint
-        (the part not yet sent, when resumed); ended: the devices whose download has
-        ended; down_offset: {device: download bytes of a checkpoint replaced}."""
+        loop Period) from the counters at its start (before) and now: the device's data
+        and its checkpoint (the part not yet sent, when resumed); ended: the devices
+        whose download has ended; down_offset: {device: download bytes of a checkpoint
+        replaced}."""
         remaining = {}
         for name in devices:
             got = self.class_goodput(name, before, counters)[1]

@@ -368,7 +368,7 @@ class PolicyRun(Transport):
             except EdgecollabError as exc:
                 # The network is broken (its delay line died): the run stops with it.
                 self.broken = exc
-                self.clock.stopping.set()
+                self.clock.stop()
                 return
             try:
                 now = time.monotonic()

@@ -60,6 +60,27 @@ class Link:
     # capacity.
     channels: object = ()
 
+    def rates_between(self, start_s, end_s):
+        """Each device's channel over [start_s, end_s) relative to the fleet's
+        capacity; () when the fleet has one capacity."""
+        return self.channels.relative_between(start_s, end_s) if self.channels else ()
+
+    def channel_means_between(self, start_s, end_s):
+        """Each device's channel mean over [start_s, end_s) as the link applies it;
+        [] when the fleet has one capacity."""
+        return self.channels.means_between(start_s, end_s) if self.channels else []
+
+    def shifted(self, offset_s):
+        """The link with its traces started offset_s into themselves (the fleet's
+        capacity the new channels' mean)."""
+        if self.channels:
+            channels = self.channels.shifted(offset_s)
+            return dataclasses.replace(self, channels=channels, capacity=channels.fleet)
+        return dataclasses.replace(
+            self, capacity=self.capacity.shifted(offset_s),
+            capacity_down=None if self.capacity_down is None else
+            self.capacity_down.shifted(offset_s))
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -598,8 +619,7 @@ def _resolve(given, raw, path, base):
     code_limit_s = _policies(raw, base)
     problem, model, data = _problem(raw, hosts, path, capacity_mbit=float(
         link.capacity.rate_at(0.0)))
-    problem = dataclasses.replace(problem, rates=link.channels.relative_between(
-        0.0, link.step_s) if link.channels else ())
+    problem = dataclasses.replace(problem, rates=link.rates_between(0.0, link.step_s))
     control = _control(raw, problem, link.step_s)
     paths = _paths(raw, hosts, base, trace_files)
     compute_s = _within(duration_s(raw['edge']['compute_per_sample'],

@@ -134,7 +134,7 @@ class DelayLine:
                 return
             path = None
             if frame[12:14] == IPV4:
-                at = 26 if direction == Direction.UP else 30        # source, destination address
+                at = 26 if direction == Direction.UP else 30    # source, destination address
                 path = self.paths.get((frame[at:at + 4], direction))
             due = now if path is None else path.due(now, now - self.origin)
             if due is None:

@@ -101,7 +101,8 @@ class Flow:
 def retransmits_between(flow, start_s, end_s):
     """TCP retransmissions the sender of flow counted in intervals inside [start_s, end_s]
     (after result())."""
-    sender = flow.report['server_output_json'] if flow.direction == Direction.DOWN else flow.report
+    sender = flow.report['server_output_json'] if flow.direction == Direction.DOWN \
+        else flow.report
     return sum(i['sum'].get('retransmits', 0) for i in sender['intervals']
                if flow.started_s + i['sum']['start'] >= start_s - 1e-6 and
                flow.started_s + i['sum']['end'] <= end_s + 1e-6)

@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 
 from edgecollab.topologies import media
 from edgecollab.errors import ConfigError
-from edgecollab.kinds import LinkMode, Medium, words
+from edgecollab.kinds import LinkMode, Medium, member
 from edgecollab.shell import runner as default_runner
 from edgecollab.units import tc_rate
 from edgecollab.wire import CONTROL_TOS, MTU_FRAME
@@ -118,9 +118,7 @@ class ShapingConfig:
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
         media.get(self.medium)
-        if self.mode not in words(LinkMode):
-            raise ConfigError('share mode %r is unknown (known: %s)'
-                              % (self.mode, ', '.join(words(LinkMode))))
+        member(LinkMode, self.mode, 'share mode')
         if not 0 < self.ack_fraction <= 0.5:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
@@ -278,7 +276,8 @@ class ShareTree:
         # Never smaller than the airtime the reverse flow's ACKs need, or a direction
         # given nothing would also stall the other one.
         rate = max(self.share_mbit(name, direction), ack + MIN_RATE_MBIT)
-        ceil = rate if self.config.mode == LinkMode.STRICT else max(rate, self.channel_mbit(name))
+        strict = self.config.mode == LinkMode.STRICT
+        ceil = rate if strict else max(rate, self.channel_mbit(name))
         data = max(MIN_RATE_MBIT, rate - ack)
         return rate, ceil, ack, data
 

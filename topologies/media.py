@@ -22,7 +22,6 @@ a ``Medium`` rather than compare names.
 from dataclasses import dataclass
 
 from edgecollab import kinds
-from edgecollab.errors import ConfigError
 
 UP, DOWN = kinds.Direction.UP, kinds.Direction.DOWN
 
@@ -65,8 +64,4 @@ MEDIA = {m.name: m for m in (SHARED, DUPLEX, AIRTIME, ACCESS)}
 
 def get(name):
     """The Medium called name; ConfigError naming the known ones otherwise."""
-    try:
-        return MEDIA[kinds.Medium(name)]
-    except (KeyError, ValueError, TypeError):
-        raise ConfigError('medium %r is unknown (known: %s)'
-                          % (name, ', '.join(kinds.words(kinds.Medium)))) from None
+    return MEDIA[kinds.member(kinds.Medium, name, 'medium')]

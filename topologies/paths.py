@@ -25,12 +25,9 @@ from dataclasses import asdict, dataclass
 
 from edgecollab.topologies import linkshare
 from edgecollab.errors import ConfigError, UnsupportedError
-from edgecollab.kinds import DelayEngine, words
+from edgecollab.kinds import DelayEngine, member
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
-
-ENGINES = tuple(words(DelayEngine))
-
 
 def _check(name, value, high):
     if not 0 <= value <= high:
@@ -160,9 +157,7 @@ def netem_can_express(paths):
 def choose_engine(requested, paths, has_netem):
     """The DelayEngine (netem or userspace) that imposes paths, or None when no path is
     impaired; has_netem() says whether the kernel has netem (asked only when needed)."""
-    if requested not in ENGINES:
-        raise ConfigError('delay_engine %r is unknown (known: %s)'
-                          % (requested, ', '.join(ENGINES)))
+    requested = member(DelayEngine, requested, 'delay_engine')
     if not any(p.impaired for p in paths):
         return None
     if requested == DelayEngine.USERSPACE:
