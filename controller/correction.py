@@ -7,8 +7,7 @@ still needs, the data each device still has waiting, the time left, the capacity
 the efficiency TCP achieves.  A checkpoint is all or nothing, and data counts only for
 a device whose checkpoint arrives, so the checkpoints come first: each gets the share
 that carries its remaining bytes in the remaining time (with MARGIN of headroom), the
-ones needing least first, until the link is spent (when they cannot all arrive, one
-after another: each takes what carries it within a control step); the uploads share the
+ones needing least first, until the link is spent; the uploads share the
 rest in proportion to the data they still have (the data of devices that get a new
 checkpoint this period first: only that data raises this period's accuracy; the others'
 when none is left); what no upload needs goes to the
@@ -40,20 +39,13 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
         return shares
     rate = capacity_mbit * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
     horizon = remaining_s - min(ahead_s, remaining_s / 2)
-    step = min(ahead_s, horizon) if ahead_s > 0 else horizon
     models = sorted(((MARGIN * left / horizon / rate, d)
                      for (d, direction), left in remaining.items()
                      if direction == Direction.DOWN and left > 0))
-    # Not every checkpoint can arrive at this capacity: each, least needy first, takes
-    # what carries it within a control step, one after another rather than side by
-    # side (with one deadline for all, that never finishes fewer, and when the link
-    # falls it finishes more; the bytes of one left short count, as it resumes next
-    # period).
-    hurry = horizon / step if sum(need for need, _ in models) > 1.0 else 1.0
     free = 1.0
     on_time, late = [], []
     for need, d in models:
-        shares[d]['down'] = min(need * hurry, free)
+        shares[d]['down'] = min(need, free)
         free -= shares[d]['down']
         (on_time if shares[d]['down'] >= need else late).append(d)
     uploads = {d: left for (d, direction), left in remaining.items()

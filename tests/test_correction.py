@@ -67,24 +67,3 @@ def test_checkpoints_aim_to_arrive_a_control_step_early():
     late = resplit(remaining, 10.0, {'down': 1.0}, 1.0, ahead_s=1.0)['d1']['down']
     assert late == pytest.approx(min(1.0, 2 * resplit(remaining, 10.0, {'down': 1.0},
                                                       1.0)['d1']['down']))
-
-
-def test_checkpoints_that_cannot_all_arrive_go_one_after_another():
-    # 8 s left at 10 Mbit/s carry 10 MB: 5 MB and 8 MB cannot both arrive.  Side by
-    # side at the rate of their needs, a link that then halves finishes neither; one
-    # after another, the least needy takes the link until it is through.
-    remaining = {('d1', 'down'): 5e6, ('d2', 'down'): 8e6, ('d1', 'up'): 1e6,
-                 ('d2', 'up'): 1e6}
-    new = resplit(remaining, 10.0, FULL, 8.0, ahead_s=1.0)
-    assert new['d1']['down'] == pytest.approx(1.0)
-    assert new['d2']['down'] == new['d1']['up'] == new['d2']['up'] == 0.0
-    # Its last step: it keeps only what carries it within the step; the rest goes on.
-    remaining[('d1', 'down')] = 0.5e6
-    new = resplit(remaining, 10.0, FULL, 7.0, ahead_s=1.0)
-    assert carried(new['d1']['down'], 10.0, 1.0, 1.0) == pytest.approx(0.5e6 * MARGIN)
-    assert new['d2']['down'] == pytest.approx(1.0 - new['d1']['down'])
-    # When all fit, each gets what carries it by the deadline and the uploads the rest.
-    remaining[('d1', 'down')], remaining[('d2', 'down')] = 2e6, 3e6
-    new = resplit(remaining, 10.0, FULL, 8.0, ahead_s=1.0)
-    assert carried(new['d1']['down'], 10.0, 1.0, 7.0) == pytest.approx(2e6 * MARGIN)
-    assert new['d1']['up'] > 0 and new['d2']['up'] > 0
