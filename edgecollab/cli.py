@@ -56,8 +56,8 @@ _REGISTRARS = []
 
 
 def _load_registrars():
-    from edgecollab import cli_run, cli_solve
-    for module in (cli_solve, cli_run):
+    from edgecollab import cli_cluster, cli_run, cli_solve
+    for module in (cli_solve, cli_run, cli_cluster):
         if module.register not in _REGISTRARS:
             _REGISTRARS.append(module.register)
 

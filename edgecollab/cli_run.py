@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 
-from edgecollab.topologies import cleanup
+from edgecollab.topologies import cleanup, cluster
 from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.kinds import Backend, TraceFormat, words
@@ -25,7 +25,7 @@ log = logging.getLogger('edgecollab')
 def _overrides(args):
     """The scenario keys run's flags replace: periods, traces (a corpus), the window
     cut of each trace (start, duration in the capacity mapping)."""
-    overrides = {}
+    overrides = _servers(args)
     if args.periods is not None:
         overrides['periods'] = args.periods
     if args.traces:
@@ -41,6 +41,13 @@ def _overrides(args):
             capacity = {'trace': corpus_files(overrides['traces'], '.')[0]}
         overrides['capacity'] = _windowed(capacity, window)
     return overrides
+
+
+def _servers(args):
+    """The servers key --servers replaces (run and probe)."""
+    if args.servers is None:
+        return {}
+    return {'servers': [name.strip() for name in args.servers.split(',')]}
 
 
 def _has_trace(capacity):
@@ -90,6 +97,9 @@ def _cmd_run(args):
     if args.backend == Backend.MININET and cleanup.lock_is_held():
         raise EdgecollabError('another emulation is running; only one may run at a time '
                               '(after a crash: edgecollab clean)')
+    servers = scenario.cluster.servers
+    if servers.several and args.backend == Backend.MININET:
+        cluster.require(servers)                                # before anything starts
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
     token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
     live = dashboard.Live() if args.dashboard is not None else None
@@ -115,6 +125,9 @@ def _cmd_run(args):
     log.info('*** %s: %d devices, %d periods of %g s, policies %s, backend %s -> %s',
              scenario.name, scenario.devices, scenario.control.periods, scenario.control.period_s,
              ', '.join(names), args.backend, out)
+    if servers.several and args.backend == Backend.MININET:
+        log.info('*** %s; devices: %s', servers.describe(), ', '.join(
+            '%s on %s' % kv for kv in servers.place(scenario.device_names).items()))
     if engine not in ('none', 'fluid (none)'):
         log.info('*** Paths beyond the shaper (%s engine): %s', engine, ', '.join(
             '%s %g ms%s%s' % (name, p.delay_ms,
@@ -295,7 +308,12 @@ def _synthetic(args):
 def _cmd_probe(args):
     from edgecollab.scenarios import probe
     from edgecollab.scenarios.mininet_backend import scenario_topology
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, _servers(args))
+    servers = scenario.cluster.servers
+    if servers.several:
+        cluster.require(servers)
+        log.info('*** %s; devices: %s', servers.describe(), ', '.join(
+            '%s on %s' % kv for kv in servers.place(scenario.device_names).items()))
     rates = dict(zip(scenario.device_names, scenario.problem.rates)) \
         if scenario.link.channels else None
     report = probe.probe(scenario_topology(scenario), rates=rates)
@@ -342,12 +360,22 @@ def register(sub):
                    metavar='PORT', help='serve a live page of the run on '
                    'http://127.0.0.1:PORT/ (default %d; 0: any free port)'
                    % dashboard.DEFAULT_PORT)
+    p.add_argument('--servers', metavar='A,B,...',
+                   help='run across these servers (Mininet Cluster Edition): the first is '
+                        'this machine (localhost), devices placed round robin; overrides '
+                        "the scenario's servers (edgecollab cluster up --local 2 makes two "
+                        'on this machine)')
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser('probe', help="measure a scenario's network: each device's RTT and "
                        'TCP goodput through its share, configured against measured')
     p.add_argument('scenario', help='scenario YAML file')
     p.add_argument('--json', action='store_true', help='print JSON')
+    p.add_argument('--servers', metavar='A,B,...',
+                   help='run across these servers (Mininet Cluster Edition): the first is '
+                        'this machine (localhost), devices placed round robin; overrides '
+                        "the scenario's servers (edgecollab cluster up --local 2 makes two "
+                        'on this machine)')
     p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser('report', help="re-make a results folder's summary, table and plots")

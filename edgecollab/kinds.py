@@ -64,6 +64,12 @@ class Backend(enum.StrEnum):
     FLUID = 'fluid'              # ideal transfers computed, no network
 
 
+class Tunnel(enum.StrEnum):
+    """What carries a cluster's links between servers (topologies/cluster.py)."""
+    VXLAN = 'vxlan'              # a VXLAN device each end (UDP 4789)
+    SSH = 'ssh'                  # Mininet's SSH tunnel: TAP devices over ssh -w
+
+
 class Outcome(enum.StrEnum):
     """What happened to a device in a period (the records' outcome column; their
     meanings: controller/loop.py OUTCOMES)."""

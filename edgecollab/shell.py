@@ -45,19 +45,38 @@ class CommandRunner:
                 self._record.flush()
 
     @staticmethod
-    def _wrap(argv, ns_pid):
-        return (['mnexec', '-a', str(ns_pid)] + list(argv)) if ns_pid else list(argv)
+    def _wrap(argv, ns_pid, via=None):
+        argv = (['mnexec', '-a', str(ns_pid)] + list(argv)) if ns_pid else list(argv)
+        return via + [shlex.join(['sudo', '-n'] + argv)] if via else argv
 
-    def run(self, argv, doing, ns_pid=None, ns_name=None, check=True, timeout=60):
-        """Run argv (in the namespace of process ns_pid if given); return its stdout.
+    @staticmethod
+    def _place(node, ns_pid, ns_name, root):
+        """(ns_pid, ns_name, via) of a command for node (a Mininet node; root: in the
+        root namespace of the server that holds it): via is the SSH command that
+        reaches a node on another server (Mininet Cluster Edition's ``RemoteMixin``)."""
+        if node is None:
+            return ns_pid, ns_name, None
+        via = None
+        if getattr(node, 'isRemote', False):
+            via = [a for a in node.sshcmd if a != '-tt']
+        where = '%s@%s' % (node.name, node.server) if via else node.name
+        return (None if root else node.pid), ('root@%s' % node.server if root and via
+                                              else None if root else where), via
+
+    def run(self, argv, doing, ns_pid=None, ns_name=None, check=True, timeout=60, node=None,
+            root=False):
+        """Run argv (in the namespace of process ns_pid, or of Mininet node node, on
+        the server that holds it; root: in that server's root namespace); return its
+        stdout.
 
         doing: a short phrase for error messages ("set upload share of d3").
         """
         argv = [str(a) for a in argv]
+        ns_pid, ns_name, via = self._place(node, ns_pid, ns_name, root)
         self._note(shlex.join(argv), ns_name)
         try:
-            proc = subprocess.run(self._wrap(argv, ns_pid), capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(self._wrap(argv, ns_pid, via), capture_output=True,
+                                  text=True, timeout=timeout, check=False)
         except FileNotFoundError as exc:
             raise CommandError(doing, argv, 127, str(exc)) from None
         except subprocess.TimeoutExpired:
@@ -67,15 +86,17 @@ class CommandRunner:
             raise CommandError(doing, argv, proc.returncode, proc.stderr or proc.stdout)
         return proc.stdout
 
-    def tc_batch(self, commands, doing, ns_pid=None, ns_name=None, timeout=120):
+    def tc_batch(self, commands, doing, ns_pid=None, ns_name=None, timeout=120, node=None):
         """Run many tc commands (each a list of arguments without the leading 'tc')
-        in one ``tc -batch`` process; a failure names the command that failed."""
+        in one ``tc -batch`` process (in a namespace as ``run``); a failure names the
+        command that failed."""
         if not commands:
             return
         lines = [shlex.join(str(a) for a in cmd) for cmd in commands]
+        ns_pid, ns_name, via = self._place(node, ns_pid, ns_name, False)
         for line in lines:
             self._note('tc ' + line, ns_name)
-        argv = self._wrap(['tc', '-batch', '-'], ns_pid)
+        argv = self._wrap(['tc', '-batch', '-'], ns_pid, via)
         try:
             proc = subprocess.run(argv, input='\n'.join(lines) + '\n', capture_output=True,
                                   text=True, timeout=timeout, check=False)

@@ -262,6 +262,10 @@ def write_metadata(scenario, arguments, out, engine):
             # A corpus run (--traces, traces:): each trace file, its checksum.
             'corpus': [{'path': path, 'sha256': traces.checksum(path)}
                        for path in scenario.corpus],
+            # The servers of a cluster run (topologies/cluster.py): each device's.
+            'servers': {'names': scenario.cluster.servers.names,
+                        'tunnel': scenario.cluster.servers.tunnel,
+                        'devices': scenario.cluster.servers.place(scenario.device_names)},
             'paths': {'engine': engine,
                       'devices': {name: p.as_dict() for name, p in
                                   zip(scenario.device_names, scenario.paths.each)}}}

@@ -64,7 +64,8 @@ def scenario_topology(s, prefix='ec', mode=None):
                                               MIN_CAPACITY_MBIT),
                     medium=s.link.medium, mode=mode, ack=s.link.ack,
                     paths=dict(zip(s.device_names, s.paths.each)), delay_engine=s.paths.engine,
-                    seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix)
+                    seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix,
+                    servers=s.cluster.servers)
 
 
 class PolicyRun(Transport):

@@ -37,6 +37,7 @@ from edgecollab.scenarios.schema import (MAX_CHECKPOINT_BYTES, MAX_CODE_LIMIT_S,
 from edgecollab.topologies import media
 from edgecollab.topologies import paths as paths_mod
 from edgecollab.topologies.addressing import device_name, is_device
+from edgecollab.topologies.cluster import LOCALHOST, Servers
 from edgecollab.topologies.linkshare import (DELAY_MS, MAX_CAPACITY_MBIT, MIN_CAPACITY_MBIT,
                                              QUEUE_MS)
 from edgecollab.units import duration_s, rate_mbit, size_bytes
@@ -145,6 +146,14 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """The servers a Mininet run spreads over, where each device is and the tunnels
+    between them (``topologies/cluster.py``)."""
+    DEFAULTS: ClassVar[dict] = {'servers': [LOCALHOST], 'placement': {}, 'tunnel': 'vxlan'}
+    servers: Servers
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A resolved scenario: its sections, the solver's view of one device's period
     (``problem``) and where its files are."""
@@ -164,6 +173,7 @@ class Scenario:
     trace_files: dict = field(default_factory=dict)
     # A corpus run's trace files (scenario key traces), each in place of the capacity's.
     corpus: tuple = ()
+    cluster: Cluster = Cluster(Servers())
 
     @property
     def duration_s(self):
@@ -176,7 +186,7 @@ class Scenario:
         return [device_name(i) for i in range(1, self.devices + 1)]
 
 
-SECTIONS = (Scenario, Link, Paths, Data, Model, Control, Workload)
+SECTIONS = (Scenario, Link, Paths, Data, Model, Control, Workload, Cluster)
 
 
 def default(key):
@@ -633,7 +643,17 @@ def _resolve(given, raw, path, base):
         devices=raw['devices'], seed=raw['seed'], link=link, paths=paths, data=data,
         model=model, control=control, workload=workload, problem=problem,
         trace_files=trace_files,
-        corpus=tuple(corpus_files(raw['traces'], base)) if 'traces' in raw else ())
+        corpus=tuple(corpus_files(raw['traces'], base)) if 'traces' in raw else (),
+        cluster=Cluster(_servers(raw, hosts)))
+
+
+def _servers(raw, hosts):
+    """The Servers of a filled mapping (its placement's devices among hosts)."""
+    unknown = sorted(set(raw['placement']) - set(hosts))
+    if unknown:
+        raise ConfigError('placement: no device %s (devices: %s)' % (
+            unknown[0], ', '.join(hosts[:5]) + (', ...' if len(hosts) > 5 else '')))
+    return Servers.parse(raw['servers'], raw['tunnel'], raw['placement'])
 
 
 def with_workload(scenario, name):

@@ -16,10 +16,12 @@ from jsonschema.exceptions import best_match
 from edgecollab import files
 from edgecollab.controller.accuracy import BYTES_PER_PARAM
 from edgecollab.errors import ConfigError, quoted
-from edgecollab.kinds import DelayEngine, LinkMode, Medium, Menu, Timing, TraceFormat, words
+from edgecollab.kinds import (DelayEngine, LinkMode, Medium, Menu, Timing, TraceFormat,
+                              Tunnel, words)
 from edgecollab.nodes import checkpoint
 from edgecollab.scenarios import traces
 from edgecollab.topologies.addressing import DEVICE_RE, MAX_DEVICES
+from edgecollab.topologies.cluster import MAX_SERVERS
 
 # Every bound a backend holds, checked when a scenario is read, in the scenario's terms
 # (the link layer's own bounds come from it: capacity, queue, delay).
@@ -144,6 +146,13 @@ SCHEMA = {
             'type': 'object', 'additionalProperties': False, 'required': ['name'],
             'properties': {'name': {'type': 'string'}, 'file': {'type': 'string'},
                            'drift': {'type': 'number', 'minimum': 0, 'maximum': 180}}}]},
+        # The servers a Mininet run spreads over (topologies/cluster.py): the first
+        # is this machine; devices placed round robin or by placement; the tunnels.
+        'servers': {'type': 'array', 'minItems': 1, 'maxItems': MAX_SERVERS,
+                    'items': {'type': 'string', 'minLength': 1, 'maxLength': 253}},
+        'placement': {'type': 'object', 'propertyNames': {'pattern': DEVICE_RE.pattern},
+                      'additionalProperties': {'type': 'string', 'minLength': 1}},
+        'tunnel': {'enum': words(Tunnel)},
         'forecast': {'oneOf': [{'type': 'string'}, {
             'type': 'object', 'additionalProperties': False, 'required': ['predictor'],
             'properties': {'predictor': {'type': 'string'}, 'window': QUANTITY}}]},

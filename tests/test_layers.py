@@ -34,11 +34,13 @@ LAYERS = [
         'edgecollab.topologies.star', 'edgecollab.topologies.access',
         'edgecollab.topologies.line', 'edgecollab.topologies.paths',
         'edgecollab.topologies.hosts', 'edgecollab.topologies.delayline',
+        'edgecollab.topologies.cluster',
         'edgecollab.nodes.edge', 'edgecollab.nodes.device']),
     ('control loop and emulation', [
         'edgecollab.controller.service', 'edgecollab.controller.loop',
         'edgecollab.scenarios.fluid_backend', 'edgecollab.topologies.cleanup',
-        'edgecollab.topologies.emulation', 'edgecollab.topologies.iperf']),
+        'edgecollab.topologies.emulation', 'edgecollab.topologies.iperf',
+        'edgecollab.topologies.localcluster']),
     ('scenarios', ['edgecollab.scenarios.traces', 'edgecollab.scenarios.schema',
                    'edgecollab.scenarios.scenario',
                    'edgecollab.scenarios.report', 'edgecollab.scenarios.dashboard',
@@ -48,6 +50,7 @@ LAYERS = [
                 'edgecollab.scenarios.mininet_backend', 'edgecollab.scenarios.experiment',
                 'edgecollab.scenarios.probe', 'edgecollab.scenarios.corpus']),
     ('command line', ['edgecollab.cli', 'edgecollab.cli_run', 'edgecollab.cli_solve',
+                      'edgecollab.cli_cluster',
                       'edgecollab.installcheck']),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

@@ -1,5 +1,7 @@
 """The tc command builders, counters parsing and share checks, without root."""
 
+import types
+
 import pytest
 
 from edgecollab.topologies import linkshare as ls
@@ -80,7 +82,8 @@ def test_the_shaper_leaves_are_byte_fifos_never_netem():
 
 
 def test_a_netem_path_delays_each_way_on_the_device_interface():
-    path = ls.NetemPath('d1-eth0', 'd1-ifb', 30, 1, 500, 1234, 'd1')
+    path = ls.NetemPath('d1-eth0', 'd1-ifb', 30, 1, 500, types.SimpleNamespace(
+        name='d1', pid=1234))
     cmds = path.commands()
     roots = [cmd for cmd in cmds if 'netem' in cmd]
     assert [cmd[3] for cmd in roots] == ['d1-eth0', 'd1-ifb']

@@ -80,5 +80,6 @@ def access_ifb_name(switch, port):
 
 
 def owned_name_pattern(prefix):
-    """A regex matching every root-namespace interface an emulation with prefix creates."""
-    return re.compile(r'^%s[sm]\d+(-eth\d+|-ifbn?|a\d+)?$' % re.escape(prefix))
+    """A regex matching every root-namespace interface an emulation with prefix creates
+    (<prefix>v<N>: a cluster's VXLAN tunnel before it moves into its host)."""
+    return re.compile(r'^%s([sm]\d+(-eth\d+|-ifbn?|a\d+)?|v\d+)$' % re.escape(prefix))

@@ -89,7 +89,7 @@ class MediumBridge(OwnedBridge):
             elif not self.offload:
                 runner.run(['ethtool', '-K', peer.name, 'tso', 'off', 'gso', 'off'],
                            'turn off segmentation offload on %s' % peer.name,
-                           ns_pid=peer.node.pid, ns_name=peer.node.name)
+                           node=peer.node)
         if edge_port is None:
             raise ConfigError('bridge %s has no link to the edge host %r' % (self, self.edge))
         unknown = set(self.access) - set(device_ports)

@@ -19,7 +19,7 @@ import time
 
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
-from edgecollab.topologies import addressing
+from edgecollab.topologies import addressing, cluster
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class RunState:
         self.prefix = prefix
         self.path = state_path(prefix)
         self.processes = []   # [{'pid': int, 'start': int, 'what': str}]
+        self.servers = []     # the other servers of a cluster run (cleaned over SSH)
 
     def add_process(self, pid, what):
         """Record a process group leader started by this emulation."""
@@ -63,7 +64,7 @@ class RunState:
         tmp = self.path + '.tmp'
         with open(tmp, 'w', encoding='utf-8') as out:
             json.dump({'prefix': self.prefix, 'owner': os.getpid(),
-                       'processes': self.processes}, out)
+                       'processes': self.processes, 'servers': self.servers}, out)
         os.replace(tmp, self.path)
 
     @classmethod
@@ -72,7 +73,9 @@ class RunState:
         state = cls(prefix)
         try:
             with open(state.path, encoding='utf-8') as src:
-                state.processes = json.load(src).get('processes', [])
+                saved = json.load(src)
+            state.processes = saved.get('processes', [])
+            state.servers = [s for s in saved.get('servers', []) if isinstance(s, str)]
         except (OSError, ValueError):
             pass
         return state
@@ -213,6 +216,14 @@ def clean(prefix):
         os.unlink(state.path)
     except FileNotFoundError:
         pass
+    # Then what the run left on its other servers: their processes ended with their
+    # SSH sessions above; a tunnel made but not yet moved into its host may be left.
+    for server in state.servers:
+        try:
+            removed += ['%s on %s' % (what, server)
+                        for what in cluster.clean_server(server, prefix)]
+        except EdgecollabError as exc:
+            log.warning('could not clean server %s: %s', server, exc)
     if removed:
         log.info('*** Cleaned %d leftovers of emulation %r', len(removed), prefix)
     return removed

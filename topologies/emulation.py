@@ -16,9 +16,7 @@ import subprocess
 import threading
 import time
 
-from mininet.link import Link
 from mininet.log import setLogLevel
-from mininet.net import Mininet
 from mininet.nodelib import LinuxBridge
 
 from edgecollab import signals
@@ -26,6 +24,7 @@ from edgecollab.topologies import cleanup
 from edgecollab.errors import EdgecollabError
 from edgecollab.shell import runner
 from edgecollab.topologies import addressing
+from edgecollab.topologies.cluster import Servers
 from edgecollab.topologies.line import DelayLineSwitch
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,7 @@ class Emulation:
 
     def __init__(self, topo):
         self.topo = topo
+        self.servers = getattr(topo, 'servers', None) or Servers()
         prefix = addressing.check_prefix(getattr(topo, 'prefix', 'ec'))
         self.prefix = prefix
         self.net = None
@@ -60,9 +60,11 @@ class Emulation:
                 cleanup.clean(self.prefix)
             setLogLevel('error')
             began = time.monotonic()
+            self.state.servers = self.servers.remote()
             self.state.save()
-            self.net = Mininet(topo=self.topo, switch=LinuxBridge, controller=None, link=Link,
-                               build=False, autoSetMacs=False, waitConnected=False)
+            self.net = self.servers.network(self.topo, self.prefix, switch=LinuxBridge,
+                                            controller=None, build=False,
+                                            autoSetMacs=False, waitConnected=False)
             self.net.build()
             for node in self.net.hosts + self.net.switches:
                 self.state.add_process(node.pid, 'shell of %s' % node.name)
@@ -178,7 +180,8 @@ class Emulation:
         dead = _dead_shells(net)
         if dead:
             raise EdgecollabError('the shell of %s is gone: the network was torn down '
-                                  'from outside (another Mininet cleanup?)' % ', '.join(dead))
+                                  'from outside (another Mininet cleanup?) or a server '
+                                  'was lost' % ', '.join(dead))
         now = time.monotonic()
         if self.interfaces and now - self.links_checked >= LINK_CHECK_S:
             self.links_checked = now
@@ -191,12 +194,14 @@ class Emulation:
     def cmd(self, name, argv, doing, timeout=60):
         """Run argv in host name's namespace to completion; return stdout (checked)."""
         host = self.host(name)
-        return runner.run(argv, doing, ns_pid=host.pid, ns_name=name, timeout=timeout)
+        return runner.run(argv, doing, node=host, timeout=timeout)
 
 
 def _dead_shells(net):
     """Names of the nodes of net whose shell has exited."""
-    return [node.name for node in net.hosts + net.switches
+    return [node.name + (' (on %s)' % node.server if getattr(node, 'isRemote', False)
+                         else '')
+            for node in net.hosts + net.switches
             if node.shell is None or node.shell.poll() is not None]
 
 

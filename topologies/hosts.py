@@ -26,10 +26,9 @@ class DataHost(Host):
     def config(self, netem=None, **params):
         result = Host.config(self, **params)
         runner.run(['sysctl', '-q', '-w'] + ['%s=%s' % item for item in TCP_BUFFERS.items()],
-                   'size the TCP buffers of %s' % self.name, ns_pid=self.pid,
-                   ns_name=self.name)
+                   'size the TCP buffers of %s' % self.name, node=self)
         if netem:
             delay_ms, loss_pct, limit = netem
             NetemPath(self.intfs[0].name, '%s-ifb' % self.name, delay_ms, loss_pct, limit,
-                      self.pid, self.name).start()
+                      self).start()
         return result

@@ -22,7 +22,7 @@ def ping_rtts(emu, host, address, count=20, interval_s=0.05):
     ping has none; ping exiting 1 then is not an error here)."""
     out = runner.run(['ping', '-n', '-c', str(count), '-i', str(interval_s), '-W', '2',
                       address], 'ping %s from %s' % (address, host),
-                     ns_pid=emu.host(host).pid, ns_name=host,
+                     node=emu.host(host),
                      timeout=count * interval_s + 30, check=False)
     return rtts_of(out)
 

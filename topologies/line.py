@@ -39,7 +39,7 @@ READY_WAIT_S = 20.0      # a relay's start (a Python interpreter) on a loaded ma
 def offloads_off(node, intf):
     """Turn the offloads the delay line cannot relay off on intf of node."""
     runner.run(['ethtool', '-K', intf] + OFFLOADS_OFF, 'turn offloads off on %s' % intf,
-               ns_pid=node.pid, ns_name=node.name)
+               node=node)
 
 
 class DelayLineSwitch(Switch):

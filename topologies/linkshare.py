@@ -637,12 +637,13 @@ class NetemPath:
 
     intf: the device's data interface; ifb: the IFB's name; delay_ms: one-way delay each
     direction (ms); loss_pct: random loss each direction (percent); limit_packets: each
-    netem's limit (``netem_limit_packets``); ns_pid, ns_name: the device's namespace.
+    netem's limit (``netem_limit_packets``); node: the device's Mininet host (on any
+    server of a cluster).
     """
 
-    def __init__(self, intf, ifb, delay_ms, loss_pct, limit_packets, ns_pid, ns_name,
+    def __init__(self, intf, ifb, delay_ms, loss_pct, limit_packets, node,
                  run=default_runner):
-        self.intf, self.ifb, self.ns_pid, self.ns_name = intf, ifb, ns_pid, ns_name
+        self.intf, self.ifb, self.node, self.ns_name = intf, ifb, node, node.name
         self.delay_ms, self.loss_pct, self.limit_packets = delay_ms, loss_pct, limit_packets
         self.run = run
 
@@ -656,7 +657,7 @@ class NetemPath:
 
     def start(self):
         """Create the IFB in the device's namespace and impose the path."""
-        where = {'ns_pid': self.ns_pid, 'ns_name': self.ns_name}
+        where = {'node': self.node}
         self.run.run(['ip', 'link', 'add', self.ifb, 'type', 'ifb'],
                      'create IFB device %s in %s' % (self.ifb, self.ns_name), **where)
         self.run.run(['ip', 'link', 'set', self.ifb, 'up'], 'bring up %s' % self.ifb, **where)

@@ -26,7 +26,7 @@ from edgecollab.errors import ConfigError
 from edgecollab.kinds import DelayEngine, LinkMode, Medium
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
-from edgecollab.topologies.hosts import DataHost
+from edgecollab.topologies.cluster import LOCALHOST, Servers
 from edgecollab.topologies.line import DelayLineSwitch
 from edgecollab.units import duration_s, rate_mbit
 
@@ -59,13 +59,16 @@ class EdgeStar(Topo):
 
     def build(self, n=2, capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT,
               ack=True, delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec',
-              access=None, offload=False, paths=None, delay_engine=DelayEngine.AUTO, seed=0):
+              access=None, offload=False, paths=None, delay_engine=DelayEngine.AUTO, seed=0,
+              servers=None):
         """n: devices; capacity: C with unit; medium: shared|duplex; mode:
         strict|work-conserving; ack: ACK priority child; delay/jitter/loss: every
         device's path (one-way, each direction), or paths {device: paths.Path};
         delay_engine: auto|userspace|netem; queue: leaf queue length (time); prefix:
         2-4 letters owning every root-namespace name; access: {device: capacity} of
-        per-device access links; offload: keep TSO/GSO; seed: the delay line's losses."""
+        per-device access links; offload: keep TSO/GSO; seed: the delay line's losses;
+        servers: a cluster.Servers (the edge, bridges and delay line on the first, the
+        devices placed on all)."""
         addressing.check_device_count(n)
         self.prefix = addressing.check_prefix(prefix)
         names = [addressing.device_name(i) for i in range(1, n + 1)]
@@ -74,6 +77,14 @@ class EdgeStar(Topo):
                                      duration_s(jitter, 'jitter') * 1000, float(loss))
             paths = {name: uniform for name in names}
         self.paths = {name: paths.get(name, paths_mod.Path()) for name in names}
+        self.servers = servers or Servers()
+        self.placement = self.servers.place(names)
+
+        def where(name):
+            # A host's class and its server (the edge: this machine).
+            server = self.placement.get(name, LOCALHOST)
+            return dict(cls=self.servers.host_class(server),
+                        **({'server': server} if server != LOCALHOST else {}))
         self.seed = seed
         self.engine = paths_mod.choose_engine(
             delay_engine, list(self.paths.values()),
@@ -86,8 +97,9 @@ class EdgeStar(Topo):
                                    access=access or {}, offload=flag(offload, 'offload'),
                                    relayed=line)
         mgmt_sw = self.addSwitch(addressing.mgmt_switch(prefix), cls=ManagementBridge)
-        edge = self.addHost(addressing.EDGE, cls=DataHost,
-                            ip='%s/%d' % (addressing.EDGE_DATA_IP, addressing.PREFIX_LEN))
+        edge = self.addHost(addressing.EDGE,
+                            ip='%s/%d' % (addressing.EDGE_DATA_IP, addressing.PREFIX_LEN),
+                            **where(addressing.EDGE))
         if line:
             relay = self.addSwitch(addressing.DELAY_LINE, cls=DelayLineSwitch, seed=seed,
                                    paths={addressing.device_data_ip(i): {
@@ -104,10 +116,10 @@ class EdgeStar(Topo):
             self._attach(edge, medium_sw, mgmt_sw, addressing.EDGE_MGMT_IP)
         for index in range(1, n + 1):
             name = addressing.device_name(index)
-            device = self.addHost(name, cls=DataHost,
+            device = self.addHost(name,
                                   ip='%s/%d' % (addressing.device_data_ip(index),
                                                 addressing.PREFIX_LEN),
-                                  netem=self._netem(self.paths[name], shaping))
+                                  netem=self._netem(self.paths[name], shaping), **where(name))
             self._attach(device, medium_sw, mgmt_sw, addressing.device_mgmt_ip(index))
 
     def _netem(self, path, shaping):
