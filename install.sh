@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")"
 need=""
 for tool in mnexec:mininet iperf3:iperf3 ping:iputils-ping brctl:bridge-utils \
-            tc:iproute2 ethtool:ethtool chromium:chromium chromedriver:chromium-driver; do
+            tc:iproute2 ethtool:ethtool chromium:chromium chromedriver:chromium-driver \
+            sshd:openssh-server sudo:sudo ssh:openssh-client; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need="$need ${tool#*:}"
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need="$need python3-venv"

@@ -14,7 +14,11 @@ loads its classes at 50% and 95% of their shares (a ping train of full frames ea
 below the share, so the shaper holds no queue and what remains is the delay line's
 error).  Under saturating TCP a ping would measure the shaper's queue, not the line.
 
-    .venv/bin/python -m benchmarks.scale [--sizes 10,50,100,200] [--delays 5,10,20,40]
+    .venv/bin/python -m benchmarks.scale [--sizes 10,50,100,200] [--delays 5,10,20,40] \\
+        [--servers localhost,10.251.0.2]
+
+``--servers`` places the devices round robin on several servers (docs/cluster.md); the
+bottleneck and the delay line stay on this machine.
 """
 
 import argparse
@@ -25,6 +29,7 @@ import time
 
 import numpy as np
 
+from edgecollab.topologies.cluster import Servers, require
 from edgecollab.topologies.emulation import Emulation
 from edgecollab.topologies.iperf import Flow, rtts_of
 from edgecollab.topologies.star import EdgeStar
@@ -164,9 +169,10 @@ def fidelity(emu):
             min(f.started_s for f in flows)}
 
 
-def star(n, delays):
-    """EdgeStar of n devices at 1 Mbit/s a class, device i with delays[i % len] one way."""
-    kwargs = {}
+def star(n, delays, servers=None):
+    """EdgeStar of n devices at 1 Mbit/s a class, device i with delays[i % len] one way,
+    placed round robin on servers (a cluster.Servers; None: this machine)."""
+    kwargs = {'servers': servers}
     if delays:
         kwargs['paths'] = {'d%d' % i: Path(delay_ms=delays[(i - 1) % len(delays)])
                            for i in range(1, n + 1)}
@@ -182,20 +188,27 @@ def main():
                         help='devices whose round trip is measured (with --delays)')
     parser.add_argument('--no-baseline', action='store_true',
                         help='leave out the TCLink start/stop baseline')
+    parser.add_argument('--servers', metavar='A,B,...',
+                        help='place the devices round robin on these servers (Mininet '
+                             'Cluster Edition; implies --no-baseline)')
     parser.add_argument('--out', default='benchmarks/results/scale.json')
     args = parser.parse_args()
+    servers = Servers.parse(args.servers) if args.servers else None
+    if servers:
+        require(servers)
+        args.no_baseline = True
     delays = [float(v) for v in args.delays.split(',') if v]
     rows = []
     for n in [int(v) for v in args.sizes.split(',')]:
         idle = mem_used_mb()
-        start_s, stop_s = timed_start_stop(star(n, delays))
+        start_s, stop_s = timed_start_stop(star(n, delays, servers))
         row = {'devices': n, 'start_s': start_s, 'stop_s': stop_s}
         if not args.no_baseline:
             base_start, base_stop = timed_start_stop(TCLinkStar(
                 n=n, up_mbit=PER_CLASS_MBIT, down_mbit=PER_CLASS_MBIT))
             row.update({'tclink_start_s': base_start, 'tclink_stop_s': base_stop,
                         'start_ratio': start_s / base_start})
-        with Emulation(star(n, delays)) as emu:
+        with Emulation(star(n, delays, servers)) as emu:
             names = emu.devices
             step = max(1, len(names) // args.pinged) if delays else 0
             pinged = names[::step][:args.pinged] if delays else []
@@ -223,7 +236,8 @@ def main():
                         (key + '_within', 'in bounds %d%%' % (load * 100), '%.2f'),
                         (key + '_relay_cpu', 'relay CPU %d%%' % (load * 100), '%.2f')]
     emit(rows, columns, args.out, 'Scale: every device up and down at once, 1 Mbit/s a '
-         'class' + (', one-way delays %s ms in turn' % args.delays if delays else ''))
+         'class' + (', one-way delays %s ms in turn' % args.delays if delays else '') +
+         (', %s' % servers.describe() if servers else ''))
 
 
 if __name__ == '__main__':

@@ -3,6 +3,8 @@ of the bundled scenarios."""
 
 import os
 import re
+import threading
+import time
 
 from tests.conftest import REPO
 
@@ -30,3 +32,13 @@ def scenario_copy(tmp_path, name='default.yaml', periods=None, period=None, extr
     path = tmp_path / name
     path.write_text(text + extra)
     return str(path)
+
+
+def at(run, offset_s, action):
+    """Run action at offset_s of a PolicyRun's clock (in a thread)."""
+    def later():
+        while run.clock.t0 is None:           # set when the periods' clock starts
+            time.sleep(0.05)
+        time.sleep(max(0.0, run.clock.t0 + offset_s - time.monotonic()))
+        action()
+    threading.Thread(target=later, daemon=True).start()

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.shell import runner as command_runner
 from edgecollab.topologies import addressing
 from tests.conftest import PYTHON, TEST_PREFIX
-from tests.helpers import scenario_copy
+from tests.helpers import at, scenario_copy
 
 pytestmark = pytest.mark.emulation
 
@@ -36,16 +35,6 @@ def rows_of(folder):
 def agent_processes():
     out = subprocess.run(['pgrep', '-f', 'edgecollab.nodes.'], capture_output=True, text=True)
     return out.stdout.split()
-
-
-def at(run, offset_s, action):
-    """Run action at offset_s of the run's clock (in a thread)."""
-    def later():
-        while run.clock.t0 is None:           # set when the periods' clock starts
-            time.sleep(0.05)
-        time.sleep(max(0.0, run.clock.t0 + offset_s - time.monotonic()))
-        action()
-    threading.Thread(target=later, daemon=True).start()
 
 
 def test_killed_device_agent_fails_only_that_device(tmp_path):

@@ -6,6 +6,7 @@ import csv
 import glob
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -387,14 +388,21 @@ def test_a_user_policy_that_fails_while_planning_names_its_file(tmp_path, policy
     assert summary['policies']['equal']['status'] == 'completed'
 
 
-@pytest.fixture
-def fluid_folder(tmp_path):
-    """A results folder of a fluid run of the default scenario (two policies)."""
-    out = tmp_path / 'out'
+@pytest.fixture(scope='module')
+def fluid_run(tmp_path_factory):
+    """A results folder of a fluid run of the default scenario (two policies), run once
+    for the module."""
+    out = tmp_path_factory.mktemp('fluid') / 'out'
     done = run_cli('run', os.path.join(REPO, 'scenarios', 'default.yaml'), '--backend',
                    'fluid', '--policies', 'optimal,equal', '--out', str(out))
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture
+def fluid_folder(fluid_run, tmp_path):
+    """A copy of that folder, for a test to damage."""
+    return pathlib.Path(shutil.copytree(fluid_run, tmp_path / 'out'))
 
 
 def test_report_of_a_killed_runs_folder_keeps_the_whole_rows(fluid_folder):
