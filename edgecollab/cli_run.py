@@ -94,12 +94,12 @@ def _cmd_run(args):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
     if os.path.exists(os.path.join(out, 'periods.csv')):
         raise ConfigError('%s already holds a run; choose another --out' % out)
-    if args.backend == Backend.MININET and cleanup.lock_is_held():
-        raise EdgecollabError('another emulation is running; only one may run at a time '
-                              '(after a crash: edgecollab clean)')
     servers = scenario.cluster.servers
     if servers.several and args.backend == Backend.MININET:
         cluster.require(servers)                                # before anything starts
+    if args.backend == Backend.MININET and cleanup.lock_is_held():
+        raise EdgecollabError('another emulation is running; only one may run at a time '
+                              '(after a crash: edgecollab clean)')
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
     token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
     live = dashboard.Live() if args.dashboard is not None else None

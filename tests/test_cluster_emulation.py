@@ -71,7 +71,7 @@ def nothing_left(prefix):
 def test_the_default_scenario_runs_with_devices_on_both_servers(tmp_path, servers):
     out = tmp_path / 'out'
     done = cli('run', scenario_copy(tmp_path, periods=1), '--servers', servers,
-               '--policies', 'adaptive', '--out', out, timeout=300)
+               '--policies', 'equal', '--out', out, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     first = done.stderr + done.stdout
     assert '2 servers (localhost, 10.251.0.2), VXLAN tunnels' in first
@@ -82,7 +82,8 @@ def test_the_default_scenario_runs_with_devices_on_both_servers(tmp_path, server
     with open(out / 'periods.csv') as src:
         rows = list(csv.DictReader(src))
     assert {r['device'] for r in rows} == {'d1', 'd2'}
-    assert all(r['status'] == 'ok' for r in rows), rows
+    # equal's checkpoints arrive with a margin on one server: on two as well.
+    assert all(r['status'] == 'ok' and r['outcome'] == 'delivered' for r in rows), rows
     # Close to what ideal transfers give (one server is within this too): real TCP
     # through a tunnel costs little.
     with open(out / 'fluid-reference.csv') as src:
@@ -93,7 +94,9 @@ def test_the_default_scenario_runs_with_devices_on_both_servers(tmp_path, server
 
 
 def test_shares_and_round_trips_hold_across_servers(tmp_path, servers):
-    scenario = load_scenario(scenario_copy(tmp_path), {'servers': servers.split(',')})
+    # Through the fallback tunnel, SSH (the runs here take VXLAN, the default).
+    scenario = load_scenario(scenario_copy(tmp_path), {'servers': servers.split(','),
+                                                      'tunnel': 'ssh'})
     report = probe.probe(scenario_topology(scenario, TEST_PREFIX))
     for name in ('d1', 'd2'):
         row = report['devices'][name]

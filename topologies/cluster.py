@@ -14,7 +14,8 @@ second, ...) or as ``placement:`` says; a device on another server reaches the b
 over two tunnels (data and management).  The tunnels are VXLAN (``VxlanLink``, in the
 style of Mininet's ``RemoteGRELink``: this kernel has VXLAN and no GRE; UDP port 4789
 between the servers, MTU TUNNEL_MTU inside) or, as the fallback, Mininet's SSH tunnel
-(``RemoteSSHLink``: TAP devices over ``ssh -w``, needs ``PermitTunnel yes``).
+(``SshLink``, Mininet's ``RemoteSSHLink`` made to work with this project's bridges:
+TAP devices over ``ssh -w``, needs ``PermitTunnel yes``).
 
 Commands for a host on another server go over its SSH connection
 (``shell.CommandRunner``'s ``node=``); its agents are started in an SSH session with a
@@ -28,8 +29,7 @@ import shlex
 import subprocess
 import sys
 
-from mininet.examples.cluster import (MininetCluster, Placer, RemoteLink, RemoteMixin,
-                                      RemoteSSHLink)
+from mininet.examples.cluster import MininetCluster, Placer, RemoteLink, RemoteMixin
 from mininet.link import Link
 from mininet.net import Mininet
 from mininet.node import Node
@@ -44,6 +44,7 @@ LOCALHOST = 'localhost'
 VXLAN_PORT = 4789
 TUNNEL_MTU = 1450            # 1500 less VXLAN's 50 bytes over a 1500-byte underlay
 MAX_SERVERS = 64
+CONTROL_PATH = '/run/edgecollab/ssh-%r@%h:%p'   # the shared SSH connection per server
 CHECK_TIMEOUT_S = 15
 _NAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$')
 
@@ -106,12 +107,19 @@ class Servers:
         RemoteMixin host's shell here is started detached and looks exited)."""
         return DataHost if server == LOCALHOST else RemoteDataHost
 
+    @staticmethod
+    def host_params(server):
+        """The parameters of a host on another server: the server, and one SSH
+        connection to it shared by every host there and every command (OpenSSH's
+        ControlMaster: a login costs hundreds of milliseconds)."""
+        return {'server': server, 'controlPath': CONTROL_PATH}
+
     def network(self, topo, prefix, **params):
         """The Mininet network of topo on these servers (not built)."""
         if not self.several:
             return Mininet(topo=topo, link=Link, **params)
         link = functools.partial(VxlanLink, prefix=prefix) if self.tunnel == Tunnel.VXLAN \
-            else RemoteSSHLink
+            else SshLink
         # Every node's server is set by the topology (Placer is never asked); the
         # servers were checked before anything started (check), so no precheck here.
         return MininetCluster(topo=topo, link=link, servers=self.names, user='root',
@@ -213,6 +221,58 @@ class VxlanLink(RemoteLink):
 
     def stop(self):
         if self.tunnel:
+            self.intf1.delete()
+            self.intf2.delete()
+        else:
+            Link.stop(self)
+        self.tunnel = None
+
+
+class SshLink(RemoteLink):
+    """Mininet Cluster Edition's SSH tunnel (``RemoteSSHLink``: a TAP device each end,
+    joined by ``ssh -o Tunnel=Ethernet -w``), its commands run by the runner: Mininet's
+    own asks a node for ``rcmd``, which this project's bridges do not have.  The
+    tunnel's ssh runs on this machine (the first server holds every bridge); the
+    emulation records it and watches it (``Emulation.start``)."""
+
+    TAP = 9          # tap9 each end, renamed once moved: links are made one at a time
+
+    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,
+                     node1=None, node2=None, deleteIntfs=True):
+        node1 = self.node1 if node1 is None else node1
+        node2 = self.node2 if node2 is None else node2
+        if server_of(node1) == server_of(node2):
+            return Link.makeIntfPair(intfname1, intfname2, addr1, addr2, node1, node2,
+                                     deleteIntfs=False)
+        ends = ((node1, intfname1, addr1), (node2, intfname2, addr2))
+        if server_of(node1) != LOCALHOST:
+            ends = ends[::-1]
+        (local, _, _), (remote, _, _) = ends
+        tap = 'tap%d' % self.TAP
+        for node, _, _ in ends:
+            runner.run(['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap'],
+                       'make %s for the SSH tunnel to %s' % (tap, remote.name), node=node,
+                       root=True)
+        tunnel = subprocess.Popen(
+            ['ssh', '-n', '-o', 'BatchMode=yes', '-o', 'Tunnel=Ethernet', '-w',
+             '%d:%d' % (self.TAP, self.TAP), 'root@%s' % remote.serverIP, 'echo @'],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        if tunnel.stdout.read(1) != b'@':
+            tunnel.kill()
+            raise EdgecollabError('the SSH tunnel to %s did not come up (PermitTunnel yes '
+                                  'in its sshd_config?)' % remote.server)
+        self.tunnel = tunnel
+        for node, intf, addr in ends:
+            runner.run(['ip', 'link', 'set', tap, 'netns', node.pid],
+                       'move %s into %s' % (tap, node.name), node=node, root=True)
+            rename = ['ip', 'link', 'set', tap, 'name', intf]
+            runner.run(rename + (['address', addr] if addr else []),
+                       'name the SSH tunnel %s' % intf, node=node)
+        return None
+
+    def stop(self):
+        if self.tunnel:
+            self.tunnel.terminate()
             self.intf1.delete()
             self.intf2.delete()
         else:

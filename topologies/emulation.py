@@ -72,6 +72,10 @@ class Emulation:
             for host in self.delay_lines:
                 # A delay line's relay: recorded (cleanup) and watched (check_vital).
                 self._record(host.relay, 'delay line in %s' % host.name, vital=True)
+            for link in self.net.links:
+                # A cluster's SSH tunnel (cluster.SshLink) is a process: likewise.
+                if isinstance(getattr(link, 'tunnel', None), subprocess.Popen):
+                    self._record(link.tunnel, 'SSH tunnel of %s' % link, vital=True)
             self.interfaces = set(cleanup.owned_interfaces(self.prefix))
             self.start_s = time.monotonic() - began
             log.info('*** Emulation %r up: %d hosts in %.1f s', self.prefix,
