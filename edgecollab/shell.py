@@ -58,7 +58,7 @@ class CommandRunner:
             return ns_pid, ns_name, None
         via = None
         if getattr(node, 'isRemote', False):
-            via = [a for a in node.sshcmd if a != '-tt']
+            via = getattr(node, 'commandssh', None) or [a for a in node.sshcmd if a != '-tt']
         where = '%s@%s' % (node.name, node.server) if via else node.name
         return (None if root else node.pid), ('root@%s' % node.server if root and via
                                               else None if root else where), via

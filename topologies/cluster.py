@@ -44,7 +44,8 @@ LOCALHOST = 'localhost'
 VXLAN_PORT = 4789
 TUNNEL_MTU = 1450            # 1500 less VXLAN's 50 bytes over a 1500-byte underlay
 MAX_SERVERS = 64
-CONTROL_PATH = '/run/edgecollab/ssh-%r@%h:%p'   # the shared SSH connection per server
+CONTROL_PATH = '/run/edgecollab/ssh-%r@%h:%p'   # commands' shared SSH connection
+CONTROL_PERSIST_S = 10      # it outlives its last command this long
 CHECK_TIMEOUT_S = 15
 _NAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$')
 
@@ -109,10 +110,8 @@ class Servers:
 
     @staticmethod
     def host_params(server):
-        """The parameters of a host on another server: the server, and one SSH
-        connection to it shared by every host there and every command (OpenSSH's
-        ControlMaster: a login costs hundreds of milliseconds)."""
-        return {'server': server, 'controlPath': CONTROL_PATH}
+        """The parameters of a host on another server."""
+        return {'server': server}
 
     def network(self, topo, prefix, **params):
         """The Mininet network of topo on these servers (not built)."""
@@ -166,7 +165,18 @@ def _underlay(node, peer):
 class RemoteDataHost(RemoteMixin, DataHost):
     """A DataHost on any server of a cluster; on another server its processes run in
     an SSH session with a terminal (not detached), so that they end with the session:
-    a killed run or a lost server leaves none behind."""
+    a killed run or a lost server leaves none behind.  Its shell and processes each
+    have an SSH connection of their own (sshd's MaxSessions, 10 by default, bounds the
+    sessions one connection carries); the commands run for it (``commandssh``) share
+    one connection per server (OpenSSH's ControlMaster: a login costs hundreds of
+    milliseconds, and a tunnel's ends take several commands)."""
+
+    @property
+    def commandssh(self):
+        """The SSH command that runs one command on this host's server."""
+        return ([a for a in self.sshcmd if a != '-tt'][:-1] +
+                ['-o', 'ControlMaster=auto', '-o', 'ControlPath=' + CONTROL_PATH,
+                 '-o', 'ControlPersist=%d' % CONTROL_PERSIST_S, self.sshcmd[-1]])
 
     def popen(self, *cmd, **params):
         if not self.isRemote:
@@ -178,17 +188,10 @@ class RemoteDataHost(RemoteMixin, DataHost):
         return Node.popen(self, [shlex.quote(str(a)) for a in argv], tt=True, **params)
 
 
-class VxlanLink(RemoteLink):
-    """Mininet Cluster Edition's RemoteLink over VXLAN, in the style of its
-    RemoteGRELink: each end a VXLAN device made in its server's root namespace (named
-    <prefix>v<VNI>, so that a run's cleanup finds one left behind), moved into its node
-    and renamed; nodes on one server get a veth pair."""
-
-    vni = 0
-
-    def __init__(self, node1, node2, prefix='ec', **params):
-        self.prefix = prefix
-        RemoteLink.__init__(self, node1, node2, **params)
+class TunnelLink(RemoteLink):
+    """A link between two nodes: a veth pair when one server holds both, else a tunnel
+    between their servers (``make_tunnel``, a subclass's), its ends moved into the
+    nodes and named as Mininet names them."""
 
     def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,
                      node1=None, node2=None, deleteIntfs=True):
@@ -197,30 +200,27 @@ class VxlanLink(RemoteLink):
         if server_of(node1) == server_of(node2):
             return Link.makeIntfPair(intfname1, intfname2, addr1, addr2, node1, node2,
                                      deleteIntfs=False)
-        VxlanLink.vni += 1
-        vni = VxlanLink.vni
-        temp = '%sv%d' % (self.prefix, vni)
-        for node, peer, intf, addr in ((node1, node2, intfname1, addr1),
-                                       (node2, node1, intfname2, addr2)):
-            runner.run(['ip', 'link', 'add', temp, 'type', 'vxlan', 'id', vni, 'local',
-                        _underlay(node, peer), 'remote', _underlay(peer, node), 'dstport',
-                        VXLAN_PORT], 'make VXLAN tunnel %d for %s' % (vni, node.name),
-                       node=node, root=True)
-            runner.run(['ip', 'link', 'set', temp, 'netns', node.pid],
-                       'move VXLAN tunnel %d into %s' % (vni, node.name), node=node, root=True)
-            rename = ['ip', 'link', 'set', temp, 'name', intf, 'mtu', TUNNEL_MTU]
-            runner.run(rename + (['address', addr] if addr else []),
-                       'name VXLAN tunnel %d %s' % (vni, intf), node=node)
-            # A tunnel coalesces what it receives (GRO): a bridge would hand the
-            # bottleneck's shaper and the delay line 64 KB frames, which the line
-            # cannot relay; wire-size frames, as on a veth.
-            runner.run(['ethtool', '-K', intf, 'gro', 'off'],
-                       'turn GRO off on VXLAN tunnel %s' % intf, node=node)
-        self.tunnel = vni
+        self.tunnel = self.make_tunnel(((node1, intfname1, addr1), (node2, intfname2, addr2)))
         return None
+
+    def make_tunnel(self, ends):
+        """Make the tunnel between ends [(node, interface name, MAC or None)] x 2;
+        return what stands for it (kept in self.tunnel)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def settle(device, node, intf, addr, doing):
+        """Move device from node's server's root namespace into node, named intf."""
+        runner.run(['ip', 'link', 'set', device, 'netns', node.pid],
+                   'move %s into %s' % (doing, node.name), node=node, root=True)
+        rename = ['ip', 'link', 'set', device, 'name', intf]
+        runner.run(rename + (['address', addr] if addr else []),
+                   'name %s %s' % (doing, intf), node=node)
 
     def stop(self):
         if self.tunnel:
+            if isinstance(self.tunnel, subprocess.Popen):
+                self.tunnel.terminate()
             self.intf1.delete()
             self.intf2.delete()
         else:
@@ -228,7 +228,37 @@ class VxlanLink(RemoteLink):
         self.tunnel = None
 
 
-class SshLink(RemoteLink):
+class VxlanLink(TunnelLink):
+    """Mininet Cluster Edition's RemoteLink over VXLAN, in the style of its
+    RemoteGRELink: each end a VXLAN device made in its server's root namespace (named
+    <prefix>v<VNI>, so that a run's cleanup finds one left behind), moved into its node
+    and renamed."""
+
+    vni = 0
+
+    def __init__(self, node1, node2, prefix='ec', **params):
+        self.prefix = prefix
+        TunnelLink.__init__(self, node1, node2, **params)
+
+    def make_tunnel(self, ends):
+        VxlanLink.vni += 1
+        vni = VxlanLink.vni
+        temp = '%sv%d' % (self.prefix, vni)
+        for (node, intf, addr), (peer, _, _) in (ends, ends[::-1]):
+            runner.run(['ip', 'link', 'add', temp, 'mtu', TUNNEL_MTU, 'type', 'vxlan', 'id',
+                        vni, 'local', _underlay(node, peer), 'remote', _underlay(peer, node),
+                        'dstport', VXLAN_PORT],
+                       'make VXLAN tunnel %d for %s' % (vni, node.name), node=node, root=True)
+            self.settle(temp, node, intf, addr, 'VXLAN tunnel %d' % vni)
+            # A tunnel coalesces what it receives (GRO): a bridge would hand the
+            # bottleneck's shaper and the delay line 64 KB frames, which the line
+            # cannot relay; wire-size frames, as on a veth.
+            runner.run(['ethtool', '-K', intf, 'gro', 'off'],
+                       'turn GRO off on VXLAN tunnel %s' % intf, node=node)
+        return vni
+
+
+class SshLink(TunnelLink):
     """Mininet Cluster Edition's SSH tunnel (``RemoteSSHLink``: a TAP device each end,
     joined by ``ssh -o Tunnel=Ethernet -w``), its commands run by the runner: Mininet's
     own asks a node for ``rcmd``, which this project's bridges do not have.  The
@@ -237,17 +267,10 @@ class SshLink(RemoteLink):
 
     TAP = 9          # tap9 each end, renamed once moved: links are made one at a time
 
-    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,
-                     node1=None, node2=None, deleteIntfs=True):
-        node1 = self.node1 if node1 is None else node1
-        node2 = self.node2 if node2 is None else node2
-        if server_of(node1) == server_of(node2):
-            return Link.makeIntfPair(intfname1, intfname2, addr1, addr2, node1, node2,
-                                     deleteIntfs=False)
-        ends = ((node1, intfname1, addr1), (node2, intfname2, addr2))
-        if server_of(node1) != LOCALHOST:
+    def make_tunnel(self, ends):
+        if server_of(ends[0][0]) != LOCALHOST:
             ends = ends[::-1]
-        (local, _, _), (remote, _, _) = ends
+        remote = ends[1][0]
         tap = 'tap%d' % self.TAP
         for node, _, _ in ends:
             runner.run(['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap'],
@@ -261,23 +284,9 @@ class SshLink(RemoteLink):
             tunnel.kill()
             raise EdgecollabError('the SSH tunnel to %s did not come up (PermitTunnel yes '
                                   'in its sshd_config?)' % remote.server)
-        self.tunnel = tunnel
         for node, intf, addr in ends:
-            runner.run(['ip', 'link', 'set', tap, 'netns', node.pid],
-                       'move %s into %s' % (tap, node.name), node=node, root=True)
-            rename = ['ip', 'link', 'set', tap, 'name', intf]
-            runner.run(rename + (['address', addr] if addr else []),
-                       'name the SSH tunnel %s' % intf, node=node)
-        return None
-
-    def stop(self):
-        if self.tunnel:
-            self.tunnel.terminate()
-            self.intf1.delete()
-            self.intf2.delete()
-        else:
-            Link.stop(self)
-        self.tunnel = None
+            self.settle(tap, node, intf, addr, 'the SSH tunnel')
+        return tunnel
 
 
 def _ssh(server, argv, timeout=CHECK_TIMEOUT_S):
@@ -339,6 +348,9 @@ def clean_server(server, prefix):
     (EdgecollabError when the server does not answer)."""
     code, out = _ssh(server, [sys.executable, '-m', 'edgecollab.cli', 'clean', '--prefix',
                               prefix, '--force'], timeout=60)
+    # The commands' shared connection to it (RemoteDataHost.commandssh) ends now.
+    subprocess.run(['ssh', '-O', 'exit', '-o', 'ControlPath=' + CONTROL_PATH,
+                    'root@%s' % server], capture_output=True, timeout=CHECK_TIMEOUT_S)
     if code != 0:
         raise EdgecollabError(out.splitlines()[-1] if out else 'exit %d' % code)
     return [line[len('removed '):] for line in out.splitlines()
