@@ -22,6 +22,10 @@ def test_devices_go_round_robin_from_this_machine_unless_placed():
         'd1': 'localhost', 'd2': 'vm2', 'd3': 'vm3', 'd4': 'localhost', 'd5': 'vm2'}
     assert servers.tunnel == Tunnel.VXLAN
     assert not Servers.parse(None).several and Servers().place(['d1']) == {'d1': 'localhost'}
+    # This machine by its address is 'localhost', in the list and in placement.
+    mine = Servers.parse('127.0.0.1,vm2', placement={'d2': '127.0.0.1'})
+    assert mine.names == ['localhost', 'vm2'] and mine.place(['d1', 'd2']) == {
+        'd1': 'localhost', 'd2': 'localhost'}
 
 
 @pytest.mark.parametrize('value,words', [

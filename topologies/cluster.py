@@ -90,7 +90,7 @@ class Servers:
             if server not in names:
                 raise ConfigError('placement: %s is on %r, which is not one of the servers '
                                   '(%s)' % (device, server, ', '.join(names)))
-            servers.placement[device] = server
+            servers.placement[device] = LOCALHOST if server == names[0] else server
         return servers
 
     @property
@@ -107,11 +107,6 @@ class Servers:
         """The class of a host on server (Mininet's own for this machine's: a
         RemoteMixin host's shell here is started detached and looks exited)."""
         return DataHost if server == LOCALHOST else RemoteDataHost
-
-    @staticmethod
-    def host_params(server):
-        """The parameters of a host on another server."""
-        return {'server': server}
 
     def network(self, topo, prefix, **params):
         """The Mininet network of topo on these servers (not built)."""

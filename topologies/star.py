@@ -84,7 +84,7 @@ class EdgeStar(Topo):
             # A host's class and its server (the edge: this machine).
             server = self.placement.get(name, LOCALHOST)
             return dict(cls=self.servers.host_class(server),
-                        **(self.servers.host_params(server) if server != LOCALHOST else {}))
+                        **({'server': server} if server != LOCALHOST else {}))
         self.seed = seed
         self.engine = paths_mod.choose_engine(
             delay_engine, list(self.paths.values()),
