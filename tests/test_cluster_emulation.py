@@ -70,7 +70,7 @@ def nothing_left(prefix):
 
 def test_the_default_scenario_runs_with_devices_on_both_servers(tmp_path, servers):
     out = tmp_path / 'out'
-    done = cli('run', scenario_copy(tmp_path, periods=1), '--servers', servers,
+    done = cli('run', scenario_copy(tmp_path, periods=1, period='6s'), '--servers', servers,
                '--policies', 'equal', '--out', out, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     first = done.stderr + done.stdout
@@ -127,7 +127,7 @@ def test_a_lost_server_stops_the_run_with_one_line(tmp_path, servers):
     # The second server's sshd dies (and with it every session): the run notices its
     # hosts' shells are gone and stops, naming the server.  Last in the module: the
     # cluster has no sshd on that server after it.
-    scenario = load_scenario(scenario_copy(tmp_path, periods=3, period='6s'),
+    scenario = load_scenario(scenario_copy(tmp_path, periods=3, period='4s'),
                              {'servers': servers.split(',')})
 
     def lose_server():

@@ -26,10 +26,10 @@ def random_fleet(rng, n):
     return problem, rng.integers(0, 3000, n).astype(float), rng.uniform(10, 35, n)
 
 
-def test_equal_to_exhaustive_search_on_five_hundred_random_fleets():
+def test_equal_to_exhaustive_search_on_two_hundred_and_fifty_random_fleets():
     rng = np.random.default_rng(2026)
     worst = 0.0
-    for index in range(500):
+    for index in range(250):
         n = 2 + index % 5
         problem, generated, kept = random_fleet(rng, n)
         answer = solve_fleet(problem, generated, kept=kept)
@@ -76,7 +76,7 @@ def test_monotone_in_capacity_over_dense_sweeps():
     for _ in range(8):
         problem, generated, kept = random_fleet(rng, int(rng.integers(2, 6)))
         last = -math.inf
-        for capacity in np.linspace(0.5, 40, 120) * len(generated):
+        for capacity in np.linspace(0.5, 40, 60) * len(generated):
             answer = solve_fleet(Problem(**dict(problem.__dict__, capacity_mbit=capacity)),
                                  generated, kept=kept)
             assert answer.mean_accuracy >= last - 1e-9, (capacity, answer.mean_accuracy, last)

@@ -53,7 +53,7 @@ def test_default_scenario_run_open_and_closed_loop(tmp_path):
     # time: its plans are the simplest and other tests run it).
     out = tmp_path / 'out'
     done = subprocess.run([PYTHON, '-m', 'edgecollab.cli', 'run', DEFAULT, '--policies',
-                           'optimal,adaptive', '--out', str(out)],
+                           'optimal,adaptive', '--periods', '2', '--out', str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ('summary.json', 'periods.csv', 'timeseries.csv', 'replay.csv',

@@ -67,7 +67,10 @@ class Emulation:
                                             autoSetMacs=False, waitConnected=False)
             self.net.build()
             for node in self.net.hosts + self.net.switches:
-                self.state.add_process(node.pid, 'shell of %s' % node.name)
+                # A host on another server: its pid is there; here, its SSH session.
+                remote = getattr(node, 'isRemote', False)
+                self.state.add_process(node.shell.pid if remote else node.pid,
+                                       'shell of %s' % node.name)
             self.net.start()
             for host in self.delay_lines:
                 # A delay line's relay: recorded (cleanup) and watched (check_vital).
