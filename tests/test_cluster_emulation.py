@@ -115,8 +115,9 @@ def test_sigterm_leaves_nothing_on_either_server(tmp_path, servers):
                             '--policies', 'equal', '--out', str(tmp_path / 'out')],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in run.stdout:
-        if 'period 1 of 3 done' in line:
+        if "Emulation 'ec' up" in line:
             break
+    time.sleep(3)                     # the agents are starting or the first period runs
     run.send_signal(signal.SIGTERM)
     run.communicate(timeout=60)
     assert run.returncode != 0

@@ -378,7 +378,7 @@ def test_low_rate_uploads_end_cleanly_and_the_counters_agree(tmp_path):
     # the old 3 s socket timeout (uploads broke, the devices counted early and reported
     # a third of what the edge counted).  The device's count is the edge's; the wire
     # carried the in-time bytes and at most the bytes still in flight at the deadline.
-    path = scenario_copy(tmp_path, periods=2, period='10s')
+    path = scenario_copy(tmp_path, periods=2, period='6s')
     text = open(path).read().replace('devices: 2', 'devices: 3').replace(
         'capacity: 50mbit', 'capacity: 4mbit')
     open(path, 'w').write(text)
