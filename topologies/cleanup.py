@@ -181,18 +181,17 @@ def _reap(pid):
         pass
 
 
+def interface_names():
+    """The names of the root namespace's interfaces."""
+    text = runner.run(['ip', '-o', 'link', 'show'], 'list interfaces')
+    return [parts[1].split('@')[0] for parts in (line.split(': ') for line in
+                                                 text.splitlines()) if len(parts) >= 2]
+
+
 def owned_interfaces(prefix):
     """Root-namespace interfaces whose names say they belong to prefix."""
-    text = runner.run(['ip', '-o', 'link', 'show'], 'list interfaces')
     pattern = addressing.owned_name_pattern(prefix)
-    names = []
-    for line in text.splitlines():
-        parts = line.split(': ')
-        if len(parts) >= 2:
-            name = parts[1].split('@')[0]
-            if pattern.match(name):
-                names.append(name)
-    return names
+    return [name for name in interface_names() if pattern.match(name)]
 
 
 def clean(prefix):

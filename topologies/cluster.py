@@ -23,7 +23,6 @@ terminal, so that they end with it (a killed run, a dead server) and leave nothi
 """
 
 import functools
-import ipaddress
 import re
 import shlex
 import subprocess
@@ -79,11 +78,12 @@ class Servers:
         if len(set(names)) != len(names):
             raise ConfigError('servers: %s named twice' % sorted(
                 n for n in set(names) if names.count(n) > 1)[0])
-        if not is_this_machine(names[0]):
+        own = own_addresses()
+        if not is_this_machine(names[0], own):
             raise ConfigError('servers: the first server is the machine edgecollab runs on '
                               '(it holds the edge and the bottleneck): localhost, not %r'
                               % names[0])
-        if any(is_this_machine(n) for n in names[1:]):
+        if any(is_this_machine(n, own) for n in names[1:]):
             raise ConfigError('servers: only the first server may be this machine')
         servers = cls(names, member(Tunnel, tunnel, 'tunnel'))
         for device, server in (placement or {}).items():
@@ -131,16 +131,16 @@ class Servers:
         return self.names[1:]
 
 
-def is_this_machine(name):
-    """Whether name is this machine: localhost or one of its own addresses."""
-    if name in (LOCALHOST, '127.0.0.1'):
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    own = runner.run(['ip', '-o', '-4', 'addr', 'show'], 'list own addresses', check=False)
-    return any(' %s/' % name in line for line in own.splitlines())
+def own_addresses():
+    """This machine's IPv4 addresses."""
+    listed = runner.run(['ip', '-o', '-4', 'addr', 'show'], 'list own addresses', check=False)
+    return {line.split()[3].split('/')[0] for line in listed.splitlines()
+            if len(line.split()) > 3}
+
+
+def is_this_machine(name, own):
+    """Whether name is this machine: localhost or one of its addresses (own)."""
+    return name in (LOCALHOST, '127.0.0.1') or name in own
 
 
 def server_of(node):
@@ -284,7 +284,7 @@ class SshLink(TunnelLink):
         return tunnel
 
 
-def _ssh(server, argv, timeout=CHECK_TIMEOUT_S):
+def ssh(server, argv, timeout=CHECK_TIMEOUT_S):
     """Run argv on server as root over SSH (batch mode): (exit code, output)."""
     command = ['ssh', '-n', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
                'root@%s' % server, shlex.join([str(a) for a in argv])]
@@ -302,7 +302,7 @@ def check(servers):
     problems = []
     python = sys.executable
     for server in servers.remote():
-        code, out = _ssh(server, ['true'])
+        code, out = ssh(server, ['true'])
         if code != 0:
             problems.append((server, 'cannot log in as root over SSH: %s' % (
                 out.splitlines()[-1] if out else 'exit %d' % code)))
@@ -318,7 +318,7 @@ def check(servers):
                                    else 'TUN device')),
         ]
         for argv, what in steps:
-            code, out = _ssh(server, argv)
+            code, out = ssh(server, argv)
             if code != 0:
                 problems.append((server, 'lacks %s' % what))
                 break
@@ -341,7 +341,7 @@ def require(servers):
 def clean_server(server, prefix):
     """Run edgecollab's cleanup of prefix on server over SSH; what it removed
     (EdgecollabError when the server does not answer)."""
-    code, out = _ssh(server, [sys.executable, '-m', 'edgecollab.cli', 'clean', '--prefix',
+    code, out = ssh(server, [sys.executable, '-m', 'edgecollab.cli', 'clean', '--prefix',
                               prefix, '--force'], timeout=60)
     # The commands' shared connection to it (RemoteDataHost.commandssh) ends now.
     subprocess.run(['ssh', '-O', 'exit', '-o', 'ControlPath=' + CONTROL_PATH,

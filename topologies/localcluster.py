@@ -16,12 +16,11 @@ import ipaddress
 import os
 import shutil
 import signal
-import subprocess
 
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.ready import wait
 from edgecollab.shell import runner
-from edgecollab.topologies import cleanup
+from edgecollab.topologies import cleanup, cluster
 
 PREFIX = 'ecc'
 BRIDGE = PREFIX + '-br'
@@ -113,9 +112,7 @@ def down():
         runner.run(['ip', 'netns', 'del', name], 'remove namespace %s' % name, check=False)
         runner.run(['ip', 'link', 'del', name], 'remove link %s' % name, check=False)
         removed.append('namespace %s' % name)
-    present = runner.run(['ip', '-o', 'link', 'show'], 'list interfaces', check=False)
-    for line in present.splitlines():
-        name = line.split(':')[1].strip().split('@')[0] if ':' in line else ''
+    for name in cleanup.interface_names():
         if name == BRIDGE or name.startswith(PREFIX + '-s'):
             runner.run(['ip', 'link', 'del', name], 'remove %s' % name, check=False)
             removed.append('interface %s' % name)
@@ -179,8 +176,7 @@ def _pid(index):
 
 def _answers(index):
     """Whether the sshd of server index lets root in with the cluster's key."""
-    return subprocess.run(['ssh', '-n', '-o', 'ConnectTimeout=2', 'root@%s' % address(index),
-                           'true'], capture_output=True, timeout=10).returncode == 0
+    return cluster.ssh(address(index), ['true'], timeout=10)[0] == 0
 
 
 def _client_config():
