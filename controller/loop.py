@@ -495,11 +495,17 @@ class ControlLoop:
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
         rates = rates or {}
+        arrived = {d for d, a in zip(self.devices, period.plan.devices)
+                   if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
         if not self.medium.per_direction:
             remaining = self._replan(period, remaining, capacity_mbit, efficiency,
                                      remaining_s, rates)
-        valued = {d for d, a in zip(self.devices, period.plan.devices) if a.model_bytes > 0
-                  and remaining.get((d, 'down'), 0) > 0}
+        # The devices whose data counts this period: a fresh checkpoint (not a resumed
+        # one, trained on its own period's data) that has arrived or is still sent (not
+        # deferred).
+        valued = {d for d, a in zip(self.devices, period.plan.devices)
+                  if a.model_bytes > 0 and d not in period.resumed and
+                  (d in arrived or remaining.get((d, 'down'), 0) > 0)}
         shares = {}
         for group in self.medium.groups(self.devices):
             # Each group splits its budget (the cell's airtime, a device's own link);

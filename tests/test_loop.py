@@ -132,6 +132,21 @@ def test_only_a_correcting_policy_re_splits_within_a_period():
 
 
 
+def test_a_device_whose_checkpoint_arrived_still_uploads_first():
+    # Its data still counts this period (the checkpoint's accuracy is A(S) q(data)), so
+    # its upload shares the link with the other checkpoint's device, not after it.
+    s = scenario()
+    loop, _, _ = loop_of(s, 'adaptive')
+    loop.begin(1, 0.0)
+    [d1, d2] = s.device_names
+    assert all(a.model_bytes > 0 for a in loop.current.plan.devices)
+    remaining = {(d1, 'down'): 0.0, (d1, 'up'): 1e6,
+                 (d2, 'down'): 1e6, (d2, 'up'): 1e6}
+    loop.control(remaining, 50.0, 5.0, 40.0)
+    shares = loop.transport.fractions()
+    assert shares[d1]['up'] > 0.2 and shares[d1]['up'] == pytest.approx(shares[d2]['up'])
+
+
 def scenario_file(tmp_path, trace, **keys):
     """A two-device scenario in tmp_path over trace ('time rate' lines), one 10 s
     period, planned from the capacity at its start; keys replace its defaults."""
