@@ -9,12 +9,14 @@ import time
 from tests.conftest import REPO
 
 
-def assert_within(measured, expected, rel_tol, what):
-    """Assert |measured - expected| <= rel_tol * expected, printing everything."""
-    low, high = expected * (1 - rel_tol), expected * (1 + rel_tol)
+def assert_within(measured, expected, rel_tol, what, below_tol=None):
+    """Assert expected * (1 - below_tol) <= measured <= expected * (1 + rel_tol)
+    (below_tol: rel_tol unless given), printing everything."""
+    below_tol = rel_tol if below_tol is None else below_tol
+    low, high = expected * (1 - below_tol), expected * (1 + rel_tol)
     assert low <= measured <= high, (
-        '%s: expected %.4g, measured %.4g, tolerance %.1f%%, bounds [%.4g, %.4g]'
-        % (what, expected, measured, 100 * rel_tol, low, high))
+        '%s: expected %.4g, measured %.4g, tolerance -%.1f%% +%.1f%%, bounds [%.4g, %.4g]'
+        % (what, expected, measured, 100 * below_tol, 100 * rel_tol, low, high))
 
 
 def scenario_copy(tmp_path, name='default.yaml', periods=None, period=None, extra=''):
