@@ -501,8 +501,8 @@ class ControlLoop:
             remaining = self._replan(period, remaining, capacity_mbit, efficiency,
                                      remaining_s, rates)
         # The devices whose data counts this period: a fresh checkpoint (not a resumed
-        # one, trained on its own period's data) that has arrived or is still being sent (not
-        # deferred).
+        # one, trained on its own period's data) that has arrived or is still being
+        # sent (not deferred).
         valued = {d for d, a in zip(self.devices, period.plan.devices)
                   if a.model_bytes > 0 and d not in period.resumed and
                   (d in arrived or remaining.get((d, 'down'), 0) > 0)}
