@@ -100,6 +100,7 @@ class PolicyRun(Transport):
         self.sampler_stop = threading.Event()
         self.finisher = None         # the thread scoring the latest period
         self.counters_start = None   # the link's class counters at the period's start
+        self.counters_end = None     # those at the last period's end (the next one's start)
         self.trained_bytes = {}      # device -> the data its period's checkpoint learns
         self.down_offset = {}        # device -> download bytes of a replaced checkpoint
         self.revisions = {}          # (period, device) -> the revision its plan names
@@ -209,7 +210,10 @@ class PolicyRun(Transport):
         self._sleep_until(offset_s)
         if self.replayer.error:
             raise EdgecollabError('trace replay failed: %s' % self.replayer.error)
-        self.counters_start = self.emu.linkshare.counters()
+        # A period's counter window starts where the last one ended: a byte the link
+        # carried while the loop went from one period to the next belongs to one of them.
+        self.counters_start = self.counters_end or self.emu.linkshare.counters()
+        self.counters_end = None
 
     def wall_time(self, offset_s):
         return self.clock.wall_time(offset_s)
@@ -296,7 +300,7 @@ class PolicyRun(Transport):
         just after the deadline) while the next period starts on time."""
         self._sleep_until(period.start_s + self.scenario.control.period_s)
         self.window = None
-        counters_after = self.emu.linkshare.counters()
+        counters_after = self.counters_end = self.emu.linkshare.counters()
         efficiency, per_class = self.meter.efficiency()
         self.finisher = threading.Thread(
             target=self._finish, name='score-%d' % period.number,
