@@ -13,7 +13,12 @@ checkpoint this period first: only that data raises this period's accuracy; the 
 when none is left); what no upload needs goes to the
 checkpoints (those short of their need first), so the link never idles while bytes
 wait.  A checkpoint that does not arrive in time still moved bytes that count: it
-resumes in the next period when the plan keeps its model (``holding.InFlight``).  Which
+resumes in the next period when the plan keeps its model (``holding.InFlight``).  So a
+checkpoint the re-plan deferred is not left idle with the link: it takes what no other
+transfer needs, after the data that counts and before data that counts for no
+checkpoint this period (measured over 12 corpora, docs/real-traces.md: no corpus
+lower, the mean share of ``oracle``'s lead captured from 79% to 81%; under Mininet the
+T-Mobile trace's utilisation from 0.68 to 0.83).  Which
 checkpoint each device gets is decided before, at the same step (``replan.py``): this
 module splits the link among the transfers it is given.  A pure function, so it is
 tested without a network.
@@ -26,13 +31,15 @@ MARGIN = 1.05      # headroom on a checkpoint's needed share
 MIN_RATE = 0.05    # the lowest efficiency a plan assumes
 
 
-def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0):
+def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0,
+            behind=()):
     """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
     capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
     {direction: goodput / share}; valued: the devices whose data counts this period
     (None: every device's); ahead_s: how long before the deadline a checkpoint aims to
     arrive (at most half the time left), so that a dip in the last control step, when
-    no re-split can follow, does not cost it."""
+    no re-split can follow, does not cost it; behind: devices whose checkpoints the
+    re-plan deferred: they take only what no other transfer needs."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
     if remaining_s <= 0 or capacity_mbit <= 0:
@@ -41,7 +48,9 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     horizon = remaining_s - min(ahead_s, remaining_s / 2)
     models = sorted(((MARGIN * left / horizon / rate, d)
                      for (d, direction), left in remaining.items()
-                     if direction == Direction.DOWN and left > 0))
+                     if direction == Direction.DOWN and left > 0 and d not in behind))
+    deferred = sorted(d for (d, direction), left in remaining.items()
+                      if direction == Direction.DOWN and left > 0 and d in behind)
     free = 1.0
     on_time, late = [], []
     for need, d in models:
@@ -51,14 +60,17 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     uploads = {d: left for (d, direction), left in remaining.items()
                if direction == Direction.UP and left > 0}
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
-    uploads = first or uploads
+    # The deferred checkpoints come before the data that counts for no checkpoint this
+    # period (a byte of a checkpoint is not lost: it arrives or resumes next period).
+    uploads = first or ({} if deferred else uploads)
     total_up = sum(uploads.values())
     if total_up > 0:
         for d, left in uploads.items():
             shares[d]['up'] = free * left / total_up
         return shares
-    # No data waits: the rest speeds up the checkpoints.
-    takers = late or on_time
+    # What no data needs goes to the checkpoints short of their need, else to the
+    # deferred ones, else speeds up the others.
+    takers = late or deferred or on_time
     for d in takers:
         shares[d]['down'] += free / len(takers)
     return shares

@@ -125,6 +125,7 @@ class Period:
     model_left: dict = field(default_factory=dict)
     resplits: int = 0
     switches: dict = field(default_factory=dict)    # device -> checkpoints switched
+    deferred: set = field(default_factory=set)      # devices whose checkpoint was deferred
     rates: tuple = ()       # per-device channels: each one's rate the plan assumed
     steps: int = 0
     idle_steps: int = 0
@@ -497,15 +498,16 @@ class ControlLoop:
         rates = rates or {}
         arrived = {d for d, a in zip(self.devices, period.plan.devices)
                    if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
+        deferred = set()
         if not self.medium.per_direction:
-            remaining = self._replan(period, remaining, capacity_mbit, efficiency,
-                                     remaining_s, rates)
+            remaining, deferred = self._replan(period, remaining, capacity_mbit, efficiency,
+                                               remaining_s, rates)
         # The devices whose data counts this period: a fresh checkpoint (not a resumed
         # one, trained on its own period's data) that has arrived or is still being
         # sent (not deferred).
         valued = {d for d, a in zip(self.devices, period.plan.devices)
-                  if a.model_bytes > 0 and d not in period.resumed and
-                  (d in arrived or remaining.get((d, 'down'), 0) > 0)}
+                  if a.model_bytes > 0 and d not in period.resumed and d not in deferred
+                  and (d in arrived or remaining.get((d, 'down'), 0) > 0)}
         shares = {}
         for group in self.medium.groups(self.devices):
             # Each group splits its budget (the cell's airtime, a device's own link);
@@ -514,7 +516,7 @@ class ControlLoop:
                        if k[0] in group}
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
-                ahead_s=self.scenario.control.control_step_s))
+                ahead_s=self.scenario.control.control_step_s, behind=deferred))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -526,8 +528,9 @@ class ControlLoop:
 
     def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates):
         """Re-plan what each device gets from the rest of period (replan.py): order,
-        replace or defer checkpoints; return remaining with the deferred checkpoints at
-        zero (no share now; the plan keeps them, so one may still resume).  rates: each
+        replace or defer checkpoints; return (remaining, the devices whose checkpoints
+        are deferred: they take only what no other transfer needs, and the plan keeps
+        them, so one may still arrive or resume).  rates: each
         device's channel relative to capacity_mbit (airtime: a device's bit weighs 1 /
         its rate; access: each device is re-planned alone on its own link)."""
         s = self.scenario
@@ -548,7 +551,8 @@ class ControlLoop:
                 partial.size_bytes,
                 left_bytes=remaining.get((name, 'down'), 0.0),
                 resumed_accuracy=partial.accuracy if partial else None,
-                weight=1.0 / rates.get(name, 1.0), switched=period.switches.get(name, 0)))
+                weight=1.0 / rates.get(name, 1.0), switched=period.switches.get(name, 0),
+                deferred=name in period.deferred))
         replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
         chosen = {}
         for group in self.medium.groups(self.devices):
@@ -559,10 +563,15 @@ class ControlLoop:
                 self.problem, [standings[i] for i in index], budget_bits, replace)))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
+        deferred = set()
         allocations = period.plan.allocation.devices
         for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
             if choice.model == replan.KEEP:
-                remaining[(name, 'down')] = 0.0          # deferred (or none planned)
+                if remaining.get((name, 'down'), 0.0) > 0:
+                    deferred.add(name)
+                    # What it then gets of the link no other transfer needed: it does
+                    # not lock it in (replan.SWITCH_BEFORE).
+                    period.deferred.add(name)
                 continue
             if choice.model == st.model and choice.size_bytes == st.size_bytes:
                 continue
@@ -578,7 +587,7 @@ class ControlLoop:
             log.debug('%s period %d: %s now gets %s (%.0f bytes) with %.1f s left',
                       self.label, period.number, name, choice.model, choice.size_bytes,
                       remaining_s)
-        return remaining
+        return remaining, deferred
 
     def score(self, period, outcomes):
         """Score period from {device: Received} and write its records."""

@@ -16,7 +16,9 @@ device's accuracy is A(S) q(arrived + d), d the samples it still uploads.
 
 Two rules keep the re-plan from undoing itself on a noisy link: a checkpoint of which
 SWITCH_BEFORE or more has arrived is finished (a checkpoint that misses resumes in the
-next period: its bytes are never thrown away), and a change of checkpoints is taken only
+next period: its bytes are never thrown away) unless the re-plan deferred it in the
+period (a deferred checkpoint takes only what no other transfer needs, so what it got
+does not lock it in), and a change of checkpoints is taken only
 when it raises the fleet's mean by SWITCH_MAP over the best plan without one.  So the
 re-plan corrects a period's start (a checkpoint ordered from a forecast far above the
 link is replaced by one that fits; a device planned with none because the forecast was
@@ -61,6 +63,7 @@ class Standing:
     resumed_accuracy: float = None   # a resumed checkpoint brings this, whatever the data
     weight: float = 1.0
     switched: int = 0                # times its checkpoint was switched this period
+    deferred: bool = False           # its checkpoint was deferred this period: never locked
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _options(problem, standings, replace):
             bits[i, 1] = 8 * st.left_bytes
             scale[i, 1] = problem.size_map(st.size_bytes)
             allowed[i, 1] = True
-            if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes:
+            if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes and not st.deferred:
                 allowed[i, 0] = False            # well under way: it is finished
                 continue
             if st.switched >= MAX_SWITCHES:

@@ -42,6 +42,18 @@ def test_a_checkpoint_under_way_is_finished_and_one_barely_started_is_replaced()
         ('yolov8x', KEEP)
 
 
+def test_a_deferred_checkpoint_is_not_locked_in_by_what_it_got_of_the_idle_link():
+    # Half of yolov8x arrived while it was deferred (from what no other transfer
+    # needed): with no budget for its rest it is deferred again, not forced to finish.
+    x = 68.2e6
+    sent = dict(kept=20.0, arrived=50, waiting=50, model='yolov8x', size_bytes=x,
+                left_bytes=x / 2)
+    (again,) = replan.replan(problem(), [Standing(deferred=True, **sent)], 8 * 1e6)
+    assert again.model == KEEP
+    (locked,) = replan.replan(problem(), [Standing(**sent)], 8 * 1e6)
+    assert locked.model == 'yolov8x'
+
+
 def test_a_resumed_checkpoint_brings_its_own_accuracy():
     resumed = Standing(kept=20.0, arrived=0, waiting=0, model='yolov8s', size_bytes=11.2e6,
                        left_bytes=1e6, resumed_accuracy=40.0)
