@@ -32,13 +32,13 @@ MIN_RATE = 0.05    # the lowest efficiency a plan assumes
 
 
 def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0,
-            behind=()):
+            deferred=()):
     """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
     capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
     {direction: goodput / share}; valued: the devices whose data counts this period
     (None: every device's); ahead_s: how long before the deadline a checkpoint aims to
     arrive (at most half the time left), so that a dip in the last control step, when
-    no re-split can follow, does not cost it; behind: devices whose checkpoints the
+    no re-split can follow, does not cost it; deferred: devices whose checkpoints the
     re-plan deferred: they take only what no other transfer needs."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
@@ -46,11 +46,11 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
         return shares
     rate = capacity_mbit * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
     horizon = remaining_s - min(ahead_s, remaining_s / 2)
-    models = sorted(((MARGIN * left / horizon / rate, d)
-                     for (d, direction), left in remaining.items()
-                     if direction == Direction.DOWN and left > 0 and d not in behind))
-    deferred = sorted(d for (d, direction), left in remaining.items()
-                      if direction == Direction.DOWN and left > 0 and d in behind)
+    down = {d: left for (d, direction), left in remaining.items()
+            if direction == Direction.DOWN and left > 0}
+    models = sorted((MARGIN * left / horizon / rate, d) for d, left in down.items()
+                    if d not in deferred)
+    held_back = sorted(d for d in down if d in deferred)
     free = 1.0
     on_time, late = [], []
     for need, d in models:
@@ -62,7 +62,7 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
     # The deferred checkpoints come before the data that counts for no checkpoint this
     # period (a byte of a checkpoint is not lost: it arrives or resumes next period).
-    uploads = first or ({} if deferred else uploads)
+    uploads = first or ({} if held_back else uploads)
     total_up = sum(uploads.values())
     if total_up > 0:
         for d, left in uploads.items():
@@ -70,7 +70,7 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
         return shares
     # What no data needs goes to the checkpoints short of their need, else to the
     # deferred ones, else speeds up the others.
-    takers = late or deferred or on_time
+    takers = late or held_back or on_time
     for d in takers:
         shares[d]['down'] += free / len(takers)
     return shares

@@ -125,7 +125,7 @@ class Period:
     model_left: dict = field(default_factory=dict)
     resplits: int = 0
     switches: dict = field(default_factory=dict)    # device -> checkpoints switched
-    deferred: set = field(default_factory=set)      # devices whose checkpoint was deferred
+    deferred: set = field(default_factory=set)      # devices deferred at any step of it
     rates: tuple = ()       # per-device channels: each one's rate the plan assumed
     steps: int = 0
     idle_steps: int = 0
@@ -516,7 +516,7 @@ class ControlLoop:
                        if k[0] in group}
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
-                ahead_s=self.scenario.control.control_step_s, behind=deferred))
+                ahead_s=self.scenario.control.control_step_s, deferred=deferred))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)

@@ -53,17 +53,17 @@ def test_a_deferred_checkpoint_takes_what_no_other_transfer_needs():
     # (d3's); a checkpoint short of its need goes before it.
     remaining = {('d1', 'down'): 30e6, ('d1', 'up'): 0.0, ('d2', 'down'): 1e6,
                  ('d2', 'up'): 2e6, ('d3', 'up'): 5e6}
-    first = resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, behind={'d1'})
+    first = resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, deferred={'d1'})
     assert first['d1']['down'] == 0.0 and first['d3']['up'] == 0.0
     assert first['d2']['up'] == pytest.approx(1.0 - first['d2']['down'])
     remaining[('d2', 'up')] = 0.0
-    later = resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, behind={'d1'})
+    later = resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, deferred={'d1'})
     assert later['d2']['down'] == pytest.approx(first['d2']['down'])
     assert later['d1']['down'] == pytest.approx(1.0 - later['d2']['down'])
     assert later['d3']['up'] == 0.0
     # A checkpoint that cannot arrive in time takes the rest before the deferred one.
     remaining[('d2', 'down')] = 10e6
-    assert resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, behind={'d1'})['d1'] == {
+    assert resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, deferred={'d1'})['d1'] == {
         'up': 0.0, 'down': 0.0}
 
 

@@ -400,7 +400,8 @@ def test_low_rate_uploads_end_cleanly_and_the_counters_agree(tmp_path):
         wire = float(row['class_up_bytes']) * GOODPUT_PER_WIRE
         assert float(row['reported_upload_bytes']) == edge, what
         assert edge > 0.5 * float(row['planned_upload_bytes']), (what, edge)
-        in_flight = window_bytes(scenario, float(row['upload_share']) * 4) if carried else 0
+        in_flight = window_bytes(scenario, float(row['upload_share']) *
+                                 float(row['capacity_mbit'])) if carried else 0
         assert edge + carried <= wire * 1.03 + in_flight, (what, edge, carried, wire)
         assert wire <= (edge + late + carried) * 1.03, (what, edge, late, carried, wire)
 
