@@ -11,19 +11,25 @@ shortfall.  A corpus is a copy of the scenario whose capacity mapping has ``scal
 each runs with ``edgecollab run --traces`` (about 15-60 s each on 2 cores).
 
     .venv/bin/python -m benchmarks.corpora [--shared ../shared/traces] \\
-        [--only default-x3] [--out /tmp/corpora]
+        [--only default-x3] [--out /tmp/corpora] [--trace-start 120s]
+
+``--trace-start`` cuts every trace from a later time (``edgecollab run
+--trace-start``): the same recordings from another start are cases the closed loop
+was not tuned on.
 """
 
 import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import yaml
 
 from benchmarks.report import emit
+from edgecollab.scenarios import corpus
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = {'norway': ['norway/*'], 'fcc': ['fcc/*'],
@@ -58,12 +64,17 @@ def scenario_copy(base, scale, out):
     return path
 
 
-def run(base, scale, which, shared, out):
-    """Run one corpus into out/<name> (fluid); return its summary's corpus verdict."""
+def run(base, scale, which, shared, out, start=None):
+    """Run one corpus into out/<name> (fluid), its traces cut from start (None: their
+    beginning); return its summary's corpus verdict."""
     folder = os.path.join(out, name_of(base, scale, which))
+    if corpus.is_corpus(folder):
+        shutil.rmtree(folder)               # this benchmark's last run of the corpus
     command = [sys.executable, '-m', 'edgecollab.cli', 'run',
                scenario_copy(base, scale, out), '--backend', 'fluid',
                '--policies', POLICIES, '--out', folder]
+    if start:
+        command += ['--trace-start', start]
     for pattern in SETS[which]:
         command += ['--traces', os.path.join(shared, pattern)]
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -91,6 +102,8 @@ def main(argv=None):
     parser.add_argument('--shared', default=os.path.join(HERE, '..', 'shared', 'traces'))
     parser.add_argument('--only', help='comma-separated corpus names, e.g. default-x3')
     parser.add_argument('--out', default='/tmp/edgecollab-corpora')
+    parser.add_argument('--trace-start', metavar='TIME',
+                        help='cut every trace from this time, e.g. 120s')
     args = parser.parse_args(argv)
     if not glob.glob(os.path.join(args.shared, 'norway', '*')):
         parser.error('no traces under %s (--shared)' % args.shared)
@@ -101,7 +114,8 @@ def main(argv=None):
         name = name_of(base, scale, which)
         if only and name not in only:
             continue
-        verdict, folder = run(base, scale, which, args.shared, args.out)
+        verdict, folder = run(base, scale, which, args.shared, args.out,
+                              args.trace_start)
         mine = verdict['policies']['adaptive']
         rows.append({'corpus': name, 'traces': verdict['traces'],
                      'captured': mine['captured'], 'over': mine['captured_over'],
@@ -116,7 +130,8 @@ def main(argv=None):
                 ('adaptive', 'adaptive', '%.2f'), ('oracle', 'oracle', '%.2f'),
                 ('captured', 'captured', '%.2f'), ('over', 'over', '%d'),
                 ('below', 'below best', '%d'), ('shortfall', 'worst short', '%.2f')],
-         os.path.join(args.out, 'corpora.json'), 'adaptive over corpora from %s' % args.shared)
+         os.path.join(args.out, 'corpora.json'), 'adaptive over corpora from %s%s' % (
+             args.shared, ' from %s' % args.trace_start if args.trace_start else ''))
     return 0
 
 

@@ -92,7 +92,9 @@ def _cmd_run(args):
                                                           time.strftime('%Y%m%d-%H%M%S')))
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError('--out %s is a file, not a folder; choose another --out' % out)
-    if os.path.exists(os.path.join(out, 'periods.csv')):
+    # A run's rows would join those of the run it holds (a corpus: in traces/).
+    if os.path.exists(os.path.join(out, 'periods.csv')) or \
+            os.path.isdir(os.path.join(out, corpus.TRACES_DIR)):
         raise ConfigError('%s already holds a run; choose another --out' % out)
     servers = scenario.cluster.servers
     if servers.several and args.backend == Backend.MININET:

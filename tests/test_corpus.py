@@ -96,6 +96,16 @@ def test_the_window_flags_cut_each_trace_of_a_corpus(corpus_dir):
         rows = list(csv.DictReader(src))
     # Only the dip (0.5 Mbit/s) is left, looped.
     assert float(rows[0]['capacity_mbit']) == pytest.approx(0.5, rel=1e-6)
+    # The folder holds a run now: another corpus run, or a single one, into it is
+    # refused (its rows would join the old ones' and the verdict mix the two).
+    before = (out / 'traces' / 'dip.csv' / 'periods.csv').read_bytes()
+    for flags in (['--traces', str(corpus_dir / 'recordings' / 'dip.csv')], []):
+        again = run_cli('run', str(corpus_dir / 'corpus.yaml'), '--backend', 'fluid',
+                        '--periods', '1', '--policies', 'equal', '--out', str(out), *flags)
+        lines = again.stderr.strip().splitlines()
+        assert again.returncode == 2 and len(lines) == 1, again.stderr
+        assert 'already holds a run' in lines[0]
+    assert (out / 'traces' / 'dip.csv' / 'periods.csv').read_bytes() == before
 
 
 @pytest.mark.parametrize('flags, words', [
