@@ -154,6 +154,14 @@ class AccuracyModel:
         return self.c * self.alpha * np.power(self.d0 + np.maximum(samples, 0.0),
                                               -self.alpha - 1)
 
+    def samples_for(self, target, scale):
+        """The fresh samples D at which a model of A(S) = scale reaches mAP target: 0
+        when it does with none, inf when it never does."""
+        share = 1 - target / scale if scale > 0 else 0.0
+        if share <= 0:
+            return float('inf')
+        return max(float(np.power(self.c / share, 1 / self.alpha) - self.d0), 0.0)
+
     def accuracy(self, samples, size_bytes):
         """mAP with D samples uploaded and a model of size_bytes received."""
         return self.size_term(size_bytes) * self.q(samples)

@@ -508,6 +508,7 @@ class ControlLoop:
         valued = {d for d, a in zip(self.devices, period.plan.devices)
                   if a.model_bytes > 0 and d not in period.resumed and d not in deferred
                   and (d in arrived or remaining.get((d, 'down'), 0) > 0)}
+        floor = {} if self.medium.per_direction else self._floor(period, remaining, valued)
         shares = {}
         for group in self.medium.groups(self.devices):
             # Each group splits its budget (the cell's airtime, a device's own link);
@@ -516,7 +517,8 @@ class ControlLoop:
                        if k[0] in group}
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
-                ahead_s=self.scenario.control.control_step_s, deferred=deferred))
+                ahead_s=self.scenario.control.control_step_s, deferred=deferred,
+                floor=floor))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -525,6 +527,23 @@ class ControlLoop:
         log.debug('%s period %d: re-split with %.1f s left: %s', self.label, period.number,
                   remaining_s, shares)
         return True
+
+    def _floor(self, period, remaining, valued):
+        """{device: the upload bytes its checkpoint still needs to be worth more than
+        the model the device keeps}, for the devices in valued: a checkpoint that
+        arrives with less data leaves the device worse off than none."""
+        sample_bytes = self.problem.sample_bits / 8
+        drift = self.scenario.control.drift
+        floor = {}
+        for name, held in zip(self.devices, period.held):
+            if name not in valued:
+                continue
+            waiting = remaining.get((name, 'up'), 0.0)
+            arrived = max(period.upload_limit[name] - waiting, 0.0) / sample_bytes
+            needed = self.problem.accuracy.samples_for(
+                held.kept(drift), self.problem.size_map(period.model_left[name]))
+            floor[name] = min(max(needed - arrived, 0.0) * sample_bytes, waiting)
+        return floor
 
     def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates):
         """Re-plan what each device gets from the rest of period (replan.py): order,

@@ -67,6 +67,30 @@ def test_a_deferred_checkpoint_takes_what_no_other_transfer_needs():
         'up': 0.0, 'down': 0.0}
 
 
+def test_the_data_a_checkpoint_needs_to_be_worth_its_install_goes_with_it():
+    # d1's checkpoint can arrive, d2's cannot: the late one takes the rest of the link.
+    # With a floor, d1's data up to it goes with d1's checkpoint, before d2's (a
+    # checkpoint arriving with less leaves d1 worse off than the model it keeps).
+    remaining = {('d1', 'down'): 4e6, ('d1', 'up'): 10e6, ('d2', 'down'): 40e6,
+                 ('d2', 'up'): 10e6}
+    before = resplit(remaining, 10.0, FULL, 5.0)
+    assert before['d1']['up'] == before['d2']['up'] == 0.0
+    after = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    assert carried(after['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(1e6 * MARGIN)
+    assert after['d1']['down'] == pytest.approx(before['d1']['down'])
+    assert after['d2']['up'] == 0.0
+    assert after['d2']['down'] == pytest.approx(1.0 - after['d1']['up'] - after['d1']['down'])
+    # Only for a device whose data counts this period; never more than it has waiting.
+    assert resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, floor={'d1': 1e6}) == before
+    remaining[('d1', 'up')] = 0.5e6
+    small = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    assert carried(small['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(0.5e6 * MARGIN)
+    # A checkpoint that cannot arrive with its floor goes alone: its data would count
+    # for nothing if it missed, its bytes resume next period.
+    remaining[('d1', 'up')] = 10e6
+    assert resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 3e6}) == before
+
+
 def test_no_time_or_capacity_gives_no_shares():
     assert resplit({('d1', 'up'): 1.0}, 0.0, FULL, 5.0) == {'d1': {'up': 0.0, 'down': 0.0}}
     assert resplit({('d1', 'up'): 1.0}, 10.0, FULL, 0.0) == {'d1': {'up': 0.0, 'down': 0.0}}

@@ -259,3 +259,21 @@ def test_a_checkpoint_nearly_there_is_resumed_rather_than_replaced(tmp_path):
     loop.inflight = {'d1': almost}
     period = loop.begin(1, 0.0)
     assert period.resumed == {'d1': almost} and period.model_left['d1'] == pytest.approx(0.5e6)
+
+
+def test_a_checkpoint_arrives_only_with_the_data_that_makes_it_worth_more_than_kept(
+        tmp_path):
+    # Period 2 is planned at the 400 Mbit/s of period 1 (forecast: last) and gets 190:
+    # two yolov8x that cannot both arrive.  The one that does must bring the data that
+    # puts it above the model it replaces; with every byte of the link on the
+    # checkpoints it arrived with 1.2 MB of its 20 MB and was worth less than none.
+    s = scenario_file(tmp_path, '0 400\n10.1 190\n', periods=2, forecast='last',
+                      data='{sample_size: 100KB, generated: 200}',
+                      model='{menu: yolov8, precision: fp16}')
+    loop, _, records = loop_of(s, 'adaptive')
+    loop.run()
+    second = [r for r in records if r['period'] == 2]
+    assert {r['model'] for r in second} == {'yolov8x'}
+    assert any(r['model_ok'] for r in second)
+    for r in second:
+        assert r['accuracy'] >= r['kept_accuracy'] - 1e-9, second

@@ -156,6 +156,15 @@ def test_fit_recovers_parameters():
     assert fitted.accuracy(2000, 100e6) == pytest.approx(truth.accuracy(2000, 100e6), rel=1e-3)
 
 
+def test_the_samples_a_model_needs_to_reach_an_accuracy():
+    model = AccuracyModel()
+    scale = model.size_term(136.4e6)
+    needed = model.samples_for(0.65 * scale, scale)
+    assert model.accuracy(needed, 136.4e6) == pytest.approx(0.65 * scale)
+    assert model.samples_for(0.5 * scale, scale) == 0.0        # q(0) = 0.6 is enough
+    assert model.samples_for(scale, scale) == float('inf')      # never reached
+
+
 def test_unknown_policy_lists_known_ones():
     with pytest.raises(ConfigError, match='known: .*optimal'):
         policies.get('greedy')
