@@ -21,10 +21,11 @@ lower, the mean share of ``oracle``'s lead captured from 79% to 81%; under Minin
 T-Mobile trace's utilisation from 0.68 to 0.83).  A checkpoint that arrives with too
 little data leaves its device worse off than the model it replaces (A(S) q(D) below
 what it keeps), so each device's checkpoint goes together with its floor, the data
-that makes it worth installing: both when both fit in what is left, else the
-checkpoint alone (measured over the 12 corpora and the same from 60 s into each trace:
-no corpus lower, the T-Mobile downlink x15 from 0.63 below its best baseline to 0.04,
-Norway bus 18 from 60 s from 0.53 below to above).  Which
+that makes it worth installing, the floor first, when the checkpoint can arrive in
+what is left; one that cannot goes alone (measured over the 12 corpora and the same
+from 60 s into each trace: no corpus lower, the T-Mobile downlink x15 from 0.63 below
+its best baseline to 0.04, from 60 s Norway bus 18 and bus 1 from 0.53 and 0.52
+below to above).  Which
 checkpoint each device gets is decided before, at the same step (``replan.py``): this
 module splits the link among the transfers it is given.  A pure function, so it is
 tested without a network.
@@ -47,8 +48,7 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     no re-split can follow, does not cost it; deferred: devices whose checkpoints the
     re-plan deferred: they take only what no other transfer needs; floor: {device:
     upload bytes its checkpoint still needs to be worth more than the model it
-    replaces}: it goes with its checkpoint, when both fit, before the other
-    checkpoints."""
+    replaces}: it goes first, with its checkpoint, when that checkpoint can arrive."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
     if remaining_s <= 0 or capacity_mbit <= 0:
@@ -59,8 +59,9 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     down = {d: left for (d, direction), left in remaining.items()
             if direction == Direction.DOWN and left > 0}
     # A device's checkpoint and the data that makes it worth installing (its floor)
-    # go together: both when both fit, else the checkpoint alone (it resumes next
-    # period if it misses; data counts only with a checkpoint that arrives).
+    # go together, the floor first, when the checkpoint can arrive at this rate;
+    # a checkpoint that cannot goes alone (data counts only with a checkpoint that
+    # arrives; its bytes resume next period if it misses).
     floors = {d: MARGIN * min(need, remaining.get((d, Direction.UP), 0.0)) / horizon /
               rate_up for d, need in (floor or {}).items()
               if d not in deferred and (valued is None or d in valued)}
@@ -70,8 +71,8 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     free = 1.0
     on_time, late = [], []
     for need, d in models:
-        if need + floors.get(d, 0.0) <= free:
-            shares[d]['up'] = floors.get(d, 0.0)
+        if need <= free:
+            shares[d]['up'] = min(floors.get(d, 0.0), free)
             free -= shares[d]['up']
         shares[d]['down'] = min(need, free)
         free -= shares[d]['down']

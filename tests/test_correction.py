@@ -85,10 +85,20 @@ def test_the_data_a_checkpoint_needs_to_be_worth_its_install_goes_with_it():
     remaining[('d1', 'up')] = 0.5e6
     small = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
     assert carried(small['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(0.5e6 * MARGIN)
-    # A checkpoint that cannot arrive with its floor goes alone: its data would count
-    # for nothing if it missed, its bytes resume next period.
+    # A floor larger than what the checkpoint leaves goes first: the checkpoint gets
+    # the rest (arriving without its data it would leave d1 worse off).
     remaining[('d1', 'up')] = 10e6
-    assert resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 3e6}) == before
+    big = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 3e6})
+    assert carried(big['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(3e6 * MARGIN)
+    assert big['d1']['down'] == pytest.approx(1.0 - big['d1']['up'])
+    assert big['d1']['down'] < before['d1']['down']
+    assert big['d2'] == {'up': 0.0, 'down': 0.0}
+    # A checkpoint that cannot arrive at this rate goes alone: its data would count
+    # for nothing, its bytes resume next period.
+    remaining[('d1', 'down')] = 30e6
+    alone = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    assert alone['d1']['up'] == 0.0
+    assert alone == resplit(remaining, 10.0, FULL, 5.0)
 
 
 def test_no_time_or_capacity_gives_no_shares():
