@@ -140,6 +140,11 @@ class Period:
         """The share of its control steps in which the link carried (almost) nothing."""
         return self.idle_steps / self.steps if self.steps else None
 
+    def arrived(self, device, waiting_bytes, sample_bytes):
+        """The samples device has brought to the edge so far, waiting_bytes of its data
+        still to send."""
+        return max(self.upload_limit[device] - waiting_bytes, 0.0) / sample_bytes
+
 
 @dataclass
 class Received:
@@ -518,7 +523,7 @@ class ControlLoop:
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
                 ahead_s=self.scenario.control.control_step_s, deferred=deferred,
-                floor=floor))
+                floor={d: f / rates.get(d, 1.0) for d, f in floor.items() if d in group}))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -539,10 +544,10 @@ class ControlLoop:
             if name not in valued:
                 continue
             waiting = remaining.get((name, 'up'), 0.0)
-            arrived = max(period.upload_limit[name] - waiting, 0.0) / sample_bytes
             needed = self.problem.accuracy.samples_for(
                 held.kept(drift), self.problem.size_map(period.model_left[name]))
-            floor[name] = min(max(needed - arrived, 0.0) * sample_bytes, waiting)
+            floor[name] = min(max(needed - period.arrived(name, waiting, sample_bytes),
+                                  0.0) * sample_bytes, waiting)
         return floor
 
     def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates):
@@ -563,7 +568,7 @@ class ControlLoop:
             partial = period.resumed.get(name)
             standings.append(replan.Standing(
                 kept=held.kept(s.control.drift),
-                arrived=max(period.upload_limit[name] - waiting, 0.0) / sample_bytes,
+                arrived=period.arrived(name, waiting, sample_bytes),
                 waiting=waiting / sample_bytes,
                 model=a.model if a.model_bytes > 0 else replan.KEEP,
                 size_bytes=period.model_left[name] if partial is None else

@@ -8,6 +8,7 @@ from edgecollab.controller import planner, policies
 from edgecollab.controller.fleet import solve_fleet
 from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
+from edgecollab.controller import loop as loop_module
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState
 from edgecollab.kinds import Reason
@@ -277,3 +278,27 @@ def test_a_checkpoint_arrives_only_with_the_data_that_makes_it_worth_more_than_k
     assert any(r['model_ok'] for r in second)
     for r in second:
         assert r['accuracy'] >= r['kept_accuracy'] - 1e-9, second
+
+
+def test_a_floor_is_weighed_by_its_channel_like_the_bytes_it_goes_with(monkeypatch):
+    # On airtime a device's bytes take 1 / its channel's relative rate of the cell:
+    # its floor (bytes of data) is weighed the same way before the re-split.
+    s = scenario()
+    loop, _, _ = loop_of(s, 'adaptive')
+    loop.begin(1, 0.0)
+    [d1, d2] = s.device_names
+    remaining = {(d1, 'down'): 1e6, (d1, 'up'): 19.5e6, (d2, 'down'): 1e6,
+                 (d2, 'up'): 19.5e6}
+    calls = []
+    real = loop_module.correction.resplit
+
+    def spy(airtime, *args, **kwargs):
+        calls.append((airtime, kwargs['floor']))
+        return real(airtime, *args, **kwargs)
+    monkeypatch.setattr(loop_module.correction, 'resplit', spy)
+    loop.current.held = [Held('', 0.0, 0, 30.0)] * 2       # a model worth keeping
+    loop.control(remaining, 50.0, 5.0, 40.0, rates={d1: 0.5, d2: 1.0})
+    [(airtime, floor)] = calls
+    assert floor[d1] > 0 and floor[d2] > 0
+    assert floor[d1] / airtime[(d1, 'up')] == pytest.approx(floor[d2] / airtime[(d2, 'up')])
+    assert airtime[(d1, 'up')] == pytest.approx(2 * remaining[(d1, 'up')])
