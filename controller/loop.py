@@ -517,13 +517,13 @@ class ControlLoop:
         shares = {}
         for group in self.medium.groups(self.devices):
             # Each group splits its budget (the cell's airtime, a device's own link);
-            # a device's bytes take 1 / its channel's relative rate of it.
-            airtime = {k: v / rates.get(k[0], 1.0) for k, v in remaining.items()
-                       if k[0] in group}
+            # a device's bytes (its floor too) take 1 / its channel's relative rate of it.
+            weight = {d: 1.0 / rates.get(d, 1.0) for d in group}
+            airtime = {k: v * weight[k[0]] for k, v in remaining.items() if k[0] in weight}
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
                 ahead_s=self.scenario.control.control_step_s, deferred=deferred,
-                floor={d: f / rates.get(d, 1.0) for d, f in floor.items() if d in group}))
+                floor={d: f * weight[d] for d, f in floor.items() if d in weight}))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)

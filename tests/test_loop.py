@@ -4,11 +4,10 @@ import dataclasses
 
 import pytest
 
-from edgecollab.controller import planner, policies
+from edgecollab.controller import loop as loop_module, planner, policies
 from edgecollab.controller.fleet import solve_fleet
 from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
-from edgecollab.controller import loop as loop_module
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState
 from edgecollab.kinds import Reason
