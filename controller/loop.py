@@ -129,6 +129,7 @@ class Period:
     rates: tuple = ()       # per-device channels: each one's rate the plan assumed
     steps: int = 0
     idle_steps: int = 0
+    seen: list = field(default_factory=list)     # the capacity at each control step
 
     @property
     def policy(self):
@@ -139,6 +140,15 @@ class Period:
     def idle_fraction(self):
         """The share of its control steps in which the link carried (almost) nothing."""
         return self.idle_steps / self.steps if self.steps else None
+
+    def sure_mbit(self, capacity_mbit):
+        """The capacity the rest of the period is sure of, for growing a checkpoint
+        under way: at most the capacity now, the harmonic mean of the capacities its
+        control steps have seen (a dip weighs more than a peak) and its forecast (a
+        checkpoint grows back to what the plan expected, not beyond)."""
+        seen = self.seen or [capacity_mbit]
+        return min(capacity_mbit, len(seen) / sum(1.0 / c for c in seen),
+                   self.forecast_mbit)
 
     def arrived(self, device, waiting_bytes, sample_bytes):
         """The samples device has brought to the edge so far, waiting_bytes of its data
@@ -501,6 +511,7 @@ class ControlLoop:
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
         rates = rates or {}
+        period.seen.append(max(capacity_mbit, MIN_CAPACITY_MBIT))
         arrived = {d for d, a in zip(self.devices, period.plan.devices)
                    if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
         deferred = set()
@@ -584,7 +595,9 @@ class ControlLoop:
             # 1 / its channel's relative rate; access: each device on its own link).
             index = [self.devices.index(name) for name in group]
             chosen.update(zip(index, replan.replan(
-                self.problem, [standings[i] for i in index], budget_bits, replace)))
+                self.problem, [standings[i] for i in index], budget_bits, replace,
+                sure_bits=budget_bits * period.sure_mbit(capacity_mbit) / capacity_mbit
+                if capacity_mbit > 0 else 0.0)))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()

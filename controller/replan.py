@@ -27,6 +27,19 @@ then lets the re-split carry the period.  Measured over 12 corpora of traces
 (docs/real-traces.md): switching later, or deferring checkpoints that had made
 progress, lowered the share of ``oracle``'s lead captured.
 
+A dip in a period's first seconds switches its checkpoints to smaller ones, and once
+switched (or SWITCH_BEFORE under way) a checkpoint is locked: when the link comes back
+it idles with nothing left to send (the Verizon LTE uplink from 60 s in: a first
+second at 20 Mbit/s of a period planned at 52 switched three yolov8m to yolov8s, the
+period's mean was 60, the link idle 48% of it).  So a locked checkpoint that has not
+arrived may still grow, once, to a larger variant, but only within the budget at the
+capacity the period is sure of (``loop.Period.sure_mbit``: at most the harmonic mean
+of the capacities its steps have seen and the forecast it was planned with; with the
+harmonic mean alone a rising first third grew checkpoints that the rest of the period
+could not carry).  Measured over the 12 corpora from the start and from 60 s and 90 s
+in: no corpus lower, the traces below their best baseline from 1, 4 and 7 to 1, 3 and
+6.
+
 Method: Lagrangian relaxation of the shared budget, as the period plan's fleet solver
 (``fleet.py``).  At a price lambda (mAP per bit) each device picks its best option on
 its own, its extra data in closed form from q'(arrived + d) = lambda s / A(S); the price
@@ -79,9 +92,12 @@ class Choice:
 
 
 def _options(problem, standings, replace):
-    """(names, sizes, bits, value A(S), allowed) arrays of shape (devices, options):
-    option 0 keeps, 1 finishes the current checkpoint, 2.. the menu's variants (a
-    checkpoint SWITCH_BEFORE under way has option 1 only)."""
+    """(names, sizes, bits, value A(S), allowed, upgrade) arrays of shape (devices,
+    options): option 0 keeps, 1 finishes the current checkpoint, 2.. the menu's
+    variants.  A checkpoint SWITCH_BEFORE under way, or switched MAX_SWITCHES times
+    already, is locked: its only variants are the larger ones while it has not arrived,
+    marked upgrade (taken only within the sure budget, ``replan``), and only while it
+    has been switched at most MAX_SWITCHES times."""
     menu = list(problem.menu or ()) if replace else []
     n, k = len(standings), 2 + len(menu)
     names = np.full((n, k), KEEP, dtype=object)
@@ -89,8 +105,10 @@ def _options(problem, standings, replace):
     bits = np.zeros((n, k))
     scale = np.zeros((n, k))
     allowed = np.zeros((n, k), dtype=bool)
+    upgrade = np.zeros((n, k), dtype=bool)
     allowed[:, 0] = True
     for i, st in enumerate(standings):
+        locked = False
         if st.size_bytes > 0:
             names[i, 1], sizes[i, 1] = st.model, st.size_bytes
             bits[i, 1] = 8 * st.left_bytes
@@ -98,22 +116,26 @@ def _options(problem, standings, replace):
             allowed[i, 1] = True
             if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes and not st.deferred:
                 allowed[i, 0] = False            # well under way: it is finished
-                continue
-            if st.switched >= MAX_SWITCHES:
-                continue                         # switched already: finish or defer it
+                locked = True
+            # Switched already: finish or defer it (or grow it, below).
+            locked = locked or st.switched >= MAX_SWITCHES
+        grows = locked and st.left_bytes > 0 and st.switched <= MAX_SWITCHES
         for j, v in enumerate(menu, 2):
             if v.name == st.model and allowed[i, 1]:
                 continue                       # the current one: option 1 costs less
+            if locked and not (grows and v.size_bytes > st.size_bytes):
+                continue
             names[i, j], sizes[i, j] = v.name, v.size_bytes
             bits[i, j] = 8 * v.size_bytes
             scale[i, j] = problem.size_map(v.size_bytes)
             allowed[i, j] = True
-    return names, sizes, bits, scale, allowed
+            upgrade[i, j] = locked
+    return names, sizes, bits, scale, allowed, upgrade
 
 
 def _respond(problem, standings, options, price):
     """(option index, samples, bits, value) per device at price (mAP per bit)."""
-    names, sizes, bits, scale, allowed = options
+    names, sizes, bits, scale, allowed = options[:5]
     acc = problem.accuracy
     s = problem.sample_bits
     arrived = np.array([st.arrived for st in standings])[:, None]
@@ -182,21 +204,31 @@ def _upgrade(pick, matrices, budget_bits):
     return _picked(pick, matrices)
 
 
-def replan(problem, standings, budget_bits, replace=True):
+def replan(problem, standings, budget_bits, replace=True, sure_bits=None):
     """[Choice] per device for the rest of a period with budget_bits to spend (each
-    device's bits weighed by its Standing's weight): the
-    best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
-    that keeps each device's current checkpoint or defers it."""
+    device's bits weighed by its Standing's weight): the best with checkpoints
+    switched (replace) when that gains SWITCH_MAP, else the best that keeps each
+    device's current checkpoint or defers it; then, when sure_bits (the budget at a
+    capacity the period is sure of, at most budget_bits) is given, the best with
+    locked checkpoints grown too, within sure_bits, when that gains SWITCH_MAP over
+    the answer so far."""
     budget_bits = max(float(budget_bits), 0.0)
     options = _options(problem, standings, replace)
-    names, sizes = options[0], options[1]
+    names, sizes, upgrade = options[0], options[1], options[5]
     stay = tuple(a.copy() for a in options)
     stay[4][:, 2:] = False
     answer = _solve(problem, standings, budget_bits, stay)
-    if replace and options[4][:, 2:].any():
-        free = _solve(problem, standings, budget_bits, options)
+    if replace and (options[4][:, 2:] & ~upgrade[:, 2:]).any():
+        switch = tuple(a.copy() for a in options)
+        switch[4][upgrade] = False
+        free = _solve(problem, standings, budget_bits, switch)
         if free[3].mean() > answer[3].mean() + SWITCH_MAP:
             answer = free
+    if replace and sure_bits is not None and upgrade.any():
+        grown = _solve(problem, standings, min(max(float(sure_bits), 0.0), budget_bits),
+                       options)
+        if grown[3].mean() > answer[3].mean() + SWITCH_MAP:
+            answer = grown
     pick, data, cost, value = answer
     choices = []
     for i, j in enumerate(pick):

@@ -1,11 +1,13 @@
 """Re-planning the rest of a period (controller/replan.py): the solver on its own, and
 the closed loop correcting a period planned from a forecast far off (fluid backend)."""
 
+import dataclasses
 import time
 
 import pytest
 
 from edgecollab.controller import replan
+from edgecollab.controller.loop import Period
 from edgecollab.controller.replan import KEEP, Standing
 from tests.test_loop import loop_of, scenario, scenario_file
 
@@ -99,3 +101,52 @@ def test_a_period_planned_from_a_peak_switches_to_checkpoints_that_fit(tmp_path)
     assert any(r['model_ok'] for r in records), records
     assert all(r['switches'] >= 1 for r in records if r['model_ok'])
     assert all(r['planned_model_bytes'] <= 15e6 / 8 * 10 for r in records if r['model_ok'])
+
+
+def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of():
+    # Switched to yolov8s after a dip, a third of it arrived: locked (finished, not
+    # switched down again), but it may grow to a larger variant when the capacity the
+    # period is sure of carries one; the bytes it got are then lost.
+    p = problem()
+    s = 11.2e6
+    st = Standing(kept=20.0, arrived=50, waiting=100, model='yolov8s', size_bytes=s,
+                  left_bytes=2 * s / 3, switched=1)
+    assert replan.replan(p, [st], 8 * 300e6)[0].model == 'yolov8s'
+    assert replan.replan(p, [st], 8 * 300e6, sure_bits=8 * 10e6)[0].model == 'yolov8s'
+    (grown,) = replan.replan(p, [st], 8 * 300e6, sure_bits=8 * 300e6)
+    assert grown.size_bytes > s and grown.model_bytes == grown.size_bytes
+    # Never beyond the budget itself, never once it has arrived, never smaller, and at
+    # most once more than the switches a period allows.
+    assert replan.replan(p, [st], 8 * 10e6, sure_bits=8 * 300e6)[0].model == 'yolov8s'
+    arrived = dataclasses.replace(st, left_bytes=0.0)
+    assert replan.replan(p, [arrived], 8 * 300e6, sure_bits=8 * 300e6)[0].model == \
+        'yolov8s'
+    twice = dataclasses.replace(st, switched=replan.MAX_SWITCHES + 1)
+    assert replan.replan(p, [twice], 8 * 300e6, sure_bits=8 * 300e6)[0].model == 'yolov8s'
+    big = dataclasses.replace(st, model='yolov8x', size_bytes=68.2e6, left_bytes=60e6)
+    assert replan.replan(p, [big], 8 * 5e6, sure_bits=8 * 5e6)[0].model == 'yolov8x'
+
+
+def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
+                                                                     monkeypatch):
+    # Planned at 60 Mbit/s, the first second at 3 switches the checkpoints down; the
+    # link is back at 60 for the rest of the 30 s period: they grow back and arrive,
+    # never beyond what the plan had (its forecast).
+    s = scenario_file(tmp_path, '0 60\n0.1 3\n1 60\n', period='30s')
+    loop, _, grown = loop_of(s, 'adaptive')
+    loop.run()
+    assert all(r['model_ok'] for r in grown), grown
+    assert all(r['switches'] == 2 for r in grown), grown
+    period = loop.last
+    assert period.sure_mbit(1000.0) <= period.forecast_mbit
+    assert period.sure_mbit(1.0) == 1.0
+    assert sum(r['planned_model_bytes'] for r in grown) <= \
+        60e6 / 8 * 30 - sum(r['upload_bytes'] for r in grown)
+    # Without growing they stay small and the link idles.
+    monkeypatch.setattr(Period, 'sure_mbit', lambda self, capacity_mbit: 0.0)
+    loop, _, small = loop_of(s, 'adaptive')
+    loop.run()
+    assert all(r['switches'] == 1 for r in small), small
+    assert sum(r['planned_model_bytes'] for r in small) < \
+        sum(r['planned_model_bytes'] for r in grown)
+    assert sum(r['accuracy'] for r in small) < sum(r['accuracy'] for r in grown)
