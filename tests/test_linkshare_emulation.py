@@ -6,6 +6,7 @@ import time
 import pytest
 
 from edgecollab.wire import GOODPUT_PER_WIRE
+from edgecollab.topologies import linkshare
 from edgecollab.topologies.emulation import Emulation
 from edgecollab.topologies.iperf import Flow, mean_between
 from edgecollab.topologies.access import EdgeAccessStar
@@ -190,3 +191,28 @@ def test_access_links_cap_each_device():
     assert_within(got, 4 * GOODPUT_PER_WIRE, 0.07,
                   'upload carried by a 4 Mbit/s access link (receiver goodput, 0.5 s '
                   'samples: %s)' % samples(series, t0))
+
+
+@pytest.mark.parametrize('keepalive', [True, False], ids=['keepalive', 'bare-floor'])
+def test_a_connection_opened_in_a_class_given_nothing_gets_its_first_window_through(
+        keepalive, monkeypatch):
+    # A device whose plan gives it no share opens its upload at the period's start: its
+    # class still carries TCP's initial window (10 full frames) within about a second,
+    # so the connection's timer does not back off while it waits for a share (at HTB's
+    # bare floor, 0.008 Mbit/s, the window takes 15 s: measured under Mininet on the
+    # T-Mobile trace, such an upload then carried nothing for 16 s once its share came).
+    if not keepalive:
+        monkeypatch.setattr(linkshare, 'KEEPALIVE_MBIT', 0.0)
+    topo = EdgeStar(n=2, capacity='20mbit', delay='20ms', prefix=TEST_PREFIX)
+    with Emulation(topo) as emu:
+        emu.linkshare.set_shares({'d1': {'up': 0.0, 'down': 0.0},
+                                  'd2': {'up': 1.0, 'down': 0.0}})
+        (flow,) = start_flows(emu, 'd1', duration_s=4, directions=('up',))
+        before, after = measure_window(emu, flow.started_s, flow.started_s + 3)
+        flow.result()
+    carried = carried_mbit(before, after, 'd1', 'up', 1.0) * 1e6 / 8     # bytes in 3 s
+    window = 10 * 1448
+    if keepalive:
+        assert carried >= window, carried
+    else:
+        assert carried < window / 2, carried

@@ -80,6 +80,17 @@ DIRECTIONS = (UP, DOWN)
 
 MIN_QUEUE_FRAMES = 16     # floor of a leaf queue, in full-size frames
 MIN_RATE_MBIT = 0.008     # floor of any class: HTB needs a positive rate
+# Floor of a device class's share: a TCP connection opened while its class has (almost)
+# no share sends its initial window (10 full frames, about 15 KB) at once.  At
+# MIN_RATE_MBIT a frame takes 1.5 s: the window takes 15 s to drain, the retransmission
+# timer fires and backs off meanwhile, the retransmissions overflow the leaf queue, and
+# once the share comes back the connection waits out the backed-off timer (measured
+# under Mininet on the T-Mobile trace: an upload opened at a period's start in a class
+# at the floor for 13 s, then given 1.3-32 Mbit/s for 16 s, carried nothing in them).
+# KEEPALIVE_MBIT carries the window in about half a second; at most KEEPALIVE_FRACTION
+# of the device's channel.
+KEEPALIVE_MBIT = 0.25
+KEEPALIVE_FRACTION = 0.01
 MIN_CAPACITY_MBIT = 0.1
 MAX_CAPACITY_MBIT = 10000.0
 QUEUE_MS = (1.0, 10000.0)     # the leaf queue lengths the layer builds, in ms of its rate
@@ -257,7 +268,9 @@ class ShareTree:
     # rates
     def share_mbit(self, name, direction):
         """The share of device name in direction, in Mbit/s."""
-        return max(MIN_RATE_MBIT, self.fractions[name][direction] * self.channel_mbit(name))
+        channel = self.channel_mbit(name)
+        floor = max(MIN_RATE_MBIT, min(KEEPALIVE_MBIT, KEEPALIVE_FRACTION * channel))
+        return max(floor, self.fractions[name][direction] * channel)
 
     def channel_mbit(self, name):
         """The rate of device name's channel now, in Mbit/s (C without channels)."""
