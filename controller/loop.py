@@ -573,6 +573,9 @@ class ControlLoop:
         horizon = remaining_s - min(s.control.control_step_s, remaining_s / 2)
         budget_bits = capacity_mbit * 1e6 * min(efficiency.values()) * horizon / \
             correction.MARGIN
+        # Growing a locked checkpoint is judged at the capacity the period is sure of.
+        sure_bits = budget_bits * period.sure_mbit(capacity_mbit) / capacity_mbit \
+            if capacity_mbit > 0 else 0.0
         standings = []
         for name, a, held in zip(self.devices, period.plan.devices, period.held):
             waiting = remaining.get((name, 'up'), 0.0)
@@ -596,8 +599,7 @@ class ControlLoop:
             index = [self.devices.index(name) for name in group]
             chosen.update(zip(index, replan.replan(
                 self.problem, [standings[i] for i in index], budget_bits, replace,
-                sure_bits=budget_bits * period.sure_mbit(capacity_mbit) / capacity_mbit
-                if capacity_mbit > 0 else 0.0)))
+                sure_bits=sure_bits)))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()
