@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgecollab.controller.correction import MARGIN, changed, resplit
+from edgecollab.controller.correction import MARGIN, PACE, changed, resplit
 
 FULL = {'up': 1.0, 'down': 1.0}
 
@@ -11,11 +11,11 @@ def carried(share, capacity_mbit, efficiency, seconds):
     return share * capacity_mbit * 1e6 * efficiency * seconds / 8
 
 
-def test_checkpoints_get_what_carries_them_and_uploads_the_rest():
-    remaining = {('d1', 'down'): 12e6, ('d1', 'up'): 8e6, ('d2', 'down'): 0.0,
+def test_checkpoints_get_what_carries_them_by_half_the_time_left_and_uploads_the_rest():
+    remaining = {('d1', 'down'): 8e6, ('d1', 'up'): 8e6, ('d2', 'down'): 0.0,
                  ('d2', 'up'): 4e6}
     new = resplit(remaining, 20.0, {'up': 0.9, 'down': 0.9}, 10.0)
-    assert carried(new['d1']['down'], 20.0, 0.9, 10.0) == pytest.approx(12e6 * MARGIN)
+    assert carried(new['d1']['down'], 20.0, 0.9, 10.0 / PACE) == pytest.approx(8e6 * MARGIN)
     total = sum(v for share in new.values() for v in share.values())
     assert total == pytest.approx(1.0)
     assert new['d1']['up'] == pytest.approx(2 * new['d2']['up'])
@@ -40,11 +40,13 @@ def test_data_of_devices_getting_a_checkpoint_goes_first():
     remaining = {('d1', 'down'): 1e6, ('d1', 'up'): 1e6, ('d2', 'down'): 0.0,
                  ('d2', 'up'): 9e6}
     first = resplit(remaining, 10.0, FULL, 5.0, valued={'d1'})
-    assert first['d2']['up'] == 0.0 and first['d1']['up'] > 0.8
+    assert first['d2']['up'] == 0.0
+    assert first['d1']['up'] == pytest.approx(1.0 - first['d1']['down'])
     # Once that data is sent, the others' data uses the link rather than leaving it idle.
     remaining[('d1', 'up')] = 0.0
     later = resplit(remaining, 10.0, FULL, 5.0, valued={'d1'})
-    assert later['d2']['up'] > 0.8
+    assert later['d2']['up'] == pytest.approx(1.0 - later['d1']['down'])
+    assert later['d2']['up'] > 0.5
 
 
 def test_a_deferred_checkpoint_takes_what_no_other_transfer_needs():
@@ -68,27 +70,27 @@ def test_a_deferred_checkpoint_takes_what_no_other_transfer_needs():
 
 
 def test_the_data_a_checkpoint_needs_to_be_worth_its_install_goes_with_it():
-    # d1's checkpoint can arrive, d2's cannot: the late one takes the rest of the link.
+    # d1's checkpoint can arrive by half the 10 s left, d2's cannot: the late one takes
+    # the rest of the link.
     # With a floor, d1's data up to it goes with d1's checkpoint, before d2's (a
     # checkpoint arriving with less leaves d1 worse off than the model it keeps).
     remaining = {('d1', 'down'): 4e6, ('d1', 'up'): 10e6, ('d2', 'down'): 40e6,
                  ('d2', 'up'): 10e6}
-    before = resplit(remaining, 10.0, FULL, 5.0)
+    before = resplit(remaining, 10.0, FULL, 10.0)
     assert before['d1']['up'] == before['d2']['up'] == 0.0
-    after = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    after = resplit(remaining, 10.0, FULL, 10.0, floor={'d1': 1e6})
     assert carried(after['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(1e6 * MARGIN)
-    assert after['d1']['down'] == pytest.approx(before['d1']['down'])
     assert after['d2']['up'] == 0.0
-    assert after['d2']['down'] == pytest.approx(1.0 - after['d1']['up'] - after['d1']['down'])
+    assert after['d1']['down'] + after['d2']['down'] == pytest.approx(1.0 - after['d1']['up'])
     # Only for a device whose data counts this period; never more than it has waiting.
-    assert resplit(remaining, 10.0, FULL, 5.0, valued={'d2'}, floor={'d1': 1e6}) == before
+    assert resplit(remaining, 10.0, FULL, 10.0, valued={'d2'}, floor={'d1': 1e6}) == before
     remaining[('d1', 'up')] = 0.5e6
-    small = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    small = resplit(remaining, 10.0, FULL, 10.0, floor={'d1': 1e6})
     assert carried(small['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(0.5e6 * MARGIN)
     # A floor larger than what the checkpoint leaves goes first: the checkpoint gets
     # the rest (arriving without its data it would leave d1 worse off).
     remaining[('d1', 'up')] = 10e6
-    big = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 3e6})
+    big = resplit(remaining, 10.0, FULL, 10.0, floor={'d1': 3e6})
     assert carried(big['d1']['up'], 10.0, 1.0, 5.0) == pytest.approx(3e6 * MARGIN)
     assert big['d1']['down'] == pytest.approx(1.0 - big['d1']['up'])
     assert big['d1']['down'] < before['d1']['down']
@@ -96,9 +98,9 @@ def test_the_data_a_checkpoint_needs_to_be_worth_its_install_goes_with_it():
     # A checkpoint that cannot arrive at this rate goes alone: its data would count
     # for nothing, its bytes resume next period.
     remaining[('d1', 'down')] = 30e6
-    alone = resplit(remaining, 10.0, FULL, 5.0, floor={'d1': 1e6})
+    alone = resplit(remaining, 10.0, FULL, 10.0, floor={'d1': 1e6})
     assert alone['d1']['up'] == 0.0
-    assert alone == resplit(remaining, 10.0, FULL, 5.0)
+    assert alone == resplit(remaining, 10.0, FULL, 10.0)
 
 
 def test_no_time_or_capacity_gives_no_shares():
@@ -121,3 +123,33 @@ def test_checkpoints_aim_to_arrive_a_control_step_early():
     late = resplit(remaining, 10.0, {'down': 1.0}, 1.0, ahead_s=1.0)['d1']['down']
     assert late == pytest.approx(min(1.0, 2 * resplit(remaining, 10.0, {'down': 1.0},
                                                       1.0)['d1']['down']))
+
+
+def test_checkpoints_go_one_after_another_fewest_bytes_first():
+    # Both can arrive: their shares are pooled and the pool goes to the smaller one
+    # first (at most what carries it within a control step), then the next.
+    remaining = {('d1', 'down'): 4e6, ('d2', 'down'): 2e6, ('d1', 'up'): 9e6,
+                 ('d2', 'up'): 9e6}
+    new = resplit(remaining, 10.0, FULL, 20.0, ahead_s=1.0)
+    paced = [carried(1.0, 10.0, 1.0, (20.0 - 1.0) / PACE)] * 2
+    assert new['d2']['down'] == pytest.approx(MARGIN * (4e6 / paced[0] + 2e6 / paced[1]))
+    assert new['d1']['down'] == 0.0
+    # A small one takes no more than it can use in a step: the next gets the rest.
+    remaining[('d2', 'down')] = 0.1e6
+    new = resplit(remaining, 10.0, FULL, 20.0, ahead_s=1.0)
+    assert carried(new['d2']['down'], 10.0, 1.0, 1.0) == pytest.approx(0.1e6 * MARGIN)
+    assert new['d1']['down'] > 0
+
+
+def test_a_link_that_dies_mid_period_still_delivers_the_checkpoints_it_could_carry():
+    # 10 Mbit/s for 4 s, then nothing: 5 MB in all, two checkpoints of 3 MB.  Sent side
+    # by side each would miss; one after another, one arrives.
+    left = {('d1', 'down'): 3e6, ('d2', 'down'): 3e6, ('d1', 'up'): 20e6,
+            ('d2', 'up'): 20e6}
+    for second in range(10):
+        capacity = 10.0 if second < 4 else 0.0
+        shares = resplit(left, max(capacity, 0.01), FULL, 10.0 - second, ahead_s=1.0)
+        for (device, direction), bytes_left in left.items():
+            sent = carried(shares[device][direction], capacity, 1.0, 1.0)
+            left[(device, direction)] = max(bytes_left - sent, 0.0)
+    assert sorted([left[('d1', 'down')], left[('d2', 'down')]])[0] == 0.0

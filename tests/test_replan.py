@@ -130,13 +130,14 @@ def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of(
 def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
                                                                      monkeypatch):
     # Planned at 60 Mbit/s, the first second at 3 switches the checkpoints down; the
-    # link is back at 60 for the rest of the 30 s period: they grow back and arrive,
-    # never beyond what the plan had (its forecast).
+    # link is back at 60 for the rest of the 30 s period: the one sent first arrives
+    # small before the link is back, the other grows back and arrives, never beyond
+    # what the plan had (its forecast).
     s = scenario_file(tmp_path, '0 60\n0.1 3\n1 60\n', period='30s')
     loop, _, grown = loop_of(s, 'adaptive')
     loop.run()
     assert all(r['model_ok'] for r in grown), grown
-    assert all(r['switches'] == 2 for r in grown), grown
+    assert sorted(r['switches'] for r in grown) == [1, 2], grown
     period = loop.last
     assert period.sure_mbit(1000.0) <= period.forecast_mbit
     assert period.sure_mbit(1.0) == 1.0
