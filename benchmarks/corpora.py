@@ -67,16 +67,22 @@ def scenario_copy(base, scale, out):
 def run(base, scale, which, shared, out, start=None):
     """Run one corpus into out/<name> (fluid), its traces cut from start (None: their
     beginning); return its summary's corpus verdict."""
-    folder = os.path.join(out, name_of(base, scale, which))
+    return run_corpus(scenario_copy(base, scale, out),
+                      [os.path.join(shared, pattern) for pattern in SETS[which]],
+                      os.path.join(out, name_of(base, scale, which)), start)
+
+
+def run_corpus(scenario, patterns, folder, start=None):
+    """Run scenario over the traces patterns match into folder (fluid, every policy),
+    the traces cut from start; return (its summary's corpus verdict, folder)."""
     if corpus.is_corpus(folder):
         shutil.rmtree(folder)               # this benchmark's last run of the corpus
-    command = [sys.executable, '-m', 'edgecollab.cli', 'run',
-               scenario_copy(base, scale, out), '--backend', 'fluid',
-               '--policies', POLICIES, '--out', folder]
+    command = [sys.executable, '-m', 'edgecollab.cli', 'run', scenario,
+               '--backend', 'fluid', '--policies', POLICIES, '--out', folder]
     if start:
         command += ['--trace-start', start]
-    for pattern in SETS[which]:
-        command += ['--traces', os.path.join(shared, pattern)]
+    for pattern in patterns:
+        command += ['--traces', pattern]
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
     if done.returncode:
@@ -116,23 +122,32 @@ def main(argv=None):
             continue
         verdict, folder = run(base, scale, which, args.shared, args.out,
                               args.trace_start)
-        mine = verdict['policies']['adaptive']
-        rows.append({'corpus': name, 'traces': verdict['traces'],
-                     'captured': mine['captured'], 'over': mine['captured_over'],
-                     'below': len(mine['below_best_baseline']),
-                     'shortfall': shortfall(folder, verdict),
-                     'adaptive': mine['mean'], 'oracle': verdict['policies']['oracle']['mean'],
-                     'which': ' '.join(mine['below_best_baseline'])})
-        print('%s: captured %s over %d traces, %d below the best baseline %s' % (
-            name, '-' if mine['captured'] is None else '%.0f%%' % (100 * mine['captured']),
-            mine['captured_over'], rows[-1]['below'], rows[-1]['which']), flush=True)
-    emit(rows, [('corpus', 'corpus', '%s'), ('traces', 'traces', '%d'),
-                ('adaptive', 'adaptive', '%.2f'), ('oracle', 'oracle', '%.2f'),
-                ('captured', 'captured', '%.2f'), ('over', 'over', '%d'),
-                ('below', 'below best', '%d'), ('shortfall', 'worst short', '%.2f')],
-         os.path.join(args.out, 'corpora.json'), 'adaptive over corpora from %s%s' % (
+        rows.append(verdict_row(name, verdict, folder))
+    emit(rows, COLUMNS, os.path.join(args.out, 'corpora.json'),
+         'adaptive over corpora from %s%s' % (
              args.shared, ' from %s' % args.trace_start if args.trace_start else ''))
     return 0
+
+
+def verdict_row(name, verdict, folder):
+    """The table row of one corpus's verdict (run_corpus), printed as it comes."""
+    mine = verdict['policies']['adaptive']
+    row = {'corpus': name, 'traces': verdict['traces'],
+           'captured': mine['captured'], 'over': mine['captured_over'],
+           'below': len(mine['below_best_baseline']),
+           'shortfall': shortfall(folder, verdict),
+           'adaptive': mine['mean'], 'oracle': verdict['policies']['oracle']['mean'],
+           'which': ' '.join(mine['below_best_baseline'])}
+    print('%s: captured %s over %d traces, %d below the best baseline %s' % (
+        name, '-' if mine['captured'] is None else '%.0f%%' % (100 * mine['captured']),
+        mine['captured_over'], row['below'], row['which']), flush=True)
+    return row
+
+
+COLUMNS = [('corpus', 'corpus', '%s'), ('traces', 'traces', '%d'),
+           ('adaptive', 'adaptive', '%.2f'), ('oracle', 'oracle', '%.2f'),
+           ('captured', 'captured', '%.2f'), ('over', 'over', '%d'),
+           ('below', 'below best', '%d'), ('shortfall', 'worst short', '%.2f')]
 
 
 if __name__ == '__main__':
