@@ -5,7 +5,8 @@ One loop for both backends.  Each period the loop takes the policy to use (a ``P
 can know with the model each device holds (``holding.py``: keeping it is an option worth
 its decayed accuracy), turns the plan into link fractions (one split with ``overlap``
 timing; the upload phase, then the model phase with ``sequential``), resumes a checkpoint
-that missed the last deadline when the plan picks the same model again, applies the
+that missed the last deadline when the plan picks the same model again (a closed loop
+is offered it, deferred, when the plan keeps the model: ``_offer_resumes``), applies the
 shares, publishes the plans and hands the period to the backend.  Every control step
 the backend reports what is left; when the policy that planned the period ``corrects``
 (``adaptive``), ``control`` re-splits the rest of the period (``correction.py``).  At
@@ -437,8 +438,9 @@ class ControlLoop:
                              floor=s.control.floor,
                              kept=[h.kept(s.control.drift) for h in self.known],
                              inflight=[self.inflight.get(d) for d in self.devices])
+        offered = self._offer_resumes(name, plan_)
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
-                        held=list(self.known), rates=plan_.rates)
+                        held=list(self.known), rates=plan_.rates, deferred=offered)
         sample_bytes = self.problem.sample_bits / 8
         for name_, a, generated in zip(self.devices, plan_.devices, s.data.generated):
             partial = self.inflight.get(name_)
@@ -475,6 +477,30 @@ class ControlLoop:
         log.debug('%s period %d: planned by %s at %.3f Mbit/s: %s', self.label, k, name,
                   capacity, plans)
         return period
+
+    def _offer_resumes(self, name, plan_):
+        """For a policy that re-plans within the period (``adaptive``): each checkpoint
+        that missed its deadline, is worth more than the model its device keeps, and
+        that plan_ neither resumes nor replaces (the forecast was too low to fit it) is
+        put in plan_ deferred: it takes only what no other transfer needs, unless the
+        re-plan finishes it (replan.py), rather than being thrown away with the bytes
+        it got.  Returns the devices it was offered to."""
+        if not policies.get(name).corrects or self.problem.timing != Timing.OVERLAP or \
+                self.medium.per_direction:
+            return set()
+        drift = self.scenario.control.drift
+        offered = set()
+        allocations = plan_.allocation.devices
+        for i, (device, a) in enumerate(zip(self.devices, plan_.devices)):
+            partial = self.inflight.get(device)
+            if partial is None or a.model_bytes > 0 or \
+                    partial.accuracy <= self.known[i].kept(drift):
+                continue
+            allocations[i] = dataclasses.replace(
+                a, download_share=0.0, model_bytes=partial.size_bytes, model=partial.model,
+                accuracy=partial.accuracy, feasible=True, reason=Reason.RESUMES)
+            offered.add(device)
+        return offered
 
     def _measured(self, measured):
         """Keep the period's measured efficiency per direction (a direction without a

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edgecollab.controller import replan
-from edgecollab.controller.loop import Period
+from edgecollab.controller.loop import ControlLoop, Period
 from edgecollab.controller.replan import KEEP, Standing
 from tests.test_loop import loop_of, scenario, scenario_file
 
@@ -151,3 +151,27 @@ def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
     assert sum(r['planned_model_bytes'] for r in small) < \
         sum(r['planned_model_bytes'] for r in grown)
     assert sum(r['accuracy'] for r in small) < sum(r['accuracy'] for r in grown)
+
+
+def test_a_checkpoint_that_missed_resumes_within_a_period_planned_too_low_for_it(
+        tmp_path, monkeypatch):
+    # Period 1 plans a yolov8s at 20 Mbit/s; the link falls to 0.1 after 4 s and it
+    # misses with 8 of 11.2 MB.  Period 2 is planned from 0.1 Mbit/s: no checkpoint
+    # fits, so the plan keeps the model; half a second in the link is back at 3 Mbit/s
+    # (3.6 MB in what is left): the checkpoint on offer resumes and arrives.
+    s = scenario_file(tmp_path, '0 20\n4 0.1\n10.5 3\n', periods=2, devices=1,
+                      data='{sample_size: 100KB, generated: 100}')
+    loop, _, rows = loop_of(s, 'adaptive')
+    loop.run()
+    first, second = rows
+    assert first['outcome'] == 'missed' and 0 < first['model_bytes'] < 11.2e6
+    assert second['outcome'] == 'resumed'
+    assert second['model_bytes'] == pytest.approx(11.2e6 - first['model_bytes'])
+    assert second['accuracy'] > second['kept_accuracy']
+    # Without the offer the period's plan throws the part away and the device keeps
+    # its old model.
+    monkeypatch.setattr(ControlLoop, '_offer_resumes', lambda self, name, plan_: set())
+    loop, _, dropped = loop_of(s, 'adaptive')
+    loop.run()
+    assert dropped[1]['model_bytes'] == 0
+    assert dropped[1]['accuracy'] < second['accuracy']
