@@ -115,10 +115,10 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
 
 
 def _serial(shares, devices, pool, most, add=False):
-    """Give pool (a share of the link) to devices' checkpoints one after another,
-    fewest bytes left first (most: {device: the share that carries its bytes within a
-    control step}, what it takes at most); set their shares (add: add to them); return
-    what is left of pool."""
+    """Give pool (a share of the link) to devices' checkpoints one after another, the
+    one that needs least first (most: {device: the share it takes at most, what
+    carries the bytes it has left within a control step}); set their shares (add: add
+    to them); return what is left of pool."""
     for d in sorted(devices, key=lambda d: (most[d], d)):
         part = min(pool, max(most[d], 0.0))
         shares[d]['down'] = shares[d]['down'] + part if add else part

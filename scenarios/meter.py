@@ -86,7 +86,7 @@ class Meter:
             # A checkpoint is all or nothing: it keeps a share for at least that part
             # until the device reports its download ended.
             need = period.model_left[name]
-            down = got[Direction.DOWN] - down_offset.get(name, 0.0)    # of this checkpoint
+            down = max(got[Direction.DOWN] - down_offset.get(name, 0.0), 0.0)  # of this one
             remaining[(name, Direction.DOWN)] = 0.0 if need <= 0 or name in ended else \
                 max(need - down, min(need, max(DELIVERED_WITHIN * need, MIN_LEFT_BYTES)))
         return remaining
