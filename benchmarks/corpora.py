@@ -39,6 +39,11 @@ CORPORA = [(base, scale, 'all') for base in ('cellular', 'default') for scale in
     [(base, scale, 'norway') for base in ('cellular', 'default') for scale in (20, 40)] + \
     [(base, 20, 'fcc') for base in ('cellular', 'default')]
 POLICIES = 'optimal,adaptive,oracle,equal,upload-first,model-first,proportional,tcp-fair'
+# The columns of the verdict table (key, header, format).
+COLUMNS = [('corpus', 'corpus', '%s'), ('traces', 'traces', '%d'),
+           ('adaptive', 'adaptive', '%.2f'), ('oracle', 'oracle', '%.2f'),
+           ('captured', 'captured', '%.2f'), ('over', 'over', '%d'),
+           ('below', 'below best', '%d'), ('shortfall', 'worst short', '%.2f')]
 
 
 def name_of(base, scale, which):
@@ -142,12 +147,6 @@ def verdict_row(name, verdict, folder):
         name, '-' if mine['captured'] is None else '%.0f%%' % (100 * mine['captured']),
         mine['captured_over'], row['below'], row['which']), flush=True)
     return row
-
-
-COLUMNS = [('corpus', 'corpus', '%s'), ('traces', 'traces', '%d'),
-           ('adaptive', 'adaptive', '%.2f'), ('oracle', 'oracle', '%.2f'),
-           ('captured', 'captured', '%.2f'), ('over', 'over', '%d'),
-           ('below', 'below best', '%d'), ('shortfall', 'worst short', '%.2f')]
 
 
 if __name__ == '__main__':

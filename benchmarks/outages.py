@@ -43,8 +43,7 @@ def trace(seed):
     mean = float(np.exp(rng.uniform(*np.log(MEAN_MBIT))))
     outage = rng.uniform(*OUTAGE)
     dwell = rng.uniform(*DWELL_S)
-    odds = np.array([outage, 0.25, 0.35, 0.40 - outage])
-    odds = np.maximum(odds, 0.0) / np.maximum(odds, 0.0).sum()
+    odds = np.array([outage, 0.25, 0.35, 0.40 - outage])     # sums to 1
     rates, regime = [], 2
     while len(rates) < LENGTH_S:
         for _ in range(int(rng.geometric(1.0 / dwell))):

@@ -90,8 +90,9 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
             (on_time if shares[d]['down'] >= need else late).append(d)
     # The checkpoints' share goes to one after another, fewest bytes left first: when
     # the link falls short, the ones that arrive are as many as it could carry.
+    within_step = {d: MARGIN * left / min(step, horizon) / rate for d, left in down.items()}
     free += _serial(shares, on_time + late, sum(shares[d]['down'] for d in on_time + late),
-                    {d: MARGIN * down[d] / min(step, horizon) / rate for d in down})
+                    within_step)
     uploads = {d: left for (d, direction), left in remaining.items()
                if direction == Direction.UP and left > 0}
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
@@ -106,9 +107,8 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     # What no data needs goes to the checkpoints short of their need, else to the
     # deferred ones, else speeds up the others.
     takers = late or held_back or on_time
-    free = _serial(shares, takers, free, {
-        d: MARGIN * down[d] / min(step, horizon) / rate - shares[d]['down'] for d in takers},
-        add=True)
+    free = _serial(shares, takers, free,
+                   {d: within_step[d] - shares[d]['down'] for d in takers}, add=True)
     for d in takers:
         shares[d]['down'] += free / len(takers)
     return shares

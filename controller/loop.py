@@ -478,6 +478,12 @@ class ControlLoop:
                   capacity, plans)
         return period
 
+    def corrects(self, name):
+        """Whether a period planned by policy name is corrected within (re-split and,
+        on a medium with one budget, re-planned): a policy that corrects, with
+        overlapping transfers."""
+        return policies.get(name).corrects and self.problem.timing == Timing.OVERLAP
+
     def _offer_resumes(self, name, plan_):
         """For a policy that re-plans within the period (``adaptive``): each checkpoint
         that missed its deadline, is worth more than the model its device keeps, and
@@ -485,8 +491,7 @@ class ControlLoop:
         put in plan_ deferred: it takes only what no other transfer needs, unless the
         re-plan finishes it (replan.py), rather than being thrown away with the bytes
         it got.  Returns the devices it was offered to."""
-        if not policies.get(name).corrects or self.problem.timing != Timing.OVERLAP or \
-                self.medium.per_direction:
+        if not self.corrects(name) or self.medium.per_direction:
             return set()
         drift = self.scenario.control.drift
         offered = set()
@@ -531,8 +536,7 @@ class ControlLoop:
             period.steps += 1
             if carried_mbit < IDLE_USE * capacity_mbit:
                 period.idle_steps += 1
-        if not policies.get(period.policy).corrects or \
-                self.problem.timing != Timing.OVERLAP or remaining_s <= 0:
+        if not self.corrects(period.policy) or remaining_s <= 0:
             return False
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
