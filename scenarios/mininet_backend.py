@@ -60,15 +60,18 @@ REVISION_LAG_S = device.REVISION_POLL_S
 
 
 def scenario_topology(s, prefix='ec', mode=None):
-    """The EdgeStar of scenario s at its capacity at the start (mode: the link mode a
-    policy needs, the scenario's when None; per-device channels have no capacity to lend,
-    so they are always strict: there tcp-fair holds its max-min split)."""
+    """The EdgeStar of scenario s at its capacity at the start, its queues sized from
+    the capacity's mean over the run (mode: the link mode a policy needs, the scenario's
+    when None; per-device channels have no capacity to lend, so they are always strict:
+    there tcp-fair holds its max-min split)."""
     mode = s.link.mode if s.link.channels else mode or s.link.mode
+    mean = s.link.capacity.mean_between(0.0, s.control.period_s * s.control.periods)
     return EdgeStar(n=s.devices, capacity=max(float(s.link.capacity.rate_at(0.0)),
                                               MIN_CAPACITY_MBIT),
                     medium=s.link.medium, mode=mode, ack=s.link.ack,
                     paths=dict(zip(s.device_names, s.paths.each)), delay_engine=s.paths.engine,
                     seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix,
+                    queue_rate=max(float(mean), MIN_CAPACITY_MBIT),
                     servers=s.cluster.servers)
 
 

@@ -81,6 +81,32 @@ def test_the_shaper_leaves_are_byte_fifos_never_netem():
     assert qdiscs and all('bfifo' in cmd and 'netem' not in cmd for cmd in qdiscs)
 
 
+def _limits(tree):
+    return {cmd[cmd.index('parent') + 1]: int(cmd[cmd.index('limit') + 1])
+            for cmd in tree.class_commands('change') if 'bfifo' in cmd}
+
+
+def test_a_fading_link_keeps_the_queues_of_its_reference_capacity():
+    # A trace's dip to a tenth of its mean does not cut the queues to a tenth: a
+    # buffer is memory; above the mean they follow the capacity now.
+    fading = ls.ShareTree('ifb', ls.DIRECTIONS, ls.ShapingConfig(20.0, queue_mbit=20.0),
+                          '10.0.0.100', DEVICES)
+    plain = ls.ShareTree('ifb', ls.DIRECTIONS, ls.ShapingConfig(20.0), '10.0.0.100',
+                         DEVICES)
+    at_mean = _limits(fading)
+    assert at_mean == _limits(plain)
+    for t in (fading, plain):
+        t.capacity_mbit = 2.0
+    assert _limits(fading) == at_mean
+    dipped = _limits(plain)
+    data = '1:%x' % (ls.class_minor(1, 'up') + 2)
+    assert dipped[data] == ls.MIN_QUEUE_FRAMES * ls.MTU_FRAME < at_mean[data]
+    for t in (fading, plain):
+        t.capacity_mbit = 40.0
+    assert _limits(fading) == _limits(plain)
+    assert _limits(fading)[data] == pytest.approx(2 * at_mean[data], rel=0.01)
+
+
 def test_a_netem_path_delays_each_way_on_the_device_interface():
     path = ls.NetemPath('d1-eth0', 'd1-ifb', 30, 1, 500, types.SimpleNamespace(
         name='d1', pid=1234))
@@ -108,7 +134,7 @@ def test_a_netem_limit_holds_the_packets_within_its_delay():
 
 def test_bad_configs_are_refused():
     for kwargs in ({'medium': 'radio'}, {'mode': 'greedy'}, {'ack_fraction': 0},
-                   {'queue_ms': 0}):
+                   {'queue_ms': 0}, {'queue_mbit': -1}, {'queue_mbit': float('nan')}):
         with pytest.raises(ConfigError):
             ls.ShapingConfig(20.0, **kwargs)
 

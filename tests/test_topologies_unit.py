@@ -64,3 +64,26 @@ def test_the_path_engine_is_chosen_once_by_what_the_paths_need():
         choose_engine('tc', uniform, never)
     with pytest.raises(ConfigError, match='loss'):
         Path(loss_pct=120)
+
+
+def test_a_trace_driven_link_sizes_its_queues_from_the_trace_mean(tmp_path):
+    from edgecollab.scenarios.mininet_backend import scenario_topology
+    from edgecollab.scenarios.scenario import load_scenario
+    from edgecollab.topologies.linkshare import ShapingConfig
+
+    def shaping(text):
+        path = tmp_path / 'scenario.yaml'
+        path.write_text(text)
+        topo = scenario_topology(load_scenario(str(path)))
+        found = [topo.nodeInfo(s)['shaping'] for s in topo.switches()
+                 if isinstance(topo.nodeInfo(s).get('shaping'), ShapingConfig)]
+        assert len(found) == 1
+        return found[0]
+    trace = tmp_path / 'fade.txt'
+    # 2 s at 40 Mbit/s, then 8 s at 5: 12 Mbit/s over a 10 s period.
+    trace.write_text('0 40\n2 5\n10 5\n')
+    faded = shaping('capacity: {trace: %s, loop: false}\nperiod: 10s\nperiods: 1\n'
+                    'delay: 0ms\n' % trace)
+    assert faded.capacity_mbit == 40 and faded.queue_mbit == pytest.approx(12.0)
+    steady = shaping('capacity: 30mbit\ndelay: 0ms\n')
+    assert steady.queue_mbit == steady.capacity_mbit == 30

@@ -46,7 +46,14 @@ Share modes: ``strict`` (a class never exceeds its share: ceil = rate) and
 channels, its own channel's rate).
 
 Queues: each leaf holds a bfifo of ``queue_ms`` worth of its rate (at least 16 full-size
-packets), resized in place when the rate changes.
+packets), resized in place when the rate changes.  A link whose capacity follows a trace
+sizes them from its reference capacity (``queue_mbit``, the trace's mean over the run)
+when the capacity now is below it: a bottleneck's buffer is memory, which does not
+shrink when the link fades.  Sized from the capacity of each 100 ms step, a dip to a
+tenth cut the queue to 16 frames, the packets TCP had in flight were dropped and the
+burst that follows a dip in a cellular trace found the queue empty (under Mininet, the
+T-Mobile LTE downlink of scenarios/corpus: TCP's goodput per share 0.78, the link's
+utilisation 0.69-0.80 over four runs; from the trace's mean: docs/real-traces.md).
 
 A path's delay and loss under the netem engine (``NetemPath``) is no leaf of this tree:
 HTB expects work-conserving children, and a netem leaf holds packets the class has already
@@ -118,6 +125,8 @@ class ShapingConfig:
     ack_priority: put pure ACKs in a prioritised child of each direction class.
     ack_fraction: guaranteed ACK rate as a fraction of the reverse direction's share.
     queue_ms: leaf queue length in milliseconds of the leaf's rate.
+    queue_mbit: the capacity the leaf queues are sized from while the capacity now is
+        below it (a trace's mean); 0: always the capacity now.
     """
     capacity_mbit: float
     medium: Medium = Medium.SHARED
@@ -125,6 +134,7 @@ class ShapingConfig:
     ack_priority: bool = True
     ack_fraction: float = 0.05
     queue_ms: float = 100.0
+    queue_mbit: float = 0.0
 
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
@@ -134,6 +144,8 @@ class ShapingConfig:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
             raise ConfigError('queue_ms must be in [%g, %g], got %r' % (QUEUE_MS + (self.queue_ms,)))
+        if self.queue_mbit:
+            check_capacity(self.queue_mbit)
 
 
 def kernel_has_netem(run, probe):
@@ -294,6 +306,16 @@ class ShareTree:
         data = max(MIN_RATE_MBIT, rate - ack)
         return rate, ceil, ack, data
 
+    def _queue_mbit(self, rate_mbit):
+        """The rate a leaf of rate_mbit sizes its queue from: scaled up to the
+        reference capacity while the capacity now is below it."""
+        if self.config.queue_mbit <= self.capacity_mbit or self.capacity_mbit <= 0:
+            return rate_mbit
+        return rate_mbit * self.config.queue_mbit / self.capacity_mbit
+
+    def _leaf(self, verb, minor, rate_mbit):
+        return leaf_qdisc(verb, self.dev, minor, self._queue_mbit(rate_mbit), self.config)
+
     def _other_mbit(self):
         return max(MIN_RATE_MBIT, 0.01 * self.capacity_mbit)
 
@@ -304,7 +326,7 @@ class ShareTree:
         cmds = [htb_class(verb, self.dev, 0, ROOT, root, root, 0)]
         other = self._other_mbit()
         cmds.append(htb_class(verb, self.dev, ROOT, OTHER, other, self.capacity_mbit, 7))
-        cmds.append(leaf_qdisc(verb, self.dev, OTHER, other, self.config))
+        cmds.append(self._leaf(verb, OTHER, other))
         for index, device in enumerate(self.devices, start=1):
             for direction in self.directions:
                 cmds += self._device_commands(verb, index, device.name, direction)
@@ -315,12 +337,12 @@ class ShareTree:
         minor = class_minor(index, direction)
         if not self.config.ack_priority:
             return [htb_class(verb, self.dev, ROOT, minor, share, ceil, 1),
-                    leaf_qdisc(verb, self.dev, minor, share, self.config)]
+                    self._leaf(verb, minor, share)]
         return [htb_class(verb, self.dev, ROOT, minor, share, ceil, 1),
                 htb_class(verb, self.dev, minor, minor + 1, ack, ceil, 0),
-                leaf_qdisc(verb, self.dev, minor + 1, ack, self.config),
+                self._leaf(verb, minor + 1, ack),
                 htb_class(verb, self.dev, minor, minor + 2, data, ceil, 1),
-                leaf_qdisc(verb, self.dev, minor + 2, data, self.config)]
+                self._leaf(verb, minor + 2, data)]
 
     def build_commands(self):
         """Commands creating the tree from an empty root: qdisc, classes, filters."""
