@@ -65,14 +65,21 @@ def scenario_topology(s, prefix='ec', mode=None):
     when None; per-device channels have no capacity to lend, so they are always strict:
     there tcp-fair holds its max-min split)."""
     mode = s.link.mode if s.link.channels else mode or s.link.mode
-    mean = s.link.capacity.mean_between(0.0, s.control.period_s * s.control.periods)
+    length_s = s.control.period_s * s.control.periods
+    down = s.link.capacity_down
     return EdgeStar(n=s.devices, capacity=max(float(s.link.capacity.rate_at(0.0)),
                                               MIN_CAPACITY_MBIT),
                     medium=s.link.medium, mode=mode, ack=s.link.ack,
                     paths=dict(zip(s.device_names, s.paths.each)), delay_engine=s.paths.engine,
                     seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix,
-                    queue_rate=max(float(mean), MIN_CAPACITY_MBIT),
+                    queue_rate=_mean_mbit(s.link.capacity, length_s),
+                    queue_down_rate=None if down is None else _mean_mbit(down, length_s),
                     servers=s.cluster.servers)
+
+
+def _mean_mbit(trace, length_s):
+    """A capacity trace's mean over a run of length_s, within what the layer shapes."""
+    return max(float(trace.mean_between(0.0, length_s)), MIN_CAPACITY_MBIT)
 
 
 class PolicyRun(Transport):
@@ -193,7 +200,7 @@ class PolicyRun(Transport):
         self.clock.start(START_DELAY_S)
         self.replayer = Replayer(s.link.capacity, s.link.step_s, s.duration_s,
                                  self.emu.linkshare.set_capacity, self.clock.t0,
-                                 s.link.channels, s.device_names)
+                                 s.link.channels, s.device_names, s.link.capacity_down)
         self.replayer.start()
         self.at(0.0, self.emu.restart_path_clocks)     # delay traces start with period 1
         self.loop = ControlLoop(s, self.state, self, self.records.write)

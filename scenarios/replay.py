@@ -17,13 +17,16 @@ class Replayer(threading.Thread):
     """Calls apply(capacity_mbit) at every step of trace from start_s (monotonic); with
     per-device channels (a traces.Channels of the devices named, in order)
     apply(the channels' mean, {device: its channel relative to it}), trace then being
-    that mean."""
+    that mean; with a download trace of its own (down, duplex) apply(capacity_mbit,
+    down_mbit=its rate)."""
 
-    def __init__(self, trace, step_s, duration_s, apply, start_s, channels=(), devices=()):
+    def __init__(self, trace, step_s, duration_s, apply, start_s, channels=(), devices=(),
+                 down=None):
         super().__init__(name='replayer', daemon=True)
         self.trace, self.step_s, self.duration_s = trace, step_s, duration_s
         self.apply, self.start_s = apply, start_s
         self.channels, self.devices = channels, list(devices)
+        self.down = None if down is None else down.link_steps(step_s, duration_s)[0].tolist()
         self.steps = []          # (step, planned_s, applied_s, capacity_mbit, clipped)
         self.stop_event = threading.Event()
         self.error = None
@@ -46,6 +49,11 @@ class Replayer(threading.Thread):
                     return
                 if relative is not None:
                     self.apply(rate, relative[k])
+                elif self.down is not None:
+                    down = self.down[min(k, len(self.down) - 1)]
+                    if (rate, down) != last:
+                        self.apply(rate, down_mbit=down)
+                        last = (rate, down)
                 elif rate != last:
                     self.apply(rate)
                     last = rate

@@ -139,10 +139,14 @@ def test_without_ack_priority_opposite_flows_collapse():
         '%.2f Mbit/s, the share gives %.2f, the ACK child %.2f' % (without_ack, full, with_ack))
 
 
-def test_duplex_budgets_are_separate():
+def test_duplex_budgets_are_separate_each_at_its_own_capacity():
+    # 15 Mbit/s up, 10 down (a scenario's capacity_down): each direction gets all of
+    # its own.
     topo = EdgeStar(n=1, capacity='15mbit', medium='duplex', prefix=TEST_PREFIX)
     with Emulation(topo) as emu:
         emu.linkshare.set_shares({'d1': {'up': 1.0, 'down': 1.0}})
+        emu.linkshare.set_capacity(15.0, down_mbit=10.0)
+        assert emu.linkshare.share_mbit('d1', 'down') == pytest.approx(10.0)
         flows = start_flows(emu, 'd1', duration_s=6)
         t0 = flows[0].started_s
         before, after = measure_window(emu, t0 + 1, t0 + 5)
@@ -150,7 +154,7 @@ def test_duplex_budgets_are_separate():
             want = expected_goodput(emu.linkshare.share_mbit('d1', flow.direction), before,
                                     after, 'd1', flow.direction, 4)
             assert_within(mean_between(flow.result(), t0 + 1, t0 + 5), want, 0.07,
-                          'duplex %s goodput at 15 Mbit/s each way' % flow.direction)
+                          'duplex %s goodput at 15 Mbit/s up, 10 down' % flow.direction)
 
 
 def test_work_conserving_borrows_up_to_capacity():

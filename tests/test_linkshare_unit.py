@@ -176,3 +176,56 @@ def test_units():
     for bad in ('fast', '15 parsecs', True, None, '1e999mbit'):
         with pytest.raises(ConfigError):
             rate_mbit(bad)
+
+
+class _Recorder:
+    """A runner that records the tc batches it is given."""
+
+    def __init__(self):
+        self.batches = []
+
+    def tc_batch(self, cmds, doing):
+        self.batches.append(cmds)
+
+
+def test_a_duplex_link_shapes_its_download_at_its_own_capacity():
+    run = _Recorder()
+    config = ls.ShapingConfig(20.0, medium='duplex', queue_mbit=20.0, queue_down_mbit=5.0)
+    share = ls.LinkShare(config, 'p', 'ifb0', '10.0.255.254', DEVICES[:1], run=run)
+    share.set_shares({'d1': {'up': 0.5, 'down': 0.5}})
+    share.set_capacity(20.0, down_mbit=4.0)
+    assert share.share_mbit('d1', 'up') == pytest.approx(10.0)
+    assert share.share_mbit('d1', 'down') == pytest.approx(2.0)
+    assert share.capacity_mbit == 20.0
+    down = [c for c in run.batches[-1] if c[3] == 'ifb0']       # the download's tree
+    root = next(c for c in down if c[:2] == ['class', 'change'] and c[7] == '1:1')
+    assert root[root.index('rate') + 1] == tc_rate(4.0)
+    # Its queues sized from the download's own reference, 5 of 4 Mbit/s now.
+    data = next(c for c in down if 'bfifo' in c and
+                c[c.index('parent') + 1] == '1:%x' % (ls.class_minor(1, 'down') + 2))
+    # The upload's ACKs come down: their child is sized from the upload's 10 Mbit/s.
+    assert share.trees[1]._rates('d1', 'down')[2] == pytest.approx(0.05 * 10.0)
+    assert share.trees[0]._rates('d1', 'up')[2] == pytest.approx(0.05 * 2.0)
+    assert int(data[data.index('limit') + 1]) == ls.leaf_queue_bytes(
+        (2.0 - 0.05 * 10.0) * 5.0 / 4.0, config.queue_ms)
+    share.set_capacity(15.0)                    # no download of its own: both at C
+    assert share.share_mbit('d1', 'down') == pytest.approx(7.5)
+    assert share.trees[1]._rates('d1', 'down')[2] == pytest.approx(0.05 * 7.5)
+    shared = ls.LinkShare(ls.ShapingConfig(20.0), 'p', 'ifb0', '10.0.255.254', DEVICES,
+                          run=run)
+    with pytest.raises(ConfigError, match='per direction'):
+        shared.set_capacity(20.0, down_mbit=4.0)
+    with pytest.raises(ConfigError):
+        share.set_capacity(20.0, down_mbit=float('nan'))
+
+
+def test_the_replayer_applies_a_download_trace_of_its_own():
+    import time
+    from edgecollab.scenarios import traces
+    from edgecollab.scenarios.replay import Replayer
+    applied = []
+    replayer = Replayer(traces.constant(20.0), 0.1, 0.3,
+                        lambda c, down_mbit=None: applied.append((c, down_mbit)),
+                        time.monotonic(), down=traces.steps([8.0, 8.0, 2.0], 0.1))
+    replayer.run()
+    assert [x for pair in applied for x in pair] == pytest.approx([20.0, 8.0, 20.0, 2.0])

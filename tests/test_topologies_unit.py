@@ -87,3 +87,7 @@ def test_a_trace_driven_link_sizes_its_queues_from_the_trace_mean(tmp_path):
     assert faded.capacity_mbit == 40 and faded.queue_mbit == pytest.approx(12.0)
     steady = shaping('capacity: 30mbit\ndelay: 0ms\n')
     assert steady.queue_mbit == steady.capacity_mbit == 30
+    assert steady.queue_down_mbit == 0
+    duplex = shaping('medium: duplex\ncapacity: 30mbit\ncapacity_down: {trace: %s, '
+                     'loop: false}\nperiod: 10s\nperiods: 1\ndelay: 0ms\n' % trace)
+    assert duplex.queue_mbit == 30 and duplex.queue_down_mbit == pytest.approx(12.0)

@@ -127,6 +127,8 @@ class ShapingConfig:
     queue_ms: leaf queue length in milliseconds of the leaf's rate.
     queue_mbit: the capacity the leaf queues are sized from while the capacity now is
         below it (a trace's mean); 0: always the capacity now.
+    queue_down_mbit: the same for the download's own tree (duplex with a download
+        capacity of its own); 0: queue_mbit.
     """
     capacity_mbit: float
     medium: Medium = Medium.SHARED
@@ -135,6 +137,7 @@ class ShapingConfig:
     ack_fraction: float = 0.05
     queue_ms: float = 100.0
     queue_mbit: float = 0.0
+    queue_down_mbit: float = 0.0
 
     def __post_init__(self):
         check_capacity(self.capacity_mbit)
@@ -144,8 +147,9 @@ class ShapingConfig:
             raise ConfigError('ack_fraction must be in (0, 0.5], got %r' % self.ack_fraction)
         if not QUEUE_MS[0] <= self.queue_ms <= QUEUE_MS[1]:
             raise ConfigError('queue_ms must be in [%g, %g], got %r' % (QUEUE_MS + (self.queue_ms,)))
-        if self.queue_mbit:
-            check_capacity(self.queue_mbit)
+        for reference in (self.queue_mbit, self.queue_down_mbit):
+            if reference:
+                check_capacity(reference)
 
 
 def kernel_has_netem(run, probe):
@@ -271,6 +275,9 @@ class ShareTree:
     # Per-device channels (airtime, access): {device: its channel's rate / C}; a share f
     # then gives f x C x rate.  Empty: every device at C.
     rates: dict = field(default_factory=dict)
+    # A tree of one direction (duplex): the capacity the other direction's tree shapes
+    # now, which sizes the ACK child of the flow coming the other way (0: this tree's).
+    reverse_mbit: float = 0.0
 
     def __post_init__(self):
         self.capacity_mbit = self.config.capacity_mbit
@@ -281,6 +288,8 @@ class ShareTree:
     def share_mbit(self, name, direction):
         """The share of device name in direction, in Mbit/s."""
         channel = self.channel_mbit(name)
+        if direction not in self.directions and self.reverse_mbit:
+            channel = self.reverse_mbit
         floor = max(MIN_RATE_MBIT, min(KEEPALIVE_MBIT, KEEPALIVE_FRACTION * channel))
         return max(floor, self.fractions[name][direction] * channel)
 
@@ -309,9 +318,12 @@ class ShareTree:
     def _queue_mbit(self, rate_mbit):
         """The rate a leaf of rate_mbit sizes its queue from: scaled up to the
         reference capacity while the capacity now is below it."""
-        if self.config.queue_mbit <= self.capacity_mbit or self.capacity_mbit <= 0:
+        reference = self.config.queue_mbit
+        if self.directions == (DOWN,) and self.config.queue_down_mbit:
+            reference = self.config.queue_down_mbit
+        if reference <= self.capacity_mbit or self.capacity_mbit <= 0:
             return rate_mbit
-        return rate_mbit * self.config.queue_mbit / self.capacity_mbit
+        return rate_mbit * reference / self.capacity_mbit
 
     def _leaf(self, verb, minor, rate_mbit):
         return leaf_qdisc(verb, self.dev, minor, self._queue_mbit(rate_mbit), self.config)
@@ -509,7 +521,11 @@ class LinkShare:
 
     def share_mbit(self, name, direction):
         """The share of a device in a direction now in force, in Mbit/s."""
-        return self.trees[0].share_mbit(name, direction)
+        return self._tree_of(direction).share_mbit(name, direction)
+
+    def _tree_of(self, direction):
+        """The tree that shapes direction."""
+        return next(tree for tree in self.trees if direction in tree.directions)
 
     def start(self):
         """Create the IFB, the trees and the filters."""
@@ -524,19 +540,30 @@ class LinkShare:
                  self.config.medium, self.config.mode, self.capacity_mbit, len(self.devices),
                  'on' if self.config.ack_priority else 'off')
 
-    def set_capacity(self, capacity_mbit, rates=None):
+    def set_capacity(self, capacity_mbit, rates=None, down_mbit=None):
         """Change C in place (Mbit/s), keeping every share's fraction; rates: with
-        per-device channels, {device: its channel's rate / C} now."""
+        per-device channels, {device: its channel's rate / C} now; down_mbit: on a
+        medium with a budget per direction (duplex), the download's own C."""
         check_capacity(capacity_mbit)
         if rates is not None and not media.get(self.config.medium).channels:
             raise ConfigError('per-device channel rates need a medium with channels '
                               '(airtime, access), not %s' % self.config.medium)
+        if down_mbit is not None:
+            check_capacity(down_mbit)
+            if not media.get(self.config.medium).per_direction:
+                raise ConfigError('a download capacity of its own needs a medium with a '
+                                  'budget per direction (duplex), not %s' % self.config.medium)
         for tree in self.trees:
-            tree.capacity_mbit = float(capacity_mbit)
+            down = DOWN in tree.directions
+            own = down_mbit if down_mbit is not None and down else None
+            tree.capacity_mbit = float(capacity_mbit if own is None else own)
+            tree.reverse_mbit = 0.0 if down_mbit is None else \
+                float(capacity_mbit if down else down_mbit)
             if rates is not None:
                 tree.rates = dict(rates)
-        self._apply('set capacity to %g Mbit/s%s' % (
-            capacity_mbit, ' with %d channels' % len(rates) if rates else ''))
+        self._apply('set capacity to %g Mbit/s%s%s' % (
+            capacity_mbit, '' if down_mbit is None else ' up, %g down' % down_mbit,
+            ' with %d channels' % len(rates) if rates else ''))
 
     def channel_mbit(self, name):
         """The rate of device name's channel now (C without per-device channels)."""

@@ -47,15 +47,17 @@ def flag(value, what):
 
 
 def shaping_config(capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT, ack=True,
-                   queue='100ms', queue_rate=None):
+                   queue='100ms', queue_rate=None, queue_down_rate=None):
     """A ShapingConfig from topology-style arguments with units (queue_rate: the
     capacity the queues are sized from while the capacity is below it, None: the
-    capacity now)."""
+    capacity now; queue_down_rate: the download's, on duplex, None: queue_rate's)."""
+    def reference(value, what):
+        return 0.0 if value is None else rate_mbit(value, what)
     return ShapingConfig(capacity_mbit=rate_mbit(capacity, 'capacity'), medium=medium,
                          mode=mode, ack_priority=flag(ack, 'ack'),
                          queue_ms=duration_s(queue, 'queue') * 1000,
-                         queue_mbit=0.0 if queue_rate is None else
-                         rate_mbit(queue_rate, 'queue_rate'))
+                         queue_mbit=reference(queue_rate, 'queue_rate'),
+                         queue_down_mbit=reference(queue_down_rate, 'queue_down_rate'))
 
 
 class EdgeStar(Topo):
@@ -64,13 +66,14 @@ class EdgeStar(Topo):
     def build(self, n=2, capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT,
               ack=True, delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec',
               access=None, offload=False, paths=None, delay_engine=DelayEngine.AUTO, seed=0,
-              servers=None, queue_rate=None):
+              servers=None, queue_rate=None, queue_down_rate=None):
         """n: devices; capacity: C with unit; medium: shared|duplex; mode:
         strict|work-conserving; ack: ACK priority child; delay/jitter/loss: every
         device's path (one-way, each direction), or paths {device: paths.Path};
         delay_engine: auto|userspace|netem; queue: leaf queue length (time);
         queue_rate: the capacity the queues are sized from while C is below it (a
-        capacity trace's mean; None: C now); prefix:
+        capacity trace's mean; None: C now); queue_down_rate: the download's (duplex
+        with a download capacity of its own; None: queue_rate); prefix:
         2-4 letters owning every root-namespace name; access: {device: capacity} of
         per-device access links; offload: keep TSO/GSO; seed: the delay line's losses;
         servers: a cluster.Servers (the edge, bridges and delay line on the first, the
@@ -95,7 +98,8 @@ class EdgeStar(Topo):
         self.engine = paths_mod.choose_engine(
             delay_engine, list(self.paths.values()),
             lambda: paths_mod.kernel_has_netem(self.prefix))
-        shaping = shaping_config(capacity, medium, mode, ack, queue, queue_rate)
+        shaping = shaping_config(capacity, medium, mode, ack, queue, queue_rate,
+                                 queue_down_rate)
         line = self.engine == DelayEngine.USERSPACE
         medium_sw = self.addSwitch(addressing.data_switch(prefix), cls=MediumBridge,
                                    shaping=shaping,
@@ -134,7 +138,8 @@ class EdgeStar(Topo):
             return None
         # Sized for at least NETEM_RATE_FLOOR_MBIT: a trace may rise above the capacity
         # the topology starts with, and the limit costs memory only when packets queue.
-        rate = max(shaping.capacity_mbit, shaping.queue_mbit, NETEM_RATE_FLOOR_MBIT)
+        rate = max(shaping.capacity_mbit, shaping.queue_mbit, shaping.queue_down_mbit,
+                   NETEM_RATE_FLOOR_MBIT)
         return (path.delay_ms, path.loss_pct,
                 netem_limit_packets(rate, path.delay_ms, shaping.queue_ms))
 
