@@ -22,7 +22,7 @@ import numpy as np
 from edgecollab.controller import forecast as forecast_mod
 from edgecollab.controller import policies as policies_mod
 from edgecollab.controller.accuracy import AccuracyModel, yolov8_menu
-from edgecollab.controller.correction import CONTROL_STEP_S
+from edgecollab.controller.correction import default_control_step
 from edgecollab.controller.holding import DEFAULT_PER_PERIOD, Drift
 from edgecollab.controller.solver import Problem
 from edgecollab import userfile
@@ -119,7 +119,7 @@ class Control:
     """The periods and how a policy plans and re-plans them."""
     DEFAULTS: ClassVar[dict] = {
         'period': '60s', 'periods': 3, 'update': '0s', 'timing': 'overlap',
-        'control_step': CONTROL_STEP_S, 'forecast': forecast_mod.DEFAULT_PREDICTOR,
+        'control_step': None, 'forecast': forecast_mod.DEFAULT_PREDICTOR,
         'drift': DEFAULT_PER_PERIOD, 'ratio': 0.5, 'floor': None, 'tolerance': 0.2,
         'policies': list(policies_mod.DEFAULT_POLICIES), 'policy_file': None,
         'user_code_time_limit': userfile.DEFAULT_TIME_LIMIT_S}
@@ -594,8 +594,10 @@ def _control(raw, problem, step_s):
     spec = raw['drift']
     return Control(
         period_s=period_s, periods=periods, update_s=problem.update_s, timing=problem.timing,
-        control_step_s=_within(duration_s(raw['control_step'], 'control_step'), step_s,
-                               period_s, 'control_step'),
+        control_step_s=default_control_step(period_s, step_s)
+        if raw['control_step'] is None else
+        _within(duration_s(raw['control_step'], 'control_step'), step_s, period_s,
+                'control_step'),
         forecast=predictor,
         drift=Drift(spec['per_period'] if isinstance(spec, dict) else spec),
         ratio=raw['ratio'], floor=floor, tolerance=raw['tolerance'],

@@ -771,3 +771,15 @@ def test_no_nan_or_infinity_is_ever_written_to_json(tmp_path):
                                  'c': {'d': -float('inf'), 'e': 2.5}})
     assert json.loads(path.read_text(), parse_constant=lambda c: 1 / 0) == {
         'a': None, 'b': [1.0, None], 'c': {'d': None, 'e': 2.5}}
+
+
+@pytest.mark.parametrize('keys,step_s', [
+    ('period: 10s\n', 0.5),          # a twentieth of the period, at least 0.5 s
+    ('period: 15s\n', 0.75),
+    ('period: 30s\n', 1.0),          # at most 1 s
+    ('period: 300ms\nstep: 100ms\n', 0.3),    # never longer than the period
+    ('period: 30s\ncontrol_step: 250ms\n', 0.25)])    # as named
+def test_the_control_step_follows_the_period_unless_named(tmp_path, keys, step_s):
+    path = tmp_path / 'scenario.yaml'
+    path.write_text('devices: 2\ncapacity: 20mbit\n' + keys)
+    assert load_scenario(str(path)).control.control_step_s == pytest.approx(step_s)
