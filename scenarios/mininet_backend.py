@@ -65,15 +65,14 @@ def scenario_topology(s, prefix='ec', mode=None):
     when None; per-device channels have no capacity to lend, so they are always strict:
     there tcp-fair holds its max-min split)."""
     mode = s.link.mode if s.link.channels else mode or s.link.mode
-    length_s = s.control.period_s * s.control.periods
     down = s.link.capacity_down
     return EdgeStar(n=s.devices, capacity=max(float(s.link.capacity.rate_at(0.0)),
                                               MIN_CAPACITY_MBIT),
                     medium=s.link.medium, mode=mode, ack=s.link.ack,
                     paths=dict(zip(s.device_names, s.paths.each)), delay_engine=s.paths.engine,
                     seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix,
-                    queue_rate=_mean_mbit(s.link.capacity, length_s),
-                    queue_down_rate=None if down is None else _mean_mbit(down, length_s),
+                    queue_rate=_mean_mbit(s.link.capacity, s.duration_s),
+                    queue_down_rate=None if down is None else _mean_mbit(down, s.duration_s),
                     servers=s.cluster.servers)
 
 

@@ -278,9 +278,14 @@ class ShareTree:
     # A tree of one direction (duplex): the capacity the other direction's tree shapes
     # now, which sizes the ACK child of the flow coming the other way (0: this tree's).
     reverse_mbit: float = 0.0
+    # The capacity its leaf queues are sized from while C is below it (None: the
+    # config's queue_mbit).
+    queue_mbit: float = None
 
     def __post_init__(self):
         self.capacity_mbit = self.config.capacity_mbit
+        if self.queue_mbit is None:
+            self.queue_mbit = self.config.queue_mbit
         if not self.fractions:
             self.fractions = equal_fractions(self.devices)
 
@@ -315,18 +320,15 @@ class ShareTree:
         data = max(MIN_RATE_MBIT, rate - ack)
         return rate, ceil, ack, data
 
-    def _queue_mbit(self, rate_mbit):
+    def _queue_rate(self, rate_mbit):
         """The rate a leaf of rate_mbit sizes its queue from: scaled up to the
         reference capacity while the capacity now is below it."""
-        reference = self.config.queue_mbit
-        if self.directions == (DOWN,) and self.config.queue_down_mbit:
-            reference = self.config.queue_down_mbit
-        if reference <= self.capacity_mbit or self.capacity_mbit <= 0:
+        if self.queue_mbit <= self.capacity_mbit or self.capacity_mbit <= 0:
             return rate_mbit
-        return rate_mbit * reference / self.capacity_mbit
+        return rate_mbit * self.queue_mbit / self.capacity_mbit
 
     def _leaf(self, verb, minor, rate_mbit):
-        return leaf_qdisc(verb, self.dev, minor, self._queue_mbit(rate_mbit), self.config)
+        return leaf_qdisc(verb, self.dev, minor, self._queue_rate(rate_mbit), self.config)
 
     def _other_mbit(self):
         return max(MIN_RATE_MBIT, 0.01 * self.capacity_mbit)
@@ -505,7 +507,8 @@ class LinkShare:
             self.redirected = ('ingress', 'egress')
         else:
             self.trees = [ShareTree(port, (UP,), config, edge_ip, self.devices),
-                          ShareTree(ifb, (DOWN,), config, edge_ip, self.devices)]
+                          ShareTree(ifb, (DOWN,), config, edge_ip, self.devices,
+                                    queue_mbit=config.queue_down_mbit or config.queue_mbit)]
             self.redirected = ('ingress',)
         self.started = False
 
