@@ -41,7 +41,7 @@ def water_fill(problem, choices, generated, kept, floor=None, rates=None):
     model_bits = (cost * bits[choices]).sum(axis=1)
     duplex = problem.medium == 'duplex'
     room = np.full(len(choices), budget) if duplex else budget - model_bits
-    ok = model_bits <= budget if duplex else room >= 0
+    ok = model_bits <= problem.down_budget_bits if duplex else room >= 0
     need = np.zeros_like(weight)
     if floor is not None:
         # The fewest samples that lift a variant to the floor; keep needs kept >= floor.

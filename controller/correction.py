@@ -62,7 +62,7 @@ def default_control_step(period_s, replay_step_s):
 
 
 def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0,
-            deferred=(), floor=None):
+            deferred=(), floor=None, down_mbit=None):
     """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
     capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
     {direction: goodput / share}; valued: the devices whose data counts this period
@@ -71,12 +71,21 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     no re-split can follow, does not cost it; deferred: devices whose checkpoints the
     re-plan deferred: they take only what no other transfer needs; floor: {device:
     upload bytes its checkpoint still needs to be worth more than the model it
-    replaces}: it goes first, with its checkpoint, when that checkpoint can arrive."""
+    replaces}: it goes first, with its checkpoint, when that checkpoint can arrive;
+    down_mbit: on a medium with a budget a direction (duplex), the download's capacity:
+    each direction then splits a whole budget of its own (None: the two share one, at
+    capacity_mbit)."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
-    if remaining_s <= 0 or capacity_mbit <= 0:
+    down_capacity = capacity_mbit if down_mbit is None else down_mbit
+    if remaining_s <= 0 or capacity_mbit <= 0 or down_capacity <= 0:
         return shares
-    rate = capacity_mbit * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
+    # The budget each direction draws from: one for both, or one each (duplex).
+    pool = {Direction.UP: Direction.DOWN, Direction.DOWN: Direction.DOWN} \
+        if down_mbit is None else {Direction.UP: Direction.UP, Direction.DOWN: Direction.DOWN}
+    free = {Direction.UP: 1.0, Direction.DOWN: 1.0}
+    up, down_pool = pool[Direction.UP], pool[Direction.DOWN]
+    rate = down_capacity * 1e6 * max(efficiency.get('down', 1.0), MIN_RATE) / 8
     rate_up = capacity_mbit * 1e6 * max(efficiency.get('up', 1.0), MIN_RATE) / 8
     step = ahead_s if ahead_s > 0 else CONTROL_STEP_S
     # A checkpoint aims to arrive by 1 / PACE of the time left (a control step at the
@@ -95,39 +104,41 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     models = sorted((MARGIN * down.get(d, 0.0) / horizon / rate, d)
                     for d in set(down) | set(floors) if d not in deferred)
     held_back = sorted(d for d in down if d in deferred)
-    free = 1.0
     on_time, late = [], []
     for need, d in models:
-        if need <= free:
-            shares[d]['up'] = min(floors.get(d, 0.0), free)
-            free -= shares[d]['up']
-        shares[d]['down'] = min(need, free)
-        free -= shares[d]['down']
+        if need <= free[down_pool]:
+            shares[d]['up'] = min(floors.get(d, 0.0), free[up])
+            free[up] -= shares[d]['up']
+        shares[d]['down'] = min(need, free[down_pool])
+        free[down_pool] -= shares[d]['down']
         if d in down:
             (on_time if shares[d]['down'] >= need else late).append(d)
     # The checkpoints' share goes to one after another, fewest bytes left first: when
     # the link falls short, the ones that arrive are as many as it could carry.
     within_step = {d: MARGIN * left / min(step, horizon) / rate for d, left in down.items()}
-    free += _serial(shares, on_time + late, sum(shares[d]['down'] for d in on_time + late),
-                    within_step)
+    free[down_pool] += _serial(shares, on_time + late,
+                               sum(shares[d]['down'] for d in on_time + late), within_step)
     uploads = {d: left for (d, direction), left in remaining.items()
                if direction == Direction.UP and left > 0}
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
     # The deferred checkpoints come before the data that counts for no checkpoint this
-    # period (a byte of a checkpoint is not lost: it arrives or resumes next period).
-    uploads = first or ({} if held_back else uploads)
+    # period (a byte of a checkpoint is not lost: it arrives or resumes next period),
+    # where the two draw from one budget.
+    uploads = first or ({} if held_back and up == down_pool else uploads)
     total_up = sum(uploads.values())
     if total_up > 0:
         for d, left in uploads.items():
-            shares[d]['up'] += free * left / total_up
-        return shares
+            shares[d]['up'] += free[up] * left / total_up
+        free[up] = 0.0
     # What no data needs goes to the checkpoints short of their need, else to the
     # deferred ones, else speeds up the others.
     takers = late or held_back or on_time
-    free = _serial(shares, takers, free,
+    if free[down_pool] <= 0 or not takers:
+        return shares
+    left = _serial(shares, takers, free[down_pool],
                    {d: within_step[d] - shares[d]['down'] for d in takers}, add=True)
     for d in takers:
-        shares[d]['down'] += free / len(takers)
+        shares[d]['down'] += left / len(takers)
     return shares
 
 

@@ -297,15 +297,16 @@ class Fleet:
 
     def _solve_duplex(self, budget, caps):
         # Two prices, found by alternating bisections (each budget is met in turn).
+        down_budget = self.problem.down_budget_bits
         log_up = log_down = _LOG_PRICE[0]
         for _ in range(8):
             log_up = self._price_for(budget, lambda pr: float(np.sum(
                 self.s * self.respond(pr, 10.0 ** np.minimum(log_down, caps))[1])), caps)
-            log_down = self._price_for(budget, lambda pr: float(np.sum(
+            log_down = self._price_for(down_budget, lambda pr: float(np.sum(
                 8 * self.respond(10.0 ** np.minimum(log_up, caps), pr)[0])), caps)
         size, samples, _ = self.respond(10.0 ** np.minimum(log_up, caps),
                                         10.0 ** np.minimum(log_down, caps))
-        return self._fill(size, samples, budget, budget, duplex=True)
+        return self._fill(size, samples, budget, down_budget, duplex=True)
 
     # water-filling what the discrete choices left over
     def _fill(self, size, samples, up_budget, down_budget, duplex=False):
@@ -358,8 +359,9 @@ class Fleet:
         budget = self.problem.budget_bits
         values = self._values(size, samples).tolist()
         up_bytes = samples * self.s / 8
-        up_share, down_share = give_leftover(self.w * up_bytes * 8 / budget,
-                                             self.w * 8 * size / budget, self.problem.medium)
+        up_share, down_share = give_leftover(
+            self.w * up_bytes * 8 / budget, self.w * 8 * size / self.problem.down_budget_bits,
+            self.problem.medium)
         names = [''] * self.n
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0, model=name,
@@ -441,7 +443,7 @@ def _keep_all(kept, reason):
 def check_budget(problem, answer):
     """answer, after checking that it is finite, within its bounds and within the budget
     (a violation is a solver bug: SolverError names it)."""
-    budget = problem.budget_bits
+    budget, down = problem.budget_bits, problem.down_budget_bits
     numbers = [x for a in answer.devices for x in (a.upload_share, a.download_share,
                                                   a.upload_bytes, a.model_bytes, a.accuracy)]
     if not all(math.isfinite(x) and x >= 0 for x in numbers):
@@ -452,7 +454,7 @@ def check_budget(problem, answer):
     medium = media.get(problem.medium)
     w = problem.weights(n)
     spent = {i: {'up': w[i] * 8 * a.upload_bytes / budget if budget > 0 else 0.0,
-                 'down': w[i] * 8 * a.model_bytes / budget if budget > 0 else 0.0}
+                 'down': w[i] * 8 * a.model_bytes / down if down > 0 else 0.0}
              for i, a in enumerate(answer.devices)}
     shares = {i: {'up': a.upload_share, 'down': a.download_share}
               for i, a in enumerate(answer.devices)}

@@ -298,17 +298,20 @@ def outcome(problem, capacity_mbit, a, resumed, model_ok):
     return Outcome.INFEASIBLE
 
 
-def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=()):
+def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_mbit=None):
     """The bytes a link of mean capacity_mbit could carry in seconds: one budget on a
-    shared medium, one per direction on a duplex one; with per-device channels (their
-    means channels_mbit) the access links' together, or on airtime the fastest channel's
-    (all the airtime to it: the most the cell carries)."""
+    shared medium, one per direction on a duplex one (the download's at down_mbit, None:
+    at capacity_mbit); with per-device channels (their means channels_mbit) the access
+    links' together, or on airtime the fastest channel's (all the airtime to it: the
+    most the cell carries)."""
     kind = media.get(problem.medium)
     if channels_mbit and kind.per_device:
         capacity_mbit = sum(channels_mbit)
     elif channels_mbit:
         capacity_mbit = max(channels_mbit)
-    return (2 if kind.per_direction else 1) * capacity_mbit * 1e6 / 8 * seconds
+    if kind.per_direction:
+        capacity_mbit += capacity_mbit if down_mbit is None else down_mbit
+    return capacity_mbit * 1e6 / 8 * seconds
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -405,6 +408,22 @@ class ControlLoop:
         end = start_s + self.scenario.control.period_s
         return link.capacity.mean_between(start_s, end), link.rates_between(start_s, end)
 
+    def download(self, start_s, capacity_mbit, future_mbit):
+        """(forecast, real): on a duplex link with a download capacity of its own
+        (``capacity_down``), the download's capacity relative to the fleet's, as the
+        predictor sees it over the download seen so far (relative to the forecast
+        capacity_mbit) and as the period will really have it (relative to its real
+        mean future_mbit: what only oracle may know); else (1, None)."""
+        link, control = self.scenario.link, self.scenario.control
+        if link.capacity_down is None:
+            return 1.0, None
+        predicted = max(control.forecast.predict(link.capacity_down, start_s,
+                                                 control.period_s, link.step_s),
+                        MIN_CAPACITY_MBIT)
+        real = link.capacity_down.mean_between(start_s, start_s + control.period_s)
+        return predicted / capacity_mbit, \
+            max(real, MIN_CAPACITY_MBIT) / max(future_mbit, MIN_CAPACITY_MBIT)
+
     def _settle(self, period):
         """Learn which of period's checkpoints arrived (the devices' reports): the
         models the next plan starts from and the checkpoints it may resume."""
@@ -429,11 +448,12 @@ class ControlLoop:
         name = self.state.take_policy()
         capacity, rates = self.forecast(start)
         future, future_rates = self.future(start)
+        down_ratio, future_down_ratio = self.download(start, capacity, future)
         with self.lock:
             efficiency = dict(self.efficiency)
-        problem = dataclasses.replace(self.problem, rates=rates)
+        problem = dataclasses.replace(self.problem, rates=rates, down_ratio=down_ratio)
         plan_ = planner.plan(problem, name, s.data.generated, capacity, future_mbit=future,
-                             future_rates=future_rates,
+                             future_rates=future_rates, future_down_ratio=future_down_ratio,
                              efficiency=efficiency, ratio=s.control.ratio,
                              floor=s.control.floor,
                              kept=[h.kept(s.control.drift) for h in self.known],
@@ -521,20 +541,25 @@ class ControlLoop:
             self.state.note('%s: goodput differs from plan: %s' % (self.label, ', '.join(
                 '%s %.3f' % kv for kv in sorted(off.items()))))
 
-    def control(self, remaining, capacity_mbit, remaining_s, carried_mbit=None, rates=None):
+    def control(self, remaining, capacity_mbit, remaining_s, carried_mbit=None, rates=None,
+                down_mbit=None):
         """One control step within the current period.  remaining: {(device,
         direction): bytes still to move (data waiting, checkpoint bytes left)};
         capacity_mbit: the link's capacity now; carried_mbit: what the link carried over
         the last step (counts idle steps); rates: with per-device channels, {device: its
-        channel now relative to capacity_mbit}.  When the period's policy corrects
-        (overlap timing), re-split the rest of the period; return whether the shares
-        changed."""
+        channel now relative to capacity_mbit}; down_mbit: on a duplex link, the
+        download's capacity now (None: capacity_mbit).  When the period's policy
+        corrects (overlap timing), re-split the rest of the period; return whether the
+        shares changed."""
         period = self.current
         if period is None:
             return False
+        if not self.medium.per_direction or down_mbit is None:
+            down_mbit = capacity_mbit
         if carried_mbit is not None:
             period.steps += 1
-            if carried_mbit < IDLE_USE * capacity_mbit:
+            both = capacity_mbit + down_mbit if self.medium.per_direction else capacity_mbit
+            if carried_mbit < IDLE_USE * both:
                 period.idle_steps += 1
         if not self.corrects(period.policy) or remaining_s <= 0:
             return False
@@ -564,7 +589,8 @@ class ControlLoop:
             shares.update(correction.resplit(
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
                 ahead_s=self.scenario.control.control_step_s, deferred=deferred,
-                floor={d: f * weight[d] for d, f in floor.items() if d in weight}))
+                floor={d: f * weight[d] for d, f in floor.items() if d in weight},
+                down_mbit=down_mbit if self.medium.per_direction else None))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -664,7 +690,10 @@ class ControlLoop:
         end = period.start_s + s.control.period_s
         mean_cap = s.link.capacity.mean_between(period.start_s, end)
         own = s.link.channel_means_between(period.start_s, end)
-        link_bytes = link_capacity_bytes(self.problem, mean_cap, s.control.period_s, own)
+        down = s.link.capacity_down
+        link_bytes = link_capacity_bytes(
+            self.problem, mean_cap, s.control.period_s, own,
+            None if down is None else down.mean_between(period.start_s, end))
         channels = own or [mean_cap] * len(self.devices)
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
@@ -678,7 +707,8 @@ class ControlLoop:
                                        got.model_bytes, got.model_ok, samples, new)
             accuracy = self.truth[i].now(s.control.drift)
             happened = outcome(self.problem, period.plan.capacity_mbit * (
-                period.rates[i] if period.rates else 1.0), a, resumed, got.model_ok)
+                period.rates[i] if period.rates else 1.0) * period.plan.down_ratio, a,
+                resumed, got.model_ok)
             rows.append(record(self.label, period.number, name, mean_cap, a,
                                period.plan.solver_ms, got.upload_bytes, got.model_bytes,
                                got.model_ok, accuracy, outcome=happened,

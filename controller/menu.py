@@ -66,6 +66,8 @@ class MenuFleet:
         self.s = float(problem.sample_bits)
         self.duplex = media.get(problem.medium).per_direction
         self.budget = float(problem.budget_bits)
+        # The models' budget: the same one on a shared medium, the download's on duplex.
+        self.down_budget = float(problem.down_budget_bits)
         variants = sorted(problem.menu, key=lambda v: v.size_bytes)
         self.names = [''] + [v.name for v in variants]
         self.sizes = np.array([0.0] + [v.size_bytes for v in variants])
@@ -84,7 +86,8 @@ class MenuFleet:
         self.upper = np.where(np.arange(options)[None, :] == 0, 0.0, self.generated[:, None])
         self.lower = np.zeros((self.n, options))
         self.allowed = np.ones((self.n, options), dtype=bool)
-        self.allowed[:, 1:] &= self.wcol * self.mbits[None, 1:] <= self.budget * (1 + 1e-12)
+        self.allowed[:, 1:] &= self.wcol * self.mbits[None, 1:] <= \
+            self.down_budget * (1 + 1e-12)
         if floor is not None:
             need = self._samples_for(floor / self.weight[1:])             # per variant
             self.lower[:, 1:] = need[None, :]
@@ -128,18 +131,19 @@ class MenuFleet:
     def dual(self, price_up, price_down):
         """Lambda: an upper bound on the sum of accuracies for any prices >= 0."""
         net, _ = self.net(price_up, price_down)
-        priced = price_up + price_down if self.duplex else price_up    # a budget a price
-        return priced * self.budget + float(np.sum(np.max(net, axis=1)))
+        priced = price_up * self.budget + (price_down * self.down_budget if self.duplex
+                                           else 0.0)       # a budget a price
+        return priced + float(np.sum(np.max(net, axis=1)))
 
-    def _price(self, spend):
-        """(log price on the feasible side, on the other) where spend(price) meets the
+    def _price(self, spend, budget):
+        """(log price on the feasible side, on the other) where spend(price) meets
         budget; spend falls as the price rises."""
         lo, hi = _LOG_PRICE
-        if spend(10.0 ** lo) <= self.budget:
+        if spend(10.0 ** lo) <= budget:
             return lo, lo
         for _ in range(_BISECTIONS):
             mid = 0.5 * (lo + hi)
-            if spend(10.0 ** mid) <= self.budget:
+            if spend(10.0 ** mid) <= budget:
                 hi = mid
             else:
                 lo = mid
@@ -151,15 +155,15 @@ class MenuFleet:
             def spend(price):
                 _, up, down = self.respond(price, price)
                 return float(np.sum(up + down))
-            hi, lo = self._price(spend)
+            hi, lo = self._price(spend, self.budget)
             pairs = [(10.0 ** hi, 10.0 ** hi), (10.0 ** lo, 10.0 ** lo)]
         else:
             log_up = log_down = _LOG_PRICE[0]
             for _ in range(8):       # one budget a direction, met in turn
                 log_up = self._price(lambda pr: float(np.sum(
-                    self.respond(pr, 10.0 ** log_down)[1])))[0]
+                    self.respond(pr, 10.0 ** log_down)[1])), self.budget)[0]
                 log_down = self._price(lambda pr: float(np.sum(
-                    self.respond(10.0 ** log_up, pr)[2])))[0]
+                    self.respond(10.0 ** log_up, pr)[2])), self.down_budget)[0]
             pairs = [(10.0 ** log_up, 10.0 ** log_down)]
         bounds = [self.dual(*p) for p in pairs]
         return pairs[int(np.argmin(bounds))], min(bounds), pairs
@@ -179,7 +183,7 @@ class MenuFleet:
         feasible = np.all(self.allowed[rows, choices], axis=1) & \
             (self.s * np.sum(w * lower, axis=1) <= room * (1 + 1e-12))
         if self.duplex:
-            feasible &= model_bits <= self.budget * (1 + 1e-12)
+            feasible &= model_bits <= self.down_budget * (1 + 1e-12)
         d = upper.copy()
         over = feasible & (self.s * np.sum(w * upper, axis=1) > room)
         if np.any(over):
@@ -309,8 +313,8 @@ class MenuFleet:
         sizes = self.sizes[choice]
         up_bytes = samples * self.s / 8
         values = np.where(choice == 0, self.kept, self.weight[choice] * self.acc.q(samples))
-        up, down = give_leftover(self.w * up_bytes * 8 / budget, self.w * 8 * sizes / budget,
-                                 self.problem.medium)
+        up, down = give_leftover(self.w * up_bytes * 8 / budget,
+                                 self.w * 8 * sizes / self.down_budget, self.problem.medium)
         devices = [Allocation(upload_share=u, download_share=d, upload_bytes=b,
                               model_bytes=m, accuracy=v, feasible=m > 0,
                               model=self.names[o],

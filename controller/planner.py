@@ -26,12 +26,13 @@ class Plan:
     """A policy's answer for one period: the capacity it planned with (Mbit/s; the
     forecast, or what the policy made of it), a FleetAllocation, the time it took and,
     with per-device channels, each device's channel rate relative to capacity_mbit it
-    planned with."""
+    planned with; on a duplex medium, the download's capacity relative to it."""
     policy: str
     capacity_mbit: float
     allocation: FleetAllocation
     solver_ms: float
     rates: tuple = ()
+    down_ratio: float = 1.0
 
     @property
     def devices(self):
@@ -40,16 +41,20 @@ class Plan:
 
 
 def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=None,
-         ratio=0.5, floor=None, kept=None, inflight=None, future_rates=()):
+         ratio=0.5, floor=None, kept=None, inflight=None, future_rates=(),
+         future_down_ratio=None):
     """The Plan of policy name for devices with the given data volumes (samples), the
     link's capacity seen now capacity_mbit, the period's real mean future_mbit, the
     accuracy each device keeps with its own model (kept; None: the problem's fallback)
     and the checkpoint each has in flight (InFlight or None); future_rates: with
-    per-device channels, each one's real mean over the period relative to future_mbit."""
+    per-device channels, each one's real mean over the period relative to future_mbit;
+    future_down_ratio: on a duplex medium, the download's real mean relative to it.  The
+    problem's down_ratio is the download's capacity seen now relative to capacity_mbit."""
     began = time.perf_counter()
     policy = policies.get(name)
     state = PolicyState(dataclasses.replace(problem, capacity_mbit=capacity_mbit),
                         future_capacity_mbit=future_mbit, future_rates=future_rates,
+                        future_down_ratio=future_down_ratio,
                         efficiency=efficiency,
                         ratio=ratio, floor=floor, kept=kept, inflight=inflight)
     volumes = [float(g) for g in generated]
@@ -79,8 +84,9 @@ def plan(problem, name, generated, capacity_mbit, future_mbit=None, efficiency=N
     if why:
         raise PolicyError('policy %r%s answered %s' % (
             name, ' from %s' % policy.source if policy.source else ' (built in)', why))
+    planned = policy.planning_problem(state)
     return Plan(name, float(planned_mbit), answer, (time.perf_counter() - began) * 1000,
-                policy.planning_problem(state).rates)
+                planned.rates, planned.down_ratio)
 
 
 SHARE_SLACK = 1e-6     # rounding a policy's shares may carry past a whole budget

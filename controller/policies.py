@@ -51,11 +51,14 @@ class PolicyState:
     in ``allocate`` the problem's fallback_map is the device's own); inflight: per
     device, the checkpoint that missed the last deadline part-way (``holding.InFlight``)
     or None; future_rates: with per-device channels, each one's real mean over the
-    period relative to future_capacity_mbit (only ``oracle`` may look).
+    period relative to future_capacity_mbit; future_down_ratio: on a duplex medium, the
+    download's real mean over the period relative to future_capacity_mbit (both only
+    ``oracle`` may look).
     """
     problem: object
     future_capacity_mbit: float = None
     future_rates: tuple = ()
+    future_down_ratio: float = None
     efficiency: dict = None
     ratio: float = 0.5
     floor: float = None
@@ -240,11 +243,11 @@ def load_file(path, time_limit_s=userfile.DEFAULT_TIME_LIMIT_S):
 
 def _split(problem, upload_fraction):
     """Allocation of a fixed split: upload up to its fraction, the largest model that
-    fits in the rest (the menu's largest fitting variant where there is a menu)."""
-    budget = problem.budget_bits
-    if budget <= 0:
+    fits in the rest (the menu's largest fitting variant where there is a menu; duplex:
+    the rest of the download's budget)."""
+    if problem.budget_bits <= 0:
         return nothing_fits(problem, 'no capacity in the window')
-    room_bytes = (1 - upload_fraction) * budget / 8
+    room_bytes = (1 - upload_fraction) * problem.down_budget_bits / 8
     if problem.menu:
         fitting = [v for v in problem.menu if v.size_bytes <= room_bytes * (1 + 1e-9)]
         if not fitting:
@@ -282,11 +285,19 @@ def _fraction(problem, bits):
     return bits / budget if budget > 0 else 0.0
 
 
+def _model_fraction(problem, bits):
+    """A model's bits as a fraction of the budget models take (the download's on a
+    duplex medium; 0 when there is no budget)."""
+    budget = problem.down_budget_bits
+    return bits / budget if budget > 0 else 0.0
+
+
 @register('upload-first')
 def upload_first(state):
     """Everything to upload but the smallest model."""
     problem = state.problem
-    return _split(problem, max(0.0, 1 - _fraction(problem, 8 * problem.smallest_bytes())))
+    return _split(problem, max(0.0, 1 - _model_fraction(problem,
+                                                        8 * problem.smallest_bytes())))
 
 
 @register('model-first')
@@ -296,10 +307,10 @@ def model_first(state):
     if problem.menu:
         sizes = sorted((v.size_bytes for v in problem.menu), reverse=True)
     else:
-        sizes = [min(problem.max_model_bytes, problem.budget_bits / 8)]
+        sizes = [min(problem.max_model_bytes, problem.down_budget_bits / 8)]
     for size in sizes:
-        if _fraction(problem, 8 * size) <= 1 and problem.budget_bits > 0:
-            return _split(problem, 1 - _fraction(problem, 8 * size))
+        if _model_fraction(problem, 8 * size) <= 1 and problem.budget_bits > 0:
+            return _split(problem, 1 - _model_fraction(problem, 8 * size))
     return nothing_fits(problem, 'no model fits in the window')
 
 
@@ -325,7 +336,7 @@ class TcpFair(DevicePolicy):
 
 def _tcp_fair(problem):
     data_need = _fraction(problem, problem.generated * problem.sample_bits)
-    model_need = _fraction(problem, 8 * problem.largest_bytes())
+    model_need = _model_fraction(problem, 8 * problem.largest_bytes())
     if data_need < 0.5:
         upload = data_need
     elif model_need < 0.5:
@@ -348,6 +359,8 @@ class Oracle(FleetPolicy):
         problem = super().planning_problem(state)
         if state.future_rates and problem.rates:
             problem = dataclasses.replace(problem, rates=tuple(state.future_rates))
+        if state.future_down_ratio is not None and state.future_capacity_mbit is not None:
+            problem = dataclasses.replace(problem, down_ratio=state.future_down_ratio)
         return problem
 
 

@@ -60,7 +60,9 @@ class Problem:
     max_model_bytes: S_min, S_max; menu: optional tuple of ModelVariant (discrete sizes);
     medium: a ``kinds.Medium``; rates: in a fleet's problem on a medium with
     channels, each device's channel rate relative to capacity_mbit (empty: every device
-    at capacity_mbit); fallback_map: accuracy kept when no model fits (None: the
+    at capacity_mbit); down_ratio: on a duplex medium, the download's capacity
+    relative to capacity_mbit (a scenario's ``capacity_down``; 1: both directions at
+    capacity_mbit); fallback_map: accuracy kept when no model fits (None: the
     smallest model's with no fresh data).
     """
     capacity_mbit: float
@@ -76,6 +78,7 @@ class Problem:
     accuracy: AccuracyModel = field(default_factory=AccuracyModel)
     fallback_map: float = None
     rates: tuple = ()
+    down_ratio: float = 1.0
 
     def __post_init__(self):
         numbers = {'capacity_mbit': self.capacity_mbit, 'period_s': self.period_s,
@@ -100,6 +103,12 @@ class Problem:
                 for r in self.rates)):
             raise ConfigError('rates must be finite numbers > 0, on a medium with channels '
                               '(airtime, access), got %r on %s' % (self.rates, self.medium))
+        if isinstance(self.down_ratio, bool) or not isinstance(self.down_ratio, (int, float)) \
+                or not math.isfinite(self.down_ratio) or self.down_ratio <= 0 or \
+                (self.down_ratio != 1 and not medium.per_direction):
+            raise ConfigError('down_ratio must be a finite number > 0, other than 1 only on '
+                              'a medium with a budget a direction (duplex), got %r on %s'
+                              % (self.down_ratio, self.medium))
 
     @property
     def window_s(self):
@@ -112,6 +121,12 @@ class Problem:
     def budget_bits(self):
         """B W: the bits the link can carry in the window."""
         return self.capacity_mbit * 1e6 * self.window_s
+
+    @property
+    def down_budget_bits(self):
+        """The bits the download can carry in the window: B W, on a duplex medium B W
+        times down_ratio (its own capacity)."""
+        return self.budget_bits * self.down_ratio
 
     def weights(self, n):
         """The budget each of n devices spends on a bit: 1 / its channel's relative rate
@@ -193,10 +208,11 @@ class Allocation:
 
 def evaluate(problem, upload_fraction, model_bytes=None, model=''):
     """The Allocation of giving upload_fraction of the budget to upload and sending a
-    model of model_bytes (default: all the rest, clipped to S_max) in the rest."""
+    model of model_bytes (default: all the rest, clipped to S_max) in the rest (on a
+    duplex medium: upload_fraction of the upload's budget, the rest of the download's)."""
     budget = problem.budget_bits
     x = min(max(upload_fraction, 0.0), 1.0)
-    room_bytes = (1 - x) * budget / 8
+    room_bytes = (1 - x) * problem.down_budget_bits / 8
     if model_bytes is None:
         model_bytes = min(room_bytes, problem.max_model_bytes)
     samples = problem.samples(x)
@@ -280,22 +296,23 @@ def _solve_menu(problem):
 
 
 def _solve_duplex(problem):
-    # Separate budgets: upload takes its own budget, the model the largest size that fits.
-    budget = problem.budget_bits
+    # Separate budgets: upload takes its own budget, the model the largest size that fits
+    # the download's.
+    budget, down = problem.budget_bits, problem.down_budget_bits
     samples = min(budget / problem.sample_bits, problem.generated)
     if problem.menu:
-        fitting = [v for v in problem.menu if 8 * v.size_bytes <= budget]
+        fitting = [v for v in problem.menu if 8 * v.size_bytes <= down]
         if not fitting:
             return nothing_fits(problem, 'no model variant fits in the window')
         best = max(fitting, key=lambda v: v.map)
         size, name, size_map = best.size_bytes, best.name, best.map
     else:
-        if 8 * problem.min_model_bytes > budget:
+        if 8 * problem.min_model_bytes > down:
             return nothing_fits(problem, 'the smallest model needs more than the window')
-        size, name = min(budget / 8, problem.max_model_bytes), ''
+        size, name = min(down / 8, problem.max_model_bytes), ''
         size_map = float(problem.accuracy.size_term(size))
     return Allocation(upload_share=samples * problem.sample_bits / budget,
-                      download_share=8 * size / budget,
+                      download_share=8 * size / down,
                       upload_bytes=samples * problem.sample_bits / 8, model_bytes=size,
                       accuracy=float(size_map * problem.accuracy.q(samples)), model=name)
 

@@ -115,7 +115,8 @@ class FluidTransport(Transport):
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
                                   s.link.capacity.mean_between(t, t_next), end - t_next,
                                   carried / (t_next - t) / 1e6,
-                                  dict(zip(self.devices, s.link.rates_between(t, t_next))))
+                                  dict(zip(self.devices, s.link.rates_between(t, t_next))),
+                                  down_mbit=self.links['down'].mean_between(t, t_next))
             t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}

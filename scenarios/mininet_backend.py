@@ -423,7 +423,8 @@ class PolicyRun(Transport):
                             (now - self.last_check) if self.checked else None
                         self.last_check, self.checked = now, counters
                         self.loop.control(remaining, cap, self.clock.t0 + period.start_s +
-                                          s.control.period_s - now, carried, link.rates)
+                                          s.control.period_s - now, carried, link.rates,
+                                          down_mbit=link.down_mbit)
             last, last_t = counters, now
 
     def _stop(self):

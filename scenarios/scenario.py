@@ -429,9 +429,11 @@ def _data(raw, hosts):
 def _problem(raw, hosts, where, capacity_mbit=None, base=None):
     """(Problem, Model, Data) of a filled mapping: one device's period at capacity_mbit
     (None: the capacity's, a trace's mean over the run when base says where its file is;
-    capacities that differ per device weigh each device's channel)."""
-    rates = ()
+    capacities that differ per device weigh each device's channel; a duplex download's
+    own capacity likewise relative to it)."""
+    rates, down_ratio = (), 1.0
     if capacity_mbit is None:
+        down = _down_mbit(raw, where, base)
         each = _constant_capacities(raw['capacity'], hosts, where)
         if each is None and base is not None:
             length_s = _period_s(raw) * raw['periods']
@@ -441,6 +443,8 @@ def _problem(raw, hosts, where, capacity_mbit=None, base=None):
         if each and len(set(each)) > 1 and capacity_mbit > 0:
             # Channels of their own at constant rates: the solver weighs each one.
             rates = tuple(max(e, MIN_CAPACITY_MBIT) / capacity_mbit for e in each)
+        if down is not None and capacity_mbit > 0:
+            down_ratio = max(down, MIN_CAPACITY_MBIT) / capacity_mbit
     period_s = _period_s(raw)
     model, data = _model(raw, where), _data(raw, hosts)
     problem = Problem(
@@ -450,8 +454,25 @@ def _problem(raw, hosts, where, capacity_mbit=None, base=None):
         generated=data.generated[0], min_model_bytes=model.min_bytes,
         max_model_bytes=model.max_bytes,
         menu=tuple(yolov8_menu(model.precision)) if model.menu == Menu.YOLOV8 else (),
-        medium=raw['medium'], rates=rates, accuracy=model.accuracy)
+        medium=raw['medium'], rates=rates, accuracy=model.accuracy, down_ratio=down_ratio)
     return problem, model, data
+
+
+def _down_mbit(raw, where, base):
+    """A filled mapping's download capacity of its own (duplex ``capacity_down``): a
+    constant, or a trace's mean over the run when base says where its file is; None
+    without one (or a trace without base)."""
+    if 'capacity_down' not in raw:
+        return None
+    if not media.get(raw['medium']).per_direction:
+        raise ConfigError('capacity_down: only a duplex medium has a download capacity')
+    spec = raw['capacity_down']
+    if not isinstance(spec, dict):
+        return rate_mbit(spec, '%s: capacity_down' % where)
+    if base is None:
+        return None
+    trace, _ = _capacity(spec, 'capacity_down', base)
+    return float(trace.mean_between(0.0, _period_s(raw) * raw['periods']))
 
 
 def _period_s(raw):
@@ -632,6 +653,9 @@ def _resolve(given, raw, path, base):
     problem, model, data = _problem(raw, hosts, path, capacity_mbit=float(
         link.capacity.rate_at(0.0)))
     problem = dataclasses.replace(problem, rates=link.rates_between(0.0, link.step_s))
+    if link.capacity_down is not None and problem.capacity_mbit > 0:
+        problem = dataclasses.replace(problem, down_ratio=max(
+            float(link.capacity_down.rate_at(0.0)), MIN_CAPACITY_MBIT) / problem.capacity_mbit)
     control = _control(raw, problem, link.step_s)
     paths = _paths(raw, hosts, base, trace_files)
     compute_s = _within(duration_s(raw['edge']['compute_per_sample'],

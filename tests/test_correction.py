@@ -153,3 +153,18 @@ def test_a_link_that_dies_mid_period_still_delivers_the_checkpoints_it_could_car
             sent = carried(shares[device][direction], capacity, 1.0, 1.0)
             left[(device, direction)] = max(bytes_left - sent, 0.0)
     assert sorted([left[('d1', 'down')], left[('d2', 'down')]])[0] == 0.0
+
+
+def test_a_duplex_link_splits_each_direction_as_a_budget_of_its_own():
+    # Up 20, down 10 Mbit/s: the checkpoint's share is sized at the download's
+    # capacity and the data takes the whole upload, not what the checkpoint leaves.
+    remaining = {('d1', 'down'): 4e6, ('d1', 'up'): 8e6, ('d2', 'down'): 2e6,
+                 ('d2', 'up'): 8e6}
+    new = resplit(remaining, 20.0, FULL, 10.0, down_mbit=10.0)
+    assert carried(new['d2']['down'], 10.0, 1.0, 10.0 / PACE) >= 2e6 * MARGIN * (1 - 1e-9)
+    assert sum(s['down'] for s in new.values()) == pytest.approx(1.0)
+    assert sum(s['up'] for s in new.values()) == pytest.approx(1.0)
+    assert new['d1']['up'] == pytest.approx(new['d2']['up'])
+    # One budget for both (no down_mbit): the uploads get what the checkpoints leave.
+    shared = resplit(remaining, 20.0, FULL, 10.0)
+    assert sum(v for s in shared.values() for v in s.values()) == pytest.approx(1.0)

@@ -131,10 +131,18 @@ def test_zero_capacity_keeps_the_old_models():
 
 
 def test_duplex_fleet_meets_both_budgets():
-    problem = Problem(capacity_mbit=20.0, medium='duplex')
-    answer = solve_fleet(problem, [1000, 3000])
-    assert sum(8 * d.model_bytes for d in answer.devices) <= problem.budget_bits * (1 + 1e-9)
-    assert sum(8 * d.upload_bytes for d in answer.devices) <= problem.budget_bits * (1 + 1e-9)
+    for ratio in (1.0, 0.4, 2.5):
+        # The download at its own capacity (a scenario's capacity_down): the models fill
+        # its budget, the uploads the upload's.
+        problem = Problem(capacity_mbit=20.0, medium='duplex', down_ratio=ratio)
+        answer = solve_fleet(problem, [1000, 3000])
+        models = sum(8 * d.model_bytes for d in answer.devices)
+        assert models <= problem.down_budget_bits * (1 + 1e-9)
+        assert sum(8 * d.upload_bytes for d in answer.devices) <= \
+            problem.budget_bits * (1 + 1e-9)
+        if ratio < 1:
+            assert models > 0.9 * problem.down_budget_bits
+            assert sum(d.download_share for d in answer.devices) == pytest.approx(1.0)
 
 
 def test_fluid_backend_delivers_what_the_plan_predicts_on_constant_capacity():

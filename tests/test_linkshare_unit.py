@@ -196,7 +196,7 @@ def test_a_duplex_link_shapes_its_download_at_its_own_capacity():
     share.set_capacity(20.0, down_mbit=4.0)
     assert share.share_mbit('d1', 'up') == pytest.approx(10.0)
     assert share.share_mbit('d1', 'down') == pytest.approx(2.0)
-    assert share.capacity_mbit == 20.0
+    assert share.capacity_mbit == 20.0 and share.down_mbit == 4.0
     down = [c for c in run.batches[-1] if c[3] == 'ifb0']       # the download's tree
     root = next(c for c in down if c[:2] == ['class', 'change'] and c[7] == '1:1')
     assert root[root.index('rate') + 1] == tc_rate(4.0)
@@ -209,7 +209,7 @@ def test_a_duplex_link_shapes_its_download_at_its_own_capacity():
     assert int(data[data.index('limit') + 1]) == ls.leaf_queue_bytes(
         (2.0 - 0.05 * 10.0) * 5.0 / 4.0, config.queue_ms)
     share.set_capacity(15.0)                    # no download of its own: both at C
-    assert share.share_mbit('d1', 'down') == pytest.approx(7.5)
+    assert share.share_mbit('d1', 'down') == pytest.approx(7.5) and share.down_mbit == 15.0
     assert share.trees[1]._rates('d1', 'down')[2] == pytest.approx(0.05 * 7.5)
     shared = ls.LinkShare(ls.ShapingConfig(20.0), 'p', 'ifb0', '10.0.255.254', DEVICES,
                           run=run)

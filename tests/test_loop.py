@@ -301,3 +301,34 @@ def test_a_floor_is_weighed_by_its_channel_like_the_bytes_it_goes_with(monkeypat
     assert floor[d1] > 0 and floor[d2] > 0
     assert floor[d1] / airtime[(d1, 'up')] == pytest.approx(floor[d2] / airtime[(d2, 'up')])
     assert airtime[(d1, 'up')] == pytest.approx(2 * remaining[(d1, 'up')])
+
+
+def test_a_duplex_plan_orders_checkpoints_the_download_carries(tmp_path):
+    # Up 40, down 10 Mbit/s, constant: a plan at 40 each way ordered checkpoints four
+    # times what the download carries, and every one missed.  Every policy now plans
+    # the download at its own capacity; the closed loop uploads at the upload's.
+    s = scenario_file(tmp_path, '0 40\n', medium='duplex', capacity_down='10mbit',
+                      periods=2)
+    uploaded = {}
+    for policy in ('optimal', 'adaptive', 'oracle', 'model-first', 'proportional'):
+        loop, _, records = loop_of(s, policy)
+        loop.run()
+        served = [r for r in records if r['planned_model_bytes'] > 0]
+        assert served and all(r['model_ok'] for r in served), (policy, records)
+        assert sum(r['planned_model_bytes'] for r in records if r['period'] == 1) <= \
+            10e6 / 8 * 10 * (1 + 1e-9)
+        uploaded[policy] = sum(r['upload_bytes'] for r in records)
+    assert uploaded['adaptive'] >= uploaded['optimal'] * (1 - 1e-9)
+
+
+def test_the_download_is_forecast_from_its_own_trace_and_oracle_knows_its_mean(tmp_path):
+    # The download falls from 30 to 6 Mbit/s halfway through period 2 (forecast: last).
+    (tmp_path / 'down.txt').write_text('0 30\n15 6\n')
+    s = scenario_file(tmp_path, '0 40\n', medium='duplex', periods=2,
+                      capacity_down='{trace: down.txt, loop: false}')
+    loop, _, _ = loop_of(s, 'optimal')
+    assert loop.download(10.0, 40.0, 40.0) == (pytest.approx(30 / 40), pytest.approx(18 / 40))
+    for policy, ratio in (('optimal', 30 / 40), ('oracle', 18 / 40)):
+        loop, _, records = loop_of(s, policy)
+        loop.period(1)
+        assert loop.period(2).plan.down_ratio == pytest.approx(ratio), policy

@@ -57,7 +57,9 @@ def test_floor_and_duplex_match_exhaustive_search():
         n = 2 + index % 3
         problem, generated, kept = random_fleet(rng, n)
         if index % 2:
-            problem = Problem(**dict(problem.__dict__, medium='duplex'))
+            # A duplex link, its download at its own capacity (0.25-4 times the upload's).
+            problem = Problem(**dict(problem.__dict__, medium='duplex',
+                                     down_ratio=float(2.0 ** rng.uniform(-2, 2))))
             answer = solve_fleet(problem, generated, kept=kept)
             assert answer.mean_accuracy >= exhaustive(problem, generated, kept) - 1e-7
         else:

@@ -131,12 +131,20 @@ def test_duplex_is_the_decoupled_case():
     assert answer.model == 'yolov8m' and answer.upload_share == pytest.approx(1.0)
     answer = solve(Problem(capacity_mbit=40.0, medium='duplex', menu=tuple(yolov8_menu())))
     assert answer.model == 'yolov8x'
+    # The download at its own capacity: 40 up, 20 down is the 20 Mbit/s model.
+    answer = solve(Problem(capacity_mbit=40.0, medium='duplex', menu=tuple(yolov8_menu()),
+                           down_ratio=0.5))
+    assert answer.model == 'yolov8m' and answer.upload_share == pytest.approx(1.0)
+    assert answer.download_share == pytest.approx(
+        8 * answer.model_bytes / (20e6 * 60))
 
 
 def test_bad_problems_are_refused():
     for kwargs in ({'capacity_mbit': -1.0}, {'period_s': 0.0}, {'timing': 'parallel'},
                    {'min_model_bytes': 5.0, 'max_model_bytes': 1.0},
-                   {'capacity_mbit': float('nan')}):
+                   {'capacity_mbit': float('nan')}, {'down_ratio': 0.5},
+                   {'down_ratio': 0.0, 'medium': 'duplex'},
+                   {'down_ratio': float('inf'), 'medium': 'duplex'}):
         with pytest.raises(ConfigError):
             Problem(**dict({'capacity_mbit': 20.0}, **kwargs))
 

@@ -518,6 +518,12 @@ class LinkShare:
         return self.trees[0].capacity_mbit
 
     @property
+    def down_mbit(self):
+        """The download's capacity now in force, in Mbit/s (C but on a duplex link with
+        a download capacity of its own)."""
+        return self._tree_of(DOWN).capacity_mbit
+
+    @property
     def fractions(self):
         """{device: {'up': f, 'down': f}}: the shares now in force, as fractions of C."""
         return {name: dict(share) for name, share in self.trees[0].fractions.items()}
