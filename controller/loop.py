@@ -130,7 +130,7 @@ class Period:
     rates: tuple = ()       # per-device channels: each one's rate the plan assumed
     steps: int = 0
     idle_steps: int = 0
-    seen: list = field(default_factory=list)     # the capacity at each control step
+    seen: list = field(default_factory=list)     # the checkpoints' capacity each step
 
     @property
     def policy(self):
@@ -144,12 +144,13 @@ class Period:
 
     def sure_mbit(self, capacity_mbit):
         """The capacity the rest of the period is sure of, for growing a checkpoint
-        under way: at most the capacity now, the harmonic mean of the capacities its
-        control steps have seen (a dip weighs more than a peak) and its forecast (a
-        checkpoint grows back to what the plan expected, not beyond)."""
+        under way: at most the checkpoints' capacity now (the download's on duplex),
+        the harmonic mean of the capacities its control steps have seen (a dip weighs
+        more than a peak) and its forecast (a checkpoint grows back to what the plan
+        expected, not beyond)."""
         seen = self.seen or [capacity_mbit]
         return min(capacity_mbit, len(seen) / sum(1.0 / c for c in seen),
-                   self.forecast_mbit)
+                   self.forecast_mbit * self.plan.down_ratio)
 
     def arrived(self, device, waiting_bytes, sample_bytes):
         """The samples device has brought to the edge so far, waiting_bytes of its data
@@ -499,9 +500,8 @@ class ControlLoop:
         return period
 
     def corrects(self, name):
-        """Whether a period planned by policy name is corrected within (re-split and,
-        on a medium with one budget, re-planned): a policy that corrects, with
-        overlapping transfers."""
+        """Whether a period planned by policy name is corrected within (re-split and
+        re-planned): a policy that corrects, with overlapping transfers."""
         return policies.get(name).corrects and self.problem.timing == Timing.OVERLAP
 
     def _offer_resumes(self, name, plan_):
@@ -511,7 +511,7 @@ class ControlLoop:
         put in plan_ deferred: it takes only what no other transfer needs, unless the
         re-plan finishes it (replan.py), rather than being thrown away with the bytes
         it got.  Returns the devices it was offered to."""
-        if not self.corrects(name) or self.medium.per_direction:
+        if not self.corrects(name):
             return set()
         drift = self.scenario.control.drift
         offered = set()
@@ -566,20 +566,18 @@ class ControlLoop:
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
         rates = rates or {}
-        period.seen.append(max(capacity_mbit, MIN_CAPACITY_MBIT))
+        period.seen.append(max(down_mbit, MIN_CAPACITY_MBIT))
         arrived = {d for d, a in zip(self.devices, period.plan.devices)
                    if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
-        deferred = set()
-        if not self.medium.per_direction:
-            remaining, deferred = self._replan(period, remaining, capacity_mbit, efficiency,
-                                               remaining_s, rates)
+        remaining, deferred = self._replan(period, remaining, capacity_mbit, efficiency,
+                                           remaining_s, rates, down_mbit)
         # The devices whose data counts this period: a fresh checkpoint (not a resumed
         # one, trained on its own period's data) that has arrived or is still being
         # sent (not deferred).
         valued = {d for d, a in zip(self.devices, period.plan.devices)
                   if a.model_bytes > 0 and d not in period.resumed and d not in deferred
                   and (d in arrived or remaining.get((d, 'down'), 0) > 0)}
-        floor = {} if self.medium.per_direction else self._floor(period, remaining, valued)
+        floor = self._floor(period, remaining, valued)
         shares = {}
         for group in self.medium.groups(self.devices):
             # Each group splits its budget (the cell's airtime, a device's own link);
@@ -617,21 +615,31 @@ class ControlLoop:
                                   0.0) * sample_bytes, waiting)
         return floor
 
-    def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates):
+    def _replan(self, period, remaining, capacity_mbit, efficiency, remaining_s, rates,
+                down_mbit):
         """Re-plan what each device gets from the rest of period (replan.py): order,
         replace or defer checkpoints; return (remaining, the devices whose checkpoints
         are deferred: they take only what no other transfer needs, and the plan keeps
         them, so one may still arrive or resume).  rates: each
         device's channel relative to capacity_mbit (airtime: a device's bit weighs 1 /
-        its rate; access: each device is re-planned alone on its own link)."""
+        its rate; access: each device is re-planned alone on its own link); down_mbit:
+        the checkpoints' capacity now (duplex: the download's, a budget of its own)."""
         s = self.scenario
         sample_bytes = self.problem.sample_bits / 8
         horizon = remaining_s - min(s.control.control_step_s, remaining_s / 2)
-        budget_bits = capacity_mbit * 1e6 * min(efficiency.values()) * horizon / \
-            correction.MARGIN
-        # Growing a locked checkpoint is judged at the capacity the period is sure of.
-        sure_bits = budget_bits * period.sure_mbit(capacity_mbit) / capacity_mbit \
-            if capacity_mbit > 0 else 0.0
+
+        def bits(mbit):
+            return mbit * 1e6 * min(efficiency.values()) * horizon / correction.MARGIN
+
+        def sure(budget):
+            # Growing a locked checkpoint is judged at the capacity the period is sure of.
+            return budget * period.sure_mbit(down_mbit) / down_mbit if down_mbit > 0 else 0.0
+        if self.medium.per_direction:
+            budget_bits = replan.Budget(bits(capacity_mbit), bits(down_mbit))
+            sure_bits = replan.Budget(budget_bits.up, sure(budget_bits.down))
+        else:
+            budget_bits = bits(capacity_mbit)
+            sure_bits = sure(budget_bits)
         standings = []
         for name, a, held in zip(self.devices, period.plan.devices, period.held):
             waiting = remaining.get((name, 'up'), 0.0)

@@ -40,8 +40,15 @@ could not carry).  Measured over the 12 corpora from the start and from 60 s and
 in: no corpus lower, the traces below their best baseline from 1, 4 and 7 to 1, 3 and
 6.
 
+A duplex link has a budget a direction (``Budget``): the uploads' bits spend one, the
+checkpoints' the other (the download's own capacity), so the data never crowds out a
+checkpoint.  Measured on the Mahimahi up/down pairs of ../shared/traces as duplex links
+(docs/real-traces.md): without the re-plan the duplex closed loop lost to a baseline on
+two of ten and never ordered a checkpoint in a period planned from a trough.
+
 Method: Lagrangian relaxation of the shared budget, as the period plan's fleet solver
-(``fleet.py``).  At a price lambda (mAP per bit) each device picks its best option on
+(``fleet.py``); with a budget a direction two prices, met in turn, then the data
+water-filled into the uploads' budget with each device held to its checkpoint.  At a price lambda (mAP per bit) each device picks its best option on
 its own, its extra data in closed form from q'(arrived + d) = lambda s / A(S); the price
 is the lowest at which the bits asked for fit the budget (bisection on log lambda), then
 the budget the relaxation leaves (identical devices switch at one price together) is
@@ -57,6 +64,7 @@ SWITCH_BEFORE = 0.03        # the share of a checkpoint arrived after which it i
 MAX_SWITCHES = 1            # switches of a device's checkpoint a period (no flip-flop)
 _LOG_PRICE = (-30.0, 5.0)   # bracket of log10 lambda (mAP per bit)
 _ITERATIONS = 60
+_DIRECTION_ROUNDS = 8       # a budget a direction: the two prices met in turn
 KEEP = ''                   # the option of keeping the held model
 
 
@@ -77,6 +85,31 @@ class Standing:
     weight: float = 1.0
     switched: int = 0                # times its checkpoint was switched this period
     deferred: bool = False           # its checkpoint was deferred this period: never locked
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The bits the rest of a period can carry: one budget for both directions (down
+    None: a shared medium), or one for the uploads and one for the checkpoints (a
+    duplex medium)."""
+    up: float
+    down: float = None
+
+    def fits(self, up_bits, down_bits):
+        """Whether bits asked for (arrays or numbers, up and down) fit."""
+        if self.down is None:
+            return up_bits + down_bits <= self.up
+        return (up_bits <= self.up) & (down_bits <= self.down)
+
+    def capped(self, other):
+        """This budget, each part at most other's (the same kind of budget)."""
+        return Budget(min(max(self.up, 0.0), other.up), None if self.down is None else
+                      min(max(self.down, 0.0), other.down))
+
+
+def as_budget(bits):
+    """A Budget of a number of bits (one budget for both directions) or a Budget."""
+    return bits if isinstance(bits, Budget) else Budget(max(float(bits), 0.0))
 
 
 @dataclass(frozen=True)
@@ -133,8 +166,10 @@ def _options(problem, standings, replace):
     return names, sizes, bits, scale, allowed, upgrade
 
 
-def _respond(problem, standings, options, price):
-    """(option index, samples, bits, value) per device at price (mAP per bit)."""
+def _respond(problem, standings, options, price, price_down=None):
+    """(option index, (samples, upload bits, checkpoint bits, value, allowed)) per
+    device at price (mAP per bit; price_down: the checkpoints' bits' own, None: the
+    same)."""
     names, sizes, bits, scale, allowed = options[:5]
     acc = problem.accuracy
     s = problem.sample_bits
@@ -152,50 +187,83 @@ def _respond(problem, standings, options, price):
     fixed = ~np.isnan(resumed)
     value[fixed, 1] = resumed[fixed]           # trained on its own period's data
     data[fixed, 1] = 0.0
-    cost = weight * (bits + s * data)
-    net = np.where(allowed, value - price * cost, -np.inf)
+    up_cost = weight * s * data
+    down_cost = np.broadcast_to(weight * bits, data.shape).copy()
+    price_down = price if price_down is None else price_down
+    net = np.where(allowed, value - price * up_cost - price_down * down_cost, -np.inf)
     net[:, 0] = np.where(allowed[:, 0], kept, -np.inf)   # keeping: no bits, no data
     data[:, 0] = 0.0
-    cost[:, 0] = 0.0
+    up_cost[:, 0] = 0.0
+    down_cost[:, 0] = 0.0
     value[:, 0] = kept
     pick = np.argmax(net, axis=1)
-    return pick, (data, cost, value, allowed)
+    return pick, (data, up_cost, down_cost, value, allowed)
 
 
 def _picked(pick, matrices):
+    """(pick, samples, upload bits, checkpoint bits, value) per device."""
     rows = np.arange(pick.size)
-    data, cost, value, _ = matrices
-    return pick, data[rows, pick], cost[rows, pick], value[rows, pick]
+    data, up_cost, down_cost, value, _ = matrices
+    return pick, data[rows, pick], up_cost[rows, pick], down_cost[rows, pick], \
+        value[rows, pick]
 
 
-def _solve(problem, standings, budget_bits, options):
-    """The answer at the lowest price whose bits fit budget_bits, then improved
-    greedily within what is left (identical devices all switch at one price: the
-    relaxation leaves budget unspent): (pick, samples, bits, value) per device."""
-    def at(log_price):
-        return _respond(problem, standings, options, 10.0 ** log_price)
+def _lowest_price(at, fits):
+    """(log price, its answer): the lowest log price in _LOG_PRICE whose answer at(log
+    price) fits (bisection; the highest when none does)."""
     lo, hi = _LOG_PRICE
-    pick, matrices = at(hi)
+    best = at(hi)
     for _ in range(_ITERATIONS):
         mid = (lo + hi) / 2
-        p, m = at(mid)
-        if _picked(p, m)[2].sum() <= budget_bits:
-            hi, pick, matrices = mid, p, m
+        answer = at(mid)
+        if fits(_picked(*answer)):
+            hi, best = mid, answer
         else:
             lo = mid
-    return _upgrade(pick, matrices, budget_bits)
+    return hi, best
 
 
-def _upgrade(pick, matrices, budget_bits):
+def _solve(problem, standings, budget, options):
+    """The answer at the lowest price whose bits fit budget (a Budget; with one a
+    direction, two prices met in turn), then improved greedily within what is left
+    (identical devices all switch at one price: the relaxation leaves budget unspent):
+    (pick, samples, upload bits, checkpoint bits, value) per device."""
+    def at(log_up, log_down=None):
+        return _respond(problem, standings, options, 10.0 ** log_up,
+                        None if log_down is None else 10.0 ** log_down)
+    if budget.down is None:
+        _, (pick, matrices) = _lowest_price(
+            at, lambda p: budget.fits(p[2].sum(), p[3].sum()))
+        return _upgrade(pick, matrices, budget)
+    log_up = log_down = _LOG_PRICE[0]
+    for _ in range(_DIRECTION_ROUNDS):
+        log_up, _ = _lowest_price(lambda lp: at(lp, log_down),
+                                  lambda p: p[2].sum() <= budget.up)
+        log_down, (pick, matrices) = _lowest_price(lambda lp: at(log_up, lp),
+                                                   lambda p: p[3].sum() <= budget.down)
+    pick = _upgrade(pick, matrices, budget)[0]
+    # The checkpoints chosen, the data is the upload's budget water-filled: the lowest
+    # price of its bits that fits, every device held to its choice (at one price for
+    # both kinds of bits a device could leave the data it wants when its option flips).
+    held = options[:4] + (options[4] & (np.arange(options[4].shape[1])[None, :] ==
+                                        pick[:, None]),) + options[5:]
+    _, answer = _lowest_price(
+        lambda lp: _respond(problem, standings, held, 10.0 ** lp, 10.0 ** log_down),
+        lambda p: p[2].sum() <= budget.up)
+    return _picked(*answer)
+
+
+def _upgrade(pick, matrices, budget):
     """Take, while any fits in the budget left, the change of one device's option
     that raises the total most."""
-    _, cost, value, allowed = matrices
+    _, up_cost, down_cost, value, allowed = matrices
     rows = np.arange(pick.size)
     for _ in range(2 * pick.size + 1):
-        left = budget_bits - cost[rows, pick].sum()
-        extra = cost - cost[rows, pick][:, None]
-        gain = np.where(allowed & (extra <= left), value - value[rows, pick][:, None],
-                        -np.inf)
+        extra_up = up_cost - up_cost[rows, pick][:, None] + up_cost[rows, pick].sum()
+        extra_down = down_cost - down_cost[rows, pick][:, None] + \
+            down_cost[rows, pick].sum()
+        gain = np.where(allowed & budget.fits(extra_up, extra_down),
+                        value - value[rows, pick][:, None], -np.inf)
         i, j = np.unravel_index(np.argmax(gain), gain.shape)
         if not gain[i, j] > 1e-9:
             break
@@ -205,14 +273,14 @@ def _upgrade(pick, matrices, budget_bits):
 
 
 def replan(problem, standings, budget_bits, replace=True, sure_bits=None):
-    """[Choice] per device for the rest of a period with budget_bits to spend (each
-    device's bits weighed by its Standing's weight): the best with checkpoints
-    switched (replace) when that gains SWITCH_MAP, else the best that keeps each
-    device's current checkpoint or defers it; then, when sure_bits (the budget at a
-    capacity the period is sure of, at most budget_bits) is given, the best with
-    locked checkpoints grown too, within sure_bits, when that gains SWITCH_MAP over
-    the answer so far."""
-    budget_bits = max(float(budget_bits), 0.0)
+    """[Choice] per device for the rest of a period with budget_bits to spend (bits,
+    or a Budget a direction; each device's bits weighed by its Standing's weight): the
+    best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
+    that keeps each device's current checkpoint or defers it; then, when sure_bits (the
+    budget at a capacity the period is sure of, at most budget_bits) is given, the
+    best with locked checkpoints grown too, within sure_bits, when that gains
+    SWITCH_MAP over the answer so far."""
+    budget_bits = as_budget(budget_bits)
     options = _options(problem, standings, replace)
     names, sizes, upgrade = options[0], options[1], options[5]
     stay = tuple(a.copy() for a in options)
@@ -222,17 +290,14 @@ def replan(problem, standings, budget_bits, replace=True, sure_bits=None):
         switch = tuple(a.copy() for a in options)
         switch[4][upgrade] = False
         free = _solve(problem, standings, budget_bits, switch)
-        if free[3].mean() > answer[3].mean() + SWITCH_MAP:
+        if free[4].mean() > answer[4].mean() + SWITCH_MAP:
             answer = free
     if replace and sure_bits is not None and upgrade.any():
-        grown = _solve(problem, standings, min(max(float(sure_bits), 0.0), budget_bits),
+        grown = _solve(problem, standings, as_budget(sure_bits).capped(budget_bits),
                        options)
-        if grown[3].mean() > answer[3].mean() + SWITCH_MAP:
+        if grown[4].mean() > answer[4].mean() + SWITCH_MAP:
             answer = grown
-    pick, data, cost, value = answer
-    choices = []
-    for i, j in enumerate(pick):
-        model_bits = cost[i] / standings[i].weight - problem.sample_bits * data[i]
-        choices.append(Choice(names[i, j], float(sizes[i, j]), max(model_bits, 0.0) / 8,
-                              float(data[i]), float(value[i])))
-    return choices
+    pick, data, _, model_bits, value = answer
+    return [Choice(names[i, j], float(sizes[i, j]),
+                   max(model_bits[i] / standings[i].weight, 0.0) / 8, float(data[i]),
+                   float(value[i])) for i, j in enumerate(pick)]

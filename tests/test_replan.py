@@ -75,11 +75,23 @@ def test_a_thousand_devices_replan_in_well_under_a_second():
     assert len(choices) == 1000
 
 
-def test_a_period_planned_from_a_trough_gets_its_checkpoints_within_the_period(tmp_path):
+def checkpoints_over(tmp_path, trace, medium):
+    """A scenario_file whose checkpoints ride trace: the shared link's capacity, or on
+    a duplex link the download's own (the upload at a constant 40 Mbit/s)."""
+    if medium == 'shared':
+        return scenario_file(tmp_path, trace)
+    (tmp_path / 'down.txt').write_text(trace)
+    return scenario_file(tmp_path, '0 40\n', medium='duplex',
+                         capacity_down='{trace: down.txt, loop: false}')
+
+
+@pytest.mark.parametrize('medium', ['shared', 'duplex'])
+def test_a_period_planned_from_a_trough_gets_its_checkpoints_within_the_period(tmp_path,
+                                                                               medium):
     # The first 100 ms read 0.2 Mbit/s (no model fits), the rest of the period 30:
     # the one-shot plan sends nothing, the closed loop orders checkpoints after its
     # first control step and they arrive.
-    s = scenario_file(tmp_path, '0 0.2\n0.1 30\n')
+    s = checkpoints_over(tmp_path, '0 0.2\n0.1 30\n', medium)
     loop, _, records = loop_of(s, 'optimal')
     loop.run()
     assert [r['outcome'] for r in records] == ['infeasible'] * 2
@@ -89,10 +101,11 @@ def test_a_period_planned_from_a_trough_gets_its_checkpoints_within_the_period(t
     assert all(r['switches'] == 1 for r in records)
 
 
-def test_a_period_planned_from_a_peak_switches_to_checkpoints_that_fit(tmp_path):
-    # The first 100 ms read 200 Mbit/s (large checkpoints planned), the rest 15: the
+@pytest.mark.parametrize('medium', ['shared', 'duplex'])
+def test_a_period_planned_from_a_peak_switches_to_checkpoints_that_fit(tmp_path, medium):
+    # The first 100 ms read 120 Mbit/s (large checkpoints planned), the rest 15: the
     # one-shot plan misses, the closed loop replaces them in its first steps.
-    s = scenario_file(tmp_path, '0 200\n0.1 15\n')
+    s = checkpoints_over(tmp_path, '0 120\n0.1 15\n', medium)
     loop, _, records = loop_of(s, 'optimal')
     loop.run()
     assert not any(r['model_ok'] for r in records)
@@ -175,3 +188,25 @@ def test_a_checkpoint_that_missed_resumes_within_a_period_planned_too_low_for_it
     loop.run()
     assert dropped[1]['model_bytes'] == 0
     assert dropped[1]['accuracy'] < second['accuracy']
+
+
+def test_a_budget_a_direction_keeps_the_data_from_crowding_out_the_checkpoints():
+    # A duplex link: the uploads have 40 Mbit left, the checkpoints 60 Mbit.  Each
+    # device's data fills the upload's budget and two yolov8n (25.6 Mbit each) fit the
+    # download's; on one budget of 100 Mbit the data takes part of what they need.
+    p = problem()
+    two = [Standing(kept=20.0, arrived=0, waiting=100)] * 2
+    budget = replan.Budget(40e6, 60e6)
+    choices = replan.replan(p, two, budget)
+    assert [c.model for c in choices] == ['yolov8n', 'yolov8n']
+    assert sum(c.samples for c in choices) * p.sample_bits <= 40e6 * (1 + 1e-9)
+    assert sum(c.samples for c in choices) * p.sample_bits >= 0.95 * 40e6
+    assert sum(8 * c.model_bytes for c in choices) <= 60e6
+    shared = replan.replan(p, two, 100e6)
+    assert sum(8 * c.model_bytes + c.samples * p.sample_bits for c in shared) <= 100e6 + 1
+    # The download's budget alone decides the checkpoints: 30 Mbit carries one.
+    choices = replan.replan(p, two, replan.Budget(400e6, 30e6))
+    assert sorted(c.model for c in choices) == [KEEP, 'yolov8n']
+    # Growing within the budget the download is sure of.
+    assert replan.Budget(40e6, 60e6).capped(replan.Budget(50e6, 20e6)) == \
+        replan.Budget(40e6, 20e6)
