@@ -356,6 +356,7 @@ class ControlLoop:
         self.known = [start] * len(self.devices)
         self.inflight = {}                  # device -> InFlight, as known
         self.truth = [start] * len(self.devices)
+        self.scored = {}                    # device -> InFlight, as the scores have it
         self.current = None                 # the Period under way
         self.last = None                    # the Period before it
         self.medium = media.get(self.problem.medium)
@@ -711,8 +712,15 @@ class ControlLoop:
             new = fresh_accuracy(self.problem, samples, a.model_bytes) \
                 if a.model_bytes > 0 else 0.0
             kept_accuracy = self.truth[i].kept(s.control.drift)
-            self.truth[i], _ = advance(period.number, self.truth[i], a, resumed,
-                                       got.model_bytes, got.model_ok, samples, new)
+            # A resumed checkpoint scores what the data that reached the edge in its own
+            # period made of it (the controller's InFlight holds what it knew).
+            scored = self.scored.get(name)
+            if resumed is not None and (scored is None or (scored.period, scored.model) !=
+                                        (resumed.period, resumed.model)):
+                scored = resumed
+            self.truth[i], self.scored[name] = advance(
+                period.number, self.truth[i], a, scored if resumed is not None else None,
+                got.model_bytes, got.model_ok, samples, new)
             accuracy = self.truth[i].now(s.control.drift)
             happened = outcome(self.problem, period.plan.capacity_mbit * (
                 period.rates[i] if period.rates else 1.0) * period.plan.down_ratio, a,

@@ -332,3 +332,21 @@ def test_the_download_is_forecast_from_its_own_trace_and_oracle_knows_its_mean(t
         loop, _, records = loop_of(s, policy)
         loop.period(1)
         assert loop.period(2).plan.down_ratio == pytest.approx(ratio), policy
+
+
+def test_a_resumed_checkpoint_scores_the_data_that_reached_the_edge_in_its_period(tmp_path):
+    # 12 Mbit/s for a second, then 3: upload-first's yolov8n miss period 1 with 1.4 MB
+    # of the 4.3 MB of data planned; resumed in period 2, each is worth what those
+    # 1.4 MB made of it (it was scored with the plan's 4.3 MB).
+    s = scenario_file(tmp_path, '0 12\n1 3\n10 20\n', periods=2)
+    loop, _, records = loop_of(s, 'upload-first')
+    loop.run()
+    first, second = ([r for r in records if r['period'] == k] for k in (1, 2))
+    assert [r['outcome'] for r in first] == ['missed'] * 2
+    assert [r['outcome'] for r in second] == ['resumed'] * 2
+    for before, after in zip(first, second):
+        assert before['upload_bytes'] < 0.5 * before['planned_upload_bytes']
+        assert after['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
+            s.problem, 8 * before['upload_bytes'] / s.problem.sample_bits,
+            after['model_bytes'] + before['model_bytes']))
+
