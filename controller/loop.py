@@ -131,6 +131,7 @@ class Period:
     steps: int = 0
     idle_steps: int = 0
     seen: list = field(default_factory=list)     # the checkpoints' capacity each step
+    waiting: dict = field(default_factory=dict)  # device -> its data still to send (bytes)
 
     @property
     def policy(self):
@@ -432,12 +433,19 @@ class ControlLoop:
         got = self.transport.checkpoints(period)
         drift = self.scenario.control.drift
         inflight = {}
+        sample_bytes = self.problem.sample_bits / 8
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got_bytes, ok = got.get(name, (0.0, False))
-            planned = a.upload_bytes * 8 / self.problem.sample_bits
+            # The data the checkpoint was trained on: what had reached the edge at the
+            # last control step (the plan's where no step measured it).
+            samples, accuracy = a.upload_bytes / sample_bytes, a.accuracy
+            if name in period.waiting:
+                samples = period.arrived(name, period.waiting[name], sample_bytes)
+                if a.model_bytes > 0:
+                    accuracy = fresh_accuracy(self.problem, samples, a.model_bytes)
             self.known[i], partial = advance(period.number, self.known[i], a,
                                              period.resumed.get(name), got_bytes, ok,
-                                             planned, a.accuracy)
+                                             samples, accuracy)
             if partial is not None:
                 inflight[name] = partial
         self.inflight = inflight
@@ -557,6 +565,8 @@ class ControlLoop:
             return False
         if not self.medium.per_direction or down_mbit is None:
             down_mbit = capacity_mbit
+        period.waiting.update({d: left for (d, direction), left in remaining.items()
+                               if direction == 'up'})
         if carried_mbit is not None:
             period.steps += 1
             both = capacity_mbit + down_mbit if self.medium.per_direction else capacity_mbit

@@ -350,3 +350,20 @@ def test_a_resumed_checkpoint_scores_the_data_that_reached_the_edge_in_its_perio
             s.problem, 8 * before['upload_bytes'] / s.problem.sample_bits,
             after['model_bytes'] + before['model_bytes']))
 
+
+def test_the_controller_knows_the_data_its_checkpoints_were_trained_on(tmp_path):
+    # Planned from a first 100 ms at 6 Mbit/s (0.2 MB of data a device), the period
+    # carries 40: adaptive's devices upload about 21 MB with their checkpoints.  The
+    # model each then holds is known from the data that reached the edge by the last
+    # control step, not from the plan's 0.2 MB (a next plan would replace it for less).
+    s = scenario_file(tmp_path, '0 6\n0.1 40\n', periods=2)
+    loop, _, records = loop_of(s, 'adaptive')
+    loop.period(1)
+    loop._settle(loop.last)
+    sample_bytes = s.problem.sample_bits / 8
+    for r, known, truth in zip(records, loop.known, loop.truth):
+        assert r['outcome'] == 'delivered'
+        assert r['upload_bytes'] > 50 * r['planned_upload_bytes']
+        assert known.samples == pytest.approx(truth.samples, rel=0.1)
+        assert truth.samples == pytest.approx(r['upload_bytes'] / sample_bytes)
+        assert known.accuracy == pytest.approx(truth.accuracy, abs=0.3)
