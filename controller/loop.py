@@ -436,10 +436,11 @@ class ControlLoop:
         sample_bytes = self.problem.sample_bits / 8
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got_bytes, ok = got.get(name, (0.0, False))
-            # The data the checkpoint was trained on: what had reached the edge at the
-            # last control step (the plan's where no step measured it).
+            # The data the checkpoint was trained on: under a policy that corrects
+            # (measurements feed the closed loop, as its efficiency does), what had
+            # reached the edge at the last control step; else the plan's.
             samples, accuracy = a.upload_bytes / sample_bytes, a.accuracy
-            if name in period.waiting:
+            if name in period.waiting and self.corrects(period.policy):
                 samples = period.arrived(name, period.waiting[name], sample_bytes)
                 if a.model_bytes > 0:
                     accuracy = fresh_accuracy(self.problem, samples, a.model_bytes)
@@ -566,7 +567,7 @@ class ControlLoop:
         if not self.medium.per_direction or down_mbit is None:
             down_mbit = capacity_mbit
         period.waiting.update({d: left for (d, direction), left in remaining.items()
-                               if direction == 'up'})
+                               if direction == Direction.UP})
         if carried_mbit is not None:
             period.steps += 1
             both = capacity_mbit + down_mbit if self.medium.per_direction else capacity_mbit

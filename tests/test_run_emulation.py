@@ -482,9 +482,8 @@ def test_capacity_halving_mid_period_changes_the_split_and_the_checkpoint_arrive
     resplits = []            # the period's time of each re-split (the loop's own clock)
     control = ControlLoop.control
 
-    def recording(loop, remaining, capacity_mbit, remaining_s, carried_mbit=None,
-                  rates=None):
-        changed = control(loop, remaining, capacity_mbit, remaining_s, carried_mbit, rates)
+    def recording(loop, remaining, capacity_mbit, remaining_s, *args, **kwargs):
+        changed = control(loop, remaining, capacity_mbit, remaining_s, *args, **kwargs)
         if changed:
             resplits.append(scenario.control.period_s - remaining_s)
         return changed
