@@ -300,10 +300,10 @@ def outcome(problem, capacity_mbit, a, resumed, model_ok):
     return Outcome.INFEASIBLE
 
 
-def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_mbit=None):
-    """The bytes a link of mean capacity_mbit could carry in seconds: one budget on a
-    shared medium, one per direction on a duplex one (the download's at down_mbit, None:
-    at capacity_mbit); with per-device channels (their means channels_mbit) the access
+def link_capacity_mbit(problem, capacity_mbit, channels_mbit=(), down_mbit=None):
+    """What a link of capacity_mbit carries at most (Mbit/s): one budget on a shared
+    medium, one per direction on a duplex one (the download's at down_mbit, None: at
+    capacity_mbit); with per-device channels (their rates channels_mbit) the access
     links' together, or on airtime the fastest channel's (all the airtime to it: the
     most the cell carries)."""
     kind = media.get(problem.medium)
@@ -313,7 +313,14 @@ def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_
         capacity_mbit = max(channels_mbit)
     if kind.per_direction:
         capacity_mbit += capacity_mbit if down_mbit is None else down_mbit
-    return capacity_mbit * 1e6 / 8 * seconds
+    return capacity_mbit
+
+
+def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_mbit=None):
+    """The bytes a link of mean capacity_mbit could carry in seconds
+    (``link_capacity_mbit``)."""
+    return link_capacity_mbit(problem, capacity_mbit, channels_mbit, down_mbit) * 1e6 / 8 * \
+        seconds
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -570,8 +577,8 @@ class ControlLoop:
                                if direction == Direction.UP})
         if carried_mbit is not None:
             period.steps += 1
-            both = capacity_mbit + down_mbit if self.medium.per_direction else capacity_mbit
-            if carried_mbit < IDLE_USE * both:
+            if carried_mbit < IDLE_USE * link_capacity_mbit(self.problem, capacity_mbit,
+                                                            down_mbit=down_mbit):
                 period.idle_steps += 1
         if not self.corrects(period.policy) or remaining_s <= 0:
             return False

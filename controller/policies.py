@@ -279,25 +279,19 @@ def fixed(state):
     return _split(state.problem, state.ratio)
 
 
-def _fraction(problem, bits):
-    """bits as a fraction of the period's budget (0 when there is no budget)."""
-    budget = problem.budget_bits
-    return bits / budget if budget > 0 else 0.0
-
-
-def _model_fraction(problem, bits):
-    """A model's bits as a fraction of the budget models take (the download's on a
-    duplex medium; 0 when there is no budget)."""
-    budget = problem.down_budget_bits
-    return bits / budget if budget > 0 else 0.0
+def _fraction(bits, budget_bits):
+    """bits as a fraction of a period's budget (0 when there is no budget): the
+    upload's ``budget_bits``, or the models' ``down_budget_bits`` (the download's on a
+    duplex medium)."""
+    return bits / budget_bits if budget_bits > 0 else 0.0
 
 
 @register('upload-first')
 def upload_first(state):
     """Everything to upload but the smallest model."""
     problem = state.problem
-    return _split(problem, max(0.0, 1 - _model_fraction(problem,
-                                                        8 * problem.smallest_bytes())))
+    return _split(problem, max(0.0, 1 - _fraction(8 * problem.smallest_bytes(),
+                                                  problem.down_budget_bits)))
 
 
 @register('model-first')
@@ -309,8 +303,9 @@ def model_first(state):
     else:
         sizes = [min(problem.max_model_bytes, problem.down_budget_bits / 8)]
     for size in sizes:
-        if _model_fraction(problem, 8 * size) <= 1 and problem.budget_bits > 0:
-            return _split(problem, 1 - _model_fraction(problem, 8 * size))
+        share = _fraction(8 * size, problem.down_budget_bits)
+        if share <= 1 and problem.budget_bits > 0:
+            return _split(problem, 1 - share)
     return nothing_fits(problem, 'no model fits in the window')
 
 
@@ -335,8 +330,8 @@ class TcpFair(DevicePolicy):
 
 
 def _tcp_fair(problem):
-    data_need = _fraction(problem, problem.generated * problem.sample_bits)
-    model_need = _model_fraction(problem, 8 * problem.largest_bytes())
+    data_need = _fraction(problem.generated * problem.sample_bits, problem.budget_bits)
+    model_need = _fraction(8 * problem.largest_bytes(), problem.down_budget_bits)
     if data_need < 0.5:
         upload = data_need
     elif model_need < 0.5:

@@ -433,10 +433,10 @@ def _problem(raw, hosts, where, capacity_mbit=None, base=None):
     own capacity likewise relative to it)."""
     rates, down_ratio = (), 1.0
     if capacity_mbit is None:
-        down = _down_mbit(raw, where, base)
+        length_s = _period_s(raw) * raw['periods']
+        down = _down_mbit(raw, where, base, length_s)
         each = _constant_capacities(raw['capacity'], hosts, where)
         if each is None and base is not None:
-            length_s = _period_s(raw) * raw['periods']
             each = [float(trace.mean_between(0.0, length_s))
                     for trace, _ in _channels(raw, hosts, base)[0]]
         capacity_mbit = sum(each) / len(each) if each else 0.0
@@ -458,21 +458,28 @@ def _problem(raw, hosts, where, capacity_mbit=None, base=None):
     return problem, model, data
 
 
-def _down_mbit(raw, where, base):
-    """A filled mapping's download capacity of its own (duplex ``capacity_down``): a
-    constant, or a trace's mean over the run when base says where its file is; None
-    without one (or a trace without base)."""
+def _down_spec(raw):
+    """A filled mapping's ``capacity_down`` (a duplex download's own capacity or
+    trace mapping), None without one; ConfigError on a medium without a budget a
+    direction."""
     if 'capacity_down' not in raw:
         return None
     if not media.get(raw['medium']).per_direction:
         raise ConfigError('capacity_down: only a duplex medium has a download capacity')
-    spec = raw['capacity_down']
+    return raw['capacity_down']
+
+
+def _down_mbit(raw, where, base, length_s):
+    """A filled mapping's download capacity of its own: a constant, or a trace's mean
+    over the run's length_s when base says where its file is; None without one (or a
+    trace without base)."""
+    spec = _down_spec(raw)
+    if spec is None or (isinstance(spec, dict) and base is None):
+        return None
     if not isinstance(spec, dict):
         return rate_mbit(spec, '%s: capacity_down' % where)
-    if base is None:
-        return None
     trace, _ = _capacity(spec, 'capacity_down', base)
-    return float(trace.mean_between(0.0, _period_s(raw) * raw['periods']))
+    return float(trace.mean_between(0.0, length_s))
 
 
 def _period_s(raw):
@@ -552,9 +559,7 @@ def _link(raw, hosts, base, period_s, trace_files):
                           'this scenario gives a capacity per device')
     capacity, cap_file = channels[0]
     capacity_down, down_file = None, None
-    if 'capacity_down' in raw:
-        if not medium.per_direction:
-            raise ConfigError('capacity_down: only a duplex medium has a download capacity')
+    if _down_spec(raw) is not None:
         capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
     step_s = _within(duration_s(raw['step'], 'step'), MIN_STEP_S, period_s, 'step')
     own_channels = traces.Channels([trace for trace, _ in channels], step_s,
