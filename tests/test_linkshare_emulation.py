@@ -163,15 +163,23 @@ def test_work_conserving_borrows_up_to_capacity():
         emu.linkshare.set_shares({'d1': {'up': 0.25, 'down': 0.25}})
         flows = start_flows(emu, 'd1', duration_s=6, directions=('up',))
         t0 = flows[0].started_s
-        before, after = measure_window(emu, t0 + 1.5, t0 + 5.5)
+        readings = []
+        for k in range(9):                   # 0.5 s intervals over [t0 + 1.5, t0 + 5.5]
+            sleep_until(t0 + 1.5 + 0.5 * k)
+            readings.append((time.monotonic(), emu.linkshare.counters()))
         series = flows[0].result()
     # Alone on the medium, a 5 Mbit/s share borrows up to C (less the 1% other class).
-    # What the class carried, not receiver goodput over the window (which a stall of
-    # the receiver on a loaded machine moves across the window's edges: once 17.78).
-    got = carried_mbit(before, after, 'd1', 'up', 4.0)
+    # What the class carried, not receiver goodput (a stall of the receiver moves bytes
+    # across a window's edges), judged by the median 0.5 s interval with its measured
+    # length: on a loaded 2-core machine one interval of the sender's once stalled at
+    # 11.28 Mbit/s and took a 4 s mean to 17.26.
+    rates = sorted(carried_mbit(before, after, 'd1', 'up', t_after - t_before)
+                   for (t_before, before), (t_after, after) in zip(readings, readings[1:]))
+    got = (rates[3] + rates[4]) / 2
     assert_within(got, 20 * GOODPUT_PER_WIRE, 0.07,
-                  'borrowed upload payload carried (receiver goodput, 0.5 s samples: %s)'
-                  % samples(series, t0))
+                  'borrowed upload payload carried, median of 0.5 s intervals %s '
+                  '(receiver goodput, 0.5 s samples: %s)'
+                  % (' '.join('%.2f' % r for r in rates), samples(series, t0)))
 
 
 def test_access_links_cap_each_device():
