@@ -112,11 +112,10 @@ class FluidTransport(Transport):
                 carried += 8 * moved
             self.now_s = t_next
             if t_next in control and t_next < end - 1e-9 and t_next > t:
+                capacity, rates, down = s.link.step_means(t, t_next)
                 self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
-                                  s.link.capacity.mean_between(t, t_next), end - t_next,
-                                  carried / (t_next - t) / 1e6,
-                                  dict(zip(self.devices, s.link.rates_between(t, t_next))),
-                                  down_mbit=self.links['down'].mean_between(t, t_next))
+                                  capacity, end - t_next, carried / (t_next - t) / 1e6,
+                                  dict(zip(self.devices, rates)), down_mbit=down)
             t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}

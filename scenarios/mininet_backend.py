@@ -422,9 +422,15 @@ class PolicyRun(Transport):
                             c.bytes for c in self.checked.values())) * 8 / 1e6 / \
                             (now - self.last_check) if self.checked else None
                         self.last_check, self.checked = now, counters
-                        self.loop.control(remaining, cap, self.clock.t0 + period.start_s +
-                                          s.control.period_s - now, carried, link.rates,
-                                          down_mbit=link.down_mbit)
+                        # The link's capacity over the last control step, as the
+                        # fluid backend reports it (not the replay step's alone).
+                        offset = now - self.clock.t0
+                        capacity, rates, down = s.link.step_means(
+                            max(offset - s.control.control_step_s, 0.0), offset)
+                        self.loop.control(remaining, capacity, self.clock.t0 +
+                                          period.start_s + s.control.period_s - now,
+                                          carried, dict(zip(self.devices, rates)),
+                                          down_mbit=down)
             last, last_t = counters, now
 
     def _stop(self):

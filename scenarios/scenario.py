@@ -71,6 +71,16 @@ class Link:
         [] when the fleet has one capacity."""
         return self.channels.means_between(start_s, end_s) if self.channels else []
 
+    def step_means(self, start_s, end_s):
+        """(capacity, each device's channel relative to it or (), the download's capacity
+        or None) the link had on average over [start_s, end_s), never below what the
+        link layer applies (a trace's zeros are its minimum): what a control step is
+        told on either backend."""
+        down = None if self.capacity_down is None else \
+            max(self.capacity_down.mean_between(start_s, end_s), MIN_CAPACITY_MBIT)
+        return (max(self.capacity.mean_between(start_s, end_s), MIN_CAPACITY_MBIT),
+                self.rates_between(start_s, end_s), down)
+
     def shifted(self, offset_s):
         """The link with its traces started offset_s into themselves (the fleet's
         capacity the new channels' mean)."""

@@ -13,6 +13,7 @@ from edgecollab.controller.service import ControllerState
 from edgecollab.kinds import Reason
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios.scenario import load_scenario
+from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
 from tests.conftest import REPO
 
 
@@ -172,6 +173,33 @@ def run_spied(s, policy):
     loop.transport.set_shares = spy
     loop.run()
     return records, times
+
+
+def test_a_control_step_is_told_the_capacity_the_link_applied_over_it(tmp_path):
+    # A second at 0 Mbit/s in the trace: the link applies its minimum (the Mininet
+    # replayer's, the fluid transfers'), and the control step is told that, not 0, on
+    # both backends (Link.step_means).  Told 0, the closed loop set every share to 0
+    # and the link idled through the next step when the capacity came back.
+    s = scenario_file(tmp_path, '0 20\n1 0\n2 20\n')
+    assert s.link.step_means(1.0, 1.5) == (MIN_CAPACITY_MBIT, (), None)
+    assert s.link.step_means(0.5, 1.5)[0] == pytest.approx(10.0)
+    loop, _, records = loop_of(s, 'adaptive')
+    told, control = [], loop.control
+
+    def spy(remaining, capacity_mbit, *args, **kwargs):
+        told.append(capacity_mbit)
+        return control(remaining, capacity_mbit, *args, **kwargs)
+    loop.control = spy
+    set_shares, applied = loop.transport.set_shares, []
+
+    def shares_spy(fractions):
+        applied.append((loop.transport.now_s, fractions))
+        set_shares(fractions)
+    loop.transport.set_shares = shares_spy
+    loop.run()
+    assert min(told) == MIN_CAPACITY_MBIT
+    assert all(sum(f for share in fractions.values() for f in share.values()) > 0.5
+               for _, fractions in applied), applied
 
 
 def test_capacity_halving_mid_period_is_re_split_within_two_steps(tmp_path):
