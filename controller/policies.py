@@ -123,12 +123,10 @@ RESUME_SUBSETS_UP_TO = 4   # devices with a checkpoint in flight: every subset r
 def resume_choices(inflight, medium):
     """The sets of devices (indices) whose checkpoints in flight a plan may resume:
     every non-empty subset for up to RESUME_SUBSETS_UP_TO of them, else each alone and
-    all together.  None where the budget is not one for both directions and the fleet
-    (duplex: the resumed bytes take the download budget only, which one capacity cannot
-    express; access: each device is planned alone)."""
+    all together.  None where each device is planned alone on a link of its own
+    (access)."""
     waiting = [i for i, f in enumerate(inflight or []) if f is not None]
-    kind = media.get(medium)
-    if not waiting or kind.per_direction or kind.per_device:
+    if not waiting or media.get(medium).per_device:
         return []
     if len(waiting) <= RESUME_SUBSETS_UP_TO:
         return [tuple(c) for k in range(1, len(waiting) + 1)
@@ -139,20 +137,24 @@ def resume_choices(inflight, medium):
 def resuming(problem, generated, state, subset):
     """The fleet plan in which the devices in subset finish their checkpoints in flight
     (the bytes left, no data: the checkpoint's training data is behind it) and the
-    others share the rest of the budget optimally; None when it does not fit or
-    breaks the floor."""
+    others share the rest of the budget optimally (on a duplex medium the resumed bytes
+    take the download's budget only: the others keep the whole upload); None when it
+    does not fit or breaks the floor."""
     w = problem.weights(len(generated))
     left_bits = sum(w[i] * 8 * state.inflight[i].left_bytes for i in subset)
-    budget = problem.budget_bits
-    if budget <= 0 or left_bits > budget or (state.floor is not None and any(
+    duplex = media.get(problem.medium).per_direction
+    budget = problem.down_budget_bits if duplex else problem.budget_bits
+    if budget <= 0 or left_bits >= budget or (state.floor is not None and any(
             state.inflight[i].accuracy < state.floor for i in subset)):
         return None
     rest = 1 - left_bits / budget
     others = [i for i in range(len(generated)) if i not in subset]
     kept = state.kept or [problem.kept_map()] * len(generated)
     rates = tuple(problem.rates[i] for i in others) if problem.rates else ()
-    solved = solve_fleet(dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit *
-                                             rest, rates=rates),
+    smaller = dataclasses.replace(problem, down_ratio=problem.down_ratio * rest) if duplex \
+        else dataclasses.replace(problem, capacity_mbit=problem.capacity_mbit * rest)
+    up_scale = 1.0 if duplex else rest
+    solved = solve_fleet(dataclasses.replace(smaller, rates=rates),
                          [generated[i] for i in others], state.floor,
                          [kept[i] for i in others]) if others else None
     devices = [None] * len(generated)
@@ -162,7 +164,7 @@ def resuming(problem, generated, state, subset):
                                 f.accuracy,
                                 model=f.model, reason=Reason.RESUMES)
     for i, a in zip(others, solved.devices if solved else []):
-        devices[i] = dataclasses.replace(a, upload_share=a.upload_share * rest,
+        devices[i] = dataclasses.replace(a, upload_share=a.upload_share * up_scale,
                                          download_share=a.download_share * rest)
     return FleetAllocation(devices, feasible=solved.feasible if solved else True,
                            reason=solved.reason if solved else '',

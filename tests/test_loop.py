@@ -10,7 +10,7 @@ from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
 from edgecollab.controller.loop import ControlLoop, share_schedule
 from edgecollab.controller.service import ControllerState
-from edgecollab.kinds import Reason
+from edgecollab.kinds import Outcome, Reason
 from edgecollab.errors import ConfigError
 from edgecollab.scenarios.scenario import load_scenario
 from edgecollab.topologies.linkshare import MIN_CAPACITY_MBIT
@@ -347,6 +347,31 @@ def test_a_duplex_plan_orders_checkpoints_the_download_carries(tmp_path):
             10e6 / 8 * 10 * (1 + 1e-9)
         uploaded[policy] = sum(r['upload_bytes'] for r in records)
     assert uploaded['adaptive'] >= uploaded['optimal'] * (1 - 1e-9)
+
+
+def test_a_duplex_plan_resumes_a_checkpoint_from_the_download_budget_alone(tmp_path):
+    # Up 40, down 4 Mbit/s: 5 MB down in 10 s, no yolov8s (11.2 MB) from scratch, but d1
+    # holds 10.7 MB of one.  Finishing it takes the download's budget only: the other
+    # device keeps the whole upload and the rest of the download.
+    s = scenario_file(tmp_path, '0 40\n', medium='duplex', capacity_down='4mbit')
+    problem = dataclasses.replace(s.problem, down_ratio=4 / 40)
+    fresh = planner.plan(problem, 'optimal', s.data.generated, 40.0)
+    assert all(a.model != 'yolov8s' for a in fresh.devices)
+    almost = InFlight(1, 'yolov8s', 11.2e6, 10.7e6, 300, 45.0)
+    plan_ = planner.plan(problem, 'optimal', s.data.generated, 40.0, inflight=[almost, None])
+    d1, d2 = plan_.devices
+    assert (d1.model, d1.model_bytes, d1.reason) == ('yolov8s', 11.2e6, Reason.RESUMES)
+    assert d1.download_share == pytest.approx(8 * 0.5e6 / (4e6 * 10))
+    assert d1.download_share + d2.download_share <= 1 + 1e-9
+    assert d2.upload_share == pytest.approx(1.0)        # the upload is all d2's
+    assert 8 * d2.model_bytes <= (1 - d1.download_share) * 4e6 * 10 * (1 + 1e-9)
+    assert plan_.allocation.mean_accuracy > fresh.allocation.mean_accuracy
+    # In the loop the period resumes it and it arrives.
+    loop, _, records = loop_of(s, 'optimal')
+    loop.inflight = {'d1': almost}
+    period = loop.period(1)
+    assert period.resumed == {'d1': almost}
+    assert [r['outcome'] for r in records if r['device'] == 'd1'] == [Outcome.RESUMED]
 
 
 def test_the_download_is_forecast_from_its_own_trace_and_oracle_knows_its_mean(tmp_path):
