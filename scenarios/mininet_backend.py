@@ -343,13 +343,21 @@ class PolicyRun(Transport):
         s, k = self.scenario, period.number
         wait(lambda: len(self.state.reports_of(k)) == s.devices, REPORT_GRACE_S)
         reports = self.state.reports_of(k)
+        # A device's download report, sent when its download ended: what the next
+        # plan started from (checkpoints), and what counts when the period's report
+        # never came (its upload count from the edge timed out on a link near 0).
+        early = self.state.model_reports_of(k, self.devices, 0.0)
         this_period = self.agents.edge_counts(k)
         outcomes = {}
         for name, a in zip(self.devices, period.plan.devices):
-            report = reports.get(name) or {}
+            report = reports.get(name)
+            status = 'ok'
+            if report is None:
+                report = early.get(name) or {}
+                status = 'no period report, its download report counted' if report \
+                    else 'no report'
             counts = this_period[name]
             wire = self.meter.class_goodput(name, before, after)[0]
-            status = 'ok' if report else 'no report'
             problems = [report.get('upload_error')] + (
                 [report.get('model_error')] if a.model_bytes > 0 else [])
             model_ok = bool(report.get('model_ok'))
