@@ -11,8 +11,9 @@ about 7 minutes on 2 cores).  It prints what issue 24's bar is judged by, as
 ``benchmarks/corpora.py`` does: the share of ``oracle``'s lead over each case's best
 baseline that ``adaptive`` captures (over the cases where that lead is above 0.3
 mAP), the cases where ``adaptive`` is more than 0.05 mAP below the best baseline, and
-its largest shortfall.  (A scenario's ``traces:`` corpus swaps the capacity trace only,
-so each case is a scenario file of its own.)
+its largest shortfall.  (Each case is a scenario file of its own, as this benchmark
+was written before a corpus could pair each upload trace with its download:
+``edgecollab run --traces 'm/*.up' --traces-down 'm/*.down'``.)
 
     .venv/bin/python -m benchmarks.duplex [--shared ../shared/traces] [--out DIR]
 """

@@ -28,18 +28,28 @@ def _overrides(args):
     overrides = _servers(args)
     if args.periods is not None:
         overrides['periods'] = args.periods
+    if args.traces_down and len(args.traces_down) != len(args.traces or ()):
+        raise ConfigError('--traces-down pairs with --traces, one for one (%d --traces, %d '
+                          '--traces-down)' % (len(args.traces or ()), len(args.traces_down)))
     if args.traces:
         overrides['traces'] = [os.path.abspath(p) for p in args.traces]
+    if args.traces_down:
+        overrides['traces'] = [{'up': up, 'down': os.path.abspath(down)} for up, down in
+                               zip(overrides['traces'], args.traces_down)]
     window = {k: v for k, v in (('start', args.trace_start),
                                 ('duration', args.trace_duration)) if v is not None}
     if window:
-        capacity = read_scenario(args.scenario).get('capacity')
+        raw = read_scenario(args.scenario)
+        capacity = raw.get('capacity')
         if not _has_trace(capacity) and not args.traces:
             raise ConfigError('--trace-start and --trace-duration cut a trace: the '
                               "scenario's capacity is not one (add --traces)")
         if not isinstance(capacity, dict):    # the corpus's first file stands in
-            capacity = {'trace': corpus_files(overrides['traces'], '.')[0]}
+            capacity = {'trace': corpus.upload_file(
+                corpus_files(overrides['traces'], '.')[0])}
         overrides['capacity'] = _windowed(capacity, window)
+        if _has_trace(raw.get('capacity_down')):   # a duplex link's two traces together
+            overrides['capacity_down'] = _windowed(raw['capacity_down'], window)
     return overrides
 
 
@@ -352,8 +362,13 @@ def register(sub):
                         "capacity trace, read with its capacity keys (a glob, e.g. "
                         "'traces/*.csv'; repeat the flag for more); results per trace "
                         'and across them')
+    p.add_argument('--traces-down', action='append', metavar='FILES',
+                   help='a corpus of duplex links (medium: duplex): the download traces, '
+                        'one flag for each --traces, the n-th file of each in name order '
+                        "a pair (e.g. --traces 'm/*.up' --traces-down 'm/*.down')")
     p.add_argument('--trace-start', metavar='TIME',
-                   help='cut each trace from this time, e.g. 600s (its capacity key start)')
+                   help='cut each trace from this time, e.g. 600s (its capacity key '
+                        "start; a duplex link's download trace too)")
     p.add_argument('--trace-duration', metavar='TIME',
                    help='cut each trace this long, e.g. 120s (its capacity key duration)')
     p.add_argument('--workload', help="the learning workload (overrides the scenario's): "

@@ -42,7 +42,8 @@ MIN_LEAD_MAP = 0.3             # traces where oracle leads the best baseline by 
 PLOTS = ('corpus-accuracy-cdf.png', 'corpus-regret-cdf.png')
 CSV_COLUMNS = {
     'trace': 'the trace (its results are in traces/<trace>/)',
-    'file': 'the trace file',
+    'file': 'the trace file (a duplex pair: its upload)',
+    'file_down': "a duplex pair's download trace file (empty for one file)",
     'capacity_mbit': "the trace's mean capacity over the run, Mbit/s",
     'policy': 'the policy',
     'accuracy': 'its mean device accuracy on the trace (over devices, periods and '
@@ -70,17 +71,29 @@ def names_of(paths):
     return names
 
 
-def scenario_on(scenario, path, workload=None):
-    """scenario with the trace file path as its capacity, read with the scenario's own
-    capacity keys (the one resolver; a corpus of one scenario's traces)."""
+def scenario_on(scenario, entry, workload=None):
+    """scenario with the trace entry as its capacity, read with the scenario's own
+    capacity keys (the one resolver; a corpus of one scenario's traces): a file, or an
+    (upload, download) pair of a duplex link, the download read with the keys of the
+    scenario's capacity_down trace mapping, else with the capacity's."""
     raw = copy.deepcopy(scenario.raw)
     raw.pop('traces', None)
+    up, down = entry if isinstance(entry, tuple) else (entry, None)
     spec = raw.get('capacity')
     spec = dict(spec) if isinstance(spec, dict) else {}
-    spec['trace'] = os.path.abspath(path)
+    spec['trace'] = os.path.abspath(up)
     raw['capacity'] = spec
+    if down is not None:
+        own = raw.get('capacity_down')
+        raw['capacity_down'] = dict(own if isinstance(own, dict) else spec,
+                                    trace=os.path.abspath(down))
     resolved = resolve(validate(raw, scenario.path), scenario.path)
     return with_workload(resolved, workload) if workload else resolved
+
+
+def upload_file(entry):
+    """The trace file of a corpus entry that names it (a pair's upload)."""
+    return entry[0] if isinstance(entry, tuple) else entry
 
 
 class Corpus:
@@ -90,13 +103,14 @@ class Corpus:
     def __init__(self, scenario, workload=None):
         self.scenario = scenario
         self.files = list(scenario.corpus)
-        self.names = names_of(self.files)
+        self.names = names_of([upload_file(entry) for entry in self.files])
         self.scenarios = []
-        for name, path in zip(self.names, self.files):
+        for name, entry in zip(self.names, self.files):
             try:
-                self.scenarios.append(scenario_on(scenario, path, workload))
+                self.scenarios.append(scenario_on(scenario, entry, workload))
             except ConfigError as exc:
-                raise ConfigError('trace %s: %s' % (path, exc)) from None
+                raise ConfigError('trace %s: %s' % (' + '.join(entry) if isinstance(
+                    entry, tuple) else entry, exc)) from None
         self.workload = workload
 
     def folder(self, out, name):
@@ -220,11 +234,14 @@ def collect(out):
         capacity = statistics.fmean(r['capacity_mbit'] for r in periods
                                     if isinstance(r.get('capacity_mbit'), float)) \
             if any(isinstance(r.get('capacity_mbit'), float) for r in periods) else None
-        trace_file = ((meta.get('traces') or {}).get('capacity') or {}).get('path')
+        files_of = meta.get('traces') or {}
+        trace_file = (files_of.get('capacity') or {}).get('path')
+        down_file = (files_of.get('capacity_down') or {}).get('path')
         for policy, s in summary.items():
             if not isinstance(s.get('mean_accuracy'), float):
                 continue
-            rows.append({'trace': name, 'file': trace_file, 'capacity_mbit': capacity,
+            rows.append({'trace': name, 'file': trace_file, 'file_down': down_file,
+                         'capacity_mbit': capacity,
                          'policy': policy, 'accuracy': s['mean_accuracy'],
                          'ci95': s.get('ci95'), 'utilisation': s.get('utilisation'),
                          'status': s.get('status')})

@@ -239,6 +239,16 @@ def write_fluid_reference(scenario, names, out):
         records.close()
 
 
+def _corpus_entry(entry):
+    """A corpus trace as metadata.json lists it: its file and checksum, a duplex pair's
+    download under 'down'."""
+    up, down = entry if isinstance(entry, tuple) else (entry, None)
+    listed = {'path': up, 'sha256': traces.checksum(up)}
+    if down is not None:
+        listed['down'] = {'path': down, 'sha256': traces.checksum(down)}
+    return listed
+
+
 def write_metadata(scenario, arguments, out, engine):
     """metadata.json: the resolved scenario, the arguments, versions, trace checksums,
     the paths' delays and the engine imposing them (``path_engine``)."""
@@ -259,9 +269,9 @@ def write_metadata(scenario, arguments, out, engine):
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
                        for key, path in scenario.trace_files.items()},
-            # A corpus run (--traces, traces:): each trace file, its checksum.
-            'corpus': [{'path': path, 'sha256': traces.checksum(path)}
-                       for path in scenario.corpus],
+            # A corpus run (--traces, traces:): each trace file, its checksum (a duplex
+            # pair: its upload's, and its download's under 'down').
+            'corpus': [_corpus_entry(entry) for entry in scenario.corpus],
             # The servers of a cluster run (topologies/cluster.py): each device's.
             'servers': {'names': scenario.cluster.servers.names,
                         'tunnel': scenario.cluster.servers.tunnel,

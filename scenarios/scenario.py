@@ -181,7 +181,8 @@ class Scenario:
     workload: Workload
     problem: Problem         # per device, at the capacity of the start
     trace_files: dict = field(default_factory=dict)
-    # A corpus run's trace files (scenario key traces), each in place of the capacity's.
+    # A corpus run's traces (scenario key traces), each in place of the capacity's: a
+    # file, or on a duplex medium an (upload, download) pair of files.
     corpus: tuple = ()
     cluster: Cluster = Cluster(Servers())
 
@@ -335,26 +336,42 @@ def _window(spec, where):
 
 
 def corpus_files(patterns, base_dir):
-    """The trace files of a corpus: each pattern (a file or a glob, relative to
-    base_dir) expanded, in name order, each file once; a pattern that matches no file
-    is an error, as are more than MAX_CORPUS files."""
+    """The traces of a corpus: each entry of patterns a file or a glob (relative to
+    base_dir) expanded in name order, or a duplex pair {up: ..., down: ...} of two
+    such, the n-th upload file with the n-th download file (a (up, down) tuple); each
+    trace once.  A pattern that matches no file is an error, as are a pair whose two
+    sides match different numbers of files and more than MAX_CORPUS traces."""
     found = []
-    for pattern in patterns:
-        full = pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern)
-        matches = sorted(p for p in glob.glob(full) if os.path.isfile(p)) \
-            if glob.has_magic(full) else [full]
-        if not matches:
-            raise ConfigError('traces: %r matches no file' % pattern)
-        for path in matches:
-            if not os.path.exists(path):
-                raise ConfigError('traces: no such trace file %r' % pattern)
-            if not os.path.isfile(path):
-                raise ConfigError('traces: %r is not a regular file (a folder or a device)'
-                                  % path)
-            found.append(os.path.abspath(path))
-            if len(found) > MAX_CORPUS:
-                raise ConfigError('traces: more than %d files' % MAX_CORPUS)
+    for entry in patterns:
+        if isinstance(entry, dict):
+            ups, downs = (_expand(entry[side], base_dir) for side in ('up', 'down'))
+            if len(ups) != len(downs):
+                raise ConfigError('traces: the pair up %r, down %r matches %d upload and '
+                                  '%d download files: each upload needs its download'
+                                  % (entry['up'], entry['down'], len(ups), len(downs)))
+            found.extend(zip(ups, downs))
+        else:
+            found.extend(_expand(entry, base_dir))
+        if len(found) > MAX_CORPUS:
+            raise ConfigError('traces: more than %d traces' % MAX_CORPUS)
     return list(dict.fromkeys(found))
+
+
+def _expand(pattern, base_dir):
+    """The regular files pattern (a file or a glob, relative to base_dir) names, in
+    name order, as absolute paths."""
+    full = pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern)
+    matches = sorted(p for p in glob.glob(full) if os.path.isfile(p)) \
+        if glob.has_magic(full) else [full]
+    if not matches:
+        raise ConfigError('traces: %r matches no file' % pattern)
+    for path in matches:
+        if not os.path.exists(path):
+            raise ConfigError('traces: no such trace file %r' % pattern)
+        if not os.path.isfile(path):
+            raise ConfigError('traces: %r is not a regular file (a folder or a device)'
+                              % path)
+    return [os.path.abspath(path) for path in matches[:MAX_CORPUS + 1]]
 
 
 def _delay(spec, where, base_dir, trace_files):
@@ -567,6 +584,9 @@ def _link(raw, hosts, base, period_s, trace_files):
     if own and 'traces' in raw:
         raise ConfigError('traces: a corpus replaces the fleet\'s one capacity trace; '
                           'this scenario gives a capacity per device')
+    if not medium.per_direction and any(isinstance(t, dict) for t in raw.get('traces', ())):
+        raise ConfigError('traces: an up/down pair is a duplex link\'s two traces; this '
+                          'scenario\'s medium is %s (use medium: duplex)' % medium)
     capacity, cap_file = channels[0]
     capacity_down, down_file = None, None
     if _down_spec(raw) is not None:

@@ -101,9 +101,15 @@ SCHEMA = {
         'devices': {'type': 'integer', 'minimum': 1, 'maximum': MAX_DEVICES},
         'capacity': CAPACITIES,
         'capacity_down': CAPACITY,
-        # A corpus: run the scenario on each of these trace files (globs) in turn.
+        # A corpus: run the scenario on each of these trace files (globs) in turn; on a
+        # duplex medium an item may be a pair {up: files, down: files}.
         'traces': {'type': 'array', 'minItems': 1, 'maxItems': MAX_CORPUS,
-                   'items': {'type': 'string', 'minLength': 1}},
+                   'items': {'oneOf': [
+                       {'type': 'string', 'minLength': 1},
+                       {'type': 'object', 'additionalProperties': False,
+                        'required': ['up', 'down'],
+                        'properties': {'up': {'type': 'string', 'minLength': 1},
+                                       'down': {'type': 'string', 'minLength': 1}}}]}},
         'step': QUANTITY,
         'medium': {'enum': words(Medium)},
         'mode': {'enum': words(LinkMode)},

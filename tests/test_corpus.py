@@ -108,6 +108,81 @@ def test_the_window_flags_cut_each_trace_of_a_corpus(corpus_dir):
     assert (out / 'traces' / 'dip.csv' / 'periods.csv').read_bytes() == before
 
 
+def test_a_duplex_corpus_pairs_each_upload_with_its_download(corpus_dir):
+    # Two drives, each an uplink and a downlink recording: --traces-down pairs them in
+    # name order; each download is read with the scenario's capacity keys (kbit/s) and
+    # the window flags cut both directions.
+    rec = corpus_dir / 'recordings'
+    for name, up, down in (('a', 20000, 8000), ('b', 30000, 12000)):
+        _recording(rec / ('%s-up.csv' % name), [up] * 40)
+        _recording(rec / ('%s-down.csv' % name), [down] * 10 + [down // 2] * 30)
+    (corpus_dir / 'duplex.yaml').write_text(SCENARIO + 'medium: duplex\n')
+    out = corpus_dir / 'out'
+    done = run_cli('run', str(corpus_dir / 'duplex.yaml'), '--backend', 'fluid',
+                   '--traces', str(rec / '*-up.csv'), '--traces-down', str(rec / '*-down.csv'),
+                   '--trace-start', '10s', '--periods', '1', '--policies', 'oracle,equal',
+                   '--out', str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(out / 'traces')) == ['a-up.csv', 'b-up.csv']
+    with open(out / 'corpus.csv') as src:
+        rows = list(csv.DictReader(src))
+    assert {(os.path.basename(r['file']), os.path.basename(r['file_down'])) for r in rows} \
+        == {('a-up.csv', 'a-down.csv'), ('b-up.csv', 'b-down.csv')}
+    for name, down_mbit in (('a', 4.0), ('b', 6.0)):
+        folder = out / 'traces' / ('%s-up.csv' % name)
+        meta = json.loads((folder / 'metadata.json').read_text())
+        assert meta['traces']['capacity_down']['path'].endswith('%s-down.csv' % name)
+        with open(folder / 'periods.csv') as src:
+            oracle = [r for r in csv.DictReader(src) if r['policy'] == 'oracle']
+        # From 10 s in, the download carries down_mbit: what oracle's checkpoints take.
+        planned = sum(float(r['planned_model_bytes']) for r in oracle)
+        assert 0 < planned <= down_mbit * 1e6 / 8 * 10 * (1 + 1e-9), oracle
+    listed = json.loads((out / 'metadata.json').read_text())['corpus']
+    assert [os.path.basename(e['down']['path']) for e in listed] == ['a-down.csv',
+                                                                     'b-down.csv']
+
+
+def test_the_window_flags_cut_a_duplex_links_download_trace_too(corpus_dir):
+    # A duplex scenario with a download trace of its own: --trace-start cuts both
+    # directions, or the download would run from the recording's start.
+    rec = corpus_dir / 'recordings'
+    _recording(rec / 'up.csv', [20000] * 40)
+    _recording(rec / 'down.csv', [16000] * 10 + [4000] * 30)
+    own = SCENARIO.replace('placeholder.csv', 'recordings/up.csv')
+    (corpus_dir / 'own.yaml').write_text(own + 'medium: duplex\ncapacity_down: {trace: '
+                                         'recordings/down.csv, column: dl, unit: kbit/s, '
+                                         'interval: 1s}\n')
+    out = corpus_dir / 'out'
+    done = run_cli('run', str(corpus_dir / 'own.yaml'), '--backend', 'fluid',
+                   '--trace-start', '10s', '--periods', '1', '--policies', 'oracle',
+                   '--out', str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / 'periods.csv') as src:
+        rows = list(csv.DictReader(src))
+    # 4 Mbit/s from 10 s: 5 MB in the period (16 Mbit/s, 20 MB, before the cut).
+    assert 0 < sum(float(r['planned_model_bytes']) for r in rows) <= 5e6 * (1 + 1e-9)
+
+
+@pytest.mark.parametrize('scenario, flags, words', [
+    ('duplex', ['--traces', 'recordings/*-up.csv', '--traces-down', 'recordings/a-down.csv'],
+     'matches 2 upload and 1 download files'),
+    ('duplex', ['--traces-down', 'recordings/a-down.csv'], 'pairs with --traces'),
+    ('corpus', ['--traces', 'recordings/a-up.csv', '--traces-down', 'recordings/a-down.csv'],
+     'use medium: duplex'),
+], ids=['counts differ', 'no uploads', 'not duplex'])
+def test_a_bad_duplex_corpus_gives_one_line_and_exit_2(corpus_dir, scenario, flags, words):
+    for name in ('a', 'b'):
+        _recording(corpus_dir / 'recordings' / ('%s-up.csv' % name), [20000] * 40)
+    _recording(corpus_dir / 'recordings' / 'a-down.csv', [5000] * 40)
+    (corpus_dir / 'duplex.yaml').write_text(SCENARIO + 'medium: duplex\n')
+    out = corpus_dir / 'out'
+    done = run_cli('run', str(corpus_dir / ('%s.yaml' % scenario)), '--backend', 'fluid',
+                   '--out', str(out), *flags, cwd=str(corpus_dir))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize('flags, words', [
     (['--traces', 'nowhere/*.csv'], "matches no file"),
     (['--traces', '{bad}'], "garbage.csv"),
