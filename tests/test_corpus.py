@@ -169,12 +169,15 @@ def test_the_window_flags_cut_a_duplex_links_download_trace_too(corpus_dir):
     ('duplex', ['--traces-down', 'recordings/a-down.csv'], 'pairs with --traces'),
     ('corpus', ['--traces', 'recordings/a-up.csv', '--traces-down', 'recordings/a-down.csv'],
      'use medium: duplex'),
-], ids=['counts differ', 'no uploads', 'not duplex'])
+    ('half-pair', [], "'down' is a required property"),
+], ids=['counts differ', 'no uploads', 'not duplex', 'a pair missing a side'])
 def test_a_bad_duplex_corpus_gives_one_line_and_exit_2(corpus_dir, scenario, flags, words):
     for name in ('a', 'b'):
         _recording(corpus_dir / 'recordings' / ('%s-up.csv' % name), [20000] * 40)
     _recording(corpus_dir / 'recordings' / 'a-down.csv', [5000] * 40)
     (corpus_dir / 'duplex.yaml').write_text(SCENARIO + 'medium: duplex\n')
+    (corpus_dir / 'half-pair.yaml').write_text(
+        SCENARIO + 'medium: duplex\ntraces: [{up: recordings/a-up.csv}]\n')
     out = corpus_dir / 'out'
     done = run_cli('run', str(corpus_dir / ('%s.yaml' % scenario)), '--backend', 'fluid',
                    '--out', str(out), *flags, cwd=str(corpus_dir))
