@@ -74,10 +74,11 @@ def test_a_scenario_that_gives_nothing_resolves_to_the_declared_defaults(tmp_pat
 def test_bundled_scenarios_load_and_run_on_the_fluid_backend(path, tmp_path):
     scenario = load_scenario(path)            # a corpus's every file, too
     assert scenario.devices >= 1 and scenario.control.policies
-    # A corpus runs on two of its traces here (tests/test_corpus.py has the rest).
+    # A corpus runs on two of its traces here (tests/test_corpus.py has the rest), and
+    # every scenario two periods (the second starts from what the first left).
     corpus = [a for f in scenario.corpus[:2] for a in ('--traces', f)]
     done = run_cli('run', path, '--backend', 'fluid', '--out', str(tmp_path / 'out'),
-                   *corpus)
+                   '--periods', '2', *corpus)
     assert done.returncode == 0, done.stderr
 
 
