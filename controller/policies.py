@@ -143,7 +143,7 @@ def resuming(problem, generated, state, subset):
     w = problem.weights(len(generated))
     left_bits = sum(w[i] * 8 * state.inflight[i].left_bytes for i in subset)
     duplex = media.get(problem.medium).per_direction
-    budget = problem.down_budget_bits if duplex else problem.budget_bits
+    budget = problem.down_budget_bits       # the whole budget on a shared medium
     if budget <= 0 or left_bits >= budget or (state.floor is not None and any(
             state.inflight[i].accuracy < state.floor for i in subset)):
         return None

@@ -14,7 +14,8 @@ from edgecollab.controller import accuracy, policies
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.kinds import Backend, TraceFormat, words
 from edgecollab.scenarios import corpus, dashboard, experiment, report, results, traces
-from edgecollab.scenarios.scenario import corpus_files, load_scenario, trace_of, with_workload
+from edgecollab.scenarios.scenario import (corpus_files, load_scenario, trace_of,
+                                           trace_sides, with_workload)
 from edgecollab.scenarios.schema import read as read_scenario, validate
 from edgecollab.shell import runner as command_runner
 from edgecollab.units import duration_s, rate_mbit
@@ -45,8 +46,8 @@ def _overrides(args):
             raise ConfigError('--trace-start and --trace-duration cut a trace: the '
                               "scenario's capacity is not one (add --traces)")
         if not isinstance(capacity, dict):    # the corpus's first file stands in
-            capacity = {'trace': corpus.upload_file(
-                corpus_files(overrides['traces'], '.')[0])}
+            first, _ = trace_sides(corpus_files(overrides['traces'], '.')[0])
+            capacity = {'trace': first}
         overrides['capacity'] = _windowed(capacity, window)
         if _has_trace(raw.get('capacity_down')):   # a duplex link's two traces together
             overrides['capacity_down'] = _windowed(raw['capacity_down'], window)

@@ -30,7 +30,7 @@ from edgecollab import files
 from edgecollab.controller.policies import BASELINES
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import experiment, report, results
-from edgecollab.scenarios.scenario import resolve, with_workload
+from edgecollab.scenarios.scenario import resolve, trace_sides, with_workload
 from edgecollab.scenarios.schema import validate
 
 log = logging.getLogger('edgecollab')
@@ -78,7 +78,7 @@ def scenario_on(scenario, entry, workload=None):
     scenario's capacity_down trace mapping, else with the capacity's."""
     raw = copy.deepcopy(scenario.raw)
     raw.pop('traces', None)
-    up, down = entry if isinstance(entry, tuple) else (entry, None)
+    up, down = trace_sides(entry)
     spec = raw.get('capacity')
     spec = dict(spec) if isinstance(spec, dict) else {}
     spec['trace'] = os.path.abspath(up)
@@ -91,11 +91,6 @@ def scenario_on(scenario, entry, workload=None):
     return with_workload(resolved, workload) if workload else resolved
 
 
-def upload_file(entry):
-    """The trace file of a corpus entry that names it (a pair's upload)."""
-    return entry[0] if isinstance(entry, tuple) else entry
-
-
 class Corpus:
     """The traces of a scenario's corpus: their names, files and resolved scenarios
     (each checked before anything runs: a bad file is one line naming it)."""
@@ -103,14 +98,14 @@ class Corpus:
     def __init__(self, scenario, workload=None):
         self.scenario = scenario
         self.files = list(scenario.corpus)
-        self.names = names_of([upload_file(entry) for entry in self.files])
+        self.names = names_of([trace_sides(entry)[0] for entry in self.files])
         self.scenarios = []
         for name, entry in zip(self.names, self.files):
             try:
                 self.scenarios.append(scenario_on(scenario, entry, workload))
             except ConfigError as exc:
-                raise ConfigError('trace %s: %s' % (' + '.join(entry) if isinstance(
-                    entry, tuple) else entry, exc)) from None
+                raise ConfigError('trace %s: %s' % (' + '.join(
+                    f for f in trace_sides(entry) if f), exc)) from None
         self.workload = workload
 
     def folder(self, out, name):

@@ -23,6 +23,7 @@ from edgecollab import __version__, files
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.kinds import Backend
 from edgecollab.scenarios import fluid_backend, results, traces
+from edgecollab.scenarios.scenario import trace_sides
 from edgecollab.topologies import cleanup, paths as paths_mod
 
 log = logging.getLogger('edgecollab')
@@ -242,7 +243,7 @@ def write_fluid_reference(scenario, names, out):
 def _corpus_entry(entry):
     """A corpus trace as metadata.json lists it: its file and checksum, a duplex pair's
     download under 'down'."""
-    up, down = entry if isinstance(entry, tuple) else (entry, None)
+    up, down = trace_sides(entry)
     listed = {'path': up, 'sha256': traces.checksum(up)}
     if down is not None:
         listed['down'] = {'path': down, 'sha256': traces.checksum(down)}

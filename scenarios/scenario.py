@@ -357,6 +357,12 @@ def corpus_files(patterns, base_dir):
     return list(dict.fromkeys(found))
 
 
+def trace_sides(entry):
+    """(upload file, download file or None) of a corpus entry (``corpus_files``): a
+    file, or a duplex pair."""
+    return entry if isinstance(entry, tuple) else (entry, None)
+
+
 def _expand(pattern, base_dir):
     """The regular files pattern (a file or a glob, relative to base_dir) names, in
     name order, as absolute paths."""
@@ -589,8 +595,9 @@ def _link(raw, hosts, base, period_s, trace_files):
                           'scenario\'s medium is %s (use medium: duplex)' % medium)
     capacity, cap_file = channels[0]
     capacity_down, down_file = None, None
-    if _down_spec(raw) is not None:
-        capacity_down, down_file = _capacity(raw['capacity_down'], 'capacity_down', base)
+    down_spec = _down_spec(raw)
+    if down_spec is not None:
+        capacity_down, down_file = _capacity(down_spec, 'capacity_down', base)
     step_s = _within(duration_s(raw['step'], 'step'), MIN_STEP_S, period_s, 'step')
     own_channels = traces.Channels([trace for trace, _ in channels], step_s,
                                    period_s * raw['periods']) if own else ()
