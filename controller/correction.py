@@ -62,7 +62,7 @@ def default_control_step(period_s, replay_step_s):
 
 
 def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahead_s=0.0,
-            deferred=(), floor=None, down_mbit=None):
+            deferred=(), floor=None, down_mbit=None, worth=None):
     """{device: {'up': f, 'down': f}} for the rest of the period (fractions of the
     capacity); remaining: {(device, direction): bytes still to deliver}; efficiency:
     {direction: goodput / share}; valued: the devices whose data counts this period
@@ -74,7 +74,9 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     replaces}: it goes first, with its checkpoint, when that checkpoint can arrive;
     down_mbit: on a medium with a budget a direction (duplex), the download's capacity:
     each direction then splits a whole budget of its own (None: the two share one, at
-    capacity_mbit)."""
+    capacity_mbit); worth: {device: the mAP its checkpoint adds over the model it keeps
+    when it arrives}: the checkpoints go one after another, the most worth a byte first
+    (None or equal worth a byte: the fewest bytes left first)."""
     devices = sorted({device for device, _ in remaining})
     shares = {d: {'up': 0.0, 'down': 0.0} for d in devices}
     down_capacity = capacity_mbit if down_mbit is None else down_mbit
@@ -113,11 +115,15 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
         free[down_pool] -= shares[d]['down']
         if d in down:
             (on_time if shares[d]['down'] >= need else late).append(d)
-    # The checkpoints' share goes to one after another, fewest bytes left first: when
-    # the link falls short, the ones that arrive are as many as it could carry.
+    # The checkpoints' share goes to one after another, the most worth a byte (with
+    # its floor) first, else the fewest bytes left: when the link falls short, the
+    # ones that arrive are worth the most it could carry.
     within_step = {d: MARGIN * left / min(step, horizon) / rate for d, left in down.items()}
+    order = {d: (-max((worth or {}).get(d, 0.0), 0.0) / max(
+        left + (floor or {}).get(d, 0.0), 1.0), left, d) for d, left in down.items()}
     free[down_pool] += _serial(shares, on_time + late,
-                               sum(shares[d]['down'] for d in on_time + late), within_step)
+                               sum(shares[d]['down'] for d in on_time + late), order,
+                               within_step)
     uploads = {d: left for (d, direction), left in remaining.items()
                if direction == Direction.UP and left > 0}
     first = {d: left for d, left in uploads.items() if valued is None or d in valued}
@@ -135,19 +141,19 @@ def resplit(remaining, capacity_mbit, efficiency, remaining_s, valued=None, ahea
     takers = late or held_back or on_time
     if free[down_pool] <= 0 or not takers:
         return shares
-    left = _serial(shares, takers, free[down_pool],
+    left = _serial(shares, takers, free[down_pool], order,
                    {d: within_step[d] - shares[d]['down'] for d in takers}, add=True)
     for d in takers:
         shares[d]['down'] += left / len(takers)
     return shares
 
 
-def _serial(shares, devices, pool, most, add=False):
-    """Give pool (a share of the link) to devices' checkpoints one after another, the
-    one that needs least first (most: {device: the share it takes at most, what
+def _serial(shares, devices, pool, order, most, add=False):
+    """Give pool (a share of the link) to devices' checkpoints one after another in
+    the order of their keys in order (most: {device: the share it takes at most, what
     carries the bytes it has left within a control step}); set their shares (add: add
     to them); return what is left of pool."""
-    for d in sorted(devices, key=lambda d: (most[d], d)):
+    for d in sorted(devices, key=order.get):
         part = min(pool, max(most[d], 0.0))
         shares[d]['down'] = shares[d]['down'] + part if add else part
         pool -= part

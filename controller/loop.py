@@ -588,8 +588,8 @@ class ControlLoop:
         period.seen.append(max(down_mbit, MIN_CAPACITY_MBIT))
         arrived = {d for d, a in zip(self.devices, period.plan.devices)
                    if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
-        remaining, deferred = self._replan(period, remaining, capacity_mbit, efficiency,
-                                           remaining_s, rates, down_mbit)
+        remaining, deferred, worth = self._replan(period, remaining, capacity_mbit,
+                                                  efficiency, remaining_s, rates, down_mbit)
         # The devices whose data counts this period: a fresh checkpoint (not a resumed
         # one, trained on its own period's data) that has arrived or is still being
         # sent (not deferred).
@@ -607,7 +607,8 @@ class ControlLoop:
                 airtime, capacity_mbit, efficiency, remaining_s, valued,
                 ahead_s=self.scenario.control.control_step_s, deferred=deferred,
                 floor={d: f * weight[d] for d, f in floor.items() if d in weight},
-                down_mbit=down_mbit if self.medium.per_direction else None))
+                down_mbit=down_mbit if self.medium.per_direction else None,
+                worth={d: w for d, w in worth.items() if d in weight}))
         if not correction.changed(self.transport.fractions(), shares):
             return False
         self.transport.set_shares(shares)
@@ -639,7 +640,8 @@ class ControlLoop:
         """Re-plan what each device gets from the rest of period (replan.py): order,
         replace or defer checkpoints; return (remaining, the devices whose checkpoints
         are deferred: they take only what no other transfer needs, and the plan keeps
-        them, so one may still arrive or resume).  rates: each
+        them, so one may still arrive or resume; {device: the mAP its checkpoint adds
+        over the model it keeps, as re-planned}).  rates: each
         device's channel relative to capacity_mbit (airtime: a device's bit weighs 1 /
         its rate; access: each device is re-planned alone on its own link); down_mbit:
         the checkpoints' capacity now (duplex: the download's, a budget of its own)."""
@@ -686,6 +688,9 @@ class ControlLoop:
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()
+        worth = {name: max(choice.accuracy - st.kept, 0.0)
+                 for name, st, choice in zip(self.devices, standings, choices)
+                 if choice.model != replan.KEEP}
         allocations = period.plan.allocation.devices
         for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
             if choice.model == replan.KEEP:
@@ -709,7 +714,7 @@ class ControlLoop:
             log.debug('%s period %d: %s now gets %s (%.0f bytes) with %.1f s left',
                       self.label, period.number, name, choice.model, choice.size_bytes,
                       remaining_s)
-        return remaining, deferred
+        return remaining, deferred, worth
 
     def score(self, period, outcomes):
         """Score period from {device: Received} and write its records."""

@@ -141,6 +141,25 @@ def test_checkpoints_go_one_after_another_fewest_bytes_first():
     assert new['d1']['down'] > 0
 
 
+def test_checkpoints_that_cannot_all_arrive_go_the_most_worth_a_byte_first():
+    # 10 Mbit/s for 5 s carries 6.25 MB: a resumed checkpoint with 6 MB left that adds
+    # 6.9 mAP, or a new one of 5 MB that adds 2.6: the larger goes first (1.15 against
+    # 0.52 mAP a MB), where fewest bytes first would deliver the one worth less.
+    remaining = {('d1', 'down'): 6e6, ('d2', 'down'): 5e6, ('d1', 'up'): 0.0,
+                 ('d2', 'up'): 1e6}
+    worth = {'d1': 6.9, 'd2': 2.6}
+    new = resplit(remaining, 10.0, FULL, 5.0, ahead_s=0.5, worth=worth)
+    assert new['d1']['down'] == pytest.approx(1.0) and new['d2']['down'] == 0.0
+    # Equal worth a byte (or none given): the fewest bytes left first, as before.
+    new = resplit(remaining, 10.0, FULL, 5.0, ahead_s=0.5, worth={'d1': 6.0, 'd2': 5.0})
+    assert new['d2']['down'] == pytest.approx(1.0) and new['d1']['down'] == 0.0
+    assert resplit(remaining, 10.0, FULL, 5.0, ahead_s=0.5)['d2']['down'] == \
+        pytest.approx(1.0)
+    # A checkpoint worth nothing over the model kept goes last.
+    new = resplit(remaining, 10.0, FULL, 5.0, ahead_s=0.5, worth={'d1': 1.0, 'd2': -3.0})
+    assert new['d1']['down'] == pytest.approx(1.0)
+
+
 def test_a_link_that_dies_mid_period_still_delivers_the_checkpoints_it_could_carry():
     # 10 Mbit/s for 4 s, then nothing: 5 MB in all, two checkpoints of 3 MB.  Sent side
     # by side each would miss; one after another, one arrives.
