@@ -5,8 +5,9 @@ One loop for both backends.  Each period the loop takes the policy to use (a ``P
 can know with the model each device holds (``holding.py``: keeping it is an option worth
 its decayed accuracy), turns the plan into link fractions (one split with ``overlap``
 timing; the upload phase, then the model phase with ``sequential``), resumes a checkpoint
-that missed the last deadline when the plan picks the same model again (a closed loop
-is offered it, deferred, when the plan keeps the model: ``_offer_resumes``), applies the
+that missed the last deadline when the plan picks the same model again and it is worth
+more than the model the device holds (a closed loop is offered it, deferred, when the
+plan keeps the model: ``_offer_resumes``), applies the
 shares, publishes the plans and hands the period to the backend.  Every control step
 the backend reports what is left; when the policy that planned the period ``corrects``
 (``adaptive``), ``control`` re-splits the rest of the period (``correction.py``).  At
@@ -480,10 +481,15 @@ class ControlLoop:
         period = Period(k, start, plan_, capacity, phases(self.problem, plan_),
                         held=list(self.known), rates=plan_.rates, deferred=offered)
         sample_bytes = self.problem.sample_bits / 8
-        for name_, a, generated in zip(self.devices, plan_.devices, s.data.generated):
+        for i, (name_, a, generated) in enumerate(zip(self.devices, plan_.devices,
+                                                      s.data.generated)):
             partial = self.inflight.get(name_)
+            # A checkpoint that missed resumes when the plan sends the same model again,
+            # unless it is worth no more than the model the device holds (its data was
+            # short): the plan's new one is sent instead.
             if partial is not None and a.model_bytes > 0 and a.model == partial.model and \
-                    abs(a.model_bytes - partial.size_bytes) < 0.5:
+                    abs(a.model_bytes - partial.size_bytes) < 0.5 and \
+                    partial.accuracy > self.known[i].kept(s.control.drift):
                 period.resumed[name_] = partial
             period.upload_limit[name_] = generated * sample_bytes
             period.model_left[name_] = partial.left_bytes if name_ in period.resumed \

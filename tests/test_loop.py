@@ -292,6 +292,23 @@ def test_a_checkpoint_nearly_there_is_resumed_rather_than_replaced(tmp_path):
     assert period.resumed == {'d1': almost} and period.model_left['d1'] == pytest.approx(0.5e6)
 
 
+def test_a_checkpoint_worth_less_than_the_model_held_is_sent_anew_not_resumed(tmp_path):
+    # A checkpoint that missed with its data short is worth what that data made of it:
+    # less than the model the device holds.  Resumed, it would replace that model with
+    # a worse one (the T-Mobile downlink x15: 32.64 mAP deployed over 34.89 held); when
+    # the plan sends the same model again it is sent anew, trained on this period's data.
+    s = scenario_file(tmp_path, '0 40\n')
+    loop, _, records = loop_of(s, 'equal')
+    model, size = next((a.model, a.model_bytes) for a in planner.plan(
+        s.problem, 'equal', s.data.generated, 40.0).devices)
+    kept = loop.known[0].kept(s.control.drift)
+    for accuracy, resumed in ((kept - 1.0, False), (kept + 1.0, True)):
+        loop.inflight = {'d1': InFlight(0, model, size, size / 2, 10, accuracy)}
+        period = loop.begin(1, 0.0)
+        assert ('d1' in period.resumed) == resumed, accuracy
+        assert period.model_left['d1'] == pytest.approx(size / 2 if resumed else size)
+
+
 def test_a_checkpoint_arrives_only_with_the_data_that_makes_it_worth_more_than_kept(
         tmp_path):
     # Period 2 is planned at the 400 Mbit/s of period 1 (forecast: last) and gets 190:
