@@ -22,6 +22,7 @@ a virtual clock (``scenarios/fluid_backend.py``).
 import abc
 import dataclasses
 import logging
+import statistics
 import threading
 from dataclasses import dataclass, field
 
@@ -107,6 +108,11 @@ OUTCOME_LETTERS = {name: name[0] for name in OUTCOMES}
 # The outcomes where something went wrong: the report and the live events name each one.
 WENT_WRONG = (Outcome.MISSED, Outcome.INFEASIBLE, Outcome.STARVED)
 IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
+# The checkpoints under way are short when the upper bound of the mean capacity of the
+# period's control steps so far (SHORT_Z standard errors above it, after at least
+# SHORT_AFTER_STEPS of them) cannot carry their bytes left (Period.short_of).
+SHORT_Z = 2.0
+SHORT_AFTER_STEPS = 4
 
 
 @dataclass
@@ -153,6 +159,20 @@ class Period:
         seen = self.seen or [capacity_mbit]
         return min(capacity_mbit, len(seen) / sum(1.0 / c for c in seen),
                    self.forecast_mbit * self.plan.down_ratio)
+
+    def short_of(self, need_bits, budget_bits, capacity_mbit):
+        """Whether the period is sure to be short of need_bits (what the checkpoints
+        under way still need), budget_bits being what the rest of it carries at
+        capacity_mbit: when even the upper bound of a 95% interval of the mean capacity
+        its control steps have seen (SHORT_Z standard errors above the mean, after at
+        least SHORT_AFTER_STEPS) carries less.  On a bursty link the interval is wide
+        and this stays False; on one that has fallen steadily below the forecast it
+        turns True within a few steps."""
+        seen = self.seen
+        if len(seen) < SHORT_AFTER_STEPS or capacity_mbit <= 0:
+            return False
+        bound = statistics.fmean(seen) + SHORT_Z * statistics.stdev(seen) / len(seen) ** 0.5
+        return need_bits > budget_bits * bound / capacity_mbit
 
     def arrived(self, device, waiting_bytes, sample_bytes):
         """The samples device has brought to the edge so far, waiting_bytes of its data
@@ -684,13 +704,19 @@ class ControlLoop:
                 deferred=name in period.deferred))
         replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
         chosen = {}
+        down_budget = budget_bits.down if self.medium.per_direction else budget_bits
         for group in self.medium.groups(self.devices):
             # Each group re-planned within its budget (airtime: a device's bit weighs
             # 1 / its channel's relative rate; access: each device on its own link).
             index = [self.devices.index(name) for name in group]
+            # Its checkpoints under way are unlocked when the period is sure to be
+            # short of what they still need (replan.py).
+            need = sum(8 * remaining.get((name, Direction.DOWN), 0.0) / rates.get(name, 1.0)
+                       for name in group if name not in period.deferred)
             chosen.update(zip(index, replan.replan(
                 self.problem, [standings[i] for i in index], budget_bits, replace,
-                sure_bits=sure_bits)))
+                sure_bits=sure_bits,
+                unlock=period.short_of(need, down_budget, down_mbit))))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()

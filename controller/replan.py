@@ -127,10 +127,11 @@ class Choice:
     accuracy: float
 
 
-def _options(problem, standings, replace):
+def _options(problem, standings, replace, unlock=False):
     """(names, sizes, bits, value A(S), allowed, upgrade) arrays of shape (devices,
     options): option 0 keeps, 1 finishes the current checkpoint, 2.. the menu's
-    variants.  A checkpoint SWITCH_BEFORE under way, or switched MAX_SWITCHES times
+    variants.  A checkpoint SWITCH_BEFORE under way (unless unlock: the period is sure
+    to be short of what the checkpoints under way need), or switched MAX_SWITCHES times
     already, is locked: its only variants are the larger ones while it has not arrived,
     marked upgrade (taken only within the sure budget, ``replan``), and only while it
     has been switched at most MAX_SWITCHES times."""
@@ -150,7 +151,8 @@ def _options(problem, standings, replace):
             bits[i, 1] = 8 * st.left_bytes
             scale[i, 1] = problem.size_map(st.size_bytes)
             allowed[i, 1] = True
-            if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes and not st.deferred:
+            if st.left_bytes < (1 - SWITCH_BEFORE) * st.size_bytes and not st.deferred \
+                    and not unlock:
                 allowed[i, 0] = False            # well under way: it is finished
                 locked = True
             # Switched already: finish or defer it (or grow it, below).
@@ -275,16 +277,18 @@ def _upgrade(pick, matrices, budget):
     return _picked(pick, matrices)
 
 
-def replan(problem, standings, budget_bits, replace=True, sure_bits=None):
+def replan(problem, standings, budget_bits, replace=True, sure_bits=None, unlock=False):
     """[Choice] per device for the rest of a period with budget_bits to spend (bits,
     or a Budget a direction; each device's bits weighed by its Standing's weight): the
     best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
     that keeps each device's current checkpoint or defers it; then, when sure_bits (the
     budget at a capacity the period is sure of, at most budget_bits) is given, the
     best with locked checkpoints grown too, within sure_bits, when that gains
-    SWITCH_MAP over the answer so far."""
+    SWITCH_MAP over the answer so far.  unlock: the period is sure to be short of what
+    its checkpoints under way need (``loop.Period.short_of``): what has arrived of
+    them locks none."""
     budget_bits = as_budget(budget_bits)
-    options = _options(problem, standings, replace)
+    options = _options(problem, standings, replace, unlock)
     names, sizes, upgrade = options[0], options[1], options[5]
     stay = tuple(a.copy() for a in options)
     stay[4][:, 2:] = False

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edgecollab.controller import replan
+from edgecollab.controller import loop as loop_module, replan
 from edgecollab.controller.loop import ControlLoop, Period
 from edgecollab.controller.replan import KEEP, Standing
 from tests.test_loop import loop_of, scenario, scenario_file
@@ -114,6 +114,48 @@ def test_a_period_planned_from_a_peak_switches_to_checkpoints_that_fit(tmp_path,
     assert any(r['model_ok'] for r in records), records
     assert all(r['switches'] >= 1 for r in records if r['model_ok'])
     assert all(r['planned_model_bytes'] <= 15e6 / 8 * 10 for r in records if r['model_ok'])
+
+
+def test_a_checkpoint_under_way_is_unlocked_when_the_period_is_sure_to_be_short():
+    # Half of yolov8x (34 MB) is still to come and the rest of the period carries 10 MB:
+    # locked, it is finished (and misses); unlocked, one that fits replaces it.
+    x = 68.2e6
+    late = Standing(kept=20.0, arrived=50, waiting=50, model='yolov8x', size_bytes=x,
+                    left_bytes=x / 2)
+    assert replan.replan(problem(), [late], 8 * 10e6)[0].model == 'yolov8x'
+    (unlocked,) = replan.replan(problem(), [late], 8 * 10e6, unlock=True)
+    assert unlocked.model != 'yolov8x' and unlocked.model_bytes <= 10e6
+
+
+def test_a_period_is_sure_to_be_short_on_a_steady_link_not_on_a_bursty_one():
+    period = Period(1, 0.0, None, 40.0, ((0.0, 10.0), (0.0, 10.0)))
+    # 15 MB to go, a budget of 25 MB at the 40 Mbit/s now: at the steps' 12, 7.5 MB.
+    period.seen = [12.0] * 3
+    assert not period.short_of(8 * 15e6, 8 * 25e6, 40.0)        # too few steps yet
+    period.seen = [12.0] * 4
+    assert period.short_of(8 * 15e6, 8 * 25e6, 40.0)
+    # About the same mean from steps of 0 and 24 (an LTE trace's seconds): the upper
+    # end of the interval, 25.9 Mbit/s, carries 16.2 MB.
+    period.seen = [0.1, 24.0] * 2
+    assert not period.short_of(8 * 15e6, 8 * 25e6, 40.0)
+
+
+def test_a_period_that_falls_below_its_plan_replaces_checkpoints_under_way(tmp_path,
+                                                                         monkeypatch):
+    # Planned at 80 Mbit/s (two yolov8m), 40 for 2 s (3% of each arrives in the first
+    # step: locked) and 12 after: neither can arrive.  Sure of it after a few steps,
+    # the closed loop replaces them with smaller ones and one arrives.
+    s = scenario_file(tmp_path, '0 80\n0.1 40\n2 12\n')
+    monkeypatch.setattr(loop_module, 'SHORT_AFTER_STEPS', 10 ** 6)
+    loop, _, locked = loop_of(s, 'adaptive')
+    loop.run()
+    assert not any(r['model_ok'] for r in locked), locked
+    monkeypatch.undo()
+    loop, _, unlocked = loop_of(s, 'adaptive')
+    loop.run()
+    assert any(r['model_ok'] for r in unlocked), unlocked
+    assert all(r['switches'] >= 1 for r in unlocked)
+    assert sum(r['accuracy'] for r in unlocked) > sum(r['accuracy'] for r in locked)
 
 
 def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of():
