@@ -25,7 +25,14 @@ link is replaced by one that fits; a device planned with none because the foreca
 far below gets one: the warm start of period 1, planned from one sample, is this) and
 then lets the re-split carry the period.  Measured over 12 corpora of traces
 (docs/real-traces.md): switching later, or deferring checkpoints that had made
-progress, lowered the share of ``oracle``'s lead captured.
+progress, lowered the share of ``oracle``'s lead captured.  But at a high capacity 3%
+arrives in the first control step, and a period that then falls steadily below its
+forecast left every checkpoint locked to miss: so the lock is lifted (``unlock``) when
+the period is sure to be short of what its checkpoints under way still need, the upper
+end of a 95% interval of the mean capacity of its control steps so far carrying less
+(``loop.Period.short_of``; a bursty link's interval is wide, a steady fall's narrow).
+Over the 12 corpora from the start, 60 s and 90 s in, the mean captured rose from 77.0/
+80.5/78.2% to 79.1/82.1/81.7% and the lowest corpus from 52-62% to 68-71%.
 
 A dip in a period's first seconds switches its checkpoints to smaller ones, and once
 switched (or SWITCH_BEFORE under way) a checkpoint is locked: when the link comes back
