@@ -704,7 +704,7 @@ class ControlLoop:
                 deferred=name in period.deferred))
         replace = bool(self.transport.replaces_checkpoints and self.problem.menu)
         chosen = {}
-        down_budget = budget_bits.down if self.medium.per_direction else budget_bits
+        down_budget = replan.as_budget(budget_bits).checkpoints
         for group in self.medium.groups(self.devices):
             # Each group re-planned within its budget (airtime: a device's bit weighs
             # 1 / its channel's relative rate; access: each device on its own link).

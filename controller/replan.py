@@ -111,6 +111,11 @@ class Budget:
             return up_bits + down_bits <= self.up
         return (up_bits <= self.up) & (down_bits <= self.down)
 
+    @property
+    def checkpoints(self):
+        """The bits the checkpoints draw from: the download's budget, or the one."""
+        return self.up if self.down is None else self.down
+
     def capped(self, other):
         """This budget, each part at most other's (the same kind of budget)."""
         return Budget(min(max(self.up, 0.0), other.up), None if self.down is None else
