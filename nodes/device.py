@@ -366,11 +366,12 @@ class DeviceAgent:
                 try:
                     digest, got, total = self._fetch(url, path, got, deadline, watch)
                 except requests.RequestException as exc:
-                    error = 'download interrupted: %s' % type(exc).__name__
                     # Resume from what is on disk (the interrupted fetch wrote it).
                     got = os.path.getsize(path) if os.path.exists(path) else 0
                     if watch.new is None:
+                        error = 'download interrupted: %s' % type(exc).__name__
                         time.sleep(POLL_S)
+                    # (else a revision cut the fetch: not a fault of the download)
         finally:
             watch.close()
         result.update(model_bytes=got - held, download_finished=time.time(),

@@ -1,0 +1,82 @@
+"""The device agent's download against an edge in this process (no emulation): the
+status a period's record gets says why its checkpoint did not arrive."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from edgecollab.nodes import device, workload
+from edgecollab.nodes.device import DeviceAgent, SampleBuffer
+
+SIZE = 4_000_000        # bytes of a checkpoint: at CHUNK every PACE_S, 12 s to send
+CHUNK = 32 * 1024
+PACE_S = 0.1
+
+
+class SlowEdge(BaseHTTPRequestHandler):
+    """Serves any checkpoint slowly (it cannot arrive in a short window) and notes the
+    paths asked for."""
+    asked = []
+
+    def do_GET(self):
+        self.asked.append(self.path)
+        self.send_response(200)
+        self.send_header('Content-Length', str(SIZE))
+        self.send_header('X-Checkpoint-Sha256', '0' * 64)
+        self.end_headers()
+        try:
+            for _ in range(SIZE // CHUNK + 1):
+                self.wfile.write(b'\0' * CHUNK)
+                time.sleep(PACE_S)
+        except OSError:
+            pass                    # the device cut the fetch
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def edge():
+    SlowEdge.asked = []
+    server = ThreadingHTTPServer(('127.0.0.1', 0), SlowEdge)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield 'http://127.0.0.1:%d' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_checkpoint_replaced_mid_fetch_that_misses_says_missed_not_interrupted(
+        tmp_path, edge, monkeypatch):
+    # The controller replaces the checkpoint while the device fetches it (replan.py):
+    # the fetch is cut on purpose, the new one is fetched and misses its deadline.
+    # The record must say it missed the deadline, not that the download was interrupted.
+    monkeypatch.setattr(device, 'REVISION_POLL_S', 0.1)
+    work = workload.from_spec({'name': 'synthetic'})
+    agent = DeviceAgent('d1', 'http://127.0.0.1:1', edge, 'a' * 32, str(tmp_path / 'dev'),
+                        SampleBuffer(10, 1.0, 1000), work)
+    now = time.time()
+    plan = {'period': 1, 'model_bytes': SIZE, 'model': 'x', 'revision': 0,
+            'download_window': [now, now + 2.5]}
+    revised = dict(plan, revision=1)
+    monkeypatch.setattr(agent, '_get_plan',
+                        lambda after: revised if time.time() > now + 0.6 else plan)
+    result = agent.download(plan)
+    assert any('revision=1' in p for p in SlowEdge.asked), SlowEdge.asked
+    assert 0 < result['model_bytes'] < SIZE
+    assert result['model_ok'] is False
+    assert result['model_error'] == 'missed the deadline', result
+
+
+def test_a_fetch_the_edge_breaks_says_interrupted(tmp_path, monkeypatch):
+    # No edge listening: every fetch fails until the deadline, and the record says so.
+    work = workload.from_spec({'name': 'synthetic'})
+    agent = DeviceAgent('d1', 'http://127.0.0.1:1', 'http://127.0.0.1:1', 'a' * 32,
+                        str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000), work)
+    monkeypatch.setattr(agent, '_get_plan', lambda after: None)
+    now = time.time()
+    result = agent.download({'period': 1, 'model_bytes': SIZE, 'model': 'x',
+                             'download_window': [now, now + 1.0]})
+    assert result['model_error'].startswith('download interrupted'), result
