@@ -108,11 +108,12 @@ OUTCOME_LETTERS = {name: name[0] for name in OUTCOMES}
 # The outcomes where something went wrong: the report and the live events name each one.
 WENT_WRONG = (Outcome.MISSED, Outcome.INFEASIBLE, Outcome.STARVED)
 IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
-# The checkpoints under way are short when the upper bound of the mean capacity of the
-# period's control steps so far (SHORT_Z standard errors above it, after at least
-# SHORT_AFTER_STEPS of them) cannot carry their bytes left (Period.short_of).
-SHORT_Z = 2.0
-SHORT_AFTER_STEPS = 4
+# What a period is sure of: a 95% interval of the mean capacity of its control steps so
+# far (SURE_Z standard errors either side of it, after at least SURE_AFTER_STEPS of
+# them).  Its upper end judges the checkpoints under way short (Period.short_of), its
+# lower end lets a locked one grow beyond the plan (Period.sure_mbit).
+SURE_Z = 2.0
+SURE_AFTER_STEPS = 4
 
 
 @dataclass
@@ -150,29 +151,42 @@ class Period:
         """The share of its control steps in which the link carried (almost) nothing."""
         return self.idle_steps / self.steps if self.steps else None
 
+    def interval(self):
+        """(low, high): a 95% interval of the mean capacity of the period's control
+        steps so far (SURE_Z standard errors either side), or None before
+        SURE_AFTER_STEPS of them.  On a bursty link it is wide, on a steady one
+        narrow."""
+        seen = self.seen
+        if len(seen) < SURE_AFTER_STEPS:
+            return None
+        mean = statistics.fmean(seen)
+        half = SURE_Z * statistics.stdev(seen) / len(seen) ** 0.5
+        return mean - half, mean + half
+
     def sure_mbit(self, capacity_mbit):
         """The capacity the rest of the period is sure of, for growing a checkpoint
         under way: at most the checkpoints' capacity now (the download's on duplex),
         the harmonic mean of the capacities its control steps have seen (a dip weighs
         more than a peak) and its forecast (a checkpoint grows back to what the plan
-        expected, not beyond)."""
+        expected), or beyond the forecast the lower end of the interval of the mean
+        (a period sure to be above its plan)."""
         seen = self.seen or [capacity_mbit]
-        return min(capacity_mbit, len(seen) / sum(1.0 / c for c in seen),
-                   self.forecast_mbit * self.plan.down_ratio)
+        planned = self.forecast_mbit * self.plan.down_ratio
+        interval = self.interval()
+        if interval is not None:
+            planned = max(planned, interval[0])
+        return min(capacity_mbit, len(seen) / sum(1.0 / c for c in seen), planned)
 
     def short_of(self, need_bits, budget_bits, capacity_mbit):
         """Whether the period is sure to be short of need_bits (what the checkpoints
         under way still need), budget_bits being what the rest of it carries at
-        capacity_mbit: when even the upper bound of a 95% interval of the mean capacity
-        its control steps have seen (SHORT_Z standard errors above the mean, after at
-        least SHORT_AFTER_STEPS) carries less.  On a bursty link the interval is wide
-        and this stays False; on one that has fallen steadily below the forecast it
-        turns True within a few steps."""
-        seen = self.seen
-        if len(seen) < SHORT_AFTER_STEPS or capacity_mbit <= 0:
+        capacity_mbit: when even the upper end of the interval of the mean capacity
+        (``interval``) carries less.  On a bursty link this stays False; on one that
+        has fallen steadily below the forecast it turns True within a few steps."""
+        interval = self.interval()
+        if interval is None or capacity_mbit <= 0:
             return False
-        bound = statistics.fmean(seen) + SHORT_Z * statistics.stdev(seen) / len(seen) ** 0.5
-        return need_bits > budget_bits * bound / capacity_mbit
+        return need_bits > budget_bits * interval[1] / capacity_mbit
 
     def arrived(self, device, waiting_bytes, sample_bytes):
         """The samples device has brought to the edge so far, waiting_bytes of its data

@@ -437,7 +437,10 @@ def test_the_controller_knows_the_data_its_checkpoints_were_trained_on(tmp_path)
     for r, known, truth in zip(records, loop.known, loop.truth):
         assert r['outcome'] == 'delivered'
         assert r['upload_bytes'] > 50 * r['planned_upload_bytes']
-        assert known.samples == pytest.approx(truth.samples, rel=0.1)
+        # Known at the last control step: the data of the step after it is not (the
+        # checkpoints grow beyond the plan, so the uploads last to the period's end).
+        assert known.samples > 25 * r['planned_upload_bytes'] / sample_bytes
+        assert known.samples == pytest.approx(truth.samples, rel=0.15)
         assert truth.samples == pytest.approx(r['upload_bytes'] / sample_bytes)
         assert known.accuracy == pytest.approx(truth.accuracy, abs=0.3)
 

@@ -146,7 +146,7 @@ def test_a_period_that_falls_below_its_plan_replaces_checkpoints_under_way(tmp_p
     # step: locked) and 12 after: neither can arrive.  Sure of it after a few steps,
     # the closed loop replaces them with smaller ones and one arrives.
     s = scenario_file(tmp_path, '0 80\n0.1 40\n2 12\n')
-    monkeypatch.setattr(loop_module, 'SHORT_AFTER_STEPS', 10 ** 6)
+    monkeypatch.setattr(loop_module, 'SURE_AFTER_STEPS', 10 ** 6)
     loop, _, locked = loop_of(s, 'adaptive')
     loop.run()
     assert not any(r['model_ok'] for r in locked), locked
@@ -206,6 +206,39 @@ def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
     assert sum(r['planned_model_bytes'] for r in small) < \
         sum(r['planned_model_bytes'] for r in grown)
     assert sum(r['accuracy'] for r in small) < sum(r['accuracy'] for r in grown)
+
+
+def test_a_period_sure_to_be_above_its_plan_grows_its_checkpoints_beyond_it(
+        tmp_path, monkeypatch):
+    # Planned from a first sample of 10 Mbit/s, the link carries 40 for the rest of the
+    # 30 s period: once the interval of its steps' mean is above the forecast, the
+    # locked checkpoints grow beyond what the plan could afford, and arrive.
+    s = scenario_file(tmp_path, '0 10\n0.1 40\n', period='30s',
+                      data='{sample_size: 50KB, generated: 60}')
+    loop, _, grown = loop_of(s, 'adaptive')
+    loop.run()
+    assert all(r['model_ok'] for r in grown), grown
+    assert sum(r['planned_model_bytes'] for r in grown) > 10e6 / 8 * 30
+    assert loop.last.sure_mbit(1000.0) > 3 * loop.last.forecast_mbit
+    # Without the interval, the forecast caps them.
+    monkeypatch.setattr(loop_module, 'SURE_AFTER_STEPS', 10 ** 6)
+    loop, _, capped = loop_of(s, 'adaptive')
+    loop.run()
+    assert sum(r['planned_model_bytes'] for r in capped) <= 10e6 / 8 * 30
+    assert sum(r['accuracy'] for r in capped) < sum(r['accuracy'] for r in grown)
+
+
+def test_what_a_period_is_sure_of_stays_at_its_forecast_on_a_bursty_link():
+    # The same mean from steps of 0.1 and 80 Mbit/s: the interval is wide and the
+    # harmonic mean low, so nothing grows beyond the plan.
+    plan = type('Plan', (), {'down_ratio': 1.0})()
+    period = Period(1, 0.0, plan, 10.0, ((0.0, 30.0), (0.0, 30.0)))
+    period.seen = [0.1, 80.0] * 4
+    assert period.sure_mbit(80.0) <= 10.0
+    period.seen = [39.0, 41.0] * 4
+    assert period.sure_mbit(80.0) > 35.0
+    period.seen = [39.0, 41.0]                      # too few steps yet
+    assert period.sure_mbit(80.0) == 10.0
 
 
 def test_a_checkpoint_that_missed_resumes_within_a_period_planned_too_low_for_it(
