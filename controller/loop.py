@@ -734,7 +734,8 @@ class ControlLoop:
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()
-        worth = {name: max(choice.accuracy - st.kept, 0.0)
+        # (correction.resplit takes a worth below 0 as 0)
+        worth = {name: choice.accuracy - st.kept
                  for name, st, choice in zip(self.devices, standings, choices)
                  if choice.model != replan.KEEP}
         allocations = period.plan.allocation.devices
