@@ -39,7 +39,7 @@ switched (or SWITCH_BEFORE under way) a checkpoint is locked: when the link come
 it idles with nothing left to send (the Verizon LTE uplink from 60 s in: a first
 second at 20 Mbit/s of a period planned at 52 switched three yolov8m to yolov8s, the
 period's mean was 60, the link idle 48% of it).  So a locked checkpoint that has not
-arrived may still grow, once, to a larger variant, but only within the budget at the
+arrived may still grow to a larger variant, but only within the budget at the
 capacity the period is sure of (``loop.Period.sure_mbit``: at most the harmonic mean
 of the capacities its steps have seen and the forecast it was planned with; with the
 harmonic mean alone a rising first third grew checkpoints that the rest of the period
@@ -49,7 +49,12 @@ in: no corpus lower, the traces below their best baseline from 1, 4 and 7 to 1, 
 plan: the lower end of the interval of its steps' mean capacity (the one ``short_of``
 reads) above the forecast (2026-12-05: over the 12 corpora from the start, 60 s and 90
 s in, the mean captured 79.1/82.1/81.7% -> 80.7/82.3/82.6%, the same traces below, no
-corpus more than a point lower).
+corpus more than a point lower).  Growing only ever goes up the menu, so it cannot
+flip-flop and is not limited by MAX_SWITCHES: a checkpoint grown once grows again
+when the period turns out to carry more still (it grew once only until 2026-12-05: the
+Verizon LTE uplink ``cellular`` x15 from 60 s then left its link idle in 34% of period
+1 with a yolov8m it had grown back to; over the 12 corpora 82.3% -> 82.4% from 60 s,
+the traces below from 2 to 1 there, the same from the start and 90 s).
 
 A duplex link has a budget a direction (``Budget``): the uploads' bits spend one, the
 checkpoints' the other (the download's own capacity), so the data never crowds out a
@@ -149,8 +154,8 @@ def _options(problem, standings, replace, unlock=False):
     variants.  A checkpoint SWITCH_BEFORE under way (unless unlock: the period is sure
     to be short of what the checkpoints under way need), or switched MAX_SWITCHES times
     already, is locked: its only variants are the larger ones while it has not arrived,
-    marked upgrade (taken only within the sure budget, ``replan``), and only while it
-    has been switched at most MAX_SWITCHES times."""
+    marked upgrade (taken only within the sure budget, ``replan``; growing only goes up,
+    so it is not limited to MAX_SWITCHES)."""
     menu = list(problem.menu or ()) if replace else []
     n, k = len(standings), 2 + len(menu)
     names = np.full((n, k), KEEP, dtype=object)
@@ -173,7 +178,7 @@ def _options(problem, standings, replace, unlock=False):
                 locked = True
             # Switched already: finish or defer it (or grow it, below).
             locked = locked or st.switched >= MAX_SWITCHES
-        grows = locked and st.left_bytes > 0 and st.switched <= MAX_SWITCHES
+        grows = locked and st.left_bytes > 0
         for j, v in enumerate(menu, 2):
             if v.name == st.model and allowed[i, 1]:
                 continue                       # the current one: option 1 costs less

@@ -170,14 +170,20 @@ def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of(
     assert replan.replan(p, [st], 8 * 300e6, sure_bits=8 * 10e6)[0].model == 'yolov8s'
     (grown,) = replan.replan(p, [st], 8 * 300e6, sure_bits=8 * 300e6)
     assert grown.size_bytes > s and grown.model_bytes == grown.size_bytes
-    # Never beyond the budget itself, never once it has arrived, never smaller, and at
-    # most once more than the switches a period allows.
+    # Never beyond the budget itself, never once it has arrived, never smaller; growing
+    # only goes up, so a checkpoint grown already grows again (no switch limit).
     assert replan.replan(p, [st], 8 * 10e6, sure_bits=8 * 300e6)[0].model == 'yolov8s'
     arrived = dataclasses.replace(st, left_bytes=0.0)
     assert replan.replan(p, [arrived], 8 * 300e6, sure_bits=8 * 300e6)[0].model == \
         'yolov8s'
     twice = dataclasses.replace(st, switched=replan.MAX_SWITCHES + 1)
-    assert replan.replan(p, [twice], 8 * 300e6, sure_bits=8 * 300e6)[0].model == 'yolov8s'
+    assert replan.replan(p, [twice], 8 * 300e6, sure_bits=8 * 300e6)[0].size_bytes > s
+    grown_twice = dataclasses.replace(st, model='yolov8m', size_bytes=25.9e6,
+                                      left_bytes=20e6, switched=replan.MAX_SWITCHES + 1)
+    (again,) = replan.replan(p, [grown_twice], 8 * 300e6, sure_bits=8 * 300e6)
+    assert again.size_bytes > 25.9e6
+    assert replan.replan(p, [grown_twice], 8 * 300e6, sure_bits=8 * 20e6)[0].model == \
+        'yolov8m'
     big = dataclasses.replace(st, model='yolov8x', size_bytes=68.2e6, left_bytes=60e6)
     assert replan.replan(p, [big], 8 * 5e6, sure_bits=8 * 5e6)[0].model == 'yolov8x'
 
@@ -192,7 +198,8 @@ def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
     loop, _, grown = loop_of(s, 'adaptive')
     loop.run()
     assert all(r['model_ok'] for r in grown), grown
-    assert sorted(r['switches'] for r in grown) == [1, 2], grown
+    first, other = sorted(r['switches'] for r in grown)
+    assert first == 1 and other >= 2, grown
     period = loop.last
     assert period.sure_mbit(1000.0) <= period.forecast_mbit
     assert period.sure_mbit(1.0) == 1.0
