@@ -26,7 +26,7 @@ import sys
 
 from tqdm import tqdm
 
-from edgecollab import files
+from edgecollab import confidence, files
 from edgecollab.controller.policies import BASELINES
 from edgecollab.errors import ConfigError, EdgecollabError
 from edgecollab.scenarios import experiment, report, results
@@ -277,7 +277,7 @@ def judge(rows):
     verdict['best_baseline'] = best
     for p in policies:
         values = [means[t][p] for t in traces]
-        entry = {'mean': statistics.fmean(values), 'ci95': results._ci95(values),
+        entry = {'mean': statistics.fmean(values), 'ci95': confidence.half_width(values),
                  'min': min(values), 'max': max(values)}
         if 'oracle' in policies:
             regrets = [means[t]['oracle'] - means[t][p] for t in traces]

@@ -15,7 +15,7 @@ import os
 import shutil
 import statistics
 
-from edgecollab import files
+from edgecollab import confidence, files
 from edgecollab.controller.loop import OUTCOME_LETTERS, RECORD_FIELDS
 from edgecollab.errors import ConfigError
 from edgecollab.kinds import Direction, Timing
@@ -422,7 +422,7 @@ def _combined(each):
     means = [e['mean_accuracy'] for e in each]
     combined['repeats'] = len(each)
     combined['repeat_accuracy'] = means
-    combined['ci95'] = _ci95(means)
+    combined['ci95'] = confidence.half_width(means)
     combined['periods'] = min(e['periods'] for e in each)
     combined['status'] = next((e['status'] for e in each if e['status'] != 'completed'),
                               'completed')
@@ -681,7 +681,7 @@ def _plot_accuracy(folder, rows, fluid, plt):
         means = [statistics.fmean(r['accuracy'] for r in own) for own in per]
         if repeated:
             # The 95% confidence interval of the period's mean over the repetitions.
-            low = high = [_ci95([statistics.fmean(r['accuracy'] for r in own
+            low = high = [confidence.half_width([statistics.fmean(r['accuracy'] for r in own
                                                   if repeat_of(r) == k)
                                  for k in sorted({repeat_of(r) for r in own})])
                           for own in per]
@@ -714,15 +714,6 @@ def _plot_accuracy(folder, rows, fluid, plt):
     fig.tight_layout()
     fig.savefig(os.path.join(folder, 'accuracy.png'), dpi=110)
     plt.close(fig)
-
-
-def _ci95(values):
-    """Half the width of the 95% confidence interval of the mean of values."""
-    from scipy import stats
-    if len(values) < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) /
-                 math.sqrt(len(values)))
 
 
 def _or_dash(value):

@@ -17,6 +17,7 @@ LAYERS = [
                   'edgecollab.kinds',
                   'edgecollab.files', 'edgecollab.http', 'edgecollab.ready',
                   'edgecollab.wire', 'edgecollab.signals', 'edgecollab.userfile',
+                  'edgecollab.confidence',
                   # the folders' package files (they import nothing)
                   'edgecollab.controller', 'edgecollab.nodes', 'edgecollab.scenarios',
                   'edgecollab.topologies']),
