@@ -26,6 +26,7 @@ import statistics
 import threading
 from dataclasses import dataclass, field
 
+from edgecollab import confidence
 from edgecollab.controller import correction, planner, policies, replan
 from edgecollab.controller.holding import Held, InFlight
 from edgecollab.kinds import Direction, Outcome, Reason, Timing
@@ -108,11 +109,10 @@ OUTCOME_LETTERS = {name: name[0] for name in OUTCOMES}
 # The outcomes where something went wrong: the report and the live events name each one.
 WENT_WRONG = (Outcome.MISSED, Outcome.INFEASIBLE, Outcome.STARVED)
 IDLE_USE = 0.05    # a control step whose link carried less than this of capacity is idle
-# What a period is sure of: a 95% interval of the mean capacity of its control steps so
-# far (SURE_Z standard errors either side of it, after at least SURE_AFTER_STEPS of
-# them).  Its upper end judges the checkpoints under way short (Period.short_of), its
-# lower end lets a locked one grow beyond the plan (Period.sure_mbit).
-SURE_Z = 2.0
+# What a period is sure of: the 95% confidence interval of the mean capacity of its
+# control steps so far (``confidence``), after at least SURE_AFTER_STEPS of them.  Its
+# upper end judges the checkpoints under way short (Period.short_of), its lower end
+# lets a locked one grow beyond the plan (Period.sure_mbit).
 SURE_AFTER_STEPS = 4
 
 
@@ -152,15 +152,13 @@ class Period:
         return self.idle_steps / self.steps if self.steps else None
 
     def interval(self):
-        """(low, high): a 95% interval of the mean capacity of the period's control
-        steps so far (SURE_Z standard errors either side), or None before
-        SURE_AFTER_STEPS of them.  On a bursty link it is wide, on a steady one
-        narrow."""
+        """(low, high): the 95% confidence interval of the mean capacity of the
+        period's control steps so far, or None before SURE_AFTER_STEPS of them.  On a
+        bursty link it is wide, on a steady one narrow."""
         seen = self.seen
         if len(seen) < SURE_AFTER_STEPS:
             return None
-        mean = statistics.fmean(seen)
-        half = SURE_Z * statistics.stdev(seen) / len(seen) ** 0.5
+        mean, half = statistics.fmean(seen), confidence.half_width(seen)
         return mean - half, mean + half
 
     def sure_mbit(self, capacity_mbit):
