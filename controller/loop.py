@@ -687,8 +687,13 @@ class ControlLoop:
         sample_bytes = self.problem.sample_bits / 8
         horizon = remaining_s - min(s.control.control_step_s, remaining_s / 2)
 
+        # The link's bits in the time left; a bit moved costs 1 / its direction's
+        # measured efficiency of them (replan.py).
+        goodput = tuple(max(efficiency[d], correction.MIN_RATE)
+                        for d in (Direction.UP, Direction.DOWN))
+
         def bits(mbit):
-            return mbit * 1e6 * min(efficiency.values()) * horizon / correction.MARGIN
+            return mbit * 1e6 * horizon / correction.MARGIN
 
         def sure(budget):
             # Growing a locked checkpoint is judged at the capacity the period is sure of.
@@ -724,11 +729,11 @@ class ControlLoop:
             # Its checkpoints under way are unlocked when the period is sure to be
             # short of what they still need (replan.py).
             need = sum(8 * remaining.get((name, Direction.DOWN), 0.0) / rates.get(name, 1.0)
-                       for name in group if name not in period.deferred)
+                       for name in group if name not in period.deferred) / goodput[1]
             chosen.update(zip(index, replan.replan(
                 self.problem, [standings[i] for i in index], budget_bits, replace,
                 sure_bits=sure_bits,
-                unlock=period.short_of(need, down_budget, down_mbit))))
+                unlock=period.short_of(need, down_budget, down_mbit), goodput=goodput)))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()

@@ -192,10 +192,11 @@ def _options(problem, standings, replace, unlock=False):
     return names, sizes, bits, scale, allowed, upgrade
 
 
-def _respond(problem, standings, options, price, price_down=None):
+def _respond(problem, standings, options, price, price_down=None, goodput=(1.0, 1.0)):
     """(option index, (samples, upload bits, checkpoint bits, value, allowed)) per
     device at price (mAP per bit; price_down: the checkpoints' bits' own, None: the
-    same)."""
+    same); the bits are the link's, a bit moved costing 1 / goodput (upload,
+    download) of them."""
     names, sizes, bits, scale, allowed = options[:5]
     acc = problem.accuracy
     s = problem.sample_bits
@@ -203,8 +204,9 @@ def _respond(problem, standings, options, price, price_down=None):
     waiting = np.array([st.waiting for st in standings])[:, None]
     kept = np.array([st.kept for st in standings])
     weight = np.array([st.weight for st in standings])[:, None]
+    weight_up, weight_down = weight / goodput[0], weight / goodput[1]
     with np.errstate(divide='ignore', invalid='ignore'):
-        free = np.power(np.maximum(scale, 1e-12) * acc.c * acc.alpha / (price * weight * s),
+        free = np.power(np.maximum(scale, 1e-12) * acc.c * acc.alpha / (price * weight_up * s),
                         1 / (1 + acc.alpha)) - acc.d0 - arrived
     data = np.clip(np.nan_to_num(free, nan=0.0, posinf=0.0), 0.0, waiting)
     value = scale * acc.q(arrived + data)
@@ -213,8 +215,8 @@ def _respond(problem, standings, options, price, price_down=None):
     fixed = ~np.isnan(resumed)
     value[fixed, 1] = resumed[fixed]           # trained on its own period's data
     data[fixed, 1] = 0.0
-    up_cost = weight * s * data
-    down_cost = weight * bits
+    up_cost = weight_up * s * data
+    down_cost = weight_down * bits
     price_down = price if price_down is None else price_down
     net = np.where(allowed, value - price * up_cost - price_down * down_cost, -np.inf)
     net[:, 0] = np.where(allowed[:, 0], kept, -np.inf)   # keeping: no bits, no data
@@ -249,14 +251,14 @@ def _lowest_price(at, fits):
     return hi, best
 
 
-def _solve(problem, standings, budget, options):
+def _solve(problem, standings, budget, options, goodput=(1.0, 1.0)):
     """The answer at the lowest price whose bits fit budget (a Budget; with one a
     direction, two prices met in turn), then improved greedily within what is left
     (identical devices all switch at one price: the relaxation leaves budget unspent):
     (pick, samples, upload bits, checkpoint bits, value) per device."""
     def at(log_up, log_down=None):
         return _respond(problem, standings, options, 10.0 ** log_up,
-                        None if log_down is None else 10.0 ** log_down)
+                        None if log_down is None else 10.0 ** log_down, goodput)
     if budget.down is None:
         _, (pick, matrices) = _lowest_price(
             at, lambda p: budget.fits(p[2].sum(), p[3].sum()))
@@ -274,7 +276,8 @@ def _solve(problem, standings, budget, options):
     held = options[:4] + (options[4] & (np.arange(options[4].shape[1])[None, :] ==
                                         pick[:, None]),) + options[5:]
     _, answer = _lowest_price(
-        lambda lp: _respond(problem, standings, held, 10.0 ** lp, 10.0 ** log_down),
+        lambda lp: _respond(problem, standings, held, 10.0 ** lp, 10.0 ** log_down,
+                            goodput),
         lambda p: p[2].sum() <= budget.up)
     return _picked(*answer)
 
@@ -298,34 +301,36 @@ def _upgrade(pick, matrices, budget):
     return _picked(pick, matrices)
 
 
-def replan(problem, standings, budget_bits, replace=True, sure_bits=None, unlock=False):
-    """[Choice] per device for the rest of a period with budget_bits to spend (bits,
-    or a Budget a direction; each device's bits weighed by its Standing's weight): the
-    best with checkpoints switched (replace) when that gains SWITCH_MAP, else the best
-    that keeps each device's current checkpoint or defers it; then, when sure_bits (the
-    budget at a capacity the period is sure of, at most budget_bits) is given, the
-    best with locked checkpoints grown too, within sure_bits, when that gains
-    SWITCH_MAP over the answer so far.  unlock: the period is sure to be short of what
-    its checkpoints under way need (``loop.Period.short_of``): what has arrived of
-    them locks none."""
+def replan(problem, standings, budget_bits, replace=True, sure_bits=None, unlock=False,
+           goodput=(1.0, 1.0)):
+    """[Choice] per device for the rest of a period with budget_bits to spend (the
+    link's bits, or a Budget a direction; each device's bits weighed by its Standing's
+    weight, and a bit moved up or down costs 1 / goodput (upload, download) of the
+    link's: each direction's measured TCP efficiency): the best with checkpoints
+    switched (replace) when that gains SWITCH_MAP, else the best that keeps each
+    device's current checkpoint or defers it; then, when sure_bits (the budget at a
+    capacity the period is sure of, at most budget_bits) is given, the best with locked
+    checkpoints grown too, within sure_bits, when that gains SWITCH_MAP over the answer
+    so far.  unlock: the period is sure to be short of what its checkpoints under way
+    need (``loop.Period.short_of``): what has arrived of them locks none."""
     budget_bits = as_budget(budget_bits)
     options = _options(problem, standings, replace, unlock)
     names, sizes, upgrade = options[0], options[1], options[5]
     stay = tuple(a.copy() for a in options)
     stay[4][:, 2:] = False
-    answer = _solve(problem, standings, budget_bits, stay)
+    answer = _solve(problem, standings, budget_bits, stay, goodput)
     if replace and (options[4][:, 2:] & ~upgrade[:, 2:]).any():
         switch = tuple(a.copy() for a in options)
         switch[4][upgrade] = False
-        free = _solve(problem, standings, budget_bits, switch)
+        free = _solve(problem, standings, budget_bits, switch, goodput)
         if free[4].mean() > answer[4].mean() + SWITCH_MAP:
             answer = free
     if replace and sure_bits is not None and upgrade.any():
         grown = _solve(problem, standings, as_budget(sure_bits).capped(budget_bits),
-                       options)
+                       options, goodput)
         if grown[4].mean() > answer[4].mean() + SWITCH_MAP:
             answer = grown
     pick, data, _, model_bits, value = answer
     return [Choice(names[i, j], float(sizes[i, j]),
-                   max(model_bits[i] / standings[i].weight, 0.0) / 8, float(data[i]),
-                   float(value[i])) for i, j in enumerate(pick)]
+                   max(model_bits[i] * goodput[1] / standings[i].weight, 0.0) / 8,
+                   float(data[i]), float(value[i])) for i, j in enumerate(pick)]

@@ -56,6 +56,24 @@ def test_a_deferred_checkpoint_is_not_locked_in_by_what_it_got_of_the_idle_link(
     assert locked.model == 'yolov8x'
 
 
+def test_each_direction_is_costed_at_its_own_measured_efficiency():
+    # 100 Mbit of the link: a yolov8s (89.6 Mbit) fits when the checkpoints' TCP
+    # carries 0.95 of a link bit, not at the uploads' 0.6 (the two were once costed at
+    # the lower of them); the data's bits cost 1 / 0.6 either way.
+    p = problem()
+    device = Standing(kept=20.0, arrived=200, waiting=0)
+    (fast,) = replan.replan(p, [device], 100e6, goodput=(0.6, 0.95))
+    assert fast.model == 'yolov8s' and fast.model_bytes == pytest.approx(11.2e6)
+    (slow,) = replan.replan(p, [device], 100e6, goodput=(0.6, 0.6))
+    assert slow.model == 'yolov8n'
+    # The data a device can still send is bounded by the upload's cost.
+    waiting = Standing(kept=20.0, arrived=0, waiting=1000)
+    (cheap,) = replan.replan(p, [waiting], 400e6, goodput=(1.0, 1.0))
+    (dear,) = replan.replan(p, [waiting], 400e6, goodput=(0.5, 1.0))
+    spent = 8 * dear.model_bytes + dear.samples * p.sample_bits / 0.5
+    assert spent <= 400e6 + 1 and dear.samples < cheap.samples
+
+
 def test_a_resumed_checkpoint_brings_its_own_accuracy():
     resumed = Standing(kept=20.0, arrived=0, waiting=0, model='yolov8s', size_bytes=11.2e6,
                        left_bytes=1e6, resumed_accuracy=40.0)
