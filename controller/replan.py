@@ -56,6 +56,14 @@ Verizon LTE uplink ``cellular`` x15 from 60 s then left its link idle in 34% of 
 1 with a yolov8m it had grown back to; over the 12 corpora 82.3% -> 82.4% from 60 s,
 the traces below from 2 to 1 there, the same from the start and 90 s).
 
+The budget is the link's bits in the time left; a bit the device uploads costs 1 / the
+upload's measured TCP efficiency of them, a checkpoint's bit 1 / the download's
+(``goodput``).  Until 2026-12-05 every bit was costed at the lower of the two: under
+Mininet the uploads' efficiency (0.54-0.86 on the T-Mobile LTE trace) is below the
+checkpoints' (0.79-0.91), so a checkpoint that fitted looked too big and the link idled
+late in a rising period (the fluid backend measures 1 both ways: its corpora are
+unchanged, docs/real-traces.md).
+
 A duplex link has a budget a direction (``Budget``): the uploads' bits spend one, the
 checkpoints' the other (the download's own capacity), so the data never crowds out a
 checkpoint.  Over the five Mahimahi uplink/downlink pairs of ../shared/traces as duplex

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgecollab.controller import loop as loop_module, planner, policies
+from edgecollab.controller import loop as loop_module, planner, policies, replan
 from edgecollab.controller.fleet import solve_fleet
 from edgecollab.scenarios.fluid_backend import FluidTransport, run_policy
 from edgecollab.controller.holding import Drift, Held, InFlight
@@ -134,6 +134,25 @@ def test_only_a_correcting_policy_re_splits_within_a_period():
         assert (loop.current.steps, loop.current.idle_steps) == (2, 1)
 
 
+
+
+def test_the_re_plan_costs_each_direction_at_its_own_measured_efficiency(monkeypatch):
+    # The uploads measured at 0.55 of their shares, the checkpoints at 0.9: the re-plan
+    # is told both (it costed every bit at the lower once).
+    s = scenario()
+    loop, _, _ = loop_of(s, 'adaptive')
+    loop.begin(1, 0.0)
+    loop.efficiency.update({'up': 0.55, 'down': 0.9})
+    told = []
+    real = replan.replan
+
+    def spy(*args, **kwargs):
+        told.append(kwargs['goodput'])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(replan, 'replan', spy)
+    remaining = {(d, direction): 1e6 for d in s.device_names for direction in ('up', 'down')}
+    loop.control(remaining, 50.0, 5.0, 40.0)
+    assert told == [(0.55, 0.9)]
 
 
 def test_a_device_whose_checkpoint_arrived_still_uploads_first():
