@@ -60,7 +60,8 @@ RECORD_COLUMNS = {
     'upload_bytes': 'the data that reached the edge by the upload deadline (what trains '
                     'the model), bytes',
     'planned_model_bytes': 'the checkpoint size the plan sends, bytes',
-    'model_bytes': 'checkpoint bytes the device received in the period, bytes',
+    'model_bytes': 'checkpoint bytes the device received in the period (a larger one '
+                   'ordered after one arrived: both), bytes',
     'model': 'the model variant planned (menu name or size)',
     'model_ok': 'True when the checkpoint arrived whole, verified and was deployed',
     'deadline_miss': 'True when a planned checkpoint did not arrive in time',
@@ -75,7 +76,8 @@ RECORD_COLUMNS = {
     'link_bytes': 'the bytes the link could carry in the period (every budget)',
     'resplits': 'times the closed loop re-split the period',
     'switches': 'times the closed loop changed the checkpoint the device gets within the '
-                'period (ordered one where the plan had none, a smaller one, ...)',
+                'period (ordered one where the plan had none, a smaller one, a larger one '
+                'after one arrived, ...)',
     'idle_fraction': 'control steps in which the link carried under 5% of capacity',
     'solver_ms': "the policy's planning time, ms",
     'status': "the period's status (ok, or what failed)",
@@ -140,6 +142,9 @@ class Period:
     idle_steps: int = 0
     seen: list = field(default_factory=list)     # the checkpoints' capacity each step
     waiting: dict = field(default_factory=dict)  # device -> its data still to send (bytes)
+    # device -> (its Allocation, the InFlight it resumed or None) of the checkpoint that
+    # had arrived when a larger one was ordered: what it keeps if that one misses.
+    arrived_before: dict = field(default_factory=dict)
 
     @property
     def policy(self):
@@ -214,6 +219,10 @@ class Transport(abc.ABC):
     # Whether the edge can distil and send another checkpoint within a period (the
     # closed loop then re-plans checkpoints too; else it re-splits and defers).
     replaces_checkpoints = False
+    # Whether a device whose checkpoint arrived can fetch a larger one in the same period,
+    # keeping the one it has should that miss (the closed loop then may send one, within
+    # what the rest of its plan leaves: replan._after_arrival).
+    upgrades_checkpoints = False
 
     def replace(self, period, device, size_bytes):
         """The device now gets a checkpoint of size_bytes in period (the loop has put
@@ -316,6 +325,16 @@ def advance(number, held, a, resumed, got_bytes, model_ok, samples, accuracy):
         return held.older(), InFlight(number, a.model, a.model_bytes, got_bytes, samples,
                                       accuracy)
     return held.older(), None
+
+
+def kept_if_missed(period, device, a, model_ok):
+    """(Allocation, resumed InFlight or None, whether it arrived) of what device ends
+    period with: a (its plan's checkpoint, as last re-planned) when model_ok, else the
+    checkpoint that had arrived before a larger one was ordered, when there was one."""
+    if not model_ok and device in period.arrived_before:
+        a, resumed = period.arrived_before[device]
+        return a, resumed, True
+    return a, period.resumed.get(device), model_ok
 
 
 def outcome(problem, capacity_mbit, a, resumed, model_ok):
@@ -476,6 +495,7 @@ class ControlLoop:
         sample_bytes = self.problem.sample_bits / 8
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got_bytes, ok = got.get(name, (0.0, False))
+            a, resumed, ok = kept_if_missed(period, name, a, ok)
             # The data the checkpoint was trained on: under a policy that corrects
             # (measurements feed the closed loop, as its efficiency does), what had
             # reached the edge at the last control step; else the plan's.
@@ -485,7 +505,7 @@ class ControlLoop:
                 if a.model_bytes > 0:
                     accuracy = fresh_accuracy(self.problem, samples, a.model_bytes)
             self.known[i], partial = advance(period.number, self.known[i], a,
-                                             period.resumed.get(name), got_bytes, ok,
+                                             resumed, got_bytes, ok,
                                              samples, accuracy)
             if partial is not None:
                 inflight[name] = partial
@@ -733,7 +753,8 @@ class ControlLoop:
             chosen.update(zip(index, replan.replan(
                 self.problem, [standings[i] for i in index], budget_bits, replace,
                 sure_bits=sure_bits,
-                unlock=period.short_of(need, down_budget, down_mbit), goodput=goodput)))
+                unlock=period.short_of(need, down_budget, down_mbit), goodput=goodput,
+                after_arrival=replace and self.transport.upgrades_checkpoints)))
         choices = [chosen[i] for i in range(len(standings))]
         remaining = dict(remaining)
         deferred = set()
@@ -741,6 +762,11 @@ class ControlLoop:
         worth = {name: choice.accuracy - st.kept
                  for name, st, choice in zip(self.devices, standings, choices)
                  if choice.model != replan.KEEP}
+        for name, st, choice in zip(self.devices, standings, choices):
+            if st.size_bytes > 0 and st.left_bytes <= 0 and choice.size_bytes > st.size_bytes:
+                # A larger one after this one arrived adds what the larger model adds.
+                worth[name] = choice.accuracy * (1 - self.problem.size_map(st.size_bytes) /
+                                                 self.problem.size_map(choice.size_bytes))
         allocations = period.plan.allocation.devices
         for i, (name, st, choice) in enumerate(zip(self.devices, standings, choices)):
             if choice.model == replan.KEEP:
@@ -753,6 +779,10 @@ class ControlLoop:
             if choice.model == st.model and choice.size_bytes == st.size_bytes:
                 continue
             # Another checkpoint: the edge distils it now and the device fetches it.
+            if st.size_bytes > 0 and st.left_bytes <= 0:
+                # A larger one after this one arrived: the device keeps this one should
+                # the larger miss.
+                period.arrived_before[name] = (allocations[i], period.resumed.get(name))
             allocations[i] = dataclasses.replace(
                 allocations[i], model=choice.model, model_bytes=choice.size_bytes,
                 accuracy=choice.accuracy, feasible=True, reason='')
@@ -780,7 +810,8 @@ class ControlLoop:
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got = outcomes[name]
-            resumed = period.resumed.get(name)
+            a, resumed, model_ok = kept_if_missed(period, name, a, got.model_ok)
+            got = dataclasses.replace(got, model_ok=model_ok)
             samples = got.upload_bytes * 8 / self.problem.sample_bits
             new = fresh_accuracy(self.problem, samples, a.model_bytes) \
                 if a.model_bytes > 0 else 0.0

@@ -240,8 +240,13 @@ class DeviceAgent:
         """Upload and download as the plan says; report."""
         report = {'device': self.name, 'period': plan['period']}
 
+        def deployed(result):
+            # A checkpoint deployed within the period: the controller learns it now (a
+            # larger one may follow).
+            self._post(dict(report, stage='model', **result))
+
         def download():
-            report.update(self.download(plan))
+            report.update(self.download(plan, deployed))
             if self.weights is not None:
                 # The model held at the period's end (its download's deadline): the next
                 # period's download may deploy another before this report leaves.
@@ -314,9 +319,12 @@ class DeviceAgent:
             return 0
 
     # download
-    def download(self, plan):
+    def download(self, plan, deployed=None):
         """Fetch, verify and deploy this period's checkpoint before its deadline (or
-        resume the one that missed the last deadline, when the plan says so)."""
+        resume the one that missed the last deadline, when the plan says so).  Once one
+        is deployed, deployed(result) reports it at once and the device waits out the
+        download window for a larger one the controller may order (replan.py grows a
+        checkpoint that arrived): it keeps the one it has should that miss."""
         result = {'model_bytes': 0, 'model_ok': False, 'model_error': '',
                   'download_started': time.time(), 'download_finished': None}
         resume = plan.get('resume') or {}
@@ -338,6 +346,50 @@ class DeviceAgent:
             path = os.path.join(self.workdir, 'period-%d.npz.part' % source)
         start, deadline = plan['download_window']
         _wait_until(start)
+        while True:
+            plan, source, path, digest, got, held, total, error = self._fetch_checkpoint(
+                plan, source, path, resume, deadline)
+            result.update(model_bytes=result['model_bytes'] + got - held,
+                          download_finished=time.time())
+            log.info('period %d: checkpoint of period %d: %d bytes held before, %d now, '
+                     'of %s', plan['period'], source, held, got, total)
+            if result['model_ok']:
+                # A larger one ordered after this one was deployed: kept only if whole.
+                larger = self._deploy(path, digest, plan) if total is not None and \
+                    got >= total else {'model_ok': False, 'model_error': 'missed the deadline'}
+                if not larger['model_ok']:
+                    _remove(path)
+                    result['upgrade_error'] = 'revision %d: %s; revision %d kept' % (
+                        plan.get('revision', 0), larger['model_error'], result['revision'])
+                    return result
+                result.update(larger, revision=plan.get('revision', 0))
+                deployed(dict(result))
+            else:
+                result.update(resumed_bytes=held, revision=plan.get('revision', 0))
+                if total is None or got < total:
+                    # The part stays: the next plan may resume it (the same revision).
+                    if source == plan['period']:
+                        self.part_revision[source] = plan.get('revision', 0)
+                    result['model_error'] = error or 'missed the deadline'
+                    return result
+                result.update(self._deploy(path, digest, plan))
+                if not result['model_ok'] or deployed is None:
+                    return result
+                deployed(dict(result))
+            revised = self._await_checkpoint(plan)
+            if revised is None:
+                return result
+            plan, resume, source = revised, {}, revised['period']
+            path = os.path.join(self.workdir, 'period-%d.npz.part' % source)
+            log.info('period %d: a larger checkpoint ordered after this one arrived '
+                     '(revision %d, %s bytes)', source, plan['revision'],
+                     plan['model_bytes'])
+
+    def _fetch_checkpoint(self, plan, source, path, resume, deadline):
+        """Fetch plan's checkpoint (of period source, into path; resume: the part on
+        disk is the start of it) until it is whole or the deadline, following the
+        revisions of the plan; return (plan, source, path, digest, bytes on disk, bytes
+        held before, total size or None, error)."""
         url = self._checkpoint_url(source, plan)
         held = os.path.getsize(path) if resume and os.path.exists(path) else 0
         if not held:
@@ -374,21 +426,12 @@ class DeviceAgent:
                     # (else a revision cut the fetch: not a fault of the download)
         finally:
             watch.close()
-        result.update(model_bytes=got - held, download_finished=time.time(),
-                      resumed_bytes=held, revision=plan.get('revision', 0))
-        log.info('period %d: checkpoint of period %d: %d bytes held before, %d now, of %s',
-                 plan['period'], source, held, got, total)
-        if total is None or got < total:
-            # The part stays: the next plan may resume it (the same revision).
-            if source == plan['period']:
-                self.part_revision[source] = plan.get('revision', 0)
-            result['model_error'] = error or 'missed the deadline'
-            return result
-        return dict(result, **self._deploy(path, digest, plan))
+        return plan, source, path, digest, got, held, total, error
 
     def _await_checkpoint(self, plan):
-        """A plan without a checkpoint: until its download window closes, the revision
-        that orders one, or None."""
+        """Until plan's download window closes, the revision of it that orders a
+        checkpoint (plan had none, or its checkpoint arrived and a larger one follows),
+        or None."""
         deadline = plan['download_window'][1]
         watch = PlanWatch(self, plan)
         try:

@@ -50,6 +50,7 @@ class FluidTransport(Transport):
                       for name in self.devices for direction in ('up', 'down')}
 
     replaces_checkpoints = True      # distilled on demand, in no time
+    upgrades_checkpoints = True      # a second checkpoint in a period, as the first
 
     def replace(self, period, device, size_bytes):
         self.left[(device, 'down')] = size_bytes
@@ -152,6 +153,9 @@ class Learning:
             self.weights = {d: self.work.initial(d) for d in self.devices}
         self.next_sample = dict.fromkeys(self.devices, 0)
         self.students = {}      # (device, period ordered) -> weights
+        # (device, period) -> the weights of the checkpoint that had arrived when a
+        # larger one was ordered: what the device keeps should that miss.
+        self.arrived = {}
 
     def order(self, period):
         """Distil the period's checkpoints from what each device's model learnt so far
@@ -162,6 +166,10 @@ class Learning:
     def order_one(self, period, name, index=None):
         """Distil device name's checkpoint of period as its plan now has it."""
         a = period.plan.devices[self.devices.index(name) if index is None else index]
+        if self.on and name in period.arrived_before:
+            _, resumed = period.arrived_before[name]
+            self.arrived[(name, period.number)] = self.students.get(
+                (name, resumed.period if resumed else period.number))
         if self.on and a.model_bytes > 0 and name not in period.resumed:
             self.students[(name, period.number)] = self.learners[name].student(
                 a.model_bytes)
@@ -184,7 +192,10 @@ class Learning:
             source = (name, resumed.period if resumed else k)
             if ok[name] and source in self.students:
                 self.weights[name] = self.students[source]
+            elif self.arrived.get((name, k)) is not None:
+                self.weights[name] = self.arrived[(name, k)]
         self.students = {key: w for key, w in self.students.items() if key[1] >= k - 1}
+        self.arrived = {}
         return {name: self.work.score(self.weights[name], name, k) for name in self.devices}
 
 

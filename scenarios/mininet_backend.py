@@ -275,6 +275,7 @@ class PolicyRun(Transport):
                 'data_period': k if sequential else k - 1}
 
     replaces_checkpoints = True      # the edge distils a replacement on demand
+    upgrades_checkpoints = True      # a device that deployed one fetches a larger one
 
     def replace(self, period, device, size_bytes):
         """Revise device's plan (its download fetches the new revision) and order the
@@ -301,10 +302,24 @@ class PolicyRun(Transport):
             lag = self.emu.linkshare.channel_mbit(device) * 1e6 / 8 * REVISION_LAG_S
             self.down_offset[device] = got[Direction.DOWN] + lag * GOODPUT_PER_WIRE
 
+    def _current(self, k, reports):
+        """Of reports ({device: download report} of period k), those of the revision the
+        plan names (or a later one): an earlier one's report says nothing of a checkpoint
+        ordered after it."""
+        return {n: r for n, r in reports.items()
+                if r.get('revision', 0) >= self.revisions.get((k, n), 0)}
+
     def checkpoints(self, period):
-        """The devices' download reports of period (sent when each download ended)."""
+        """The devices' download reports of period (sent when each download ended; a
+        device that deployed one before a larger one was ordered, and did not deploy
+        that, holds the first: the loop keeps it, ``loop.kept_if_missed``)."""
         fetching = [n for n in self.devices if period.model_left[n] > 0]
-        reports = self.state.model_reports_of(period.number, fetching, CHECKPOINT_REPORT_S)
+        k = period.number
+        reports = self.state.model_reports_of(k, fetching, CHECKPOINT_REPORT_S)
+        # A report of a revision before the one the plan names last (a larger one a
+        # device deployed reports at once) says it did not arrive.
+        reports.update({n: dict(r, model_ok=False) for n, r in reports.items()
+                        if n not in self._current(k, reports)})
         missing = sorted(set(fetching) - set(reports))
         if missing:
             log.warning('%s period %d: no download report from %s: planning as if their '
@@ -361,16 +376,22 @@ class PolicyRun(Transport):
             problems = [report.get('upload_error')] + (
                 [report.get('model_error')] if a.model_bytes > 0 else [])
             model_ok = bool(report.get('model_ok'))
-            planned = self.revisions.pop((k, name), 0)
+            planned = self.revisions.get((k, name), 0)
             if model_ok and a.model_bytes > 0 and report.get('revision', 0) < planned:
                 # The device deployed a checkpoint its plan no longer names: not the one
-                # scored, so not counted as delivered.
+                # scored, so not counted as delivered; unless it deployed it before a
+                # larger one was ordered, which then missed: it keeps it
+                # (``loop.kept_if_missed``), a period that went as it may.
                 model_ok = False
-                problems.append('revision %d arrived, the plan names %d' % (
-                    report.get('revision', 0), planned))
-                log.warning('%s period %d: %s deployed revision %d of its checkpoint, '
-                            'the plan names %d', self.policy, k, name,
-                            report.get('revision', 0), planned)
+                if report.get('upgrade_error'):
+                    log.info('%s period %d: %s: %s', self.policy, k, name,
+                             report['upgrade_error'])
+                else:
+                    problems.append('revision %d arrived, the plan names %d' % (
+                        report.get('revision', 0), planned))
+                    log.warning('%s period %d: %s deployed revision %d of its checkpoint, '
+                                'the plan names %d', self.policy, k, name,
+                                report.get('revision', 0), planned)
             if any(problems):
                 status = '; '.join(p for p in problems if p)
             outcomes[name] = Received(counts['bytes'], float(report.get('model_bytes', 0)),
@@ -422,7 +443,8 @@ class PolicyRun(Transport):
                     period, before = window
                     remaining = self.meter.remaining(
                         period, self.devices, before, counters,
-                        self.state.model_reports_of(period.number, self.devices, 0.0),
+                        self._current(period.number, self.state.model_reports_of(
+                            period.number, self.devices, 0.0)),
                         self.down_offset)
                     self.meter.account(remaining, goodput)
                     if now - self.last_check >= s.control.control_step_s * 0.999:

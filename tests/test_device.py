@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from edgecollab.nodes import device, workload
+from edgecollab.nodes import checkpoint, device, workload
 from edgecollab.nodes.device import DeviceAgent, SampleBuffer
 
 SIZE = 4_000_000        # bytes of a checkpoint: at CHUNK every PACE_S, 12 s to send
@@ -80,3 +80,74 @@ def test_a_fetch_the_edge_breaks_says_interrupted(tmp_path, monkeypatch):
     result = agent.download({'period': 1, 'model_bytes': SIZE, 'model': 'x',
                              'download_window': [now, now + 1.0]})
     assert result['model_error'].startswith('download interrupted'), result
+
+
+class Checkpoints(BaseHTTPRequestHandler):
+    """Serves real checkpoints (files[revision]: path), revision 1 at pace[1] bytes a
+    second (none: at once)."""
+    files, pace = {}, {}
+
+    def do_GET(self):
+        revision = int(self.path.split('revision=')[1]) if 'revision=' in self.path else 0
+        path = self.files[revision]
+        with open(path, 'rb') as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.send_header('X-Checkpoint-Sha256', checkpoint.digest(path))
+        self.end_headers()
+        step = self.pace.get(revision)
+        try:
+            for i in range(0, len(body), CHUNK):
+                self.wfile.write(body[i:i + CHUNK])
+                if step:
+                    time.sleep(CHUNK / step)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize('larger_arrives', [True, False])
+def test_a_larger_checkpoint_ordered_after_one_arrived_is_deployed_or_the_first_kept(
+        tmp_path, monkeypatch, larger_arrives):
+    # The first checkpoint arrives at once and is deployed (reported then: the
+    # controller learns it arrived); the controller then orders a larger one (revision
+    # 1, replan.py grows a checkpoint that arrived): deployed when it arrives whole,
+    # else the device keeps the first and says why.
+    monkeypatch.setattr(device, 'REVISION_POLL_S', 0.1)
+    Checkpoints.files = {0: str(tmp_path / 'small.npz'), 1: str(tmp_path / 'large.npz')}
+    checkpoint.write(Checkpoints.files[0], 200_000, {'model': 'small'})
+    checkpoint.write(Checkpoints.files[1], 800_000, {'model': 'large'})
+    Checkpoints.pace = {} if larger_arrives else {1: 100_000}     # 8 s for it
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Checkpoints)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        work = workload.from_spec({'name': 'synthetic'})
+        agent = DeviceAgent('d1', 'http://127.0.0.1:1',
+                            'http://127.0.0.1:%d' % server.server_address[1], 'a' * 32,
+                            str(tmp_path / 'dev'), SampleBuffer(10, 1.0, 1000), work)
+        now = time.time()
+        plan = {'period': 1, 'model_bytes': 200_000, 'model': 'small', 'revision': 0,
+                'download_window': [now, now + 3.0]}
+        reported = []
+        larger = dict(plan, revision=1, model_bytes=800_000, model='large')
+        monkeypatch.setattr(agent, '_get_plan',
+                            lambda after: larger if reported else plan)
+        result = agent.download(plan, reported.append)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert reported[0]['model_ok'] and reported[0]['revision'] == 0
+    assert result['model_ok'] is True
+    if larger_arrives:
+        assert result['revision'] == 1 and result['model'] == 'large', result
+        assert [r['revision'] for r in reported] == [0, 1]
+        assert result['model_bytes'] > 950_000 and 'upgrade_error' not in result
+    else:
+        assert result['revision'] == 0 and result['model'] == 'small', result
+        assert result['upgrade_error'] == \
+            'revision 1: missed the deadline; revision 0 kept', result
+        assert time.time() >= now + 2.9

@@ -9,6 +9,8 @@ import pytest
 from edgecollab.controller import loop as loop_module, replan
 from edgecollab.controller.loop import ControlLoop, Period
 from edgecollab.controller.replan import KEEP, Standing
+from edgecollab.kinds import Outcome
+from edgecollab.nodes import workload
 from tests.test_loop import loop_of, scenario, scenario_file
 
 
@@ -194,6 +196,23 @@ def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of(
     arrived = dataclasses.replace(st, left_bytes=0.0)
     assert replan.replan(p, [arrived], 8 * 300e6, sure_bits=8 * 300e6)[0].model == \
         'yolov8s'
+    # Where the device can fetch a second checkpoint in the period, one that arrived
+    # grows too: all of the larger one's bytes cost, within what the period is sure of
+    # and the rest of the plan leaves of it (a second checkpoint never displaces what
+    # another device still needs).
+    (after,) = replan.replan(p, [arrived], 8 * 300e6, sure_bits=8 * 300e6,
+                             after_arrival=True)
+    assert after.size_bytes > s and after.model_bytes == after.size_bytes
+    assert replan.replan(p, [arrived], 8 * 300e6, sure_bits=8 * 10e6,
+                         after_arrival=True)[0].model == 'yolov8s'
+    under_way = Standing(kept=20.0, arrived=50, waiting=0, model='yolov8m',
+                         size_bytes=25.9e6, left_bytes=25e6)
+    both = replan.replan(p, [arrived, under_way], 8 * 40e6, sure_bits=8 * 40e6,
+                         after_arrival=True)
+    assert [c.model for c in both] == ['yolov8s', 'yolov8m']
+    (alone,) = replan.replan(p, [arrived], 8 * 40e6, sure_bits=8 * 40e6,
+                             after_arrival=True)
+    assert alone.size_bytes > s
     twice = dataclasses.replace(st, switched=replan.MAX_SWITCHES + 1)
     assert replan.replan(p, [twice], 8 * 300e6, sure_bits=8 * 300e6)[0].size_bytes > s
     grown_twice = dataclasses.replace(st, model='yolov8m', size_bytes=25.9e6,
@@ -206,18 +225,66 @@ def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of(
     assert replan.replan(p, [big], 8 * 5e6, sure_bits=8 * 5e6)[0].model == 'yolov8x'
 
 
+def test_a_checkpoint_that_arrived_is_followed_by_a_larger_one(tmp_path):
+    # Planned at 20 Mbit/s (a 10 s period carries 25 MB), the link at 200 from 0.5 s:
+    # the checkpoints planned arrive within seconds, and the period, sure to be far
+    # above its plan, sends a device a larger one after its first (the edge distils on
+    # demand; the device keeps the first until the larger arrives).
+    s = scenario_file(tmp_path, '0 20\n0.5 200\n')
+    loop, _, rows = loop_of(s, 'adaptive')
+    loop.run()
+    assert all(r['model_ok'] for r in rows), rows
+    first, _ = loop.last.arrived_before['d1']
+    assert rows[0]['model'] == 'yolov8l' and first.model_bytes < 25e6, rows
+    assert rows[0]['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
+        s.problem, rows[0]['upload_bytes'] * 8 / s.problem.sample_bits, 43.7e6))
+
+
+def test_a_larger_checkpoint_that_misses_leaves_the_device_the_one_that_arrived(
+        tmp_path):
+    # As above, but the link falls to 0.1 Mbit/s at 5 s, after the larger one was
+    # ordered: it misses, and the device holds (and is scored with) the first.
+    s = scenario_file(tmp_path, '0 20\n0.5 200\n5 0.1\n')
+    loop, _, rows = loop_of(s, 'adaptive')
+    loop.run()
+    first, _ = loop.last.arrived_before['d1']
+    larger = loop.last.plan.devices[0]
+    assert larger.model_bytes > first.model_bytes
+    row = rows[0]
+    assert (row['outcome'], row['model'], row['model_ok']) == \
+        (Outcome.DELIVERED, first.model, True), row
+    assert row['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
+        s.problem, row['upload_bytes'] * 8 / s.problem.sample_bits, first.model_bytes))
+    loop._settle(loop.last)
+    assert loop.known[0].model == first.model and 'd1' not in loop.inflight
+
+
+def test_a_larger_checkpoint_that_misses_leaves_the_first_deployed_when_it_learns(
+        tmp_path):
+    # The same with a workload that learns (the fluid backend trains and measures in
+    # process): the device measures the first checkpoint's weights, not its factory
+    # model's.
+    s = scenario_file(tmp_path, '0 20\n0.5 200\n5 0.1\n', workload='digits')
+    loop, _, rows = loop_of(s, 'adaptive')
+    loop.run()
+    assert 'd1' in loop.last.arrived_before and rows[0]['model_ok'], rows
+    work = workload.from_spec(s.workload.spec)
+    factory = work.score(work.initial('d1'), 'd1', 1)
+    assert rows[0]['measured_accuracy'] > factory + 5, (rows[0], factory)
+
+
 def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
                                                                      monkeypatch):
     # Planned at 60 Mbit/s, the first second at 3 switches the checkpoints down; the
     # link is back at 60 for the rest of the 30 s period: the one sent first arrives
-    # small before the link is back, the other grows back and arrives, never beyond
-    # what the plan had (its forecast).
+    # small before the link is back and a larger one follows it, the other grows back
+    # while under way; both arrive, never beyond what the plan had (its forecast).
     s = scenario_file(tmp_path, '0 60\n0.1 3\n1 60\n', period='30s')
     loop, _, grown = loop_of(s, 'adaptive')
     loop.run()
     assert all(r['model_ok'] for r in grown), grown
-    first, other = sorted(r['switches'] for r in grown)
-    assert first == 1 and other >= 2, grown
+    assert all(r['switches'] >= 2 for r in grown), grown
+    assert grown[0]['model'] == grown[1]['model'], grown
     period = loop.last
     assert period.sure_mbit(1000.0) <= period.forecast_mbit
     assert period.sure_mbit(1.0) == 1.0

@@ -444,6 +444,22 @@ def test_the_edge_distils_a_replacement_within_the_period_and_it_arrives(
         log[-2000:]
 
 
+def test_a_larger_checkpoint_follows_one_that_arrived(tmp_path):
+    # Planned at 20 Mbit/s, the link at 200 from 1 s: the planned checkpoint arrives
+    # within seconds, and the period, sure to be far above its plan, has the edge
+    # distil a larger one (revision 1), which the device fetches after deploying the
+    # first and deploys in turn, under real TCP.
+    scenario = one_device_scenario(tmp_path, '0 20\n1 200\n', '10s', 1)
+    run = PolicyRun(scenario, 'adaptive', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    [row] = rows_of(tmp_path / 'out')
+    log = open(tmp_path / 'out' / 'work' / 'adaptive' / 'd1.log').read()
+    assert 'after this one arrived (revision 1' in log, log[-2000:]
+    assert row['outcome'] == 'delivered' and row['model_ok'] == 'True', row
+    assert row['status'] == 'ok', row
+    assert float(row['model_bytes']) > float(row['planned_model_bytes']), row
+
+
 def test_a_checkpoint_cut_at_the_deadline_resumes_without_resending(tmp_path):
     # 20 Mbit/s for 2 s, then 2 until period 2 starts at 20 again: period 1's checkpoint
     # (yolov8s int8, 11.2 MB) misses its deadline part-way; period 2 plans the same
