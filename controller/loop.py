@@ -763,7 +763,7 @@ class ControlLoop:
                  for name, st, choice in zip(self.devices, standings, choices)
                  if choice.model != replan.KEEP}
         for name, st, choice in zip(self.devices, standings, choices):
-            if st.size_bytes > 0 and st.left_bytes <= 0 and choice.size_bytes > st.size_bytes:
+            if st.delivered and choice.size_bytes > st.size_bytes:
                 # A larger one after this one arrived adds what the larger model adds.
                 worth[name] = choice.accuracy * (1 - self.problem.size_map(st.size_bytes) /
                                                  self.problem.size_map(choice.size_bytes))
@@ -779,7 +779,7 @@ class ControlLoop:
             if choice.model == st.model and choice.size_bytes == st.size_bytes:
                 continue
             # Another checkpoint: the edge distils it now and the device fetches it.
-            if st.size_bytes > 0 and st.left_bytes <= 0:
+            if st.delivered:
                 # A larger one after this one arrived: the device keeps this one should
                 # the larger miss.
                 period.arrived_before[name] = (allocations[i], period.resumed.get(name))

@@ -128,6 +128,11 @@ class Standing:
     switched: int = 0                # times its checkpoint was switched this period
     deferred: bool = False           # its checkpoint was deferred this period: never locked
 
+    @property
+    def delivered(self):
+        """Whether its checkpoint of the period has arrived whole."""
+        return self.size_bytes > 0 and self.left_bytes <= 0
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -385,7 +390,7 @@ def _after_arrival(problem, standings, answer, budget, goodput):
     while True:
         best = None
         for i, st in enumerate(standings):
-            if st.size_bytes <= 0 or st.left_bytes > 0 or i in larger:
+            if not st.delivered or i in larger:
                 continue
             fresh = problem.accuracy.q(st.arrived + data[i])
             for variant in problem.menu or ():

@@ -302,12 +302,15 @@ class PolicyRun(Transport):
             lag = self.emu.linkshare.channel_mbit(device) * 1e6 / 8 * REVISION_LAG_S
             self.down_offset[device] = got[Direction.DOWN] + lag * GOODPUT_PER_WIRE
 
+    def _of_plan(self, k, device, report):
+        """Whether device's download report of period k is of the revision its plan
+        names (or a later one): an earlier one's says nothing of a checkpoint ordered
+        after it."""
+        return report.get('revision', 0) >= self.revisions.get((k, device), 0)
+
     def _current(self, k, reports):
-        """Of reports ({device: download report} of period k), those of the revision the
-        plan names (or a later one): an earlier one's report says nothing of a checkpoint
-        ordered after it."""
-        return {n: r for n, r in reports.items()
-                if r.get('revision', 0) >= self.revisions.get((k, n), 0)}
+        """Of reports ({device: download report} of period k), those ``_of_plan``."""
+        return {n: r for n, r in reports.items() if self._of_plan(k, n, r)}
 
     def checkpoints(self, period):
         """The devices' download reports of period (sent when each download ended; a
@@ -319,7 +322,7 @@ class PolicyRun(Transport):
         # A report of a revision before the one the plan names last (a larger one a
         # device deployed reports at once) says it did not arrive.
         reports.update({n: dict(r, model_ok=False) for n, r in reports.items()
-                        if n not in self._current(k, reports)})
+                        if not self._of_plan(k, n, r)})
         missing = sorted(set(fetching) - set(reports))
         if missing:
             log.warning('%s period %d: no download report from %s: planning as if their '
@@ -376,8 +379,7 @@ class PolicyRun(Transport):
             problems = [report.get('upload_error')] + (
                 [report.get('model_error')] if a.model_bytes > 0 else [])
             model_ok = bool(report.get('model_ok'))
-            planned = self.revisions.get((k, name), 0)
-            if model_ok and a.model_bytes > 0 and report.get('revision', 0) < planned:
+            if model_ok and a.model_bytes > 0 and not self._of_plan(k, name, report):
                 # The device deployed a checkpoint its plan no longer names: not the one
                 # scored, so not counted as delivered; unless it deployed it before a
                 # larger one was ordered, which then missed: it keeps it
@@ -387,6 +389,7 @@ class PolicyRun(Transport):
                     log.info('%s period %d: %s: %s', self.policy, k, name,
                              report['upgrade_error'])
                 else:
+                    planned = self.revisions[(k, name)]
                     problems.append('revision %d arrived, the plan names %d' % (
                         report.get('revision', 0), planned))
                     log.warning('%s period %d: %s deployed revision %d of its checkpoint, '
