@@ -333,6 +333,18 @@ def test_what_a_period_is_sure_of_stays_at_its_forecast_on_a_bursty_link():
     assert period.sure_mbit(80.0) == 10.0
 
 
+def test_one_outage_step_does_not_leave_a_period_sure_of_nothing():
+    # 19 steps at the forecast's 40 Mbit/s and one outage: the harmonic mean is 1.9,
+    # the lower end of the interval of the mean about 30; a steady fall stays low.
+    plan = type('Plan', (), {'down_ratio': 1.0})()
+    period = Period(1, 0.0, plan, 40.0, ((0.0, 10.0), (0.0, 10.0)))
+    period.seen = [40.0] * 10 + [0.1] + [40.0] * 9
+    assert 25.0 < period.sure_mbit(40.0) <= 40.0
+    assert period.sure_mbit(5.0) == 5.0                 # never above the capacity now
+    period.seen = [40.0 - 2 * k for k in range(20)]
+    assert period.sure_mbit(40.0) < 25.0
+
+
 def test_a_checkpoint_that_missed_resumes_within_a_period_planned_too_low_for_it(
         tmp_path, monkeypatch):
     # Period 1 plans a yolov8s at 20 Mbit/s; the link falls to 0.1 after 4 s and it
