@@ -335,7 +335,7 @@ def test_what_a_period_is_sure_of_stays_at_its_forecast_on_a_bursty_link():
 
 def test_one_outage_step_does_not_leave_a_period_sure_of_nothing():
     # 19 steps at the forecast's 40 Mbit/s and one outage: the harmonic mean is 1.9,
-    # the lower end of the interval of the mean about 30; a steady fall stays low.
+    # the lower end of the interval of the mean 33.8; a steady fall stays low.
     plan = type('Plan', (), {'down_ratio': 1.0})()
     period = Period(1, 0.0, plan, 40.0, ((0.0, 10.0), (0.0, 10.0)))
     period.seen = [40.0] * 10 + [0.1] + [40.0] * 9
