@@ -303,11 +303,6 @@ def _whole(plan_, devices, direction):
             for name, a in zip(devices, plan_.devices)}
 
 
-def fresh_accuracy(problem, samples, model_bytes):
-    """The accuracy of a new checkpoint of model_bytes trained with samples fresh ones."""
-    return float(problem.size_map(model_bytes) * problem.accuracy.q(samples))
-
-
 def advance(number, held, a, resumed, got_bytes, model_ok, samples, accuracy):
     """(the model a device holds after period number, the checkpoint it has part of or
     None): held at the start, a its Allocation, resumed the InFlight it resumed (or
@@ -506,7 +501,7 @@ class ControlLoop:
             if name in period.waiting and self.corrects(period.policy):
                 samples = period.arrived(name, period.waiting[name], sample_bytes)
                 if a.model_bytes > 0:
-                    accuracy = fresh_accuracy(self.problem, samples, a.model_bytes)
+                    accuracy = self.problem.fresh_accuracy(samples, a.model_bytes)
             self.known[i], partial = advance(period.number, self.known[i], a,
                                              resumed, got_bytes, ok,
                                              samples, accuracy)
@@ -816,7 +811,7 @@ class ControlLoop:
             a, resumed, model_ok = kept_if_missed(period, name, a, got.model_ok)
             got = dataclasses.replace(got, model_ok=model_ok)
             samples = got.upload_bytes * 8 / self.problem.sample_bits
-            new = fresh_accuracy(self.problem, samples, a.model_bytes) \
+            new = self.problem.fresh_accuracy(samples, a.model_bytes) \
                 if a.model_bytes > 0 else 0.0
             kept_accuracy = self.truth[i].kept(s.control.drift)
             # A resumed checkpoint scores what the data that reached the edge in its own

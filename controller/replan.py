@@ -396,12 +396,12 @@ def _after_arrival(problem, standings, answer, budget, goodput):
         for i, st in enumerate(standings):
             if not st.delivered or i in larger:
                 continue
-            fresh = problem.accuracy.q(st.arrived + data[i])
             for variant in problem.menu or ():
                 bits = 8 * variant.size_bytes * st.weight / goodput[1]
                 if variant.size_bytes <= st.size_bytes or not budget.fits(up, down + bits):
                     continue
-                gain = float(problem.size_map(variant.size_bytes) * fresh) - value[i]
+                gain = problem.fresh_accuracy(st.arrived + data[i], variant.size_bytes) - \
+                    value[i]
                 if best is None or gain > best[0]:
                     best = (gain, i, variant, bits)
         if best is None or best[0] / len(standings) <= SWITCH_MAP:

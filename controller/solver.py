@@ -162,8 +162,12 @@ class Problem:
         """Accuracy of the model the device keeps when no new one arrives."""
         if self.fallback_map is not None:
             return self.fallback_map
-        size = self.smallest_bytes()
-        return float(self.size_map(size) * self.accuracy.q(0.0))
+        return self.fresh_accuracy(0.0, self.smallest_bytes())
+
+    def fresh_accuracy(self, samples, model_bytes):
+        """A(S) q(D): the accuracy of a new checkpoint of model_bytes trained with
+        samples fresh ones."""
+        return float(self.size_map(model_bytes) * self.accuracy.q(samples))
 
     def size_map(self, size_bytes):
         """A(S) for a continuous size, or the menu's figure for a variant of that size."""
@@ -223,7 +227,7 @@ def evaluate(problem, upload_fraction, model_bytes=None, model=''):
     # Shares are the split (the model's share holds whatever the upload leaves).
     return Allocation(upload_share=x, download_share=1 - x, upload_bytes=upload_bytes,
                       model_bytes=model_bytes,
-                      accuracy=float(problem.size_map(model_bytes) * problem.accuracy.q(samples)),
+                      accuracy=problem.fresh_accuracy(samples, model_bytes),
                       model=model)
 
 

@@ -438,8 +438,8 @@ def test_a_resumed_checkpoint_scores_the_data_that_reached_the_edge_in_its_perio
     assert [r['outcome'] for r in second] == ['resumed'] * 2
     for before, after in zip(first, second):
         assert before['upload_bytes'] < 0.5 * before['planned_upload_bytes']
-        assert after['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
-            s.problem, 8 * before['upload_bytes'] / s.problem.sample_bits,
+        assert after['accuracy'] == pytest.approx(s.problem.fresh_accuracy(
+            8 * before['upload_bytes'] / s.problem.sample_bits,
             after['model_bytes'] + before['model_bytes']))
 
 

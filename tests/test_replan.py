@@ -236,8 +236,8 @@ def test_a_checkpoint_that_arrived_is_followed_by_a_larger_one(tmp_path):
     assert all(r['model_ok'] for r in rows), rows
     first, _ = loop.last.arrived_before['d1']
     assert rows[0]['model'] == 'yolov8l' and first.model_bytes < 25e6, rows
-    assert rows[0]['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
-        s.problem, rows[0]['upload_bytes'] * 8 / s.problem.sample_bits, 43.7e6))
+    assert rows[0]['accuracy'] == pytest.approx(s.problem.fresh_accuracy(
+        rows[0]['upload_bytes'] * 8 / s.problem.sample_bits, 43.7e6))
 
 
 def test_a_larger_checkpoint_that_misses_leaves_the_device_the_one_that_arrived(
@@ -253,8 +253,8 @@ def test_a_larger_checkpoint_that_misses_leaves_the_device_the_one_that_arrived(
     row = rows[0]
     assert (row['outcome'], row['model'], row['model_ok']) == \
         (Outcome.DELIVERED, first.model, True), row
-    assert row['accuracy'] == pytest.approx(loop_module.fresh_accuracy(
-        s.problem, row['upload_bytes'] * 8 / s.problem.sample_bits, first.model_bytes))
+    assert row['accuracy'] == pytest.approx(s.problem.fresh_accuracy(
+        row['upload_bytes'] * 8 / s.problem.sample_bits, first.model_bytes))
     loop._settle(loop.last)
     assert loop.known[0].model == first.model and 'd1' not in loop.inflight
 
