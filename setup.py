@@ -44,6 +44,7 @@ setup(
         'scikit-learn==1.9.1',   # the digits workload: its dataset, teacher and students
     ],
     # The browser tests drive Debian's chromium through its chromium-driver.
-    extras_require={'test': ['pytest==9.0.3', 'selenium==4.51.0', 'pillow==13.0.0']},
+    extras_require={'test': ['pytest==9.0.3', 'pytest-xdist==3.8.0', 'selenium==4.51.0',
+                             'pillow==13.0.0']},
     entry_points={'console_scripts': ['edgecollab = edgecollab.cli:main']},
 )
