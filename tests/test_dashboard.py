@@ -147,11 +147,14 @@ def test_the_page_shows_a_hundred_devices_readably(many_devices, browser):
         from selenium.webdriver.support.ui import WebDriverWait
         WebDriverWait(browser, 20).until(
             lambda b: b.find_elements(By.CSS_SELECTOR, '#grid svg rect'))
-        state = browser.find_element(By.ID, 'state').text
+        # The page redraws its panels as it polls: each is read in one script, not
+        # element by element (an element read after a redraw is stale).
+        state = browser.execute_script("return document.getElementById('state').innerText")
         assert 'equal' in state and 'not live' in state, state
         # The extremes, not 100 rows: d7 carries nothing, d100 the most.
-        cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR,
-                                                       '#devices table td:first-child')]
+        cells = browser.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "'#devices table td:first-child'), c => c.innerText)")
         assert len(cells) == 2 * dashboard.EXTREMES and cells[0] == 'd7', cells
         assert cells[-1] == 'd100'
         assert len(browser.find_elements(By.CSS_SELECTOR, '#use svg rect')) >= 100 * 20
@@ -159,7 +162,10 @@ def test_the_page_shows_a_hundred_devices_readably(many_devices, browser):
         (many_devices / 'dashboard.png').write_bytes(png)
         # Heatmaps fill their panels with colour; the link chart's lines some of it.
         for panel, least in (('use', 0.3), ('grid', 0.3), ('link', 0.005)):
-            rect = browser.find_element(By.CSS_SELECTOR, '#%s .chart' % panel).rect
+            rect = browser.execute_script(
+                "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+                "return {x: r.x, y: r.y, width: r.width, height: r.height}",
+                '#%s .chart' % panel)
             assert rect['height'] > 100, (panel, rect)
             assert colourful_fraction(png, rect) > least, panel
         errors = [e for e in browser.get_log('browser') if e['level'] == 'SEVERE']
