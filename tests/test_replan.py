@@ -11,6 +11,7 @@ from edgecollab.controller.loop import ControlLoop, Period
 from edgecollab.controller.replan import KEEP, Standing
 from edgecollab.kinds import Outcome
 from edgecollab.nodes import workload
+from edgecollab.scenarios.fluid_backend import FluidTransport
 from tests.test_loop import loop_of, scenario, scenario_file
 
 
@@ -178,6 +179,33 @@ def test_a_period_that_falls_below_its_plan_replaces_checkpoints_under_way(tmp_p
     assert sum(r['accuracy'] for r in unlocked) > sum(r['accuracy'] for r in locked)
 
 
+def test_a_link_left_with_nothing_to_carry_sends_a_larger_checkpoint_within_all_of_it():
+    # Its checkpoint has arrived and all of its data is at the edge: the rest of the
+    # period would idle, so a larger checkpoint may take the whole budget, not only what
+    # the period is sure of (the device keeps the first should the larger one miss).
+    p = problem()
+    s = 11.2e6
+    done = Standing(kept=20.0, arrived=100, waiting=0, model='yolov8s', size_bytes=s,
+                    left_bytes=0.0)
+    (larger,) = replan.replan(p, [done], 8 * 300e6, sure_bits=8 * 10e6,
+                              after_arrival=True)
+    assert larger.size_bytes > s and larger.model_bytes == larger.size_bytes
+    # Never beyond the budget itself, never without a second fetch in the period ...
+    assert replan.replan(p, [done], 8 * 10e6, sure_bits=8 * 10e6,
+                         after_arrival=True)[0].model == 'yolov8s'
+    assert replan.replan(p, [done], 8 * 300e6, sure_bits=8 * 10e6)[0].model == 'yolov8s'
+    # ... and while anything valued still moves (its own data, another device's
+    # checkpoint under way) only within what the period is sure of.
+    uploading = dataclasses.replace(done, arrived=50, waiting=50)
+    assert replan.replan(p, [uploading], 8 * 300e6, sure_bits=8 * 10e6,
+                         after_arrival=True)[0].model == 'yolov8s'
+    under_way = Standing(kept=20.0, arrived=50, waiting=0, model='yolov8m',
+                         size_bytes=25.9e6, left_bytes=25e6)
+    assert [c.model for c in replan.replan(p, [done, under_way], 8 * 300e6,
+                                           sure_bits=8 * 10e6, after_arrival=True)] == \
+        ['yolov8s', 'yolov8m']
+
+
 def test_a_locked_checkpoint_grows_only_within_the_budget_the_period_is_sure_of():
     # Switched to yolov8s after a dip, a third of it arrived: locked (finished, not
     # switched down again), but it may grow to a larger variant when the capacity the
@@ -290,8 +318,10 @@ def test_a_period_whose_first_second_dips_grows_its_checkpoints_back(tmp_path,
     assert period.sure_mbit(1.0) == 1.0
     assert sum(r['planned_model_bytes'] for r in grown) <= \
         60e6 / 8 * 30 - sum(r['upload_bytes'] for r in grown)
-    # Without growing they stay small and the link idles.
+    # Without growing (nor a larger checkpoint once the link would idle) they stay
+    # small and the link idles.
     monkeypatch.setattr(Period, 'sure_mbit', lambda self, capacity_mbit: 0.0)
+    monkeypatch.setattr(FluidTransport, 'upgrades_checkpoints', False)
     loop, _, small = loop_of(s, 'adaptive')
     loop.run()
     assert all(r['switches'] == 1 for r in small), small
@@ -312,8 +342,10 @@ def test_a_period_sure_to_be_above_its_plan_grows_its_checkpoints_beyond_it(
     assert all(r['model_ok'] for r in grown), grown
     assert sum(r['planned_model_bytes'] for r in grown) > 10e6 / 8 * 30
     assert loop.last.sure_mbit(1000.0) > 3 * loop.last.forecast_mbit
-    # Without the interval, the forecast caps them.
+    # Without the interval (nor a larger checkpoint once the link would idle), the
+    # forecast caps them.
     monkeypatch.setattr(loop_module, 'SURE_AFTER_STEPS', 10 ** 6)
+    monkeypatch.setattr(FluidTransport, 'upgrades_checkpoints', False)
     loop, _, capped = loop_of(s, 'adaptive')
     loop.run()
     assert sum(r['planned_model_bytes'] for r in capped) <= 10e6 / 8 * 30
