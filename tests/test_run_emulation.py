@@ -406,6 +406,41 @@ def test_low_rate_uploads_end_cleanly_and_the_counters_agree(tmp_path):
         assert wire <= (edge + late + carried) * 1.03, (what, edge, late, carried, wire)
 
 
+def logged_at(path, text):
+    """The time (epoch seconds) of the first line of an agent's log containing text,
+    or None."""
+    import datetime
+    with open(path) as log:
+        for line in log:
+            if text in line:
+                stamp = datetime.datetime.strptime(line[:23], '%Y-%m-%d %H:%M:%S,%f')
+                return stamp.timestamp()
+    return None
+
+
+def test_an_upload_cut_at_its_deadline_does_not_drain_into_the_next_period(tmp_path):
+    # Half a second before period 1's deadline the link falls to 0.1 Mbit/s and stays
+    # there: what each upload's socket still holds at the deadline (a piece unsent, a
+    # window in flight) would take tens of seconds at its share, in its class through
+    # period 2.  It can only arrive late, so the device resets the connection at the
+    # deadline: the edge sees period 1's stream end before the device reports the
+    # period (a second after the deadline).
+    (tmp_path / 'fall.txt').write_text('0 20\n5.5 0.1\n')
+    path = scenario_copy(tmp_path, periods=2, period='6s')
+    text = open(path).read().replace('capacity: 50mbit',
+                                     'capacity: {trace: fall.txt, loop: false}')
+    open(path, 'w').write(text)
+    scenario = load_scenario(path)
+    run = PolicyRun(scenario, 'equal', str(tmp_path / 'out'), prefix=TEST_PREFIX)
+    assert run.run() == 'completed'
+    work = tmp_path / 'out' / 'work' / 'equal'
+    for device in scenario.device_names:
+        reported = logged_at(work / ('%s.log' % device), 'period 1: sent')
+        ended = logged_at(work / 'edge.log', 'data %s period 1: stream ended' % device)
+        assert reported is not None and ended is not None, (device, reported, ended)
+        assert ended <= reported, (device, ended - reported)
+
+
 def one_device_scenario(tmp_path, trace, period, periods):
     """One device over trace ('time rate' lines) with the int8 menu, planned from the
     capacity at each period's start."""
