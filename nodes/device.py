@@ -583,7 +583,7 @@ def _reset_on_close(sock):
     an upload cut at its deadline, whose bytes can only arrive late (the edge does not
     count them).  Closed gracefully instead, a socket drains them at its class's share,
     which a dip can leave at a few kbit/s: under Mininet on the T-Mobile LTE trace a
-    period's stream still drained 50 s after its deadline, in the class that the
+    period's stream still drained 52 s after its deadline, in the class that the
     device's next streams shared (2026-12-06)."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
