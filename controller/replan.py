@@ -379,10 +379,7 @@ def replan(problem, standings, budget_bits, replace=True, sure_bits=None, unlock
                       max(model_bits[i] * goodput[1] / standings[i].weight, 0.0) / 8,
                       float(data[i]), float(value[i])) for i, j in enumerate(pick)]
     if replace and after_arrival and sure_bits is not None:
-        # When nothing the answer values is left to move, the link would idle: the
-        # larger checkpoint may take all of it (the device keeps the first if it misses).
-        idle = answer[2].sum() + answer[3].sum() <= 0
-        larger = _after_arrival(problem, standings, answer, budget_bits if idle else
+        larger = _after_arrival(problem, standings, answer, budget_bits,
                                 as_budget(sure_bits).capped(budget_bits), goodput)
         for i, (variant, accuracy) in larger.items():
             choices[i] = Choice(variant.name, variant.size_bytes, variant.size_bytes,
@@ -390,17 +387,21 @@ def replan(problem, standings, budget_bits, replace=True, sure_bits=None, unlock
     return choices
 
 
-def _after_arrival(problem, standings, answer, budget, goodput):
+def _after_arrival(problem, standings, answer, budget, sure, goodput):
     """{device index: (menu variant, the device's accuracy with it)}: for devices whose
     checkpoint has arrived, larger variants sent after it, one device at a time, the
     one that adds most first, each only within what answer (and those before it) leave
-    of budget and only when it raises the fleet's mean by SWITCH_MAP: a second
-    checkpoint in a period uses what nothing else planned needs, never displaces it,
-    and waits while a checkpoint under way is deferred (it takes what is left)."""
+    of sure (the budget the period is sure of), or of budget when answer moves nothing
+    (the link would idle: the device keeps the first should the larger miss), and only
+    when it raises the fleet's mean by SWITCH_MAP: a second checkpoint in a period uses
+    what nothing else planned needs, never displaces it, and waits while a checkpoint
+    under way is deferred (it takes what is left)."""
     pick, data, up_cost, down_cost, value = answer
     if any(st.left_bytes > 0 and j == 0 for st, j in zip(standings, pick)):
         return {}
     up, down = float(up_cost.sum()), float(down_cost.sum())
+    if up + down > 0:
+        budget = sure
     larger = {}
     while True:
         best = None

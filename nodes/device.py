@@ -124,17 +124,21 @@ class UploadStream:
                 self.samples_left -= taken
                 block = self.agent.sample_bytes(self.period, taken)
                 for at in range(0, len(block), PIECE_BYTES):
-                    left_s = self.deadline - time.time()
-                    if left_s <= 0:
+                    if self._time_out_at_deadline() <= 0:
                         return
-                    # No send outlasts the deadline: a blocked one times out at it, and
-                    # _post resets the connection.
-                    self.sock.settimeout(left_s)
                     yield block[at:at + PIECE_BYTES]
         finally:
             # ... nor the request's last chunk, nor the wait for the edge's answer.
-            if self.sock is not None:
-                self.sock.settimeout(max(self.deadline - time.time(), 1e-3))
+            self._time_out_at_deadline()
+
+    def _time_out_at_deadline(self):
+        """Make the request's socket time out at the deadline (no send outlasts it: a
+        blocked one times out and _post resets the connection); return the seconds
+        left (<= 0: it has passed)."""
+        left_s = self.deadline - time.time()
+        if self.sock is not None:
+            self.sock.settimeout(max(left_s, 1e-3))
+        return left_s
 
     def _post(self, timeout_s):
         """One streaming POST (chunked); return the edge's status code."""
@@ -174,8 +178,8 @@ class UploadStream:
     def run(self):
         """Stream (and resume) until the samples are sent or the deadline passes."""
         while self.samples_left > 0 and time.time() < self.deadline:
-            # One blocked send on a slow share lasts seconds: the timeout runs to the
-            # deadline too.
+            # Connecting on a slow share may take seconds: its timeout runs past the
+            # deadline (the sends end at it: _time_out_at_deadline).
             budget = max(1.0, self.deadline - time.time()) + 10.0
             try:
                 status = self._post(budget)
