@@ -2,6 +2,7 @@
 sequential timing (and its cancellation on a stop), and trace replay timing."""
 
 import csv
+import datetime
 import os
 import secrets
 import signal
@@ -406,15 +407,13 @@ def test_low_rate_uploads_end_cleanly_and_the_counters_agree(tmp_path):
         assert wire <= (edge + late + carried) * 1.03, (what, edge, late, carried, wire)
 
 
-def logged_at(path, text):
-    """The time (epoch seconds) of the first line of an agent's log containing text,
-    or None."""
-    import datetime
-    with open(path) as log:
-        for line in log:
-            if text in line:
-                stamp = datetime.datetime.strptime(line[:23], '%Y-%m-%d %H:%M:%S,%f')
-                return stamp.timestamp()
+def logged_at(folder, name, text):
+    """The time (epoch seconds) of the first line of the agent's log name in folder
+    that contains text, or None."""
+    for line in results.read_log(str(folder), name).splitlines():
+        if text in line:
+            stamp = datetime.datetime.strptime(line[:23], '%Y-%m-%d %H:%M:%S,%f')
+            return stamp.timestamp()
     return None
 
 
@@ -435,8 +434,8 @@ def test_an_upload_cut_at_its_deadline_does_not_drain_into_the_next_period(tmp_p
     assert run.run() == 'completed'
     work = tmp_path / 'out' / 'work' / 'equal'
     for device in scenario.device_names:
-        reported = logged_at(work / ('%s.log' % device), 'period 1: sent')
-        ended = logged_at(work / 'edge.log', 'data %s period 1: stream ended' % device)
+        reported = logged_at(work, '%s.log' % device, 'period 1: sent')
+        ended = logged_at(work, 'edge.log', 'data %s period 1: stream ended' % device)
         assert reported is not None and ended is not None, (device, reported, ended)
         assert ended <= reported, (device, ended - reported)
 
