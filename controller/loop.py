@@ -74,6 +74,8 @@ RECORD_COLUMNS = {
     'efficiency_up': 'measured upload goodput / planned upload share (TCP efficiency)',
     'efficiency_down': 'the same for the download',
     'link_bytes': 'the bytes the link could carry in the period (every budget)',
+    'demand_bytes': 'the bytes there were to carry in the period: every device\'s data '
+                    'and the largest checkpoint of the menu for each',
     'resplits': 'times the closed loop re-split the period',
     'switches': 'times the closed loop changed the checkpoint the device gets within the '
                 'period (ordered one where the plan had none, a smaller one, a larger one '
@@ -371,6 +373,13 @@ def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_
     (``link_capacity_mbit``)."""
     return link_capacity_mbit(problem, capacity_mbit, channels_mbit, down_mbit) * 1e6 / 8 * \
         seconds
+
+
+def period_demand_bytes(problem, generated):
+    """The bytes there are to carry in a period: every device's data (generated: samples
+    a device) and, for each, the largest checkpoint it could be sent; a link that carries
+    more than this has nothing left to carry."""
+    return sum(generated) * problem.sample_bits / 8 + len(generated) * problem.largest_bytes()
 
 
 def record(policy, period, device, capacity_mbit, a, solver_ms, upload_bytes, model_bytes,
@@ -805,6 +814,7 @@ class ControlLoop:
             self.problem, mean_cap, s.control.period_s, own,
             None if down is None else down.mean_between(period.start_s, end))
         channels = own or [mean_cap] * len(self.devices)
+        demand_bytes = period_demand_bytes(self.problem, s.data.generated)
         rows = []
         for i, (name, a) in enumerate(zip(self.devices, period.plan.devices)):
             got = outcomes[name]
@@ -835,7 +845,8 @@ class ControlLoop:
                                planned_mbit=period.plan.capacity_mbit,
                                resumed_from=resumed.period if resumed else None,
                                model_age=self.truth[i].age, kept_accuracy=kept_accuracy,
-                               link_bytes=link_bytes, resplits=period.resplits,
+                               link_bytes=link_bytes, demand_bytes=demand_bytes,
+                               resplits=period.resplits,
                                switches=period.switches.get(name, 0),
                                channel_mbit=channels[i],
                                planned_channel=period.rates[i] if period.rates else 1.0,

@@ -50,6 +50,8 @@ CSV_COLUMNS = {
                 'repetitions), mAP',
     'ci95': "half the 95% confidence interval over the repetitions (--repeat), mAP",
     'utilisation': 'bytes delivered / bytes the link could carry',
+    'utilisation_of_demand': 'bytes delivered / the least, each period, of the bytes the '
+                             'link could carry and the bytes there were to carry',
     'regret': "oracle's mAP on the trace minus the policy's (empty without oracle)",
     'status': 'the policy\'s status on the trace',
 }
@@ -239,6 +241,7 @@ def collect(out):
                          'capacity_mbit': capacity,
                          'policy': policy, 'accuracy': s['mean_accuracy'],
                          'ci95': s.get('ci95'), 'utilisation': s.get('utilisation'),
+                         'utilisation_of_demand': s.get('utilisation_of_demand'),
                          'status': s.get('status')})
     oracle = {r['trace']: r['accuracy'] for r in rows if r['policy'] == 'oracle'}
     for r in rows:

@@ -404,8 +404,8 @@ def summarise(rows, statuses=None, expected=None):
 
 
 AVERAGED = ('mean_accuracy', 'predicted_accuracy', 'data_bytes', 'model_bytes',
-            'mean_efficiency', 'utilisation', 'idle_fraction', 'solver_ms',
-            'measured_accuracy')
+            'mean_efficiency', 'utilisation', 'utilisation_of_demand', 'idle_fraction',
+            'solver_ms', 'measured_accuracy')
 
 
 def _combined(each):
@@ -477,6 +477,7 @@ def _summarise_policy(mine, status, expected):
         'mean_efficiency': statistics.fmean(effs) if effs else None,
         'measured_accuracy': _mean_of(r.get('measured_accuracy') for r in mine),
         'utilisation': utilisation(mine, by_period),
+        'utilisation_of_demand': utilisation_of_demand(mine, by_period),
         'idle_fraction': _mean_of(r.get('idle_fraction') for r in by_period),
         'outcomes': dict(collections.Counter(r.get('outcome') or 'unknown'
                                              for r in mine)),
@@ -491,6 +492,21 @@ def utilisation(rows, by_period):
     if not link or not all(isinstance(b, float) for b in link) or sum(link) <= 0:
         return None
     return sum(r['upload_bytes'] + r['model_bytes'] for r in rows) / sum(link)
+
+
+def utilisation_of_demand(rows, by_period):
+    """Bytes delivered over what the link could carry of what there was to carry: in
+    each period the least of its link_bytes and its demand_bytes (every device's data
+    and the menu's largest checkpoint for each).  A link faster than the devices need
+    idles with nothing left to send: utilisation counts that idle time, this does not
+    (None for a folder written before demand_bytes)."""
+    room = [(r.get('link_bytes'), r.get('demand_bytes')) for r in by_period]
+    if not room or not all(isinstance(b, float) for pair in room for b in pair):
+        return None
+    usable = sum(min(link, demand) for link, demand in room)
+    if usable <= 0:
+        return None
+    return min(1.0, sum(r['upload_bytes'] + r['model_bytes'] for r in rows) / usable)
 
 
 def _mean_of(values):
@@ -510,6 +526,10 @@ COLUMNS = (
     ('data MB', 7, 'data the devices uploaded to the edge'),
     ('model MB', 8, 'checkpoint bytes the devices received'),
     ('util', 5, 'bytes delivered / bytes the link could carry over the run'),
+    ('u/dem', 5, 'bytes delivered / the least, each period, of the bytes the link could '
+                 'carry and the bytes there were to carry (the data of every device and the '
+                 'largest checkpoint for each): a link faster than the devices need idles '
+                 'in util, not here'),
     ('idle', 5, 'fraction of control steps the link carried under 5% of capacity'),
     ('eff', 5, 'measured goodput / planned share (TCP efficiency)'),
     ('outcomes', 0, 'device-periods by outcome: ' + ', '.join(
@@ -536,7 +556,9 @@ def table_rows(summary):
                                 if 'ci95' in s else '%.2f' % s['mean_accuracy']),
             '%.2f' % s['predicted_accuracy'], number(s.get('measured_accuracy'), '%.1f'),
             '%.1f' % (s['data_bytes'] / 1e6), '%.1f' % (s['model_bytes'] / 1e6),
-            number(s.get('utilisation'), '%.2f'), number(s.get('idle_fraction'), '%.2f'),
+            number(s.get('utilisation'), '%.2f'),
+            number(s.get('utilisation_of_demand'), '%.2f'),
+            number(s.get('idle_fraction'), '%.2f'),
             number(s.get('mean_efficiency'), '%.2f'), outcomes], name))
     return found
 
@@ -765,10 +787,11 @@ def _plot_timeseries(folder, path, plt, summary):
         ax.set_ylabel('Mbit/s')
         said = summary.get(policy, {})
         ax.set_title('%s: capacity, %sshares (faint) and goodput, %d devices\n'
-                     'utilisation %s, idle %s' % (
+                     'utilisation %s (of demand %s), idle %s' % (
                          policy, "each device's channel (dotted), " if own and
                          len(devices) <= MANY_DEVICES else '', len(devices),
                          _or_dash(said.get('utilisation')),
+                         _or_dash(said.get('utilisation_of_demand')),
                          _or_dash(said.get('idle_fraction'))), fontsize=10)
         ax.grid(alpha=0.3)
         _legend_outside(ax, 7)

@@ -236,6 +236,10 @@ def check_summary_matches_rows(out):
         moved = sum(float(r['upload_bytes']) + float(r['model_bytes']) for r in mine)
         assert s['utilisation'] == pytest.approx(moved / sum(link.values()), rel=1e-5)
         assert 0 <= s['utilisation'] <= 1 + 1e-6 and 0 <= s['idle_fraction'] <= 1
+        usable = sum(min(float(r['link_bytes']), float(r['demand_bytes']))
+                     for r in {r['period']: r for r in mine}.values())
+        assert s['utilisation_of_demand'] == pytest.approx(min(1.0, moved / usable),
+                                                           rel=1e-5)
         assert s['outcomes'] == dict(collections.Counter(r['outcome'] for r in mine))
         for device, d in s['devices'].items():
             own = sorted((r for r in mine if r['device'] == device),
@@ -524,6 +528,22 @@ def test_report_plots_a_cut_timeseries(fluid_folder):
     assert (fluid_folder / 'timeseries-optimal.png').exists()
 
 
+def test_a_link_faster_than_the_devices_need_is_fully_used_of_what_there_was():
+    """A link that carries all there was to carry (every device's data and the largest
+    checkpoint) is used to the full of its demand, however much of its capacity idled."""
+    from edgecollab.scenarios.results import summarise
+    rows = [{'policy': 'adaptive', 'device': d, 'period': k, 'accuracy': 30.0,
+             'predicted_accuracy': 30.0, 'upload_bytes': 15e6, 'model_bytes': 68.2e6,
+             'deadline_miss': False, 'solver_ms': 1.0, 'outcome': 'delivered',
+             'link_bytes': 1000e6 if k == 1 else 100e6, 'demand_bytes': 2 * 83.2e6,
+             'idle_fraction': 0.5} for d in ('d1', 'd2') for k in (1, 2)]
+    rows[-1]['model_bytes'] = 0.0           # the last checkpoint did not arrive
+    s = summarise(rows)['adaptive']
+    delivered = 4 * 83.2e6 - 68.2e6
+    assert s['utilisation'] == pytest.approx(delivered / 1100e6)
+    assert s['utilisation_of_demand'] == pytest.approx(delivered / (2 * 83.2e6 + 100e6))
+
+
 def test_the_table_explains_each_column_and_counts_outcomes():
     from edgecollab.scenarios.results import COLUMNS, summarise, table
     rows = [{'policy': 'equal', 'device': d, 'period': 1, 'accuracy': 20.0,
@@ -532,6 +552,7 @@ def test_the_table_explains_each_column_and_counts_outcomes():
              'idle_fraction': 0.25} for d, o in (('d1', 'kept'), ('d2', 'infeasible'))]
     summary = summarise(rows)
     assert summary['equal']['utilisation'] == pytest.approx(6e6 / 8e6)
+    assert summary['equal']['utilisation_of_demand'] is None     # no demand_bytes
     text = table(summary)
     assert '1i 1k' in text and '0.25' in text
     for heading, _, meaning in COLUMNS[2:]:
