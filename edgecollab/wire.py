@@ -20,8 +20,11 @@ GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of
 # device's own upload in a class given almost no share.
 CONTROL_TOS = 0xc0
 
-# struct tcp_info (linux/tcp.h): tcpi_bytes_retrans is the u64 at byte 208 (Linux 4.19+).
+# struct tcp_info (linux/tcp.h): tcpi_bytes_retrans is the u64 at byte 208 (Linux 4.19+),
+# tcpi_unacked the u32 at byte 24, tcpi_bytes_acked the u64 at byte 120 (Linux 4.1+).
 TCP_INFO_BYTES_RETRANS = 208
+TCP_INFO_UNACKED = 24
+TCP_INFO_BYTES_ACKED = 120
 
 
 def bytes_retransmitted(sock):
@@ -34,3 +37,16 @@ def bytes_retransmitted(sock):
     if len(info) < TCP_INFO_BYTES_RETRANS + 8:
         return 0
     return struct.unpack_from('=Q', info, TCP_INFO_BYTES_RETRANS)[0]
+
+
+def delivery_progress(sock):
+    """(bytes acknowledged, segments in flight) of the TCP socket sock; None where the
+    kernel does not say (an older kernel or a closed socket)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, ValueError):
+        return None
+    if len(info) < TCP_INFO_BYTES_ACKED + 8:
+        return None
+    return (struct.unpack_from('=Q', info, TCP_INFO_BYTES_ACKED)[0],
+            struct.unpack_from('=I', info, TCP_INFO_UNACKED)[0])

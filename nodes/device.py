@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 import urllib.parse
@@ -41,7 +40,8 @@ from urllib3.connection import HTTPConnection
 from edgecollab.errors import EdgecollabError
 from edgecollab.kinds import Timing
 from edgecollab.nodes import checkpoint, workload
-from edgecollab.wire import CONTROL_TOS, bytes_retransmitted
+from edgecollab.nodes.stall import StallWatch, reset_on_close
+from edgecollab.wire import CONTROL_TOS, bytes_retransmitted, delivery_progress
 
 log = logging.getLogger('edgecollab.device')
 POLL_S = 0.1
@@ -98,10 +98,12 @@ def control_session():
 class UploadStream:
     """One period's upload: whole samples from the agent's buffer streamed to url in
     pieces until samples_left is zero or the deadline (a piece at a time, so that little
-    is still on the way after it; what is left then is dropped: ``_reset_on_close``); a
+    is still on the way after it; what is left then is dropped: ``stall.reset_on_close``); a
     broken stream is resumed with what is left.  Runs
-    in its own thread (``run``); counts the bytes TCP retransmitted (the link carried
-    them too)."""
+    in its own thread (``run``), over a new connection when one waits out a long
+    retransmission timer (``stall.StallWatch``), the samples a broken request took that
+    the edge did not acknowledge sent again; counts the bytes TCP retransmitted (the link
+    carried them too)."""
 
     def __init__(self, agent, url, samples, deadline, period):
         self.agent, self.url, self.deadline = agent, url, deadline
@@ -111,6 +113,8 @@ class UploadStream:
         self.retries = 0
         self.done_retransmitted = 0      # by the stream's finished requests
         self.sock = None                 # the socket of the request under way
+        self.stalled = False             # the last request's connection was cut stalled
+        self.taken_bytes = 0             # sample bytes the request under way took
 
     def _blocks(self):
         sample = self.agent.buffer.sample_bytes
@@ -122,6 +126,7 @@ class UploadStream:
                     time.sleep(POLL_S)
                     continue
                 self.samples_left -= taken
+                self.taken_bytes += taken * sample
                 block = self.agent.sample_bytes(self.period, taken)
                 for at in range(0, len(block), PIECE_BYTES):
                     if self._time_out_at_deadline() <= 0:
@@ -144,6 +149,8 @@ class UploadStream:
         """One streaming POST (chunked); return the edge's status code."""
         url = urllib.parse.urlsplit(self.url)
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout_s)
+        watch, answered = None, False
+        self.taken_bytes = 0
         try:
             connection.connect()
             self.sock = connection.sock
@@ -151,18 +158,37 @@ class UploadStream:
             # is left at the deadline is a piece and what is in flight, not a send buffer
             # of megabytes that would drain into the next period's share.
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, PIECE_BYTES)
+            watch = StallWatch(self.sock, 'upload of period %d' % self.period)
             connection.request('POST', url.path, body=self._blocks(),
                                headers=self.agent.auth, encode_chunked=True)
             response = connection.getresponse()
             # Counted before the response is read: reading it closes the socket.
             self._count_retransmitted()
             response.read()
+            answered = True
             return response.status
         finally:
+            if watch is not None:
+                watch.close()
+                self.stalled = watch.cut
+            if not answered and connection.sock is not None:
+                self._give_back(connection.sock)
             self._count_retransmitted()
             if time.time() >= self.deadline and connection.sock is not None:
-                _reset_on_close(connection.sock)
+                reset_on_close(connection.sock)
             connection.close()
+
+    def _give_back(self, sock):
+        """A request that broke: the samples it took that the edge did not acknowledge
+        (lost with the connection, or never sent) are sent again on the next one (the
+        edge's acknowledged bytes include the request's header: never more than were
+        lost)."""
+        progress = delivery_progress(sock)
+        if progress is None:
+            return
+        lost = self.taken_bytes - max(0, progress[0] - 1)       # the SYN counts one
+        self.samples_left += max(0, lost) // self.agent.buffer.sample_bytes
+        self.taken_bytes = 0
 
     def _count_retransmitted(self):
         sock, self.sock = self.sock, None
@@ -187,6 +213,8 @@ class UploadStream:
                     self.error = 'edge answered %d' % status
                     return
             except (OSError, http.client.HTTPException) as exc:
+                if self.stalled:
+                    continue            # cut while waiting out a long timer: resume now
                 if time.time() < self.deadline - 0.2:
                     self.error = 'upload interrupted: %s' % type(exc).__name__
                     self.retries += 1
@@ -580,19 +608,6 @@ class PlanWatch:
 
     def close(self):
         self.stopped.set()
-
-
-def _reset_on_close(sock):
-    """Make closing sock reset its connection, dropping what it still holds to send:
-    an upload cut at its deadline, whose bytes can only arrive late (the edge does not
-    count them).  Closed gracefully instead, a socket drains them at its class's share,
-    which a dip can leave at a few kbit/s: under Mininet on the T-Mobile LTE trace a
-    period's stream still drained 52 s after its deadline, in the class that the
-    device's next streams shared (2026-12-06)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-    except OSError:
-        pass                    # closed already
 
 
 def _wait_until(epoch_s):

@@ -47,6 +47,7 @@ import time
 from flask import Flask, abort, jsonify, request, send_file
 
 from edgecollab.nodes import checkpoint, workload
+from edgecollab.nodes.stall import StallWatch
 from edgecollab.http import (MAX_PERIOD, bad_request, check_period, check_token, json_body,
                              json_errors, number)
 
@@ -357,6 +358,12 @@ def create_app(store, token, seed=0):
         response = send_file(path, mimetype='application/octet-stream', conditional=True,
                              etag=digest)
         response.headers['X-Checkpoint-Sha256'] = digest
+        sock = request.environ.get('werkzeug.socket')
+        if sock is not None:
+            # A download waiting out a long retransmission timer is cut: the device
+            # resumes it from what it holds (stall.py).
+            watch = StallWatch(sock, 'checkpoint of %s period %d' % (device, period))
+            response.call_on_close(watch.close)
         return response
 
     return app

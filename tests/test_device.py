@@ -151,3 +151,21 @@ def test_a_larger_checkpoint_ordered_after_one_arrived_is_deployed_or_the_first_
         assert result['upgrade_error'] == \
             'revision 1: missed the deadline; revision 0 kept', result
         assert time.time() >= now + 2.9
+
+
+def test_a_broken_upload_sends_again_the_samples_the_edge_did_not_acknowledge(monkeypatch):
+    """A request cut with samples in flight (a stalled connection) loses them with the
+    connection: the next request sends as many again, never more than were lost."""
+    import types
+    agent = types.SimpleNamespace(buffer=types.SimpleNamespace(sample_bytes=100_000))
+    stream = device.UploadStream(agent, 'http://edge/v1/data/d1/1', 40, time.time() + 60, 1)
+    stream.samples_left = 30                 # 10 taken by the request that broke
+    stream.taken_bytes = 10 * 100_000
+    # The edge acknowledged 3.5 samples, the request's header and the SYN.
+    monkeypatch.setattr(device, 'delivery_progress', lambda sock: (1 + 300 + 350_000, 64))
+    stream._give_back(object())
+    assert stream.samples_left == 30 + 6     # 6.5 lost: 6 sent again, not 7
+    assert stream.taken_bytes == 0
+    monkeypatch.setattr(device, 'delivery_progress', lambda sock: None)
+    stream._give_back(object())              # the kernel does not say: nothing to add
+    assert stream.samples_left == 36
