@@ -21,8 +21,10 @@ GOODPUT_PER_WIRE = TCP_PAYLOAD / MTU_FRAME   # goodput of a full share: 0.956 of
 CONTROL_TOS = 0xc0
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_retrans is the u64 at byte 208 (Linux 4.19+),
-# tcpi_unacked the u32 at byte 24, tcpi_bytes_acked the u64 at byte 120 (Linux 4.1+).
+# tcpi_rto the u32 at byte 8 (microseconds, backoff included), tcpi_unacked the u32 at
+# byte 24, tcpi_bytes_acked the u64 at byte 120 (Linux 4.1+).
 TCP_INFO_BYTES_RETRANS = 208
+TCP_INFO_RTO = 8
 TCP_INFO_UNACKED = 24
 TCP_INFO_BYTES_ACKED = 120
 
@@ -40,8 +42,9 @@ def bytes_retransmitted(sock):
 
 
 def delivery_progress(sock):
-    """(bytes acknowledged, segments in flight) of the TCP socket sock; None where the
-    kernel does not say (an older kernel or a closed socket)."""
+    """(bytes acknowledged, segments in flight, retransmission timeout in seconds) of the
+    TCP socket sock; None where the kernel does not say (an older kernel or a closed
+    socket)."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (OSError, ValueError):
@@ -49,4 +52,5 @@ def delivery_progress(sock):
     if len(info) < TCP_INFO_BYTES_ACKED + 8:
         return None
     return (struct.unpack_from('=Q', info, TCP_INFO_BYTES_ACKED)[0],
-            struct.unpack_from('=I', info, TCP_INFO_UNACKED)[0])
+            struct.unpack_from('=I', info, TCP_INFO_UNACKED)[0],
+            struct.unpack_from('=I', info, TCP_INFO_RTO)[0] / 1e6)

@@ -162,7 +162,7 @@ def test_a_broken_upload_sends_again_the_samples_the_edge_did_not_acknowledge(mo
     stream.samples_left = 30                 # 10 taken by the request that broke
     stream.taken_bytes = 10 * 100_000
     # The edge acknowledged 3.5 samples, the request's header and the SYN.
-    monkeypatch.setattr(device, 'delivery_progress', lambda sock: (1 + 300 + 350_000, 64))
+    monkeypatch.setattr(device, 'delivery_progress', lambda sock: (1 + 300 + 350_000, 64, 3.2))
     stream._give_back(object())
     assert stream.samples_left == 30 + 6     # 6.5 lost: 6 sent again, not 7
     assert stream.taken_bytes == 0

@@ -29,9 +29,10 @@ def test_delivery_progress_reads_what_the_kernel_acknowledged():
     deadline = time.monotonic() + 10
     while wire.delivery_progress(sender)[1] and time.monotonic() < deadline:
         time.sleep(0.01)
-    acked, in_flight = wire.delivery_progress(sender)
+    acked, in_flight, timer_s = wire.delivery_progress(sender)
     assert len(got[0]) == 1 << 20
     assert in_flight == 0 and acked == (1 << 20) + 1      # the SYN counts one
+    assert 0.2 <= timer_s <= 3                             # TCP's floor, at loopback RTTs
     sender.close()
     receiver.close()
     assert wire.delivery_progress(sender) is None
@@ -45,8 +46,8 @@ def watched(monkeypatch, progress, stall_s=0.2):
     return stall.StallWatch(sender, 'test', stall_s=stall_s), sender, receiver
 
 
-def test_data_in_flight_with_nothing_acknowledged_is_cut(monkeypatch):
-    watch, sender, receiver = watched(monkeypatch, lambda: (1000, 12))
+def test_data_in_flight_with_nothing_acknowledged_and_a_long_timer_is_cut(monkeypatch):
+    watch, sender, receiver = watched(monkeypatch, lambda: (1000, 12, 14.4))
     began = time.monotonic()
     sender.settimeout(10)           # uncut, the read below would time out
     # The owner is blocked reading the answer: the cut ends its wait.
@@ -60,11 +61,13 @@ def test_data_in_flight_with_nothing_acknowledged_is_cut(monkeypatch):
     receiver.close()
 
 
-def test_progress_or_nothing_in_flight_is_never_cut(monkeypatch):
+def test_progress_nothing_in_flight_or_a_short_timer_is_never_cut(monkeypatch):
     acked = iter(range(10 ** 6))
-    for progress in (lambda: (next(acked), 12),        # acknowledged, a little each look
-                     lambda: (1000, 0)):               # nothing in flight (idle, or a
-        watch, sender, receiver = watched(monkeypatch, progress)   # zero window)
+    for progress in (lambda: (next(acked), 12, 14.4),  # acknowledged, a little each look
+                     lambda: (1000, 0, 14.4),          # nothing in flight (idle, or a
+                                                       # zero window)
+                     lambda: (1000, 12, 0.19)):        # TCP itself sends again soon
+        watch, sender, receiver = watched(monkeypatch, progress)
         time.sleep(0.8)
         assert not watch.cut
         watch.close()
@@ -73,7 +76,7 @@ def test_progress_or_nothing_in_flight_is_never_cut(monkeypatch):
 
 
 def test_a_closed_watch_cuts_nothing(monkeypatch):
-    watch, sender, receiver = watched(monkeypatch, lambda: (1000, 12), stall_s=0.3)
+    watch, sender, receiver = watched(monkeypatch, lambda: (1000, 12, 14.4), stall_s=0.3)
     watch.close()
     time.sleep(0.6)
     assert not watch.cut
