@@ -267,6 +267,9 @@ def write_metadata(scenario, arguments, out, engine):
             'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
             'workload': scenario.workload.spec,
             'kernel': platform.release(), 'python': platform.python_version(),
+            # The agents' TCP: the kernel's default congestion control (each Mininet host
+            # starts with it), which shapes how fast a flow takes a share opened to it.
+            'tcp_congestion_control': _sysctl('net/ipv4/tcp_congestion_control'),
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
                        for key, path in scenario.trace_files.items()},
@@ -281,6 +284,15 @@ def write_metadata(scenario, arguments, out, engine):
                       'devices': {name: p.as_dict() for name, p in
                                   zip(scenario.device_names, scenario.paths.each)}}}
     files.write_json(os.path.join(out, 'metadata.json'), meta, default=str)
+
+
+def _sysctl(name):
+    """The value of the sysctl at /proc/sys/<name> (None where it cannot be read)."""
+    try:
+        with open(os.path.join('/proc/sys', name), encoding='ascii') as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def path_engine(scenario, backend, prefix='ec'):

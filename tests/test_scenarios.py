@@ -173,6 +173,8 @@ def test_paths_are_given_once_as_a_list_or_per_device(tmp_path):
     done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
+    with open('/proc/sys/net/ipv4/tcp_congestion_control') as f:
+        assert meta['tcp_congestion_control'] == f.read().strip()
     assert meta['paths']['engine'] == 'fluid (none)'
     assert meta['paths']['devices']['d2'] == {'delay_ms': 40, 'jitter_ms': 2,
                                               'loss_pct': 1.5}
