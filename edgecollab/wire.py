@@ -22,10 +22,13 @@ CONTROL_TOS = 0xc0
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_retrans is the u64 at byte 208 (Linux 4.19+),
 # tcpi_rto the u32 at byte 8 (microseconds, backoff included), tcpi_unacked the u32 at
-# byte 24, tcpi_bytes_acked the u64 at byte 120 (Linux 4.1+).
+# byte 24, tcpi_last_data_sent and tcpi_last_ack_recv the u32s at bytes 44 and 56
+# (milliseconds ago), tcpi_bytes_acked the u64 at byte 120 (Linux 4.1+).
 TCP_INFO_BYTES_RETRANS = 208
 TCP_INFO_RTO = 8
 TCP_INFO_UNACKED = 24
+TCP_INFO_LAST_DATA_SENT = 44
+TCP_INFO_LAST_ACK_RECV = 56
 TCP_INFO_BYTES_ACKED = 120
 
 
@@ -42,15 +45,18 @@ def bytes_retransmitted(sock):
 
 
 def delivery_progress(sock):
-    """(bytes acknowledged, segments in flight, retransmission timeout in seconds) of the
-    TCP socket sock; None where the kernel does not say (an older kernel or a closed
-    socket)."""
+    """(bytes acknowledged, segments in flight, seconds until TCP's retransmission timer
+    fires) of the TCP socket sock: the timer runs from the later of the last ACK and the
+    last send (an estimate: 0 once it is due); None where the kernel does not say (an
+    older kernel or a closed socket)."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (OSError, ValueError):
         return None
     if len(info) < TCP_INFO_BYTES_ACKED + 8:
         return None
+    since_ms = min(struct.unpack_from('=I', info, TCP_INFO_LAST_DATA_SENT)[0],
+                   struct.unpack_from('=I', info, TCP_INFO_LAST_ACK_RECV)[0])
     return (struct.unpack_from('=Q', info, TCP_INFO_BYTES_ACKED)[0],
             struct.unpack_from('=I', info, TCP_INFO_UNACKED)[0],
-            struct.unpack_from('=I', info, TCP_INFO_RTO)[0] / 1e6)
+            max(0.0, struct.unpack_from('=I', info, TCP_INFO_RTO)[0] / 1e6 - since_ms / 1e3))

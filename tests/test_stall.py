@@ -32,7 +32,7 @@ def test_delivery_progress_reads_what_the_kernel_acknowledged():
     acked, in_flight, timer_s = wire.delivery_progress(sender)
     assert len(got[0]) == 1 << 20
     assert in_flight == 0 and acked == (1 << 20) + 1      # the SYN counts one
-    assert 0.2 <= timer_s <= 3                             # TCP's floor, at loopback RTTs
+    assert 0 <= timer_s <= 3                # nothing waits: at most TCP's floor, 200 ms
     sender.close()
     receiver.close()
     assert wire.delivery_progress(sender) is None
@@ -67,6 +67,7 @@ def test_progress_nothing_in_flight_or_a_short_timer_is_never_cut(monkeypatch):
                      lambda: (1000, 0, 14.4),          # nothing in flight (idle, or a
                                                        # zero window)
                      lambda: (1000, 12, 0.19)):        # TCP itself sends again soon
+                                                       # (a timer that has run)
         watch, sender, receiver = watched(monkeypatch, progress)
         time.sleep(0.8)
         assert not watch.cut
