@@ -23,7 +23,10 @@ on the T-Mobile LTE trace 8 connections were cut in one run, most in dips of a f
 seconds; cut while the timer was 3 s or more (however long it had run), on the Norway
 3G trace 60 in one run, nearly all new connections whose first window waited 3 s behind
 the dead one's segments in a class at its floor, cut again just before their timer
-(3.2 s) fired.
+(3.2 s) fired; with the timer's time left instead, 48, the same new connections (their
+handshake through a class at its floor took seconds, and their timer with it).  So only
+a connection that has had data acknowledged is cut: one that never moved is left to
+TCP.
 """
 
 import logging
@@ -43,8 +46,9 @@ WATCH_S = 0.25     # how often a watch reads its socket
 class StallWatch:
     """Watches a sending socket from a thread of its own until closed; cuts the
     connection once data has been in flight with nothing acknowledged for stall_s while
-    its retransmission timer has stall_s or more to run (``cut`` says it did: the
-    owner's send or read then fails)."""
+    its retransmission timer has stall_s or more to run, if it has had data
+    acknowledged since the watch began (``cut`` says it did: the owner's send or read
+    then fails)."""
 
     def __init__(self, sock, what, stall_s=STALL_S):
         self.sock, self.what, self.stall_s = sock, what, stall_s
@@ -53,7 +57,7 @@ class StallWatch:
         threading.Thread(target=self._run, daemon=True, name='stall-watch').start()
 
     def _run(self):
-        acked, since = None, time.monotonic()
+        acked, since, moved = None, time.monotonic(), False
         while not self.done.wait(WATCH_S):
             progress = delivery_progress(self.sock)
             if progress is None:
@@ -61,8 +65,9 @@ class StallWatch:
             now = time.monotonic()
             done, in_flight, timer_s = progress
             if in_flight == 0 or done != acked:
+                moved = moved or acked is not None
                 acked, since = done, now
-            elif now - since >= self.stall_s and timer_s >= self.stall_s:
+            elif moved and now - since >= self.stall_s and timer_s >= self.stall_s:
                 log.info('%s: %d segments in flight, nothing acknowledged for %.1f s, '
                          'the retransmission timer due in %.1f s: the connection is cut, '
                          'the transfer resumes on a new one', self.what, in_flight,

@@ -39,9 +39,15 @@ def test_delivery_progress_reads_what_the_kernel_acknowledged():
 
 
 def watched(monkeypatch, progress, stall_s=0.2):
-    """A StallWatch on a real connection whose socket reports progress() at each look."""
+    """A StallWatch on a real connection whose socket reports progress() at each look
+    (the first look sees 10 bytes fewer acknowledged: the connection had moved)."""
+    looks = iter(range(10 ** 6))
+
+    def seen():
+        acked, in_flight, timer_s = progress()
+        return (acked - 10 if next(looks) == 0 else acked), in_flight, timer_s
     monkeypatch.setattr(stall, 'WATCH_S', 0.02)
-    monkeypatch.setattr(stall, 'delivery_progress', lambda sock: progress())
+    monkeypatch.setattr(stall, 'delivery_progress', lambda sock: seen())
     sender, receiver = connected_pair()
     return stall.StallWatch(sender, 'test', stall_s=stall_s), sender, receiver
 
@@ -74,6 +80,20 @@ def test_progress_nothing_in_flight_or_a_short_timer_is_never_cut(monkeypatch):
         watch.close()
         sender.close()
         receiver.close()
+
+
+def test_a_connection_that_never_moved_is_left_to_tcp(monkeypatch):
+    """A new connection whose first window waits behind a dead one's segments (its
+    timer long from a slow handshake) is not cut again and again."""
+    monkeypatch.setattr(stall, 'WATCH_S', 0.02)
+    monkeypatch.setattr(stall, 'delivery_progress', lambda sock: (1, 11, 5.8))
+    sender, receiver = connected_pair()
+    watch = stall.StallWatch(sender, 'test', stall_s=0.2)
+    time.sleep(0.8)
+    assert not watch.cut
+    watch.close()
+    sender.close()
+    receiver.close()
 
 
 def test_a_closed_watch_cuts_nothing(monkeypatch):
