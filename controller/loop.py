@@ -376,9 +376,9 @@ def link_capacity_bytes(problem, capacity_mbit, seconds, channels_mbit=(), down_
 
 
 def period_demand_bytes(problem, generated):
-    """The bytes there are to carry in a period: every device's data (generated: samples
-    a device) and, for each, the largest checkpoint it could be sent; a link that carries
-    more than this has nothing left to carry."""
+    """The bytes there are to carry in a period: every device's data (generated: each
+    device's samples in a period) and, for each, the largest checkpoint it could be
+    sent; a link that carries more than this has nothing left to carry."""
     return sum(generated) * problem.sample_bits / 8 + len(generated) * problem.largest_bytes()
 
 

@@ -499,7 +499,8 @@ def utilisation_of_demand(rows, by_period):
     each period the least of its link_bytes and its demand_bytes (every device's data
     and the menu's largest checkpoint for each).  A link faster than the devices need
     idles with nothing left to send: utilisation counts that idle time, this does not
-    (None for a folder written before demand_bytes)."""
+    (on a duplex link the two directions' budgets count together, as in link_bytes;
+    None for a folder written before demand_bytes)."""
     room = [(r.get('link_bytes'), r.get('demand_bytes')) for r in by_period]
     if not room or not all(isinstance(b, float) for pair in room for b in pair):
         return None
