@@ -26,7 +26,7 @@ LAYERS = [
                         'edgecollab.controller.solver', 'edgecollab.controller.menu',
                         'edgecollab.controller.fleet', 'edgecollab.controller.holding',
                         'edgecollab.controller.correction', 'edgecollab.controller.replan',
-                        'edgecollab.nodes.checkpoint',
+                        'edgecollab.nodes.checkpoint', 'edgecollab.nodes.stall',
                         'edgecollab.nodes.workload']),
     ('policies, topologies, agents', [
         'edgecollab.controller.policies', 'edgecollab.controller.planner',
