@@ -32,16 +32,21 @@ TCP_INFO_LAST_ACK_RECV = 56
 TCP_INFO_BYTES_ACKED = 120
 
 
-def bytes_retransmitted(sock):
-    """Payload bytes the TCP socket sock retransmitted so far (0 where the kernel does
-    not say: an older kernel or a closed socket)."""
+def tcp_info(sock, needs):
+    """The struct tcp_info of the TCP socket sock, or None where the kernel does not give
+    needs bytes of it (an older kernel) or the socket is closed."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
     except (OSError, ValueError):
-        return 0
-    if len(info) < TCP_INFO_BYTES_RETRANS + 8:
-        return 0
-    return struct.unpack_from('=Q', info, TCP_INFO_BYTES_RETRANS)[0]
+        return None
+    return info if len(info) >= needs else None
+
+
+def bytes_retransmitted(sock):
+    """Payload bytes the TCP socket sock retransmitted so far (0 where the kernel does
+    not say: an older kernel or a closed socket)."""
+    info = tcp_info(sock, TCP_INFO_BYTES_RETRANS + 8)
+    return 0 if info is None else struct.unpack_from('=Q', info, TCP_INFO_BYTES_RETRANS)[0]
 
 
 def delivery_progress(sock):
@@ -49,11 +54,8 @@ def delivery_progress(sock):
     fires) of the TCP socket sock: the timer runs from the later of the last ACK and the
     last send (an estimate: 0 once it is due); None where the kernel does not say (an
     older kernel or a closed socket)."""
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    except (OSError, ValueError):
-        return None
-    if len(info) < TCP_INFO_BYTES_ACKED + 8:
+    info = tcp_info(sock, TCP_INFO_BYTES_ACKED + 8)
+    if info is None:
         return None
     since_ms = min(struct.unpack_from('=I', info, TCP_INFO_LAST_DATA_SENT)[0],
                    struct.unpack_from('=I', info, TCP_INFO_LAST_ACK_RECV)[0])

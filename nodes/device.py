@@ -150,7 +150,7 @@ class UploadStream:
         url = urllib.parse.urlsplit(self.url)
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout_s)
         watch, answered = None, False
-        self.taken_bytes = 0
+        self.taken_bytes, self.stalled = 0, False
         try:
             connection.connect()
             self.sock = connection.sock

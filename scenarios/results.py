@@ -491,7 +491,7 @@ def utilisation(rows, by_period):
     link = [r.get('link_bytes') for r in by_period]
     if not link or not all(isinstance(b, float) for b in link) or sum(link) <= 0:
         return None
-    return sum(r['upload_bytes'] + r['model_bytes'] for r in rows) / sum(link)
+    return _delivered(rows) / sum(link)
 
 
 def utilisation_of_demand(rows, by_period):
@@ -507,7 +507,12 @@ def utilisation_of_demand(rows, by_period):
     usable = sum(min(link, demand) for link, demand in room)
     if usable <= 0:
         return None
-    return min(1.0, sum(r['upload_bytes'] + r['model_bytes'] for r in rows) / usable)
+    return min(1.0, _delivered(rows) / usable)
+
+
+def _delivered(rows):
+    """The bytes rows delivered: data and checkpoints, every device."""
+    return sum(r['upload_bytes'] + r['model_bytes'] for r in rows)
 
 
 def _mean_of(values):

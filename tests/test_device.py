@@ -169,3 +169,22 @@ def test_a_broken_upload_sends_again_the_samples_the_edge_did_not_acknowledge(mo
     monkeypatch.setattr(device, 'delivery_progress', lambda sock: None)
     stream._give_back(object())              # the kernel does not say: nothing to add
     assert stream.samples_left == 36
+
+
+def test_a_request_that_fails_to_connect_after_a_cut_is_not_taken_for_another_cut():
+    """A cut request makes the stream resume at once; a later request that cannot even
+    connect is an error of its own (counted, with a pause), not the old cut."""
+    import socket
+    import types
+    free = socket.socket()
+    free.bind(('127.0.0.1', 0))
+    port = free.getsockname()[1]
+    free.close()                             # nothing listens there
+    agent = types.SimpleNamespace(buffer=types.SimpleNamespace(sample_bytes=100_000),
+                                  auth={})
+    stream = device.UploadStream(agent, 'http://127.0.0.1:%d/v1/data/d1/1' % port, 4,
+                                 time.time() + 60, 1)
+    stream.stalled = True                    # the request before was cut
+    with pytest.raises(OSError):
+        stream._post(5.0)
+    assert not stream.stalled
