@@ -114,6 +114,7 @@ def _cmd_run(args):
         raise EdgecollabError('another emulation is running; only one may run at a time '
                               '(after a crash: edgecollab clean)')
     engine = experiment.path_engine(scenario, args.backend)     # before anything starts
+    experiment.check_tcp(scenario, args.backend)
     token = secrets.token_hex(16)       # the API's and the dashboard's, every policy's run
     live = dashboard.Live() if args.dashboard is not None else None
     # The port is bound before the folder is made: a refused port leaves nothing behind.

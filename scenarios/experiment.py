@@ -25,6 +25,7 @@ from edgecollab.kinds import Backend
 from edgecollab.scenarios import fluid_backend, results, traces
 from edgecollab.scenarios.scenario import trace_sides
 from edgecollab.topologies import cleanup, paths as paths_mod
+from edgecollab.topologies.hosts import check_congestion_control
 
 log = logging.getLogger('edgecollab')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -267,9 +268,11 @@ def write_metadata(scenario, arguments, out, engine):
             'scenario_file': os.path.abspath(scenario.path), 'scenario': scenario.raw,
             'workload': scenario.workload.spec,
             'kernel': platform.release(), 'python': platform.python_version(),
-            # The agents' TCP: the kernel's default congestion control (each Mininet host
-            # starts with it), which shapes how fast a flow takes a share opened to it.
-            'tcp_congestion_control': _sysctl('net/ipv4/tcp_congestion_control'),
+            # The agents' TCP congestion control: the scenario's, else the kernel's
+            # default (each Mininet host starts with it); it shapes how fast a flow
+            # takes a share opened to it.
+            'tcp_congestion_control': (scenario.paths.congestion_control or
+                                       _sysctl('net/ipv4/tcp_congestion_control')),
             'tc': version(['tc', '-V']), 'mininet': _mininet_version(),
             'traces': {key: {'path': path, 'sha256': traces.checksum(path)}
                        for key, path in scenario.trace_files.items()},
@@ -304,6 +307,14 @@ def path_engine(scenario, backend, prefix='ec'):
     engine = paths_mod.choose_engine(scenario.paths.engine, scenario.paths.each,
                                      lambda: paths_mod.kernel_has_netem(prefix))
     return engine or 'none'
+
+
+def check_tcp(scenario, backend):
+    """Raise UnsupportedError unless this machine can give an emulated run's hosts the
+    scenario's TCP congestion control (a fluid run has no TCP)."""
+    name = scenario.paths.congestion_control
+    if name and get_backend(backend).emulated:
+        check_congestion_control(name)
 
 
 def _mininet_version():

@@ -73,7 +73,8 @@ def scenario_topology(s, prefix='ec', mode=None):
                     seed=s.seed, queue=s.link.queue_ms / 1000, prefix=prefix,
                     queue_rate=_mean_mbit(s.link.capacity, s.duration_s),
                     queue_down_rate=None if down is None else _mean_mbit(down, s.duration_s),
-                    servers=s.cluster.servers)
+                    servers=s.cluster.servers,
+                    congestion_control=s.paths.congestion_control)
 
 
 def _mean_mbit(trace, length_s):

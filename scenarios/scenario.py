@@ -95,11 +95,12 @@ class Link:
 
 @dataclass(frozen=True)
 class Paths:
-    """Each device's path to the edge and what imposes it."""
+    """Each device's path to the edge, what imposes it and the TCP that crosses it."""
     DEFAULTS: ClassVar[dict] = {'delay': '0ms', 'jitter': '0ms', 'loss': 0,
-                                'delay_engine': 'auto'}
+                                'delay_engine': 'auto', 'congestion_control': None}
     each: tuple              # topologies.paths.Path, one per device
     engine: DelayEngine      # as asked: auto | userspace | netem
+    congestion_control: object = None   # the hosts' TCP's; None: the machine's default
 
 
 @dataclass(frozen=True)
@@ -628,7 +629,7 @@ def _paths(raw, hosts, base, trace_files):
     if engine == DelayEngine.NETEM and paths_mod.netem_can_express(each):
         raise ConfigError('delay_engine: netem: %s (use userspace or auto)'
                           % paths_mod.netem_can_express(each))
-    return Paths(each=each, engine=engine)
+    return Paths(each=each, engine=engine, congestion_control=raw['congestion_control'])
 
 
 def _control(raw, problem, step_s):

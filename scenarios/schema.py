@@ -119,6 +119,8 @@ SCHEMA = {
         'jitter': per_device(QUANTITY),
         'loss': per_device(LOSS),
         'delay_engine': {'enum': words(DelayEngine)},
+        # The hosts' TCP congestion control (a kernel module's name after tcp_).
+        'congestion_control': {'type': 'string', 'pattern': '^[a-z][a-z0-9_]{0,14}$'},
         'period': QUANTITY,
         'periods': {'type': 'integer', 'minimum': 1, 'maximum': MAX_PERIODS},
         'update': QUANTITY,

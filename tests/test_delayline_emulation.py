@@ -82,14 +82,20 @@ def test_each_device_of_a_star_has_its_own_round_trip():
     # The scenario's per-device delays through the star's delay line host: 10 ms and
     # 40 ms one way, so 20 and 80 ms round trips (wide upper bounds: a loaded machine).
     paths = {'d1': Path(10), 'd2': Path(40)}
-    topo = EdgeStar(n=2, paths=paths, delay_engine='userspace', prefix=TEST_PREFIX)
+    # reno: a congestion control no machine has as its default.
+    topo = EdgeStar(n=2, paths=paths, delay_engine='userspace', prefix=TEST_PREFIX,
+                    congestion_control='reno')
     assert topo.engine == 'userspace'
     with Emulation(topo) as emu:
         assert emu.devices == ['d1', 'd2']
-        # Buffers for a long fat path (topologies/hosts.py) on every data host.
+        # Buffers for a long fat path and the scenario's TCP (topologies/hosts.py) on
+        # every data host.
         for host in ('d1', 'edge'):
             rmem = emu.cmd(host, ['sysctl', '-n', 'net.ipv4.tcp_rmem'], 'read tcp_rmem')
             assert rmem.split()[-1] == str(BUFFER_BYTES), rmem
+            tcp = emu.cmd(host, ['sysctl', '-n', 'net.ipv4.tcp_congestion_control'],
+                          'read the congestion control')
+            assert tcp.strip() == 'reno', tcp
         near, far = (ping_rtts(emu, d, addressing.EDGE_DATA_IP) for d in ('d1', 'd2'))
         assert len(near) >= 15 and 19.5 <= statistics.median(near) <= 35, near
         assert len(far) >= 15 and 79.5 <= statistics.median(far) <= 95, far

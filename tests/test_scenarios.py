@@ -128,6 +128,8 @@ BAD = [
      "'offset' was unexpected"),
     ('a delay trace of one column', GOOD + 'delay: {trace: one.txt}\n',
      'reads as a Mahimahi packet trace'),
+    ('a congestion control that is no name', GOOD + "congestion_control: 'bbr; reboot'\n",
+     'congestion_control'),
     ('bursty loss without r', GOOD + 'loss: {gilbert_elliott: {p: 1}}\n',
      "loss.gilbert_elliott: 'r' is a required property"),
     ('bursty loss that never recovers', GOOD + 'loss: {d1: {gilbert_elliott: {p: 1, r: 0}}}\n',
@@ -175,9 +177,20 @@ def test_paths_are_given_once_as_a_list_or_per_device(tmp_path):
     meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
     with open('/proc/sys/net/ipv4/tcp_congestion_control') as f:
         assert meta['tcp_congestion_control'] == f.read().strip()
+    assert scenario.paths.congestion_control is None
     assert meta['paths']['engine'] == 'fluid (none)'
     assert meta['paths']['devices']['d2'] == {'delay_ms': 40, 'jitter_ms': 2,
                                               'loss_pct': 1.5}
+
+
+def test_a_scenario_names_the_hosts_tcp_congestion_control(tmp_path):
+    path = tmp_path / 'reno.yaml'
+    path.write_text(GOOD + 'congestion_control: reno\n')
+    assert load_scenario(str(path)).paths.congestion_control == 'reno'
+    done = run_cli('run', str(path), '--backend', 'fluid', '--out', str(tmp_path / 'out'))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / 'out' / 'metadata.json').read_text())
+    assert meta['tcp_congestion_control'] == 'reno'
 
 
 def test_delay_traces_and_bursty_loss_are_per_device_paths(tmp_path):

@@ -91,3 +91,19 @@ def test_a_trace_driven_link_sizes_its_queues_from_the_trace_mean(tmp_path):
     duplex = shaping('medium: duplex\ncapacity: 30mbit\ncapacity_down: {trace: %s, '
                      'loop: false}\nperiod: 10s\nperiods: 1\ndelay: 0ms\n' % trace)
     assert duplex.queue_mbit == 30 and duplex.queue_down_mbit == pytest.approx(12.0)
+
+
+def test_a_congestion_control_is_checked_against_what_the_kernel_has_and_allows(
+        tmp_path, monkeypatch):
+    from edgecollab.errors import UnsupportedError
+    from edgecollab.topologies import hosts
+    (tmp_path / 'tcp_available_congestion_control').write_text('reno cubic bbr\n')
+    (tmp_path / 'tcp_allowed_congestion_control').write_text('reno cubic\n')
+    monkeypatch.setattr(hosts, 'CONGESTION', str(tmp_path / 'tcp_%s_congestion_control'))
+    hosts.check_congestion_control('cubic')
+    # A namespace may only choose an allowed one: the message says how to allow it.
+    with pytest.raises(UnsupportedError, match="allowed_congestion_control='reno cubic bbr'"):
+        hosts.check_congestion_control('bbr')
+    # One the kernel has not (no module of that name to load) is refused before any host.
+    with pytest.raises(UnsupportedError, match="no 'nosuchcc' .it has reno, cubic, bbr"):
+        EdgeStar(n=1, congestion_control='nosuchcc')

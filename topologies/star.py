@@ -27,6 +27,7 @@ from edgecollab.kinds import DelayEngine, LinkMode, Medium
 from edgecollab.topologies import addressing, paths as paths_mod
 from edgecollab.topologies.bridges import ManagementBridge, MediumBridge
 from edgecollab.topologies.cluster import LOCALHOST, Servers
+from edgecollab.topologies.hosts import check_congestion_control
 from edgecollab.topologies.line import DelayLineSwitch
 from edgecollab.units import duration_s, rate_mbit
 
@@ -66,7 +67,7 @@ class EdgeStar(Topo):
     def build(self, n=2, capacity='20mbit', medium=Medium.SHARED, mode=LinkMode.STRICT,
               ack=True, delay='0ms', jitter='0ms', loss=0.0, queue='100ms', prefix='ec',
               access=None, offload=False, paths=None, delay_engine=DelayEngine.AUTO, seed=0,
-              servers=None, queue_rate=None, queue_down_rate=None):
+              servers=None, queue_rate=None, queue_down_rate=None, congestion_control=None):
         """n: devices; capacity: C with unit; medium: shared|duplex; mode:
         strict|work-conserving; ack: ACK priority child; delay/jitter/loss: every
         device's path (one-way, each direction), or paths {device: paths.Path};
@@ -77,8 +78,11 @@ class EdgeStar(Topo):
         2-4 letters owning every root-namespace name; access: {device: capacity} of
         per-device access links; offload: keep TSO/GSO; seed: the delay line's losses;
         servers: a cluster.Servers (the edge, bridges and delay line on the first, the
-        devices placed on all)."""
+        devices placed on all); congestion_control: the hosts' TCP congestion control
+        (None: the machine's default; checked on this machine)."""
         addressing.check_device_count(n)
+        if congestion_control:
+            check_congestion_control(congestion_control)
         self.prefix = addressing.check_prefix(prefix)
         names = [addressing.device_name(i) for i in range(1, n + 1)]
         if paths is None:
@@ -90,9 +94,10 @@ class EdgeStar(Topo):
         self.placement = self.servers.place(names)
 
         def where(name):
-            # A host's class and its server (the edge: this machine).
+            # A host's class, its server (the edge: this machine) and its TCP.
             server = self.placement.get(name, LOCALHOST)
             return dict(cls=self.servers.host_class(server),
+                        congestion_control=congestion_control,
                         **({'server': server} if server != LOCALHOST else {}))
         self.seed = seed
         self.engine = paths_mod.choose_engine(
