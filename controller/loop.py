@@ -217,7 +217,8 @@ class Transport(abc.ABC):
     """What a backend gives the loop: the devices, the link, the clock, the transfers.
 
     The loop attaches itself as ``loop`` before the first period: the backend calls
-    ``loop.control(...)`` every control step of a period with what is left."""
+    ``loop.control(...)`` every control step of a period with what is left, and
+    ``loop.ended(...)`` when a transfer that had a share ends between two steps."""
 
     devices = ()
     loop = None
@@ -647,10 +648,31 @@ class ControlLoop:
                 period.idle_steps += 1
         if not self.corrects(period.policy) or remaining_s <= 0:
             return False
+        period.seen.append(max(down_mbit, MIN_CAPACITY_MBIT))
+        return self._resplit(period, remaining, capacity_mbit, remaining_s, rates,
+                             down_mbit)
+
+    def ended(self, remaining, capacity_mbit, remaining_s, rates=None, down_mbit=None):
+        """A transfer that had a share ended between control steps: re-split the rest
+        of the current period now rather than leave its share idle until the next step
+        (arguments as ``control``'s; nothing is measured or counted: it is no control
+        step).  Return whether the shares changed."""
+        period = self.current
+        if period is None or not self.corrects(period.policy) or remaining_s <= 0:
+            return False
+        if not self.medium.per_direction or down_mbit is None:
+            down_mbit = capacity_mbit
+        period.waiting.update({d: left for (d, direction), left in remaining.items()
+                               if direction == Direction.UP})
+        return self._resplit(period, remaining, capacity_mbit, remaining_s, rates,
+                             down_mbit)
+
+    def _resplit(self, period, remaining, capacity_mbit, remaining_s, rates, down_mbit):
+        """Re-plan and re-split the rest of period (``control``'s arguments); return
+        whether the shares changed."""
         with self.lock:
             efficiency = {d: self.efficiency.get(d, GOODPUT_PER_WIRE) for d in ('up', 'down')}
         rates = rates or {}
-        period.seen.append(max(down_mbit, MIN_CAPACITY_MBIT))
         arrived = {d for d, a in zip(self.devices, period.plan.devices)
                    if a.model_bytes > 0 and remaining.get((d, 'down'), 0) <= 0}
         remaining, deferred, worth = self._replan(period, remaining, capacity_mbit,

@@ -22,6 +22,10 @@ from edgecollab.kinds import Timing
 from edgecollab.nodes import workload
 
 
+LEFT_BYTES = 1e-6    # a class with no more than this left has nothing left
+END_S = 1e-3         # how exactly a transfer's end within a control step is found
+
+
 class FluidTransport(Transport):
     """Ideal transfers over the scenario's capacity traces, on a virtual clock."""
 
@@ -79,6 +83,43 @@ class FluidTransport(Transport):
     def checkpoints(self, period):
         return self.got
 
+    def _carry(self, windows, t, t_next):
+        """Move every class's bytes over [t, t_next) at its share; return the bits
+        moved."""
+        carried = 0.0
+        for (name, direction), bytes_left in self.left.items():
+            w0, w1 = windows[direction]
+            a, b = max(t, w0), min(t_next, w1)
+            if bytes_left <= 0 or b <= a:
+                continue
+            share = self.applied.get(name, {}).get(direction, 0.0)
+            moved = min(bytes_left,
+                        share * self.rated[(name, direction)].bits_between(a, b) / 8)
+            self.left[(name, direction)] = bytes_left - moved
+            carried += 8 * moved
+        return carried
+
+    def _end_of(self, key, windows, t, t_next):
+        """When the transfer of class key ends within (t, t_next) at its share (to
+        END_S), or t_next if it does not."""
+        bytes_left = self.left[key]
+        w0, w1 = windows[key[1]]
+        a, b = max(t, w0), min(t_next, w1)
+        share = self.applied.get(key[0], {}).get(key[1], 0.0)
+        if bytes_left <= LEFT_BYTES or b <= a or share <= 0:
+            return t_next
+        rated = self.rated[key]
+
+        def moved(x):
+            return share * rated.bits_between(a, x) / 8
+        if moved(b) < bytes_left:
+            return t_next
+        low, high = a, b
+        while high - low > END_S:
+            mid = (low + high) / 2
+            low, high = (mid, high) if moved(mid) < bytes_left else (low, mid)
+        return high if high < t_next - END_S else t_next
+
     def finish(self, period, done):
         """Integrate every class over the period, control step by control step (the loop
         re-splits between steps), and score it."""
@@ -95,29 +136,33 @@ class FluidTransport(Transport):
         pending = sorted(self.pending, key=lambda p: p[0])
         self.pending = []
         bounds = sorted(control | {t for t, _ in pending if start < t < end} | {end})
+        step_s = s.control.control_step_s
+
+        def left_now():
+            return {k: v if v > LEFT_BYTES else 0.0 for k, v in left.items()}
         t = start
         for t_next in bounds:
             while pending and pending[0][0] <= t + 1e-9:
                 self.now_s = pending[0][0]
                 pending.pop(0)[1]()
-            carried = 0.0
-            for (name, direction), bytes_left in left.items():
-                w0, w1 = windows[direction]
-                a, b = max(t, w0), min(t_next, w1)
-                if bytes_left <= 0 or b <= a:
-                    continue
-                share = self.applied.get(name, {}).get(direction, 0.0)
-                moved = min(bytes_left,
-                            share * self.rated[(name, direction)].bits_between(a, b) / 8)
-                left[(name, direction)] = bytes_left - moved
-                carried += 8 * moved
-            self.now_s = t_next
-            if t_next in control and t_next < end - 1e-9 and t_next > t:
-                capacity, rates, down = s.link.step_means(t, t_next)
-                self.loop.control({k: v if v > 1e-6 else 0.0 for k, v in left.items()},
-                                  capacity, end - t_next, carried / (t_next - t) / 1e6,
+            carried, t0 = 0.0, t
+            while True:
+                # A transfer that ends before t_next: the loop re-splits the moment it
+                # does (a closed-loop policy; the others keep their shares).
+                t_end = min([t_next] + [self._end_of(key, windows, t, t_next)
+                                        for key in left])
+                carried += self._carry(windows, t, t_end)
+                self.now_s = t = t_end
+                if t_end >= t_next - 1e-9:
+                    break
+                capacity, rates, down = s.link.step_means(max(t_end - step_s, start), t_end)
+                self.loop.ended(left_now(), capacity, end - t_end,
+                                dict(zip(self.devices, rates)), down_mbit=down)
+            if t_next in control and t_next < end - 1e-9 and t_next > t0:
+                capacity, rates, down = s.link.step_means(t0, t_next)
+                self.loop.control(left_now(), capacity, end - t_next,
+                                  carried / (t_next - t0) / 1e6,
                                   dict(zip(self.devices, rates)), down_mbit=down)
-            t = t_next
         outcomes, self.got = {}, {}
         sent = {name: period.upload_limit[name] - left[(name, 'up')] for name in self.devices}
         ok = {name: period.model_left[name] > 0 and

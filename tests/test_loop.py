@@ -135,6 +135,29 @@ def test_only_a_correcting_policy_re_splits_within_a_period():
 
 
 
+def test_a_transfer_that_ends_between_steps_gives_its_share_away_at_once():
+    # Without waiting for the next control step; nothing is counted or measured (it is
+    # no step), and a policy that does not correct keeps its shares.
+    s = scenario()
+    for name, expected in (('adaptive', True), ('optimal', False)):
+        loop, _, _ = loop_of(s, name)
+        loop.begin(1, 0.0)
+        [d1, d2] = s.device_names
+        remaining = {(d, direction): 2e6 for d in s.device_names
+                     for direction in ('up', 'down')}
+        loop.control(remaining, 50.0, 5.0, 40.0)
+        before = loop.transport.fractions()
+        remaining[(d1, 'up')] = 0.0
+        assert loop.ended(remaining, 50.0, 4.5) is expected, name
+        after = loop.transport.fractions()
+        if expected:
+            assert after[d1]['up'] < before[d1]['up']
+            assert sum(after[d]['up'] + after[d]['down'] for d in s.device_names) == \
+                pytest.approx(1.0)
+        else:
+            assert after == before
+        assert (loop.current.steps, len(loop.current.seen)) == (1, int(expected))
+
 
 def test_the_re_plan_costs_each_direction_at_its_own_measured_efficiency(monkeypatch):
     # The uploads measured at 0.55 of their shares, the checkpoints at 0.9: the re-plan
@@ -222,6 +245,31 @@ def test_a_control_step_is_told_the_capacity_the_link_applied_over_it(tmp_path):
     assert min(told) == MIN_CAPACITY_MBIT
     assert all(sum(f for share in fractions.values() for f in share.values()) > 0.5
                for _, fractions in applied), applied
+
+
+def test_the_fluid_backend_re_splits_the_moment_a_transfer_ends(tmp_path):
+    # Planned at 10 Mbit/s, carried at 80: d1's checkpoint arrives 1.2 s into the
+    # first 5 s control step, and its share goes to the others then, not at 5 s.
+    s = scenario_file(tmp_path, '0 10\n0.1 80\n', control_step='5s',
+                      data='{sample_size: 100KB, generated: [10, 300]}')
+    for name, expected in (('adaptive', True), ('optimal', False)):
+        loop, _, records = loop_of(s, name)
+        ended, real = [], loop.ended
+
+        def spy(remaining, *args, **kwargs):
+            changed = real(remaining, *args, **kwargs)
+            ended.append((loop.transport.now_s, dict(remaining), changed))
+            return changed
+        loop.ended = spy
+        loop.run()
+        t, remaining, changed = ended[0]
+        assert 1.0 < t < 1.5 and changed is expected, ended
+        assert remaining[('d1', 'down')] == 0 and remaining[('d2', 'up')] > 0
+        if expected:
+            # All of both devices' data arrived (at the next step alone, 0.97 and
+            # 24.8 of 1 and 30 MB).
+            assert [r['upload_bytes'] for r in records] == [pytest.approx(1e6),
+                                                            pytest.approx(3e7)]
 
 
 def test_capacity_halving_mid_period_is_re_split_within_two_steps(tmp_path):
