@@ -4,7 +4,8 @@ A ``Transport`` for the control loop (``loop.py``) on a virtual clock: each clas
 its fraction of the capacity trace, C(t) x f(t) (with per-device channels, of its own
 channel, r_i(t) x f(t)), with the fractions the loop applied over
 the period (a sequential period's model phase included, the re-splits of a closed-loop
-policy at every control step), until it has nothing left to move.  Data counts up to the
+policy at every control step and the moment a transfer ends), until it has nothing left
+to move.  Data counts up to the
 period's data and what arrived by its phase's end; a model counts only if all of it
 arrived, else the device keeps its previous model (and the bytes that arrived resume).  Work-conserving borrowing is not modelled (strict
 shares).  Every class with bytes to carry gets exactly its share, so the efficiency it
