@@ -634,13 +634,9 @@ class ControlLoop:
         download's capacity now (None: capacity_mbit).  When the period's policy
         corrects (overlap timing), re-split the rest of the period; return whether the
         shares changed."""
-        period = self.current
+        period, down_mbit = self._take_stock(remaining, capacity_mbit, down_mbit)
         if period is None:
             return False
-        if not self.medium.per_direction or down_mbit is None:
-            down_mbit = capacity_mbit
-        period.waiting.update({d: left for (d, direction), left in remaining.items()
-                               if direction == Direction.UP})
         if carried_mbit is not None:
             period.steps += 1
             if carried_mbit < IDLE_USE * link_capacity_mbit(self.problem, capacity_mbit,
@@ -657,15 +653,24 @@ class ControlLoop:
         of the current period now rather than leave its share idle until the next step
         (arguments as ``control``'s; nothing is measured or counted: it is no control
         step).  Return whether the shares changed."""
-        period = self.current
+        period, down_mbit = self._take_stock(remaining, capacity_mbit, down_mbit)
         if period is None or not self.corrects(period.policy) or remaining_s <= 0:
             return False
+        return self._resplit(period, remaining, capacity_mbit, remaining_s, rates,
+                             down_mbit)
+
+    def _take_stock(self, remaining, capacity_mbit, down_mbit):
+        """(the current period with the data still waiting noted, the checkpoints'
+        capacity now: down_mbit on a medium with a budget per direction, else
+        capacity_mbit); (None, down_mbit) between periods."""
+        period = self.current
+        if period is None:
+            return None, down_mbit
         if not self.medium.per_direction or down_mbit is None:
             down_mbit = capacity_mbit
         period.waiting.update({d: left for (d, direction), left in remaining.items()
                                if direction == Direction.UP})
-        return self._resplit(period, remaining, capacity_mbit, remaining_s, rates,
-                             down_mbit)
+        return period, down_mbit
 
     def _resplit(self, period, remaining, capacity_mbit, remaining_s, rates, down_mbit):
         """Re-plan and re-split the rest of period (``control``'s arguments); return

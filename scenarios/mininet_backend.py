@@ -451,13 +451,6 @@ class PolicyRun(Transport):
                             period.number, self.devices, 0.0)),
                         self.down_offset)
                     self.meter.account(remaining, goodput)
-                    # The link's capacity over the last control step, as the fluid
-                    # backend reports it (not the replay step's alone).
-                    offset = now - self.clock.t0
-                    capacity, rates, down = s.link.step_means(
-                        max(offset - s.control.control_step_s, 0.0), offset)
-                    left_s = self.clock.t0 + period.start_s + s.control.period_s - now
-                    rates = dict(zip(self.devices, rates))
                     # A transfer that had a share and has ended (its upload arrived,
                     # its device reported its checkpoint): re-split now, as the fluid
                     # backend does, not at the next control step.
@@ -465,7 +458,16 @@ class PolicyRun(Transport):
                     fractions = link.fractions
                     moving = {key for key, left in remaining.items() if left > 0 and
                               fractions.get(key[0], {}).get(key[1], 0) > 0}
-                    if now - self.last_check >= s.control.control_step_s * 0.999:
+                    step = now - self.last_check >= s.control.control_step_s * 0.999
+                    if step or ended:
+                        # The link's capacity over the last control step, as the fluid
+                        # backend reports it (not the replay step's alone).
+                        offset = now - self.clock.t0
+                        capacity, rates, down = s.link.step_means(
+                            max(offset - s.control.control_step_s, 0.0), offset)
+                        left_s = self.clock.t0 + period.start_s + s.control.period_s - now
+                        rates = dict(zip(self.devices, rates))
+                    if step:
                         carried = (sum(c.bytes for c in counters.values()) - sum(
                             c.bytes for c in self.checked.values())) * 8 / 1e6 / \
                             (now - self.last_check) if self.checked else None
